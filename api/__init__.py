@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): devices, readings, downloads, maps and the staff dashboard."""

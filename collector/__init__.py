@@ -1,0 +1,1 @@
+"""The collector: validate, dedupe, quarantine and store readings from MQTT."""

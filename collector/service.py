@@ -1,0 +1,232 @@
+"""The collector process: MQTT in, database out, acknowledged only after the commit.
+
+paho runs its network loop in a thread; ``on_message`` only puts the message into a bounded
+queue. The worker takes batches (size or time), validates, writes them in one transaction and
+only then sends the PUBACKs (manual acknowledgement). If the database is down, nothing is
+acknowledged: the worker backs off and retries the same batch while the broker holds the rest
+(persistent session, QoS 1). A SIGKILL loses nothing: unacknowledged messages are redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from luftnett.collector.validate import Accepted, Quarantined, validate_message
+from luftnett.collector.writer import Writer
+from luftnett.connect import parse_mqtt_url
+from luftnett.contracts import mqtt as contract
+
+__all__ = ["Collector", "CollectorConfig"]
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    database_url: str
+    mqtt_url: str
+    topic_root: str = "luftnett"
+    client_id: str = "luftnett-collector"
+    batch_size: int = 500
+    flush_interval_s: float = 1.0
+    shared_group: str | None = None
+    keepalive_s: int = 30
+
+
+class Collector:
+    def __init__(self, cfg: CollectorConfig) -> None:
+        self.cfg = cfg
+        self.counts: Counter[str] = Counter()
+        self._q: queue.Queue[mqtt.MQTTMessage] = queue.Queue(
+            maxsize=max(10_000, cfg.batch_size * 4)
+        )
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._writer: Writer | None = None
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        target = parse_mqtt_url(self.cfg.mqtt_url)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if target.username:
+            client.username_pw_set(target.username, target.password)
+        if target.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(1, 30)
+        self._target = target
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning("broker refused connection", extra={"reason": str(rc)})
+            return
+        topic = contract.readings_subscription(self.cfg.topic_root, self.cfg.shared_group)
+        client.subscribe(topic, qos=contract.QOS)
+        log.info(
+            "connected to broker", extra={"topic": topic, "session_present": flags.session_present}
+        )
+
+    def _on_subscribe(self, *_a: Any) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._q.put(msg)  # bounded: blocks paho's loop when we are behind (back-pressure)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Collector:
+        self._connect_db()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(
+            self._target.host,
+            self._target.port,
+            self.cfg.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._work, name="collector-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float = 10) -> bool:
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _connect_db(self) -> bool:
+        try:
+            self._conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
+            self._writer = Writer(self._conn)
+            return True
+        except psycopg.OperationalError as exc:
+            log.warning("database unavailable", extra={"error": str(exc).strip()[:200]})
+            self._conn = self._writer = None
+            return False
+
+    # -- worker ------------------------------------------------------------------------------
+    def _take_batch(self) -> list[mqtt.MQTTMessage]:
+        batch: list[mqtt.MQTTMessage] = []
+        try:
+            batch.append(self._q.get(timeout=0.2))
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + self.cfg.flush_interval_s
+        while len(batch) < self.cfg.batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self._q.get(timeout=min(left, 0.05)))
+            except queue.Empty:
+                if self._q.empty() and len(batch) and left < self.cfg.flush_interval_s / 2:
+                    break
+        return batch
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take_batch()
+            if not batch:
+                continue
+            items: list[Accepted | Quarantined] = [
+                validate_message(self.cfg.topic_root, m.topic, m.payload) for m in batch
+            ]
+            if not self._write_with_retry(items):
+                return  # stopping before it was written: unacknowledged, the broker redelivers
+            for m in batch:
+                self._client.ack(m.mid, m.qos)
+            self.counts["messages"] += len(batch)
+
+    def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:
+        """Write until it succeeds (True) or the collector stops (False)."""
+        delay = 0.5
+        while True:
+            if self._writer is None and not self._connect_db():
+                pass
+            elif self._writer is not None:
+                try:
+                    res = self._writer.write(items)
+                except psycopg.OperationalError as exc:
+                    log.warning("write failed; will retry", extra={"error": str(exc)[:200]})
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = self._writer = None
+                except psycopg.Error as exc:
+                    # the database refused some content: isolate it, quarantine it, keep the rest
+                    log.warning(
+                        "batch refused; writing one by one", extra={"error": str(exc)[:200]}
+                    )
+                    try:
+                        items = self._isolate(items)
+                    except psycopg.OperationalError:
+                        self._conn = self._writer = None
+                    continue
+                else:
+                    self.counts.update(
+                        stored=res.stored,
+                        duplicates=res.duplicates,
+                        quarantined=res.quarantined,
+                    )
+                    log.info(
+                        "batch written",
+                        extra={
+                            "messages": len(items),
+                            "rows": res.stored,
+                            "dupes": res.duplicates,
+                            "quarantined": res.quarantined,
+                        },
+                    )
+                    return True
+            if self._stop.wait(delay):
+                return False
+            delay = min(delay * 2, 30.0)
+
+    def _isolate(self, items: list[Accepted | Quarantined]) -> list[Accepted | Quarantined]:
+        """Write each message alone (idempotent); return quarantine records for those the
+        database refuses, plus the quarantine records that were already in the batch."""
+        assert self._writer is not None
+        left: list[Accepted | Quarantined] = []
+        for item in items:
+            if isinstance(item, Quarantined):
+                left.append(item)
+                continue
+            try:
+                res = self._writer.write([item])
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                left.append(Quarantined(item.topic, item.payload, "db_rejected", str(exc)[:500]))
+            else:
+                self.counts.update(stored=res.stored, duplicates=res.duplicates)
+        return left

@@ -1,0 +1,1 @@
+"""The edge agent: serial drivers, averaging, a durable outbox, MQTT publishing."""

@@ -1,0 +1,28 @@
+"""Sensor drivers, one module per family with the same names in each (as PyPMS does).
+
+Every driver module exposes ``MODEL``, ``BAUD``, ``Framer`` (see :mod:`luftnett.edge.framing`)
+and ``INIT_COMMANDS`` (bytes to send after opening the port). :func:`get` maps a model string
+to its module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from luftnett.errors import ConfigError
+
+__all__ = ["DRIVERS", "get"]
+
+DRIVERS: dict[str, str] = {
+    "sds011": "luftnett.edge.drivers.sds011",
+}
+
+
+def get(model: str) -> ModuleType:
+    try:
+        return importlib.import_module(DRIVERS[model])
+    except KeyError:
+        raise ConfigError(
+            f"unknown sensor model {model!r}; known: {', '.join(sorted(DRIVERS))}"
+        ) from None

@@ -1,0 +1,76 @@
+"""What a framer yields, and the helpers every framer shares.
+
+A framer takes any bytes, in any chunking, and yields one item per frame or rejected stretch:
+:class:`Measurement` (a data frame), :class:`Reply` (an answer to a host command) or
+:class:`Rejected` (with an error category from SENSORS.md §6). It never raises on input; it
+hunts for the start pattern and, on any failure, advances one byte and tries again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "ERROR_CATEGORIES",
+    "Framer",
+    "Item",
+    "Measurement",
+    "Rejected",
+    "Reply",
+]
+
+ERROR_CATEGORIES = (
+    "no_frame",
+    "truncated",
+    "bad_header",
+    "bad_tail",
+    "bad_length",
+    "bad_checksum",
+    "bad_escape",
+    "bad_field_count",
+    "bad_field_value",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A framing-valid data frame: values keyed by quantity name (units registry)."""
+
+    values: dict[str, float]
+    raw: bytes
+    serial: str | None = None
+    flags: frozenset[str] = frozenset()
+    fields: dict[str, object] = field(default_factory=dict)  # sensor-specific extras
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A sensor's answer to a host command."""
+
+    command: str
+    fields: dict[str, object]
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    category: str
+    raw: bytes
+    detail: str = ""
+
+
+Item = Measurement | Reply | Rejected
+
+
+class Framer(Protocol):
+    counts: Counter[str]
+
+    def feed(self, data: bytes) -> list[Item]:
+        """Consume bytes; return the items completed by them."""
+        ...
+
+    def flush(self) -> list[Item]:
+        """End of stream: report what is left in the buffer as truncated."""
+        ...

@@ -1,0 +1,1 @@
+"""Sensor emulators that speak the real wire protocols on pseudo-terminals."""

@@ -1,0 +1,324 @@
+"""The ``luftnett`` command line. Heavy imports live inside the commands, so --help is instant."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from luftnett import __version__
+from luftnett.errors import LuftnettError
+from luftnett.settings import Settings, load_settings
+
+# Subcommand groups that live beside their code: name -> "module:attribute".
+LAZY_COMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    """A group whose listed subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name].split(":")
+            cmd: click.Command = getattr(importlib.import_module(module), attr)
+            return cmd
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LuftnettError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    s: Settings = ctx.find_root().obj["settings"]
+    return s
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LUFTNETT_CONFIG",
+    help="TOML config file (also LUFTNETT_CONFIG).",
+)
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO).")
+@click.version_option(__version__, prog_name="luftnett")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, log_level: str | None) -> None:
+    """luftnett: an air-quality microsensor network.
+
+    Sensors on serial ports -> edge agents -> MQTT -> collector -> PostgreSQL/TimescaleDB
+    -> API. Settings come from LUFTNETT_* environment variables and an optional TOML file;
+    with nothing configured, commands use the servers of `luftnett demo`.
+
+    Start with:  luftnett demo
+    """
+    from luftnett import log
+
+    try:
+        settings = load_settings(config_file)
+    except LuftnettError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    log.setup(log_level or settings.log_level)
+    ctx.obj = {"settings": settings}
+
+
+# -- demo ---------------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--devices",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 200),
+    help="Number of simulated sites, one SDS011 each.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+@click.option(
+    "--window",
+    "window_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Edge averaging window, seconds.",
+)
+@click.pass_context
+def demo(ctx: click.Context, devices: int, duration: float | None, window_s: float) -> None:
+    """Run a small synthetic fleet end to end and serve it over the API.
+
+    Starts a private PostgreSQL and Mosquitto (unless LUFTNETT_DATABASE_URL / LUFTNETT_MQTT_URL
+    point at running ones), migrates, simulates SDS011 sensors on pseudo-terminals, runs an edge
+    agent per sensor, the collector and the API, and prints the URL to open. Ctrl-C stops
+    everything; the data stay for the next run and for other commands.
+
+    Example:  luftnett demo --devices 5 --duration 60
+    """
+    from luftnett.demo import run_demo
+
+    run_demo(settings_of(ctx), devices, duration, window_s, click.echo)
+
+
+# -- db -----------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema and status."""
+
+
+@db.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply pending schema migrations (idempotent: running it twice is a no-op).
+
+    Example:  LUFTNETT_DATABASE_URL=postgresql://localhost/luftnett luftnett db migrate
+    """
+    import psycopg
+
+    from luftnett.connect import database_url
+    from luftnett.db.migrate import apply_migrations, timescale_enabled
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        applied = apply_migrations(conn)
+        for m in applied:
+            click.echo(f"applied {m.version:04d}_{m.name}")
+        if not applied:
+            click.echo("schema up to date; nothing to apply")
+        backend = "TimescaleDB hypertable" if timescale_enabled(conn) else "plain PostgreSQL"
+        click.echo(f"readings storage: {backend}")
+
+
+@db.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Show the schema version, storage backend and row counts.
+
+    Example:  luftnett db status
+    """
+    import psycopg
+
+    from luftnett.connect import database_url
+    from luftnett.db.migrate import available_migrations, timescale_enabled
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        try:
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        except psycopg.errors.UndefinedTable:
+            raise LuftnettError("database not migrated yet; run `luftnett db migrate`") from None
+        pending = [m for m in available_migrations() if m.version not in done]
+        click.echo(f"schema: {len(done)} migrations applied, {len(pending)} pending")
+        click.echo(f"storage: {'TimescaleDB' if timescale_enabled(conn) else 'plain PostgreSQL'}")
+        for table in ("sites", "devices", "deployments", "readings", "quarantine"):
+            (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608
+            click.echo(f"{table:12s} {n}")
+
+
+# -- services -----------------------------------------------------------------------------
+def _wait_forever(what: str) -> None:
+    click.echo(f"{what} running; Ctrl-C stops", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+@main.group()
+def edge() -> None:
+    """The edge agent that runs on a field device."""
+
+
+@edge.command("run")
+@click.option("--device-id", help="Overrides edge.device_id.")
+@click.option("--port", "serial_port", help="Serial port, e.g. /dev/ttyUSB0 (edge.serial_port).")
+@click.option("--sensor", "sensor_model", help="Sensor model, e.g. sds011 (edge.sensor_model).")
+@click.option("--window", "window_s", type=float, help="Averaging window, seconds.")
+@click.pass_context
+def edge_run(
+    ctx: click.Context,
+    device_id: str | None,
+    serial_port: str | None,
+    sensor_model: str | None,
+    window_s: float | None,
+) -> None:
+    """Read a sensor on a serial port and publish averaged readings over MQTT.
+
+    Readings wait in a durable outbox on disk until the broker acknowledges them.
+
+    Example:  luftnett --config edge.toml edge run --port /dev/ttyUSB0
+    """
+    from luftnett.connect import broker_url
+    from luftnett.edge.agent import EdgeAgent, EdgeConfig
+
+    s = settings_of(ctx)
+    e = s.edge.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "device_id": device_id,
+                "serial_port": serial_port,
+                "sensor_model": sensor_model,
+                "window_s": window_s,
+            }.items()
+            if v is not None
+        }
+    )
+    with broker_url(s) as url:
+        agent = EdgeAgent(
+            EdgeConfig(
+                device_id=e.device_id,
+                sensor_model=e.sensor_model,
+                serial_port=e.serial_port,
+                window_s=e.window_s,
+                outbox_path=e.outbox_path or s.home / "edge" / f"{e.device_id}.outbox",
+                mqtt_url=url,
+                topic_root=s.mqtt.topic_root,
+                publish_batch=e.publish_batch,
+            )
+        ).start()
+        try:
+            _wait_forever(f"edge agent {e.device_id} on {e.serial_port}")
+        finally:
+            agent.stop()
+
+
+@main.group()
+def collector() -> None:
+    """The collector that stores readings from MQTT."""
+
+
+@collector.command("run")
+@click.pass_context
+def collector_run(ctx: click.Context) -> None:
+    """Subscribe to readings, validate, dedupe, quarantine and store them.
+
+    Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
+    """
+    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.connect import broker_url, database_url
+
+    s = settings_of(ctx)
+    with database_url(s) as db_url, broker_url(s) as mq_url:
+        c = s.collector
+        col = Collector(
+            CollectorConfig(
+                database_url=db_url,
+                mqtt_url=mq_url,
+                topic_root=s.mqtt.topic_root,
+                client_id=c.client_id,
+                batch_size=c.batch_size,
+                flush_interval_s=c.flush_interval_s,
+                shared_group=c.shared_group,
+            )
+        ).start()
+        try:
+            _wait_forever("collector")
+        finally:
+            col.stop()
+
+
+@main.group()
+def api() -> None:
+    """The HTTP API and dashboard."""
+
+
+@api.command("serve")
+@click.option("--host", default=None, help="Bind address (api.host, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (api.port, default 8000).")
+@click.pass_context
+def api_serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the API and the dashboard.
+
+    Example:  luftnett api serve --port 8000
+    """
+    import uvicorn
+
+    from luftnett.api.app import create_app
+    from luftnett.connect import database_url
+
+    s = settings_of(ctx)
+    with database_url(s) as url:
+        uvicorn.run(create_app(s, url), host=host or s.api.host, port=port or s.api.port)
+
+
+@main.command()
+@click.argument("model", type=click.Choice(["sds011"]))
+@click.option("--pm25", type=float, default=12.0, show_default=True, help="Mean PM2.5, µg/m³.")
+def sim(model: str, pm25: float) -> None:
+    """Emulate a sensor on a pseudo-terminal and print its path.
+
+    Point an edge agent (or any serial tool) at the printed /dev/pts/N.
+
+    Example:  luftnett sim sds011 --pm25 20
+    """
+    import random
+
+    from luftnett.firmware_sim.pty import PtyHost
+    from luftnett.firmware_sim.sds011 import Sds011Emulator
+
+    rng = random.Random()
+
+    def source(_t: float) -> tuple[float, float]:
+        v = max(0.0, rng.gauss(pm25, pm25 * 0.1))
+        return v, v * 1.6
+
+    with PtyHost(Sds011Emulator(source)) as host:
+        click.echo(host.path)
+        _wait_forever(f"{model} emulator on {host.path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,82 @@
+"""Find the database and the broker: configured ones, else the demo's embedded servers.
+
+``luftnett demo`` keeps its servers' data in ``Settings.home``. While the demo runs, every
+other command uses its servers; afterwards, a command that needs the database starts the
+embedded PostgreSQL from that data directory for its own duration and stops it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from luftnett.errors import ConfigError
+from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres
+from luftnett.settings import Settings
+
+__all__ = ["MqttTarget", "broker_url", "database_url", "parse_mqtt_url"]
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    pg = EmbeddedPostgres(settings.home)
+    if not pg.exists():
+        raise ConfigError(
+            "no database configured: set LUFTNETT_DATABASE_URL=postgresql://... "
+            f"or run `luftnett demo` first (it keeps its data in {settings.home})"
+        )
+    was_running = pg.running_port() is not None
+    url = pg.start()
+    try:
+        yield url
+    finally:
+        if not was_running:
+            pg.stop()
+
+
+@contextlib.contextmanager
+def broker_url(settings: Settings) -> Iterator[str]:
+    if settings.mqtt_url is not None:
+        yield settings.mqtt_url
+        return
+    mq = EmbeddedMosquitto(settings.home)
+    was_running = mq.running_port() is not None
+    if not was_running and not (settings.home / "mosquitto").exists():
+        raise ConfigError(
+            "no broker configured: set LUFTNETT_MQTT_URL=mqtt://host:port "
+            "or run `luftnett demo` first"
+        )
+    url = mq.start()
+    try:
+        yield url
+    finally:
+        if not was_running:
+            mq.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"MQTT URL must look like mqtt://host:1883 (got {url!r})")
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )

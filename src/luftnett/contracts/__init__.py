@@ -1,0 +1,1 @@
+"""Shared contracts: each defined once, imported by every side that speaks it."""

@@ -1,0 +1,169 @@
+"""The MQTT contract: topic layout, payload schema, QoS. Edge and collector both import this.
+
+Topics (``<root>`` defaults to ``luftnett``)::
+
+    <root>/v1/<device_id>/readings   QoS 1, not retained: a ReadingsPayload (a batch of readings)
+    <root>/v1/<device_id>/status     QoS 1, retained: a StatusPayload; the last will says "offline"
+
+The ``v1`` in the topic is the topic layout version; ``schema_version`` inside a payload is the
+payload version. Collectors accept every payload version they know and quarantine the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from luftnett.contracts.units import QUANTITIES, ReadingFlag
+from luftnett.errors import PayloadError
+
+__all__ = [
+    "DEVICE_ID_PATTERN",
+    "MAX_BATCH",
+    "QOS",
+    "SCHEMA_VERSION",
+    "TOPIC_VERSION",
+    "Reading",
+    "ReadingsPayload",
+    "SensorInfo",
+    "StatusPayload",
+    "decode_readings",
+    "encode",
+    "parse_topic",
+    "readings_subscription",
+    "readings_topic",
+    "status_topic",
+]
+
+SCHEMA_VERSION = 1
+TOPIC_VERSION = "v1"
+QOS = 1
+MAX_BATCH = 1000
+MAX_PAYLOAD_BYTES = 1_000_000
+DEVICE_ID_PATTERN = r"^[a-z0-9-]{3,40}$"
+
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+
+
+def readings_topic(root: str, device_id: str) -> str:
+    return f"{root}/{TOPIC_VERSION}/{device_id}/readings"
+
+
+def status_topic(root: str, device_id: str) -> str:
+    return f"{root}/{TOPIC_VERSION}/{device_id}/status"
+
+
+def readings_subscription(root: str, shared_group: str | None = None) -> str:
+    """The collector's subscription; with a group, an MQTT v5 shared subscription."""
+    topic = f"{root}/{TOPIC_VERSION}/+/readings"
+    return f"$share/{shared_group}/{topic}" if shared_group else topic
+
+
+def parse_topic(root: str, topic: str) -> tuple[str, str] | None:
+    """``(device_id, kind)`` of a topic in our layout, or None."""
+    parts = topic.split("/")
+    head = root.split("/")
+    if len(parts) != len(head) + 3 or parts[: len(head)] != head:
+        return None
+    if parts[len(head)] != TOPIC_VERSION:
+        return None
+    return parts[len(head) + 1], parts[len(head) + 2]
+
+
+class SensorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(pattern=r"^[a-z0-9-]{2,20}$", description="driver name, e.g. sds011")
+    serial: str | None = Field(default=None, max_length=64, description="sensor's own id")
+
+
+class Reading(BaseModel):
+    """One averaged reading: the mean of the frames received in one window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seq: int = Field(ge=0, lt=2**63, description="per-device, strictly increasing, never reused")
+    ts: AwareDatetime = Field(description="end of the averaging window, device clock, UTC")
+    window_s: float = Field(gt=0, le=86_400, description="averaging window, seconds")
+    n_samples: int = Field(ge=0, le=1_000_000, description="frames averaged into this reading")
+    values: dict[str, float] = Field(description="quantity name (see units registry) -> value")
+    flags: list[str] = Field(default_factory=list, description="edge-raised flag names")
+
+    @field_validator("values")
+    @classmethod
+    def _known_finite(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, x in v.items():
+            if name not in QUANTITIES:
+                raise ValueError(f"unknown quantity {name!r}")
+            if not math.isfinite(x):
+                raise ValueError(f"{name} is not a finite number ({x!r})")
+        return v
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name.upper() not in ReadingFlag.__members__:
+                raise ValueError(f"unknown flag {name!r}")
+        return v
+
+
+class ReadingsPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    agent_version: str = Field(max_length=40)
+    sensor: SensorInfo
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class StatusPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    state: Literal["online", "offline"]
+    ts: AwareDatetime | None = None
+    agent_version: str = Field(default="", max_length=40)
+
+
+def encode(payload: BaseModel) -> bytes:
+    return payload.model_dump_json(exclude_none=True).encode()
+
+
+def decode_readings(data: bytes, topic_device: str | None = None) -> ReadingsPayload:
+    """Parse and validate a readings payload; raise :class:`PayloadError` with a reason code.
+
+    Reason codes: ``too_large``, ``not_json``, ``schema_version``, ``invalid``,
+    ``device_mismatch``.
+    """
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"payload of {len(data)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError("not_json", f"payload is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise PayloadError("invalid", f"payload must be a JSON object, got {type(doc).__name__}")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PayloadError("schema_version", f"schema_version {version!r} not supported (known: 1)")
+    try:
+        payload = ReadingsPayload.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise PayloadError("invalid", f"{where}: {first['msg']}") from exc
+    if topic_device is not None and payload.device_id != topic_device:
+        raise PayloadError(
+            "device_mismatch",
+            f"payload device_id {payload.device_id!r} published on topic of {topic_device!r}",
+        )
+    return payload

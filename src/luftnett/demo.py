@@ -1,0 +1,183 @@
+"""``luftnett demo``: a small synthetic fleet through the real path, on embedded defaults.
+
+serial (pty, firmware_sim) -> edge agent (pyserial, outbox) -> Mosquitto -> collector ->
+PostgreSQL -> API. Servers not configured by the environment are started privately from the
+system binaries and keep their data in ``Settings.home`` for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+import psycopg
+
+from luftnett.db.migrate import apply_migrations, timescale_enabled
+from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres, free_port, port_open
+from luftnett.settings import Settings
+
+__all__ = ["run_demo"]
+
+Echo = Callable[[str], None]
+
+_SITE_UPSERT = """
+INSERT INTO sites (site_id, name, site_type, lat, lon) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (site_id) DO NOTHING
+"""
+_DEVICE_UPSERT = """
+INSERT INTO devices (device_id, sensor_model, sensor_serial) VALUES (%s, 'sds011', %s)
+ON CONFLICT (device_id) DO NOTHING
+"""
+_DEPLOY = """
+INSERT INTO deployments (site_id, device_id, valid_from)
+SELECT %s, %s, now() WHERE NOT EXISTS (
+    SELECT 1 FROM deployments WHERE device_id = %s AND valid_to IS NULL)
+"""
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_demo(
+    settings: Settings, devices: int, duration_s: float | None, window_s: float, echo: Echo
+) -> int:
+    """Run until ``duration_s`` passes or Ctrl-C; return readings stored during the run."""
+    import uvicorn
+
+    from luftnett.api.app import create_app
+    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.edge.agent import EdgeAgent, EdgeConfig
+    from luftnett.firmware_sim.city import demo_sites
+    from luftnett.firmware_sim.pty import PtyHost
+    from luftnett.firmware_sim.sds011 import Sds011Emulator
+
+    stack = contextlib.ExitStack()
+    with _term_as_interrupt(), stack:
+        # 1. servers
+        if settings.database_url is None:
+            pg = EmbeddedPostgres(settings.home)
+            echo(f"starting private PostgreSQL in {pg.datadir} ...")
+            was = pg.running_port() is not None
+            db_url = pg.start()
+            if not was:
+                stack.callback(pg.stop)
+        else:
+            db_url = settings.database_url.get_secret_value()
+        if settings.mqtt_url is None:
+            mq = EmbeddedMosquitto(settings.home)
+            echo("starting private Mosquitto ...")
+            was = mq.running_port() is not None
+            mqtt_url = mq.start()
+            if not was:
+                stack.callback(mq.stop)
+        else:
+            mqtt_url = settings.mqtt_url
+        echo(f"database {db_url}\nbroker   {mqtt_url}")
+
+        # 2. schema and fleet registry
+        sites = demo_sites(devices)
+        with psycopg.connect(db_url) as conn:
+            applied = apply_migrations(conn)
+            backend = "TimescaleDB" if timescale_enabled(conn) else "plain PostgreSQL"
+            echo(f"schema ready ({len(applied)} migrations applied now; storage: {backend})")
+            with conn.transaction():
+                for s in sites:
+                    conn.execute(_SITE_UPSERT, (s.site_id, s.name, s.site_type, s.lat, s.lon))
+                    conn.execute(_DEVICE_UPSERT, (s.device_id, s.serial.hex().upper()))
+                    conn.execute(_DEPLOY, (s.site_id, s.device_id, s.device_id))
+            (before,) = conn.execute("SELECT count(*) FROM readings").fetchone() or (0,)
+
+        # 3. collector
+        collector = Collector(
+            CollectorConfig(
+                database_url=db_url,
+                mqtt_url=mqtt_url,
+                topic_root=settings.mqtt.topic_root,
+                client_id="luftnett-demo-collector",
+                flush_interval_s=0.5,
+            )
+        ).start()
+        stack.callback(collector.stop)
+        collector.wait_ready(10)
+
+        # 4. simulated sensors on ptys, one edge agent each
+        rng = random.Random()
+        agents = []
+        for s in sites:
+            emu = Sds011Emulator(lambda _t, s=s: s.pm(rng), device_id=s.serial)
+            host = PtyHost(emu).start()
+            stack.callback(host.stop)
+            agent = EdgeAgent(
+                EdgeConfig(
+                    device_id=s.device_id,
+                    sensor_model="sds011",
+                    serial_port=host.path,
+                    window_s=window_s,
+                    outbox_path=settings.home / "edge" / f"{s.device_id}.outbox",
+                    mqtt_url=mqtt_url,
+                    topic_root=settings.mqtt.topic_root,
+                )
+            ).start()
+            stack.callback(agent.stop)
+            agents.append(agent)
+        echo(f"{len(sites)} simulated SDS011 sensors on ptys, averaging over {window_s:g} s")
+
+        # 5. API
+        port = settings.api.port if not port_open(settings.api.port) else free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, db_url),
+                host=settings.api.host,
+                port=port,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        api_thread = threading.Thread(target=server.run, name="api", daemon=True)
+        api_thread.start()
+
+        def _stop_api() -> None:
+            server.should_exit = True
+            api_thread.join(10)
+
+        stack.callback(_stop_api)
+        deadline = time.monotonic() + 15
+        while not server.started and time.monotonic() < deadline and api_thread.is_alive():
+            time.sleep(0.05)
+        echo(f"\nopen http://{settings.api.host}:{port}/  (API docs: /docs)  — Ctrl-C stops\n")
+
+        # 6. progress
+        start = time.monotonic()
+        stored = 0
+        try:
+            while duration_s is None or time.monotonic() - start < duration_s:
+                time.sleep(min(5.0, max(0.1, (duration_s or 5.0) - (time.monotonic() - start))))
+                frames = sum(a.counts["frames"] for a in agents)
+                stored = collector.counts["stored"]
+                echo(
+                    f"[{time.monotonic() - start:5.0f} s] frames read {frames}, "
+                    f"readings stored {stored}, quarantined {collector.counts['quarantined']}"
+                )
+        except KeyboardInterrupt:
+            echo("\nstopping ...")
+        echo(
+            f"readings in the database: {before + stored} ({stored} from this run); "
+            f"data kept in {settings.home}"
+        )
+        return stored
+    return 0

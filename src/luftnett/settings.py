@@ -1,0 +1,170 @@
+"""The one settings object of luftnett.
+
+Sources, strongest first: keyword arguments, ``LUFTNETT_``-prefixed environment variables
+(nested with ``__``: ``LUFTNETT_COLLECTOR__BATCH_SIZE=1000``), a TOML config file
+(``--config FILE`` or ``LUFTNETT_CONFIG``), then the defaults, which run ``luftnett demo``
+on a laptop. Build it in the entry point with :func:`load_settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from luftnett.errors import ConfigError
+
+__all__ = [
+    "DEMO_API_KEY",
+    "ApiSettings",
+    "CollectorSettings",
+    "EdgeSettings",
+    "MqttSettings",
+    "Settings",
+    "default_home",
+    "load_settings",
+]
+
+DEMO_API_KEY = "luftnett-demo-key"
+_CONFIG_FILE: Path | None = None  # set by load_settings only, for the TOML source
+
+
+def default_home() -> Path:
+    """Where embedded servers keep their data: readable by the ``postgres`` user when root."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/luftnett")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "luftnett"
+
+
+class MqttSettings(BaseModel):
+    topic_root: str = Field(default="luftnett", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    qos: Literal[1, 2] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class EdgeSettings(BaseModel):
+    device_id: str = Field(default="demo-001", pattern=r"^[a-z0-9-]{3,40}$")
+    sensor_model: str = "sds011"
+    serial_port: str = "/dev/ttyUSB0"
+    window_s: float = Field(default=60.0, gt=0, description="averaging window, seconds")
+    outbox_path: Path | None = Field(
+        default=None, description="SQLite outbox file; default <home>/edge/<device_id>.outbox"
+    )
+    publish_batch: int = Field(default=100, ge=1, le=1000)
+
+
+class CollectorSettings(BaseModel):
+    client_id: str = "luftnett-collector"
+    batch_size: int = Field(default=500, ge=1, le=50_000)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    shared_group: str | None = Field(
+        default=None, description="subscribe through $share/<group>/... to scale out"
+    )
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    read_open: bool = True
+    api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEMO_API_KEY)])
+
+
+class Settings(BaseSettings):
+    """Everything configurable; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LUFTNETT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    env: Literal["development", "production"] = "development"
+    home: Path = Field(default_factory=default_home)
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://... ; unset: the embedded server of `luftnett demo`",
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://[user:pass@]host:port ; unset: the embedded broker"
+    )
+    log_level: str = "INFO"
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "LUFTNETT_DATABASE_URL must start with postgresql:// "
+                f"(got {v.get_secret_value()[:20]!r})"
+            )
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError(f"LUFTNETT_MQTT_URL must start with mqtt:// or mqtts:// (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.env == "production":
+            if any(k.get_secret_value() == DEMO_API_KEY for k in self.api.api_keys):
+                raise ValueError(
+                    "LUFTNETT_API__API_KEYS still holds the demo key; set your own keys "
+                    "when LUFTNETT_ENV=production"
+                )
+            if self.database_url is None:
+                raise ValueError("LUFTNETT_DATABASE_URL must be set when LUFTNETT_ENV=production")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _CONFIG_FILE is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from a TOML file, the environment and ``overrides``.
+
+    Raises :class:`ConfigError` with a message naming the bad key.
+    """
+    global _CONFIG_FILE
+    path = config_file or (Path(p) if (p := os.environ.get("LUFTNETT_CONFIG")) else None)
+    if path is not None:
+        try:
+            tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist; check --config") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _CONFIG_FILE = Path(path) if path is not None else None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "settings"
+        raise ConfigError(f"setting {where}: {first['msg']}") from exc
