@@ -20,6 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -64,7 +65,7 @@ class Collector:
     def _make_client(self) -> mqtt.Client:
         target = parse_mqtt_url(self.cfg.mqtt_url)
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -99,7 +100,7 @@ class Collector:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Collector:
         self._connect_db()
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client.connect_async(
             self._target.host,
@@ -160,7 +161,7 @@ class Collector:
             if not batch:
                 continue
             items: list[Accepted | Quarantined] = [
-                validate_message(self.cfg.topic_root, m.topic, m.payload) for m in batch
+                validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
             if not self._write_with_retry(items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers

@@ -19,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import serial
+from paho.mqtt.enums import CallbackAPIVersion
 
 from luftnett import __version__
 from luftnett.connect import parse_mqtt_url
@@ -66,7 +67,7 @@ class EdgeAgent:
     def _make_client(self) -> mqtt.Client:
         target = parse_mqtt_url(self.cfg.mqtt_url)
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"edge-{self.cfg.device_id}",
             protocol=mqtt.MQTTv311,
             clean_session=True,

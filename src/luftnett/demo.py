@@ -18,6 +18,7 @@ from types import FrameType
 import psycopg
 
 from luftnett.db.migrate import apply_migrations, timescale_enabled
+from luftnett.firmware_sim.city import DemoSite
 from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres, free_port, port_open
 from luftnett.settings import Settings
 
@@ -50,6 +51,10 @@ def _term_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _source(site: DemoSite, rng: random.Random) -> Callable[[float], tuple[float, float]]:
+    return lambda _t: site.pm(rng)
 
 
 def run_demo(
@@ -118,7 +123,7 @@ def run_demo(
         rng = random.Random()
         agents = []
         for s in sites:
-            emu = Sds011Emulator(lambda _t, s=s: s.pm(rng), device_id=s.serial)
+            emu = Sds011Emulator(_source(s, rng), device_id=s.serial)
             host = PtyHost(emu).start()
             stack.callback(host.stop)
             agent = EdgeAgent(
@@ -147,7 +152,6 @@ def run_demo(
                 lifespan="on",
             )
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         api_thread = threading.Thread(target=server.run, name="api", daemon=True)
         api_thread.start()
 

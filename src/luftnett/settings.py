@@ -47,36 +47,54 @@ def default_home() -> Path:
 
 
 class MqttSettings(BaseModel):
-    topic_root: str = Field(default="luftnett", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-    qos: Literal[1, 2] = 1
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    topic_root: str = Field(
+        default="luftnett",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="first topic level(s); topics are <root>/v1/<device>/...",
+    )
+    qos: Literal[1, 2] = Field(default=1, description="MQTT QoS of readings and status")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive, seconds")
 
 
 class EdgeSettings(BaseModel):
-    device_id: str = Field(default="demo-001", pattern=r"^[a-z0-9-]{3,40}$")
-    sensor_model: str = "sds011"
-    serial_port: str = "/dev/ttyUSB0"
+    device_id: str = Field(
+        default="demo-001", pattern=r"^[a-z0-9-]{3,40}$", description="this device's id"
+    )
+    sensor_model: str = Field(default="sds011", description="driver name (see docs/sensors.md)")
+    serial_port: str = Field(default="/dev/ttyUSB0", description="serial device of the sensor")
     window_s: float = Field(default=60.0, gt=0, description="averaging window, seconds")
     outbox_path: Path | None = Field(
         default=None, description="SQLite outbox file; default <home>/edge/<device_id>.outbox"
     )
-    publish_batch: int = Field(default=100, ge=1, le=1000)
+    publish_batch: int = Field(
+        default=100, ge=1, le=1000, description="max readings per MQTT message when catching up"
+    )
 
 
 class CollectorSettings(BaseModel):
-    client_id: str = "luftnett-collector"
-    batch_size: int = Field(default=500, ge=1, le=50_000)
-    flush_interval_s: float = Field(default=1.0, gt=0)
+    client_id: str = Field(
+        default="luftnett-collector",
+        description="MQTT client id; the persistent session is kept under it (unique per process)",
+    )
+    batch_size: int = Field(default=500, ge=1, le=50_000, description="messages per transaction")
+    flush_interval_s: float = Field(
+        default=1.0, gt=0, description="max wait before a partial batch is written, seconds"
+    )
     shared_group: str | None = Field(
         default=None, description="subscribe through $share/<group>/... to scale out"
     )
 
 
 class ApiSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    read_open: bool = True
-    api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEMO_API_KEY)])
+    host: str = Field(default="127.0.0.1", description="bind address of `luftnett api serve`")
+    port: int = Field(default=8000, ge=0, le=65535, description="port of the API")
+    read_open: bool = Field(
+        default=True, description="read endpoints open without a key (municipal open data)"
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(DEMO_API_KEY)],
+        description="keys accepted for write and admin endpoints",
+    )
 
 
 class Settings(BaseSettings):
@@ -88,8 +106,12 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    env: Literal["development", "production"] = "development"
-    home: Path = Field(default_factory=default_home)
+    env: Literal["development", "production"] = Field(
+        default="development", description="production refuses demo secrets"
+    )
+    home: Path = Field(
+        default_factory=default_home, description="data of the embedded servers and outboxes"
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="postgresql://... ; unset: the embedded server of `luftnett demo`",
@@ -97,7 +119,7 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="mqtt://[user:pass@]host:port ; unset: the embedded broker"
     )
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)

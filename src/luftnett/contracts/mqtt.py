@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -45,7 +45,7 @@ __all__ = [
     "status_topic",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 TOPIC_VERSION = "v1"
 QOS = 1
 MAX_BATCH = 1000

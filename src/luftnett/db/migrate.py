@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -49,7 +50,7 @@ def available_migrations() -> list[Migration]:
     return sorted(out, key=lambda m: m.version)
 
 
-def apply_migrations(conn: psycopg.Connection[object]) -> list[Migration]:
+def apply_migrations(conn: psycopg.Connection[Any]) -> list[Migration]:
     """Apply every migration not yet recorded, one transaction each; return those applied.
 
     Raises :class:`StorageError` if a recorded migration's file has changed since.
@@ -59,7 +60,8 @@ def apply_migrations(conn: psycopg.Connection[object]) -> list[Migration]:
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         conn.execute(_CREATE_TABLE)
-        done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        done: dict[int, str] = {int(v): str(c) for v, c in rows}
         for mig in available_migrations():
             if mig.version in done:
                 if done[mig.version] != mig.checksum:
@@ -82,7 +84,7 @@ def apply_migrations(conn: psycopg.Connection[object]) -> list[Migration]:
     return applied
 
 
-def timescale_enabled(conn: psycopg.Connection[object]) -> bool:
+def timescale_enabled(conn: psycopg.Connection[Any]) -> bool:
     """True when the timescaledb extension is installed in this database."""
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
     return row is not None

@@ -1,0 +1,150 @@
+"""Fixtures: private PostgreSQL and Mosquitto started from the system binaries, once per run.
+
+Set LUFTNETT_TEST_DATABASE_URL (a database the tests may migrate and write to) and/or
+LUFTNETT_TEST_MQTT_URL to use running servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from luftnett.db.migrate import apply_migrations
+from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _tmp_base(prefix: str) -> Path:
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)  # PostgreSQL runs as the postgres user when we are root
+    return base
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a migrated database, shared by the whole run (tests isolate by device id)."""
+    if url := os.environ.get("LUFTNETT_TEST_DATABASE_URL"):
+        with psycopg.connect(url) as conn:
+            apply_migrations(conn)
+        yield url
+        return
+    base = _tmp_base("luftnett-test-pg-")
+    pg = EmbeddedPostgres(base, fast=True)
+    try:
+        url = pg.start()
+    except Exception as exc:
+        pytest.fail(
+            f"cannot start PostgreSQL ({exc}); install it with `apt-get install postgresql` "
+            "or set LUFTNETT_TEST_DATABASE_URL"
+        )
+    with psycopg.connect(url) as conn:
+        apply_migrations(conn)
+    yield url
+    pg.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_url: str) -> str:
+    """The same server's maintenance database, for creating throw-away databases."""
+    return pg_url.rsplit("/", 1)[0] + "/postgres"
+
+
+@pytest.fixture
+def fresh_db_url(pg_admin_url: str) -> Iterator[str]:
+    """An empty database of its own (not migrated)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    if url := os.environ.get("LUFTNETT_TEST_MQTT_URL"):
+        yield url
+        return
+    base = _tmp_base("luftnett-test-mqtt-")
+    mq = EmbeddedMosquitto(base)
+    try:
+        url = mq.start()
+    except Exception as exc:
+        pytest.fail(
+            f"cannot start mosquitto ({exc}); install it with `apt-get install mosquitto` "
+            "or set LUFTNETT_TEST_MQTT_URL"
+        )
+    yield url
+    mq.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def topic_root() -> str:
+    """A topic root of this test's own, so tests on one broker do not see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def device_id() -> str:
+    return f"dev-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def api_url(pg_url: str) -> Iterator[str]:
+    """The real API served by uvicorn on a free loopback port, for the whole run."""
+    import threading
+
+    import uvicorn
+
+    from luftnett.api.app import create_app
+    from luftnett.servers import free_port
+    from luftnett.settings import Settings
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Settings(database_url=pg_url), pg_url),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+WaitUntil = Callable[..., None]
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """``wait_until(predicate, timeout=5, what="...")``: poll, and name what never happened."""
+
+    def _wait(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+    return _wait

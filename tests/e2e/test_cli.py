@@ -1,0 +1,137 @@
+"""The command line as a user runs it: real subprocesses, real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from luftnett.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUFTNETT_")}
+    env.update(extra)
+    return env
+
+
+def _luftnett(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "luftnett.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_db_migrate_twice_is_a_noop(fresh_db_url: str) -> None:
+    env = _env(LUFTNETT_DATABASE_URL=fresh_db_url)
+    first = _luftnett("db", "migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_core" in first.stdout
+    with psycopg.connect(fresh_db_url) as conn:
+        before = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+    second = _luftnett("db", "migrate", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to apply" in second.stdout
+    with psycopg.connect(fresh_db_url) as conn:
+        after = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+    assert after == before and len(after) >= 2
+    status = _luftnett("db", "status", env=env)
+    assert status.returncode == 0 and "0 pending" in status.stdout
+
+
+def test_bad_database_url_is_one_clear_line() -> None:
+    res = _luftnett("db", "migrate", env=_env(LUFTNETT_DATABASE_URL="localhost:5432"))
+    assert res.returncode == 1
+    assert res.stderr.strip().startswith("error: setting database_url")
+    assert "postgresql://" in res.stderr and "Traceback" not in res.stderr
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def test_demo_serves_readings_and_leaves_no_process_behind() -> None:
+    home = Path(tempfile.mkdtemp(prefix="luftnett-demo-test-"))
+    home.chmod(0o755)
+    port = free_port()
+    env = _env(LUFTNETT_HOME=str(home), LUFTNETT_API__PORT=str(port))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "luftnett.cli",
+            "demo",
+            "--duration",
+            "30",
+            "--devices",
+            "3",
+            "--window",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served: list[dict[str, object]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                devices = httpx.get(f"http://127.0.0.1:{port}/api/v1/devices", timeout=2).json()
+                ids = [d["device_id"] for d in devices["devices"]]
+                if ids:
+                    body = httpx.get(
+                        f"http://127.0.0.1:{port}/api/v1/devices/{ids[0]}/readings", timeout=2
+                    ).json()
+                    if body["count"] >= 2:
+                        served = body["readings"]
+                        break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    try:
+        assert proc.returncode == 0, out
+        assert len(served) >= 2, out
+        assert served[0]["values"]["pm25_ugm3"] > 0
+        assert "open http://127.0.0.1:" in out
+        assert _processes_mentioning(str(home)) == []
+        # the data stay for the next run and for other commands
+        status = _luftnett("db", "status", env=_env(LUFTNETT_HOME=str(home)))
+        assert status.returncode == 0, status.stderr
+        n_readings = int(
+            next(ln for ln in status.stdout.splitlines() if ln.startswith("readings")).split()[-1]
+        )
+        assert n_readings >= 2
+        assert _processes_mentioning(str(home)) == []
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
