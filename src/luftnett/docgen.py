@@ -61,7 +61,7 @@ def _fields(model: type[BaseModel], prefix: str, env: str) -> list[str]:
         elif name == "api_keys":
             default = '["luftnett-demo-key"] (refused in production)'
         desc = (f.description or "").replace("|", "\\|")
-        type_name = (ann.__name__ if isinstance(ann, type) else str(ann))
+        type_name = ann.__name__ if isinstance(ann, type) else str(ann)
         type_name = type_name.replace("typing.", "").replace("pydantic.types.", "")
         type_name = type_name.replace("pathlib.", "").replace("|", "\\|")
         rows.append(
@@ -77,7 +77,7 @@ def config_doc() -> str:
         "Sources, strongest first: environment variables (`LUFTNETT_…`, nested with `__`), a TOML",
         "file (`--config FILE` or `LUFTNETT_CONFIG`) whose tables mirror the dotted names, then",
         "these defaults. Lists are given as JSON in the environment:",
-        "`LUFTNETT_API__API_KEYS='[\"k1\",\"k2\"]'`.\n",
+        '`LUFTNETT_API__API_KEYS=\'["k1","k2"]\'`.\n',
         "| setting | environment variable | type | default | meaning |",
         "|---|---|---|---|---|",
     ]

@@ -32,7 +32,8 @@ def test_every_command_explains_itself(path: list[str], cmd: object) -> None:
 def test_generated_docs_are_current() -> None:
     res = subprocess.run(
         [sys.executable, "-m", "luftnett.docgen", "--check", "--root", str(REPO)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stderr
 
