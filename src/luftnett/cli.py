@@ -16,7 +16,9 @@ from luftnett.errors import LuftnettError
 from luftnett.settings import Settings, load_settings
 
 # Subcommand groups that live beside their code: name -> "module:attribute".
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "calibrate": "luftnett.calibration.cli:calibrate",
+}
 
 
 class LazyGroup(click.Group):
@@ -110,8 +112,13 @@ def demo(ctx: click.Context, devices: int, duration: float | None, window_s: flo
 
     Example:  luftnett demo --devices 5 --duration 60
     """
+    import logging
+    import os
+
     from luftnett.demo import run_demo
 
+    if ctx.find_root().params.get("log_level") is None and "LUFTNETT_LOG_LEVEL" not in os.environ:
+        logging.getLogger("luftnett").setLevel(logging.WARNING)  # the demo prints its own progress
     run_demo(settings_of(ctx), devices, duration, window_s, click.echo)
 
 
