@@ -17,7 +17,12 @@ from luftnett.settings import Settings, load_settings
 
 # Subcommand groups that live beside their code: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
+    "api": "luftnett.api.cli:api",
+    "collector": "luftnett.collector.cli:collector",
+    "edge": "luftnett.edge.cli:edge",
+    "sim": "luftnett.firmware_sim.cli:sim",
     "calibrate": "luftnett.calibration.cli:calibrate",
+    "map": "luftnett.mapping.cli:map_group",
 }
 
 
@@ -175,156 +180,12 @@ def status(ctx: click.Context) -> None:
             click.echo(f"{table:12s} {n}")
 
 
-# -- services -----------------------------------------------------------------------------
-def _wait_forever(what: str) -> None:
+def wait_forever(what: str) -> None:
+    """Block until Ctrl-C, for long-running services."""
     click.echo(f"{what} running; Ctrl-C stops", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         while True:
             time.sleep(3600)
-
-
-@main.group()
-def edge() -> None:
-    """The edge agent that runs on a field device."""
-
-
-@edge.command("run")
-@click.option("--device-id", help="Overrides edge.device_id.")
-@click.option("--port", "serial_port", help="Serial port, e.g. /dev/ttyUSB0 (edge.serial_port).")
-@click.option("--sensor", "sensor_model", help="Sensor model, e.g. sds011 (edge.sensor_model).")
-@click.option("--window", "window_s", type=float, help="Averaging window, seconds.")
-@click.pass_context
-def edge_run(
-    ctx: click.Context,
-    device_id: str | None,
-    serial_port: str | None,
-    sensor_model: str | None,
-    window_s: float | None,
-) -> None:
-    """Read a sensor on a serial port and publish averaged readings over MQTT.
-
-    Readings wait in a durable outbox on disk until the broker acknowledges them.
-
-    Example:  luftnett --config edge.toml edge run --port /dev/ttyUSB0
-    """
-    from luftnett.connect import broker_url
-    from luftnett.edge.agent import EdgeAgent, EdgeConfig
-
-    s = settings_of(ctx)
-    e = s.edge.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "device_id": device_id,
-                "serial_port": serial_port,
-                "sensor_model": sensor_model,
-                "window_s": window_s,
-            }.items()
-            if v is not None
-        }
-    )
-    with broker_url(s) as url:
-        agent = EdgeAgent(
-            EdgeConfig(
-                device_id=e.device_id,
-                sensor_model=e.sensor_model,
-                serial_port=e.serial_port,
-                window_s=e.window_s,
-                outbox_path=e.outbox_path or s.home / "edge" / f"{e.device_id}.outbox",
-                mqtt_url=url,
-                topic_root=s.mqtt.topic_root,
-                publish_batch=e.publish_batch,
-            )
-        ).start()
-        try:
-            _wait_forever(f"edge agent {e.device_id} on {e.serial_port}")
-        finally:
-            agent.stop()
-
-
-@main.group()
-def collector() -> None:
-    """The collector that stores readings from MQTT."""
-
-
-@collector.command("run")
-@click.pass_context
-def collector_run(ctx: click.Context) -> None:
-    """Subscribe to readings, validate, dedupe, quarantine and store them.
-
-    Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
-    """
-    from luftnett.collector.service import Collector, CollectorConfig
-    from luftnett.connect import broker_url, database_url
-
-    s = settings_of(ctx)
-    with database_url(s) as db_url, broker_url(s) as mq_url:
-        c = s.collector
-        col = Collector(
-            CollectorConfig(
-                database_url=db_url,
-                mqtt_url=mq_url,
-                topic_root=s.mqtt.topic_root,
-                client_id=c.client_id,
-                batch_size=c.batch_size,
-                flush_interval_s=c.flush_interval_s,
-                shared_group=c.shared_group,
-            )
-        ).start()
-        try:
-            _wait_forever("collector")
-        finally:
-            col.stop()
-
-
-@main.group()
-def api() -> None:
-    """The HTTP API and dashboard."""
-
-
-@api.command("serve")
-@click.option("--host", default=None, help="Bind address (api.host, default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (api.port, default 8000).")
-@click.pass_context
-def api_serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Serve the API and the dashboard.
-
-    Example:  luftnett api serve --port 8000
-    """
-    import uvicorn
-
-    from luftnett.api.app import create_app
-    from luftnett.connect import database_url
-
-    s = settings_of(ctx)
-    with database_url(s) as url:
-        uvicorn.run(create_app(s, url), host=host or s.api.host, port=port or s.api.port)
-
-
-@main.command()
-@click.argument("model", type=click.Choice(["sds011"]))
-@click.option("--pm25", type=float, default=12.0, show_default=True, help="Mean PM2.5, µg/m³.")
-def sim(model: str, pm25: float) -> None:
-    """Emulate a sensor on a pseudo-terminal and print its path.
-
-    Point an edge agent (or any serial tool) at the printed /dev/pts/N.
-
-    Example:  luftnett sim sds011 --pm25 20
-    """
-    import random
-
-    from luftnett.firmware_sim.pty import PtyHost
-    from luftnett.firmware_sim.sds011 import Sds011Emulator
-
-    rng = random.Random()
-
-    def source(_t: float) -> tuple[float, float]:
-        v = max(0.0, rng.gauss(pm25, pm25 * 0.1))
-        return v, v * 1.6
-
-    with PtyHost(Sds011Emulator(source)) as host:
-        click.echo(host.path)
-        _wait_forever(f"{model} emulator on {host.path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
