@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from luftnett.calibration.metrics import Metrics, compute_metrics
 from luftnett.calibration.model import CalibrationModel
-from luftnett.calibration.targets import CheckResult, Pollutant, cen_class, check_epa
+from luftnett.calibration.targets import EPA_TARGETS, CheckResult, Pollutant, cen_class, check_epa
 from luftnett.calibration.uncertainty import Reu, gde_reu, reu_curve
 from luftnett.errors import CalibrationError
 
@@ -35,6 +35,11 @@ class Evaluation:
     cen_class: int | None
     mean_u: float  # mean per-value standard uncertainty reported by the model
     coverage_pct: float  # share of test pairs with |calibrated − reference| ≤ 2u
+    pollutant: Pollutant | None = None
+
+    @property
+    def epa_provisional(self) -> bool:
+        return self.pollutant in EPA_TARGETS and EPA_TARGETS[self.pollutant].provisional
 
     def as_dict(self) -> dict[str, Any]:
         """Flat metric keys of the calibrated values, then the details."""
@@ -52,12 +57,14 @@ class Evaluation:
             if self.epa is not None
             else None
         )
+        out["epa_provisional"] = self.epa_provisional
         out["epa_pass"] = all(c.passed for c in self.epa) if self.epa is not None else None
         out["cen_ts_17660_class"] = self.cen_class
         out["mean_u"] = self.mean_u
         out["coverage_2u_pct"] = self.coverage_pct
         out["model"] = self.model.to_dict()
-        return _clean(out)
+        cleaned: dict[str, Any] = _clean(out)
+        return cleaned
 
 
 def _clean(v: Any) -> Any:
@@ -116,4 +123,5 @@ def evaluate_model(
         cen_class=cls,
         mean_u=float(np.mean(u)),
         coverage_pct=float(100.0 * np.mean(np.abs(y - ref) <= 2.0 * u)),
+        pollutant=pollutant,
     )

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from scipy.optimize import least_squares as scipy_least_squares
 
 from luftnett.calibration.humidity import RH_MAX_PCT
-from luftnett.calibration.model import AH_TERM, CalibrationModel
+from luftnett.calibration.model import AH_TERM, CalibrationModel, Family, ModelMeta
 from luftnett.calibration.regression import huber_irls, least_squares, require_pairs
 from luftnett.errors import CalibrationError
 
@@ -70,7 +70,9 @@ def _inputs(
     return x, y, cov
 
 
-def _fit_metrics(model: CalibrationModel, x: FloatArray, y: FloatArray, cov: Mapping[str, FloatArray]) -> CalibrationModel:
+def _fit_metrics(
+    model: CalibrationModel, x: FloatArray, y: FloatArray, cov: Mapping[str, FloatArray]
+) -> CalibrationModel:
     pred = model.apply(x, cov).value
     e = pred - y
     sst = float(np.sum((y - y.mean()) ** 2))
@@ -110,20 +112,19 @@ def fit_multilinear(
     temperature: str | None = None,
     abs_humidity: bool = False,
     loss: Loss = "ols",
-    **meta: str | None,
+    meta: ModelMeta | None = None,
 ) -> CalibrationModel:
     """``reference ≈ b0 + b1·sensor + Σ cj·covariate_j [+ c·AH(T, RH)]`` by OLS or Huber IRLS.
 
     ``covariates`` maps input names to arrays; every name becomes a linear term (RH, T,
     cross-gas sensors). ``rh``/``temperature`` name the covariates that feed the absolute
-    humidity term when ``abs_humidity`` is set. ``meta`` (``unit``, ``sensor_unit``,
-    ``reference_station``, ``trained_from``, ``trained_to``, ``sensor_name``) is stored in the model.
+    humidity term when ``abs_humidity`` is set. ``meta`` is stored in the model.
     """
     x, y, cov = _inputs(sensor, reference, covariates)
     if abs_humidity and not (rh in cov and temperature in cov):
         raise CalibrationError("absolute humidity needs the RH and temperature columns as inputs")
     terms = _linear_terms(list(cov), rh, temperature, abs_humidity)
-    family = "linear" if terms == ("intercept", "sensor") else "multilinear"
+    family: Family = "linear" if terms == ("intercept", "sensor") else "multilinear"
     shell = CalibrationModel(
         family=family,
         fit_method=loss,
@@ -134,8 +135,7 @@ def fit_multilinear(
         covariates=tuple(cov),
         rh=rh if abs_humidity else None,
         temperature=temperature if abs_humidity else None,
-        **_meta(meta),
-    )
+    ).with_meta(meta)
     design = shell.design(x, cov)
     fit = huber_irls(design, y) if loss == "huber" else least_squares(design, y)
     model = replace(
@@ -148,26 +148,14 @@ def fit_multilinear(
 
 
 def fit_linear(
-    sensor: npt.ArrayLike, reference: npt.ArrayLike, *, loss: Loss = "ols", **meta: str | None
+    sensor: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    *,
+    loss: Loss = "ols",
+    meta: ModelMeta | None = None,
 ) -> CalibrationModel:
     """``reference ≈ b0 + b1·sensor`` (the sensor is the regressor: inverse calibration)."""
-    return fit_multilinear(sensor, reference, None, loss=loss, **meta)
-
-
-def _meta(meta: Mapping[str, str | None]) -> dict[str, str | None]:
-    allowed = {"unit", "sensor_unit", "reference_station", "trained_from", "trained_to"}
-    unknown = set(meta) - allowed - {"sensor_name"}
-    if unknown:
-        raise CalibrationError(
-            f"unknown model metadata {sorted(unknown)}; allowed: {sorted(allowed)}, sensor_name"
-        )
-    out = {k: v for k, v in meta.items() if k in allowed}
-    if meta.get("sensor_name") is not None:
-        out["sensor"] = meta["sensor_name"]
-    for key in ("unit", "sensor_unit", "sensor"):
-        if out.get(key) is None:
-            out.pop(key, None)
-    return out
+    return fit_multilinear(sensor, reference, None, loss=loss, meta=meta)
 
 
 def epa_purpleair(
@@ -175,7 +163,7 @@ def epa_purpleair(
     sensor: npt.ArrayLike | None = None,
     reference: npt.ArrayLike | None = None,
     covariates: Mapping[str, npt.ArrayLike] | None = None,
-    **meta: str | None,
+    meta: ModelMeta | None = None,
 ) -> CalibrationModel:
     """The fixed US-EPA PurpleAir correction (Barkjohn et al. 2021) reading RH from input ``rh``.
 
@@ -184,7 +172,6 @@ def epa_purpleair(
     """
     c = BARKJOHN_2021
     terms = ("intercept", "sensor", rh)
-    meta = {"unit": "µg/m³", "sensor_unit": "µg/m³ (PA cf_1)", **meta}
     model = CalibrationModel(
         family="epa-pa",
         fit_method="fixed",
@@ -193,9 +180,10 @@ def epa_purpleair(
         covariance=((0.0,) * 3,) * 3,
         residual_sd=BARKJOHN_RESIDUAL_SD_UGM3,
         covariates=(rh,),
+        unit="µg/m³",
+        sensor_unit="µg/m³ (PurpleAir cf_1)",
         notes="Barkjohn, Gantt & Clements (2021), AMT 14, 4617-4637, doi:10.5194/amt-14-4617-2021",
-        **_meta(meta),
-    )
+    ).with_meta(meta)
     if sensor is None or reference is None:
         return model
     x, y, cov = _inputs(sensor, reference, covariates)
@@ -212,7 +200,7 @@ def fit_kohler(
     rh: str = "rh",
     rh_max_pct: float = RH_MAX_PCT,
     robust: bool = False,
-    **meta: str | None,
+    meta: ModelMeta | None = None,
 ) -> CalibrationModel:
     """κ-Köhler growth correction then a linear scale, all three parameters fitted together.
 
@@ -266,8 +254,7 @@ def fit_kohler(
         rh=rh,
         rh_max_pct=rh_max_pct,
         notes="robust soft-L1 loss" if robust else "",
-        **_meta(meta),
-    )
+    ).with_meta(meta)
     return _fit_metrics(model, x, y, cov)
 
 
@@ -280,7 +267,7 @@ def fit_model(
     rh: str | None = None,
     temperature: str | None = None,
     abs_humidity: bool = False,
-    **meta: str | None,
+    meta: ModelMeta | None = None,
 ) -> CalibrationModel:
     """Fit the model the CLI names: linear, multilinear, robust (Huber), epa-pa, kohler.
 
@@ -292,10 +279,10 @@ def fit_model(
         if rh is None or rh not in cov:
             raise CalibrationError(f"model {name} needs a relative-humidity column (--rh)")
         if name == "epa-pa":
-            return epa_purpleair(rh, sensor, reference, {rh: cov[rh]}, **meta)
-        return fit_kohler(sensor, reference, cov[rh], rh=rh, **meta)
+            return epa_purpleair(rh, sensor, reference, {rh: cov[rh]}, meta)
+        return fit_kohler(sensor, reference, cov[rh], rh=rh, meta=meta)
     if name == "linear":
-        return fit_linear(sensor, reference, **meta)
+        return fit_linear(sensor, reference, meta=meta)
     return fit_multilinear(
         sensor,
         reference,
@@ -304,5 +291,5 @@ def fit_model(
         temperature=temperature,
         abs_humidity=abs_humidity,
         loss="huber" if name == "robust" else "ols",
-        **meta,
+        meta=meta,
     )

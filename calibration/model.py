@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +41,7 @@ __all__ = [
     "CalibrationModel",
     "Family",
     "FitMethod",
+    "ModelMeta",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -51,6 +52,18 @@ SCHEMA_VERSION = 1
 AH_TERM = "ah_gm3"
 _LINEAR_FAMILIES = ("linear", "multilinear", "epa-pa")
 _KOHLER_TERMS = ("kappa", "intercept", "slope")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMeta:
+    """Descriptive fields a fit stores in the model (they enter the ``model_id`` too)."""
+
+    sensor: str = "sensor"
+    unit: str = ""
+    sensor_unit: str = ""
+    reference_station: str | None = None
+    trained_from: str | None = None
+    trained_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -89,9 +102,7 @@ class CalibrationModel:
     def __post_init__(self) -> None:
         p = len(self.terms)
         if len(self.coefficients) != p:
-            raise CalibrationError(
-                f"model has {p} terms but {len(self.coefficients)} coefficients"
-            )
+            raise CalibrationError(f"model has {p} terms but {len(self.coefficients)} coefficients")
         if len(self.covariance) != p or any(len(row) != p for row in self.covariance):
             raise CalibrationError(f"model covariance must be {p}×{p}")
         if self.family == "kohler" and self.terms != _KOHLER_TERMS:
@@ -100,6 +111,20 @@ class CalibrationModel:
             raise CalibrationError("kohler model needs the name of its RH input")
         if AH_TERM in self.terms and (self.rh is None or self.temperature is None):
             raise CalibrationError(f"term {AH_TERM} needs both an RH and a temperature input")
+
+    def with_meta(self, meta: ModelMeta | None) -> CalibrationModel:
+        """A copy carrying ``meta`` (sensor name, units, station, training window)."""
+        if meta is None:
+            return self
+        return replace(
+            self,
+            sensor=meta.sensor,
+            unit=meta.unit or self.unit,
+            sensor_unit=meta.sensor_unit or self.sensor_unit,
+            reference_station=meta.reference_station,
+            trained_from=meta.trained_from,
+            trained_to=meta.trained_to,
+        )
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -157,7 +182,9 @@ class CalibrationModel:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "document"
-            raise CalibrationError(f"invalid calibration model JSON at {where}: {first['msg']}") from exc
+            raise CalibrationError(
+                f"invalid calibration model JSON at {where}: {first['msg']}"
+            ) from exc
         model = cls(
             family=doc.family,
             fit_method=doc.fit_method,
@@ -213,7 +240,8 @@ class CalibrationModel:
             elif term == "sensor":
                 cols.append(x)
             elif term == AH_TERM:
-                assert self.rh is not None and self.temperature is not None  # __post_init__
+                assert self.rh is not None  # checked in __post_init__
+                assert self.temperature is not None
                 t = self._column(cov, self.temperature, x.size)
                 cols.append(absolute_humidity_gm3(t, self._column(cov, self.rh, x.size)))
             else:

@@ -96,11 +96,15 @@ def read_table(
     header = [h.strip().lstrip("\ufeff") for h in header]
     available = [h for h in header if h]
     wanted = list(dict.fromkeys([*columns, *([time_column] if time_column else [])]))
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        hint = "" if len(available) > 1 else f" (one column only: is the delimiter {delimiter!r} right?)"
+    absent = [c for c in wanted if c not in available]
+    if absent:
+        hint = (
+            ""
+            if len(available) > 1
+            else f" (one column only: is the delimiter {delimiter!r} right?)"
+        )
         raise ConfigError(
-            f"{source}: no column {', '.join(repr(c) for c in missing)}; "
+            f"{source}: no column {', '.join(repr(c) for c in absent)}; "
             f"available: {', '.join(available)}{hint}"
         )
     index = {c: header.index(c) for c in wanted}

@@ -1,0 +1,449 @@
+"""``luftnett calibrate``: fit and evaluate calibrations on any paired CSV, without a database.
+
+Errors are :class:`~luftnett.errors.LuftnettError` subclasses; the main group prints them as one
+line and exits 1. numpy and scipy are imported inside the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from luftnett.errors import CalibrationError, ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from luftnett.calibration.evaluate import Evaluation
+    from luftnett.calibration.model import CalibrationModel
+    from luftnett.calibration.table import Table
+
+__all__ = ["calibrate"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+MODELS = ("linear", "multilinear", "robust", "epa-pa", "kohler")
+
+
+@click.group()
+def calibrate() -> None:
+    """Fit and evaluate sensor calibrations against reference data (CSV in, no database).
+
+    Example:  luftnett calibrate evaluate --csv colo.csv --reference NO2 --sensor LCS1
+    """
+
+
+def _data_options(f: F) -> F:
+    """Options shared by ``fit`` and ``evaluate``: the file, its columns and its format."""
+    opts = [
+        click.option("--csv", "csv_path", required=True, help="Paired data, a CSV with a header."),
+        click.option("--reference", required=True, help="Column of the reference values."),
+        click.option("--sensor", required=True, help="Column of the sensor values to calibrate."),
+        click.option(
+            "--covariates",
+            default="",
+            help="Comma-separated extra columns (RH, T, cross-gas sensors) for multilinear/robust.",
+        ),
+        click.option("--rh", "rh_col", help="Relative humidity column, % (epa-pa, kohler)."),
+        click.option("--temp", "temp_col", help="Air temperature column, °C."),
+        click.option(
+            "--abs-humidity",
+            is_flag=True,
+            help="Add absolute humidity from --temp and --rh as a term (multilinear/robust).",
+        ),
+        click.option(
+            "--model",
+            "model_name",
+            type=click.Choice(MODELS),
+            default="linear",
+            show_default=True,
+            help="Model family; robust = multilinear with a Huber loss.",
+        ),
+        click.option("--time", "time_col", help="Time column (ISO 8601); rows are sorted by it."),
+        click.option("--time-format", help="strptime format of --time if not ISO, e.g. %d/%m/%Y."),
+        click.option("--delimiter", default=",", show_default=True, help="Field separator; 'tab'."),
+        click.option("--decimal", default=".", show_default=True, help="Decimal mark, e.g. ','."),
+        click.option(
+            "--na",
+            "na_tokens",
+            multiple=True,
+            help="Extra missing-value marker, repeatable, e.g. --na -200. Empty/NA/NaN always are.",
+        ),
+        click.option("--unit", default="", help="Unit of the reference and output, e.g. ppb."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@dataclass(frozen=True, slots=True)
+class _Data:
+    table: Table
+    reference: str
+    sensor: str
+    covariates: tuple[str, ...]
+    source: str
+
+    def cov(self, mask: npt.NDArray[np.bool_] | None = None) -> dict[str, npt.NDArray[np.float64]]:
+        cols = self.table.columns
+        return {c: cols[c] if mask is None else cols[c][mask] for c in self.covariates}
+
+
+def _load(
+    csv_path: str,
+    reference: str,
+    sensor: str,
+    covariates: str,
+    rh_col: str | None,
+    temp_col: str | None,
+    model_name: str,
+    time_col: str | None,
+    time_format: str | None,
+    delimiter: str,
+    decimal: str,
+    na_tokens: tuple[str, ...],
+) -> _Data:
+    from luftnett.calibration.table import read_table
+
+    path = Path(csv_path)
+    if not path.is_file():
+        raise ConfigError(f"no such file: {csv_path}")
+    cov = [c.strip() for c in covariates.split(",") if c.strip()]
+    if model_name in ("epa-pa", "kohler"):
+        if rh_col is None:
+            raise ConfigError(f"--model {model_name} needs --rh COLUMN (relative humidity, %)")
+        cov = [rh_col]
+    elif model_name == "linear":
+        cov = []
+    else:
+        cov += [c for c in (rh_col, temp_col) if c is not None and c not in cov]
+    delim = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
+    if len(delim) != 1 or len(decimal) != 1:
+        raise ConfigError("--delimiter and --decimal must be single characters")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            table = read_table(
+                fh,
+                list(dict.fromkeys([reference, sensor, *cov])),
+                delimiter=delim,
+                decimal=decimal,
+                na=na_tokens,
+                time_column=time_col,
+                time_format=time_format,
+                source=path.name,
+            )
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name} is not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {csv_path}: {exc.strerror}") from exc
+    if len(table) < 3:
+        missing = ", ".join(f"{c} {n}" for c, n in table.missing.items())
+        raise CalibrationError(
+            f"{path.name}: {len(table)} complete rows of {table.rows_read} "
+            f"(missing values per column: {missing}); need at least 3"
+        )
+    return _Data(table, reference, sensor, tuple(cov), path.name)
+
+
+def _fit(
+    data: _Data,
+    mask: npt.NDArray[np.bool_] | None,
+    model_name: str,
+    rh_col: str | None,
+    temp_col: str | None,
+    abs_humidity: bool,
+    unit: str,
+    reference_station: str | None = None,
+) -> CalibrationModel:
+    from luftnett.calibration.fit import fit_model
+    from luftnett.calibration.model import ModelMeta
+
+    cols = data.table.columns
+    times = data.table.times
+    window: tuple[str | None, str | None] = (None, None)
+    if times is not None:
+        sel = [t for t, m in zip(times, mask, strict=True) if m] if mask is not None else times
+        if sel:
+            window = (sel[0].isoformat(), sel[-1].isoformat())
+    meta = ModelMeta(data.sensor, unit, "", reference_station, *window)
+    return fit_model(
+        model_name,  # type: ignore[arg-type]  # checked by click.Choice
+        cols[data.sensor] if mask is None else cols[data.sensor][mask],
+        cols[data.reference] if mask is None else cols[data.reference][mask],
+        data.cov(mask),
+        rh=rh_col,
+        temperature=temp_col,
+        abs_humidity=abs_humidity,
+        meta=meta,
+    )
+
+
+@calibrate.command()
+@_data_options
+@click.option(
+    "--split",
+    type=click.Choice(["chronological", "random"]),
+    default="chronological",
+    show_default=True,
+    help="Train/test split; random hides drift and is reported as a warning.",
+)
+@click.option(
+    "--train-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Share of the rows (in time order) used for fitting.",
+)
+@click.option("--split-at", help="With --time: train before this ISO time, test from it on.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a random split.")
+@click.option("--limit", type=float, help="Limit value for the REU, in the file's units.")
+@click.option(
+    "--u-ref",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Standard uncertainty of the reference (GDE u(x_ref)), file units.",
+)
+@click.option(
+    "--pollutant",
+    type=click.Choice(["pm25", "pm10", "no2", "o3"]),
+    help="Check the EPA targets and the CEN/TS 17660 class; sets --limit if absent.",
+)
+@click.option(
+    "--model-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Evaluate this saved model (from `calibrate fit`) on every row instead of fitting.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def evaluate(
+    csv_path: str,
+    reference: str,
+    sensor: str,
+    covariates: str,
+    rh_col: str | None,
+    temp_col: str | None,
+    abs_humidity: bool,
+    model_name: str,
+    time_col: str | None,
+    time_format: str | None,
+    delimiter: str,
+    decimal: str,
+    na_tokens: tuple[str, ...],
+    unit: str,
+    split: str,
+    train_fraction: float,
+    split_at: str | None,
+    seed: int,
+    limit: float | None,
+    u_ref: float,
+    pollutant: str | None,
+    model_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Fit on the first part of a paired file and report metrics on the rest.
+
+    Rows with a missing value in any used column are dropped and counted. The test part gets
+    RMSE, MBE, MAE, r, R², OLS and orthogonal slope/intercept, the REU at --limit (EC Guide to
+    the Demonstration of Equivalence, 2010), the REU curve, the US-EPA 2021 targets and the
+    CEN/TS 17660 class (with --pollutant). With --pollutant and no --limit, the limit is the
+    EU one (NO2 40 µg/m³, PM2.5 30, PM10 50, O3 120), converted to ppb when --unit is ppb.
+
+    Example:  luftnett calibrate evaluate --csv Fig5.csv --reference NO2 --sensor LCS1
+    --time Timestamp --train-fraction 0.25 --pollutant no2 --unit ppb
+    """
+    import numpy as np
+
+    from luftnett.calibration.evaluate import evaluate_model
+    from luftnett.calibration.split import train_test_split
+    from luftnett.calibration.table import parse_time
+    from luftnett.calibration.targets import default_limit
+
+    saved = _read_model(model_file) if model_file is not None else None
+    if saved is not None:
+        covariates, rh_col, temp_col, model_name = ",".join(saved.inputs), None, None, "multilinear"
+    data = _load(csv_path, reference, sensor, covariates, rh_col, temp_col, model_name,
+                 time_col, time_format, delimiter, decimal, na_tokens)  # fmt: skip
+    n = len(data.table)
+    notes: list[str] = []
+    if saved is not None:
+        train = np.zeros(n, dtype=np.bool_)
+        split_desc = f"none: saved model {saved.model_id}"
+    elif split_at is not None:
+        if data.table.times is None:
+            raise ConfigError("--split-at needs --time COLUMN")
+        cut = parse_time(split_at)
+        train = np.array([t < cut for t in data.table.times], dtype=np.bool_)
+        if train.all() or not train.any():
+            raise CalibrationError(f"--split-at {split_at} leaves an empty train or test part")
+        split_desc = f"before {split_at}"
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train = train_test_split(n, train_fraction, split, seed)  # type: ignore[arg-type]
+        notes += [str(w.message) for w in caught]
+        split_desc = f"{'first' if split == 'chronological' else 'random'} {train_fraction:.0%}"
+    if limit is None and pollutant is not None:
+        limit = default_limit(pollutant, "ppb" if unit.lower() == "ppb" else "ugm3")  # type: ignore[arg-type]
+    model = saved or _fit(data, train, model_name, rh_col, temp_col, abs_humidity, unit)
+    cols = data.table.columns
+    test = ~train
+    ev = evaluate_model(
+        model,
+        cols[reference][test],
+        cols[sensor][test],
+        data.cov(test),
+        limit=limit,
+        u_ref=u_ref,
+        pollutant=pollutant,  # type: ignore[arg-type]
+    )
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    if as_json:
+        doc = ev.as_dict()
+        doc.update(
+            rows_read=data.table.rows_read,
+            rows_dropped=data.table.rows_dropped,
+            n_train=int(train.sum()),
+            split=split_desc,
+        )
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    click.echo(_report(data, ev, int(train.sum()), split_desc, unit))
+
+
+def _read_model(path: Path) -> CalibrationModel:
+    from luftnett.calibration.model import CalibrationModel
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read model file {path}: {exc.strerror}") from exc
+    return CalibrationModel.from_json(text)
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def _formula(model: CalibrationModel, reference: str) -> str:
+    c = model.coefficient_map
+    if model.family == "kohler":
+        return (
+            f"{reference} = {c['intercept']:.4g} + {c['slope']:.4g}·{model.sensor}"
+            f" / (1 + {c['kappa']:.3g}·aw/(1−aw)),  aw = {model.rh}/100"
+        )
+    parts = [f"{c['intercept']:.4g}"]
+    for term, v in c.items():
+        if term == "intercept":
+            continue
+        name = model.sensor if term == "sensor" else term
+        parts.append(f"{'−' if v < 0 else '+'} {abs(v):.4g}·{name}")
+    return f"{reference} = " + " ".join(parts)
+
+
+def _report(data: _Data, ev: Evaluation, n_train: int, split_desc: str, unit: str) -> str:
+    t = data.table
+    m = ev.model
+    miss = ", ".join(f"{c} {n}" for c, n in t.missing.items() if n)
+    lines = [
+        f"{data.source}: {data.sensor} against {data.reference}",
+        f"rows: {t.rows_read} read, {t.rows_dropped} dropped (missing: {miss or 'none'})",
+        f"train: {n_train} rows ({split_desc}"
+        + (f", {m.trained_from} … {m.trained_to}" if m.trained_from else "")
+        + f"), test: {ev.calibrated.n} rows",
+        f"model {m.model_id} ({m.fit_method}): {_formula(m, data.reference)}",
+        f"  residual sd {_fmt(m.residual_sd)}; mean u on test {_fmt(ev.mean_u)},"
+        f" |error| ≤ 2u for {ev.coverage_pct:.0f} % of test rows",
+        "",
+        f"{'test metric':<22}{'raw':>12}{'calibrated':>12}",
+    ]
+    raw, cal = ev.raw.as_dict(), ev.calibrated.as_dict()
+    labels = {
+        "n": "n", "rmse": "RMSE", "mbe": "MBE", "mae": "MAE", "nrmse_pct": "NRMSE %", "r": "r",
+        "r2": "R²", "ols_slope": "OLS slope", "ols_intercept": "OLS intercept",
+        "orthogonal_slope": "orthogonal slope", "orthogonal_intercept": "orthogonal intercept",
+    }  # fmt: skip
+    for key, label in labels.items():
+        lines.append(f"{label:<22}{_fmt(raw[key]):>12}{_fmt(cal[key]):>12}")
+    u = f" {unit}" if unit else ""
+    if ev.reu is not None:
+        r = ev.reu
+        lines += [
+            "",
+            f"REU at L = {r.limit:.4g}{u}: {r.reu_pct:.1f} % (GDE 2010: orthogonal b1 "
+            f"{r.slope:.3f}, b0 {r.intercept:.3f}, random {math.sqrt(r.random_var):.3g}, "
+            f"bias at L {r.bias_at_limit:.3g}, k = 2)",
+        ]
+    curve = ", ".join(
+        f"{c:.3g}: {w:.0f} %"
+        for c, w in list(zip(ev.curve_concentrations, ev.curve_reu_pct, strict=True))[::4]
+    )
+    lines.append(f"REU curve{u and ' (' + unit + ')'}: {curve}")
+    if ev.epa is not None:
+        verdict = "PASS" if all(c.passed for c in ev.epa) else "FAIL"
+        if ev.epa_provisional:
+            verdict += " (provisional targets, see docs/calibration.md)"
+        checks = "; ".join(
+            f"{c.name} {_fmt(c.value)} ({c.target}) {'ok' if c.passed else 'no'}" for c in ev.epa
+        )
+        lines.append(f"US-EPA 2021 targets: {verdict} — {checks}")
+    if ev.cen_class is not None:
+        lines.append(f"CEN/TS 17660 class implied by the REU: {ev.cen_class}")
+    return "\n".join(lines)
+
+
+@calibrate.command()
+@_data_options
+@click.option("--reference-station", help="Identifier of the reference station, stored.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the model JSON here (default: standard output).",
+)
+def fit(
+    csv_path: str,
+    reference: str,
+    sensor: str,
+    covariates: str,
+    rh_col: str | None,
+    temp_col: str | None,
+    abs_humidity: bool,
+    model_name: str,
+    time_col: str | None,
+    time_format: str | None,
+    delimiter: str,
+    decimal: str,
+    na_tokens: tuple[str, ...],
+    unit: str,
+    reference_station: str | None,
+    out: Path | None,
+) -> None:
+    """Fit a model on every complete row of a paired file and write it as JSON.
+
+    The JSON carries the family, coefficients and covariance, inputs, units, training window,
+    reference station, fit metrics and a model_id that hashes all of them.
+
+    Example:  luftnett calibrate fit --csv pa.csv --reference conc --sensor A_B_Avg
+    --covariates humidity_a,temp_Celsius --model multilinear --out pa-mlr.json
+    """
+    data = _load(csv_path, reference, sensor, covariates, rh_col, temp_col, model_name,
+                 time_col, time_format, delimiter, decimal, na_tokens)  # fmt: skip
+    model = _fit(data, None, model_name, rh_col, temp_col, abs_humidity, unit, reference_station)
+    text = model.to_json()
+    if out is None:
+        click.echo(text)
+        return
+    try:
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror}") from exc
+    click.echo(f"wrote {model.model_id} ({len(data.table)} rows) to {out}", err=True)
