@@ -357,9 +357,15 @@ def _report(data: _Data, ev: Evaluation, n_train: int, split_desc: str, unit: st
     lines = [
         f"{data.source}: {data.sensor} against {data.reference}",
         f"rows: {t.rows_read} read, {t.rows_dropped} dropped (missing: {miss or 'none'})",
-        f"train: {n_train} rows ({split_desc}"
-        + (f", {m.trained_from} … {m.trained_to}" if m.trained_from else "")
-        + f"), test: {ev.calibrated.n} rows",
+        (
+            f"train: {n_train} rows ({split_desc}"
+            + (f", {m.trained_from} … {m.trained_to}" if m.trained_from else "")
+            + f"), test: {ev.calibrated.n} rows"
+        )
+        if n_train
+        else f"saved model trained on {m.n_train} rows"
+        + (f" ({m.trained_from} … {m.trained_to})" if m.trained_from else "")
+        + f"; test: all {ev.calibrated.n} rows",
         f"model {m.model_id} ({m.fit_method}): {_formula(m, data.reference)}",
         f"  residual sd {_fmt(m.residual_sd)}; mean u on test {_fmt(ev.mean_u)},"
         f" |error| ≤ 2u for {ev.coverage_pct:.0f} % of test rows",

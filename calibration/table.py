@@ -123,9 +123,13 @@ def read_table(
             try:
                 rec[c] = _number(token, decimal, na_tokens, frozenset(na_numbers))
             except ValueError:
+                hint = (
+                    "a decimal comma? use --decimal ','"
+                    if decimal == "." and "," in token
+                    else f"decimal mark {decimal!r}; add it to --na if it marks a missing value"
+                )
                 raise CalibrationError(
-                    f"{source} line {lineno}, column {c!r}: {token!r} is not a number "
-                    f"(decimal mark {decimal!r}; add it to --na if it marks a missing value)"
+                    f"{source} line {lineno}, column {c!r}: {token!r} is not a number ({hint})"
                 ) from None
         t_token = row[index[time_column]] if time_column and index[time_column] < len(row) else ""
         for c, v in rec.items():
