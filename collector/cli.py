@@ -34,9 +34,102 @@ def collector_run(ctx: click.Context) -> None:
                 batch_size=c.batch_size,
                 flush_interval_s=c.flush_interval_s,
                 shared_group=c.shared_group,
+            register_unknown_devices=c.register_unknown_devices,
             )
         ).start()
         try:
             wait_forever("collector")
         finally:
             col.stop()
+
+
+@click.group()
+def quarantine() -> None:
+    """Inspect and re-process rejected payloads (kept verbatim with their reason)."""
+
+
+@quarantine.command("list")
+@click.option("--reason", help="Only this reason, e.g. schema_version, invalid, not_json.")
+@click.option("--all", "show_all", is_flag=True, help="Include records already replayed.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def quarantine_list(
+    ctx: click.Context, reason: str | None, show_all: bool, limit: int, as_json: bool
+) -> None:
+    """List quarantined payloads, oldest first.
+
+    Example:  luftnett quarantine list --reason schema_version
+    """
+    import json
+
+    import psycopg
+
+    from luftnett.collector.quarantine import list_records
+    from luftnett.connect import database_url
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        records = list_records(conn, reason=reason, pending_only=not show_all, limit=limit)
+    if as_json:
+        for r in records:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": r.quarantine_id,
+                        "received_at": r.received_at.isoformat(),
+                        "source": r.source,
+                        "topic": r.topic,
+                        "reason": r.reason,
+                        "detail": r.detail,
+                        "bytes": r.size,
+                        "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
+                        "payload": r.payload.decode("utf-8", "backslashreplace")[:2000],
+                    }
+                )
+            )
+        return
+    if not records:
+        click.echo("quarantine is empty" if not reason else f"no pending records with {reason=}")
+        return
+    click.echo(f"{'id':>6}  {'received (UTC)':19}  {'reason':16}  {'bytes':>7}  detail")
+    for r in records:
+        when = r.received_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.quarantine_id:>6}  {when}  {r.reason:16}  {r.size:>7}  {r.detail[:70]}")
+
+
+@quarantine.command("replay")
+@click.option("--id", "ids", multiple=True, type=int, help="Record id (repeatable).")
+@click.option("--reason", help="Every pending record with this reason.")
+@click.option("--all", "replay_all", is_flag=True, help="Every pending record.")
+@click.option("--dry-run", is_flag=True, help="Validate only; write nothing.")
+@click.pass_context
+def quarantine_replay(
+    ctx: click.Context,
+    ids: tuple[int, ...],
+    reason: str | None,
+    replay_all: bool,
+    dry_run: bool,
+) -> None:
+    """Validate quarantined payloads again and store those that now pass.
+
+    Writes are idempotent on (device, seq): replaying twice stores nothing twice.
+
+    Example:  luftnett quarantine replay --reason unknown_device
+    """
+    import psycopg
+
+    from luftnett.collector.quarantine import replay
+    from luftnett.connect import database_url
+
+    if not (ids or reason or replay_all):
+        raise click.UsageError("choose what to replay: --id N, --reason R or --all")
+    s = settings_of(ctx)
+    with database_url(s) as url, psycopg.connect(url) as conn:
+        res = replay(conn, s.mqtt.topic_root, reason=reason, ids=ids or None, dry_run=dry_run)
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(
+        f"{verb} {res.replayed} payloads; {res.stored} new readings stored; "
+        f"{len(res.still_rejected)} still rejected"
+    )
+    for qid, why in sorted(res.still_rejected.items()):
+        click.echo(f"  #{qid}: {why}")

@@ -46,6 +46,7 @@ class CollectorConfig:
     flush_interval_s: float = 1.0
     shared_group: str | None = None
     keepalive_s: int = 30
+    register_unknown_devices: bool = True
 
 
 class Collector:
@@ -60,6 +61,7 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: Writer | None = None
+        self._known: set[str] = set()  # registered devices seen, when unknown ones are refused
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -92,6 +94,7 @@ class Collector:
         )
 
     def _on_subscribe(self, *_a: Any) -> None:
+        log.info("subscribed", extra={"client_id": self.cfg.client_id})
         self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -163,11 +166,41 @@ class Collector:
             items: list[Accepted | Quarantined] = [
                 validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
+            if not self.cfg.register_unknown_devices:
+                items = self._quarantine_unknown(items)
             if not self._write_with_retry(items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers
             for m in batch:
                 self._client.ack(m.mid, m.qos)
             self.counts["messages"] += len(batch)
+
+    def _quarantine_unknown(
+        self, items: list[Accepted | Quarantined]
+    ) -> list[Accepted | Quarantined]:
+        """Turn messages of devices missing from ``devices`` into quarantine records."""
+        ids = {i.device[0] for i in items if isinstance(i, Accepted)} - self._known
+        if ids:
+            while True:  # the database may be down: same back-off as the writes
+                try:
+                    assert self._conn is not None
+                    rows = self._conn.execute(
+                        "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (list(ids),)
+                    ).fetchall()
+                    self._conn.commit()
+                    break
+                except (psycopg.OperationalError, AssertionError):
+                    if self._stop.wait(1.0):
+                        return items
+                    self._connect_db()
+            self._known |= {r[0] for r in rows}
+        return [
+            Quarantined(i.topic, i.payload, "unknown_device",
+                        f"device {i.device[0]!r} is not registered; add it, then "
+                        "`luftnett quarantine replay --reason unknown_device`")
+            if isinstance(i, Accepted) and i.device[0] not in self._known
+            else i
+            for i in items
+        ]
 
     def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:
         """Write until it succeeds (True) or the collector stops (False)."""

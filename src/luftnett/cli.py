@@ -20,6 +20,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "api": "luftnett.api.cli:api",
     "collector": "luftnett.collector.cli:collector",
     "edge": "luftnett.edge.cli:edge",
+    "quarantine": "luftnett.collector.cli:quarantine",
     "sim": "luftnett.firmware_sim.cli:sim",
     "calibrate": "luftnett.calibration.cli:calibrate",
     "map": "luftnett.mapping.cli:map_group",

@@ -83,6 +83,11 @@ class CollectorSettings(BaseModel):
     shared_group: str | None = Field(
         default=None, description="subscribe through $share/<group>/... to scale out"
     )
+    register_unknown_devices: bool = Field(
+        default=True,
+        description="false: readings of devices not in `devices` go to quarantine "
+        "(reason unknown_device) until the device is registered",
+    )
 
 
 class ApiSettings(BaseModel):
