@@ -18,6 +18,7 @@ and the covariance ``C(h) = psill * (1 - g(h / a))`` for ``h > 0``, ``C(0) = nug
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -43,6 +44,10 @@ Weighting = Literal["npairs_h2", "npairs", "cressie"]
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 
 Array = NDArray[np.float64]
+log = logging.getLogger(__name__)
+# fit bounds, relative to the largest binned semivariance and to the largest lag
+_PSILL_MIN = 1e-6
+_RANGE_MAX = 4.0
 
 
 def _shape(kind: ModelKind, r: Array) -> Array:
@@ -175,8 +180,8 @@ def _fit_one(
         return np.asarray(np.sqrt(w / w.sum()) * (g - m), dtype=np.float64)
 
     # parameters: [nugget,] psill, range, all scaled to O(1)
-    lo = [1e-6, 1e-3]
-    hi = [3.0, 4.0]
+    lo = [_PSILL_MIN, 1e-3]
+    hi = [3.0, _RANGE_MAX]
     if fixed is None:
         lo, hi = [0.0, *lo], [3.0, *hi]
     best: tuple[float, Array] | None = None
@@ -227,4 +232,16 @@ def fit_variogram(
         raise MappingError(f"a fixed nugget must be >= 0 (got {nugget})")
     kinds = MODEL_KINDS if kind == "auto" else (kind,)
     fits = [_fit_one(emp, k, weighting, nugget) for k in kinds]
-    return min(fits, key=lambda f: f[1])[0]
+    best = min(fits, key=lambda f: f[1])[0]
+    top = float(np.max(emp.gamma))
+    if best.range_m >= 0.99 * _RANGE_MAX * emp.max_lag_m:
+        log.warning(
+            "variogram range at its upper limit: no sill within the lags; the map's se is rough",
+            extra={"range_m": best.range_m, "max_lag_m": emp.max_lag_m},
+        )
+    if best.psill <= 1.01 * _PSILL_MIN * top:
+        log.warning(
+            "variogram has almost no spatial part beyond sigma and nugget; se may be too small",
+            extra={"psill": best.psill, "nugget": best.nugget},
+        )
+    return best
