@@ -98,8 +98,21 @@ class VariogramModel:
     def covariance(self, h_m: ArrayLike) -> Array:
         """``C(h) = sill - gamma(h)``; ``nugget + psill`` at ``h == 0`` exactly."""
         h = np.asarray(h_m, dtype=np.float64)
-        c = self.psill * (1.0 - _shape(self.kind, h / self.range_m))
-        return np.where(h > 0, c, self.sill)
+        # in place, one temporary: this runs on (locations x observations) matrices
+        c = np.multiply(h, 1.0 / self.range_m, out=np.empty_like(h))
+        if self.kind == "exponential":
+            c *= -3.0
+            np.exp(c, out=c)
+        elif self.kind == "gaussian":
+            np.square(c, out=c)
+            c *= -3.0
+            np.exp(c, out=c)
+        else:  # spherical: 1 - 1.5 r + 0.5 r³ inside the range, 0 beyond
+            np.minimum(c, 1.0, out=c)
+            c[...] = 1.0 - c * (1.5 - 0.5 * c * c)
+        c *= self.psill
+        c[h <= 0] = self.sill
+        return c
 
 
 @dataclass(frozen=True, slots=True)
