@@ -85,10 +85,8 @@ def interpolate(
     for IDW, which has no error model (judge IDW by its LOOCV RMSE). The LOOCV line, the
     fitted model and the drift used go to stderr.
 
-    \b
-    Example:
-      luftnett map interpolate --points sensors.csv --method uk \\
-          --drift roads.csv --predict-at receptors.csv > exposure.csv
+    Example:  luftnett map interpolate --points sensors.csv --method uk --drift roads.csv
+    --predict-at receptors.csv > exposure.csv
     """
     from luftnett.mapping.drift import read_drift_grid
     from luftnett.mapping.errors import MappingError
