@@ -16,6 +16,11 @@ __all__ = ["DRIVERS", "get"]
 
 DRIVERS: dict[str, str] = {
     "sds011": "luftnett.edge.drivers.sds011",
+    "pms5003": "luftnett.edge.drivers.pms",
+    "pms7003": "luftnett.edge.drivers.pms",
+    "sps30": "luftnett.edge.drivers.sps30",
+    "dgs-no2": "luftnett.edge.drivers.no2_uart",
+    "sht31": "luftnett.edge.drivers.sht31",
 }
 
 

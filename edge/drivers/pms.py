@@ -171,10 +171,15 @@ class Framer:
         return out
 
     def flush(self) -> list[Item]:
+        """End of stream: an unfinished candidate is truncated; frames after it still count."""
         out = self.feed(b"")
-        if self._buf:
-            rest, self._buf = bytes(self._buf), bytearray()
-            out.append(self._reject("no_frame" if rest[0] != HEAD[0] else "truncated", rest))
+        while self._buf:
+            nxt = self._buf.find(HEAD[0], 1)
+            n = len(self._buf) if nxt < 0 else nxt
+            category = "truncated" if self._buf[0] == HEAD[0] else "no_frame"
+            out.append(self._reject(category, bytes(self._buf[:n])))
+            del self._buf[:n]
+            out += self.feed(b"")
         return out
 
     def _reject(self, category: str, raw: bytes, detail: str = "") -> Rejected:
