@@ -17,6 +17,7 @@ from luftnett.settings import Settings, load_settings
 
 # Subcommand groups that live beside their code: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
+    "decode": "luftnett.edge.decode_cli:decode",
     "api": "luftnett.api.cli:api",
     "collector": "luftnett.collector.cli:collector",
     "edge": "luftnett.edge.cli:edge",
