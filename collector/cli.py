@@ -34,7 +34,7 @@ def collector_run(ctx: click.Context) -> None:
                 batch_size=c.batch_size,
                 flush_interval_s=c.flush_interval_s,
                 shared_group=c.shared_group,
-            register_unknown_devices=c.register_unknown_devices,
+                register_unknown_devices=c.register_unknown_devices,
             )
         ).start()
         try:

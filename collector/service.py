@@ -47,6 +47,7 @@ class CollectorConfig:
     shared_group: str | None = None
     keepalive_s: int = 30
     register_unknown_devices: bool = True
+    linger_s: float = 0.005
 
 
 class Collector:
@@ -141,6 +142,13 @@ class Collector:
 
     # -- worker ------------------------------------------------------------------------------
     def _take_batch(self) -> list[mqtt.MQTTMessage]:
+        """Up to ``batch_size`` messages: whatever is queued now, lingering briefly for more.
+
+        Under load the queue refills while a batch is written, so batches grow by themselves;
+        at low load a message waits at most ``linger_s`` (never more than ``flush_interval_s``)
+        before it is written. The broker only sends as many unacknowledged messages as its
+        inflight window allows, so waiting for a full batch would stall the stream.
+        """
         batch: list[mqtt.MQTTMessage] = []
         try:
             batch.append(self._q.get(timeout=0.2))
@@ -148,14 +156,18 @@ class Collector:
             return batch
         deadline = time.monotonic() + self.cfg.flush_interval_s
         while len(batch) < self.cfg.batch_size:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            try:
+                batch.append(self._q.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            wait = min(self.cfg.linger_s, deadline - time.monotonic())
+            if wait <= 0:
                 break
             try:
-                batch.append(self._q.get(timeout=min(left, 0.05)))
+                batch.append(self._q.get(timeout=wait))
             except queue.Empty:
-                if self._q.empty() and len(batch) and left < self.cfg.flush_interval_s / 2:
-                    break
+                break
         return batch
 
     def _work(self) -> None:
@@ -194,9 +206,13 @@ class Collector:
                     self._connect_db()
             self._known |= {r[0] for r in rows}
         return [
-            Quarantined(i.topic, i.payload, "unknown_device",
-                        f"device {i.device[0]!r} is not registered; add it, then "
-                        "`luftnett quarantine replay --reason unknown_device`")
+            Quarantined(
+                i.topic,
+                i.payload,
+                "unknown_device",
+                f"device {i.device[0]!r} is not registered; add it, then "
+                "`luftnett quarantine replay --reason unknown_device`",
+            )
             if isinstance(i, Accepted) and i.device[0] not in self._known
             else i
             for i in items
