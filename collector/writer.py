@@ -1,25 +1,41 @@
 """Batched, idempotent writes: one transaction per batch, COPY into a temp table, then insert
-the (device, seq) pairs not seen before into the ledger and their rows into ``readings``."""
+the (device, seq) pairs not seen before into the ledger and their rows into ``readings``.
+
+In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
+COPY (one query per batch loads the stored neighbours the series checks need), the batch's
+received/stored counts go to ``ingest_counts`` (the completeness ledger's duplicates), and the
+rollups of every device-hour that gained readings are recomputed.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from luftnett.collector import qc
+from luftnett.collector.ledger import record_ingest
+from luftnett.collector.rollups import hour_of, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
-from luftnett.db.schema import QUARANTINE_COLUMNS, READING_COLUMNS
+from luftnett.contracts.units import FLAGS_VERSION
+from luftnett.db.schema import QUARANTINE_COLUMNS, READING_COLUMNS, VALUE_COLUMNS, WRITE_COLUMNS
 
 __all__ = ["BatchResult", "Writer"]
 
 log = logging.getLogger(__name__)
 
-_COLS = sql.SQL(", ").join(sql.Identifier(c) for c in READING_COLUMNS)
-_TMP_COLS = sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in READING_COLUMNS)
+_COLS = sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS)
+_TMP_COLS = sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in WRITE_COLUMNS)
+_I_DEVICE, _I_SEQ, _I_TS, _I_WINDOW, _I_FLAGS = (
+    READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "window_s", "flags")
+)
+_I_VALUES = {q: READING_COLUMNS.index(q) for q in VALUE_COLUMNS}
 
 _CREATE_TMP = sql.SQL(
     "CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE readings INCLUDING DEFAULTS) "
@@ -38,8 +54,28 @@ _INSERT = sql.SQL(
     )
     INSERT INTO readings ({cols})
     SELECT {tcols} FROM dedup t JOIN fresh USING (device_id, seq)
+    RETURNING device_id, ts
     """
 ).format(cols=_COLS, tcols=_TMP_COLS)
+
+# The stored neighbours of each device around the batch: n before its first ts, all inside
+# its span, n after its last ts. One query per batch, for the stuck and spike checks.
+_HISTORY = sql.SQL(
+    """
+    SELECT b.device_id, r.seq, r.ts, {vals}
+    FROM unnest(%(devices)s::text[], %(lo)s::timestamptz[], %(hi)s::timestamptz[])
+        AS b(device_id, lo, hi)
+    CROSS JOIN LATERAL (
+        (SELECT * FROM readings WHERE device_id = b.device_id AND ts < b.lo
+         ORDER BY ts DESC LIMIT %(n)s)
+        UNION ALL
+        (SELECT * FROM readings WHERE device_id = b.device_id AND ts >= b.lo AND ts <= b.hi)
+        UNION ALL
+        (SELECT * FROM readings WHERE device_id = b.device_id AND ts > b.hi
+         ORDER BY ts LIMIT %(n)s)
+    ) r
+    """
+).format(vals=sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(q) for q in VALUE_COLUMNS))
 
 _UPSERT_DEVICE = """
 INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
@@ -64,32 +100,111 @@ class BatchResult:
     quarantined: int
 
 
+def _point(row: tuple[Any, ...]) -> qc.Point:
+    return qc.Point(
+        seq=row[_I_SEQ], ts=row[_I_TS], values={q: row[i] for q, i in _I_VALUES.items()}
+    )
+
+
 class Writer:
-    def __init__(self, conn: psycopg.Connection[Any], source: str = "mqtt") -> None:
+    """Write batches of validated messages; ``rollups=False`` leaves the rollup tables to
+    ``luftnett rollup refresh`` (a scheduled job) instead of each batch."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        source: str = "mqtt",
+        qc_config: qc.QcConfig = qc.DEFAULT_QC,
+        rollups: bool = True,
+    ) -> None:
         self.conn = conn
         self.source = source
+        self.qc_config = qc_config
+        self.rollups = rollups
         conn.execute(_CREATE_TMP)
         conn.commit()
+
+    def _history(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, list[qc.Point]]:
+        span: dict[str, tuple[datetime, datetime]] = {}
+        for r in rows:
+            d, ts = r[_I_DEVICE], r[_I_TS]
+            lo, hi = span.get(d, (ts, ts))
+            span[d] = (min(lo, ts), max(hi, ts))
+        devices = sorted(span)
+        out: dict[str, list[qc.Point]] = defaultdict(list)
+        cur = self.conn.execute(
+            _HISTORY,
+            {
+                "devices": devices,
+                "lo": [span[d][0] for d in devices],
+                "hi": [span[d][1] for d in devices],
+                "n": self.qc_config.context_n,
+            },
+        )
+        for rec in cur.fetchall():
+            out[rec[0]].append(
+                qc.Point(
+                    seq=rec[1], ts=rec[2], values=dict(zip(VALUE_COLUMNS, rec[3:], strict=True))
+                )
+            )
+        return out
+
+    def quality(
+        self, rows: Sequence[tuple[Any, ...]], received_at: datetime
+    ) -> list[tuple[Any, ...]]:
+        """Rows in WRITE_COLUMNS order: flags from quality control, qc_checks, qc_version."""
+        history = self._history(rows)
+        by_device: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            by_device[r[_I_DEVICE]].append(i)
+        series: list[qc.QcResult] = [qc.QcResult(0, 0)] * len(rows)
+        for dev, idx in by_device.items():
+            results = qc.series_flags(
+                history.get(dev, []), [_point(rows[i]) for i in idx], self.qc_config
+            )
+            for i, res in zip(idx, results, strict=True):
+                series[i] = res
+        out = []
+        for r, ser in zip(rows, series, strict=True):
+            res = ser | qc.point_checks(
+                {q: r[i] for q, i in _I_VALUES.items()},
+                r[_I_TS],
+                received_at,
+                int(r[_I_FLAGS]),
+                self.qc_config,
+            )
+            row = list(r)
+            row[_I_FLAGS] = res.flags
+            out.append((*row, res.checks, FLAGS_VERSION))
+        return out
 
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries)."""
         accepted = [i for i in items if isinstance(i, Accepted)]
         bad = [i for i in items if isinstance(i, Quarantined)]
-        n_rows = sum(len(a.rows) for a in accepted)
+        rows = [row for a in accepted for row in a.rows]
+        n_rows = len(rows)
         stored = 0
+        received_at = datetime.now(UTC)
         with self.conn.transaction():
             devices = {a.device[0]: a.device for a in accepted}
             if devices:
                 with self.conn.cursor() as cur:
                     cur.executemany(_UPSERT_DEVICE, sorted(devices.values()))
             if n_rows:
+                checked = self.quality(rows, received_at)
                 with self.conn.cursor() as cur:
                     with cur.copy(_COPY) as copy:
-                        for a in accepted:
-                            for row in a.rows:
-                                copy.write_row(row)
+                        for row in checked:
+                            copy.write_row(row)
                     cur.execute(_INSERT)
-                    stored = cur.rowcount
+                    fresh: list[tuple[str, datetime]] = [(d, ts) for d, ts in cur.fetchall()]
+                stored = len(fresh)
+                got = Counter((r[_I_DEVICE], hour_of(r[_I_TS])) for r in rows)
+                kept = Counter((d, hour_of(ts)) for d, ts in fresh)
+                record_ingest(self.conn, got, kept)
+                if self.rollups and fresh:
+                    refresh_hours(self.conn, kept.keys())
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(

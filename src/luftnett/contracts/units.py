@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntFlag
 
-__all__ = ["COLUMN_QUANTITIES", "FLAGS_VERSION", "QUANTITIES", "Quantity", "ReadingFlag"]
+__all__ = [
+    "COLLECTOR_FLAGS",
+    "COLUMN_QUANTITIES",
+    "EDGE_FLAGS",
+    "FLAGS_VERSION",
+    "INVALIDATING_FLAGS",
+    "QUANTITIES",
+    "QUERY_TIME_FLAGS",
+    "Quantity",
+    "ReadingFlag",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +59,58 @@ _ALL = (
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in _ALL}
 COLUMN_QUANTITIES: tuple[str, ...] = tuple(q.name for q in _ALL if q.column)
 
-FLAGS_VERSION = 1
+FLAGS_VERSION = 2  # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations)
 
 
 class ReadingFlag(IntFlag):
     """Bit flags stored in ``readings.flags`` (registry version :data:`FLAGS_VERSION`).
 
     Bits are never reused: a retired flag keeps its bit. Edge-raised flags travel in the payload
-    by name; the collector maps them with ``ReadingFlag[name.upper()]``.
+    by name; the collector maps them with ``ReadingFlag[name.upper()]``. ``readings.qc_checks``
+    holds the same bits for "this check ran"; ``flags`` for "this check fired". See
+    docs/quality.md.
     """
 
-    WARMING_UP = 1 << 0  # all-zero frames / sensor still spinning up
-    OUT_OF_SPEC = 1 << 1  # value beyond the sensor's rated range (e.g. SDS011 > 999.9)
-    INCONSISTENT = 1 << 2  # framing valid but values contradict each other
-    PARTIAL_WINDOW = 1 << 3  # fewer samples in the averaging window than expected
-    CLOCK_SUSPECT = 1 << 4  # device time far from the collector's
+    WARMING_UP = 1 << 0  # edge: all-zero frames / sensor still spinning up
+    OUT_OF_SPEC = 1 << 1  # edge: value beyond the sensor's rated range (e.g. SDS011 > 999.9)
+    INCONSISTENT = 1 << 2  # edge: framing valid but values contradict each other
+    PARTIAL_WINDOW = 1 << 3  # edge: fewer samples in the averaging window than expected
+    CLOCK_SUSPECT = 1 << 4  # edge (clock not synced) or collector (device time far from its own)
+    OUT_OF_RANGE = 1 << 5  # collector: a value outside the plausible range of its quantity
+    STUCK = 1 << 6  # collector: a value repeated unchanged over many consecutive readings
+    SPIKE = 1 << 7  # collector: a value far from the median of its neighbours
+    HIGH_HUMIDITY = 1 << 8  # collector: RH >= 85 %, fog risk for optical PM
+    SENSOR_ERROR = 1 << 9  # edge: the sensor reported a fault of its own (status/error bits)
+    ANNOTATED_INVALID = 1 << 10  # query time only: inside an invalidating staff annotation
+
+
+#: raised by the edge agent (the sensor's own error bits, the averager's and the clock's verdicts)
+EDGE_FLAGS = (
+    ReadingFlag.WARMING_UP
+    | ReadingFlag.OUT_OF_SPEC
+    | ReadingFlag.INCONSISTENT
+    | ReadingFlag.PARTIAL_WINDOW
+    | ReadingFlag.CLOCK_SUSPECT
+    | ReadingFlag.SENSOR_ERROR
+)
+#: raised by collector quality control when the reading is stored
+COLLECTOR_FLAGS = (
+    ReadingFlag.CLOCK_SUSPECT
+    | ReadingFlag.OUT_OF_RANGE
+    | ReadingFlag.STUCK
+    | ReadingFlag.SPIKE
+    | ReadingFlag.HIGH_HUMIDITY
+)
+#: never stored: computed when the data are read (``readings_effective.effective_flags``)
+QUERY_TIME_FLAGS = ReadingFlag.ANNOTATED_INVALID
+#: a reading carrying any of these is left out of means, minima, maxima and valid counts
+INVALIDATING_FLAGS = (
+    ReadingFlag.WARMING_UP
+    | ReadingFlag.OUT_OF_SPEC
+    | ReadingFlag.INCONSISTENT
+    | ReadingFlag.SENSOR_ERROR
+    | ReadingFlag.CLOCK_SUSPECT
+    | ReadingFlag.OUT_OF_RANGE
+    | ReadingFlag.STUCK
+    | ReadingFlag.ANNOTATED_INVALID
+)

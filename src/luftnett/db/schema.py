@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from luftnett.contracts.units import COLUMN_QUANTITIES
 
-__all__ = ["QUARANTINE_COLUMNS", "READING_COLUMNS", "READING_META_COLUMNS", "VALUE_COLUMNS"]
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "ANNOTATION_KINDS",
+    "QC_COLUMNS",
+    "QUARANTINE_COLUMNS",
+    "READING_COLUMNS",
+    "READING_META_COLUMNS",
+    "ROLLUP_DAILY_COLUMNS",
+    "ROLLUP_HOURLY_COLUMNS",
+    "ROLLUP_STATS",
+    "VALUE_COLUMNS",
+    "WRITE_COLUMNS",
+    "rollup_value_columns",
+]
 
 #: measured quantities with a column of their own, in table order
 VALUE_COLUMNS: tuple[str, ...] = COLUMN_QUANTITIES
@@ -29,3 +42,61 @@ READING_COLUMNS: tuple[str, ...] = (
 )
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("source", "topic", "payload", "reason", "detail")
+
+#: quality-control columns the writer adds to each row (migration 0003)
+QC_COLUMNS: tuple[str, ...] = ("qc_checks", "qc_version")
+
+#: what the writer COPYs: the contract's row, then quality control
+WRITE_COLUMNS: tuple[str, ...] = (*READING_COLUMNS, *QC_COLUMNS)
+
+#: per-quantity statistics in the rollup tables: ``<quantity>_<stat>``
+ROLLUP_STATS: tuple[str, ...] = ("n", "sum", "min", "max")
+
+
+def rollup_value_columns() -> tuple[str, ...]:
+    """``pm25_ugm3_n``, ``pm25_ugm3_sum``, ... for every value column, in table order."""
+    return tuple(f"{q}_{s}" for q in VALUE_COLUMNS for s in ROLLUP_STATS)
+
+
+ROLLUP_HOURLY_COLUMNS: tuple[str, ...] = (
+    "device_id",
+    "hour_start",
+    "window_s",
+    "n_expected",
+    "n_stored",
+    "n_valid",
+    *rollup_value_columns(),
+)
+
+ROLLUP_DAILY_COLUMNS: tuple[str, ...] = (
+    "device_id",
+    "day_convention",
+    "day",
+    "day_start",
+    "day_end",
+    "hours_in_day",
+    "hours_with_data",
+    "hours_valid",
+    "window_s",
+    "n_expected",
+    "n_stored",
+    "n_valid",
+    *rollup_value_columns(),
+)
+
+ANNOTATION_KINDS: tuple[str, ...] = ("maintenance", "roadworks", "fireworks", "fog", "other")
+
+ANNOTATION_COLUMNS: tuple[str, ...] = (
+    "annotation_id",
+    "device_id",
+    "starts_at",
+    "ends_at",
+    "kind",
+    "invalidates",
+    "reason",
+    "created_by",
+    "created_at",
+    "revoked_at",
+    "revoked_by",
+    "revoke_reason",
+)
