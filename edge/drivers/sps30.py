@@ -29,7 +29,9 @@ __all__ = [
     "MODEL",
     "POLL_COMMAND",
     "POLL_INTERVAL_S",
+    "SLEEP_COMMANDS",
     "VALUES",
+    "WAKE_COMMANDS",
     "WAKE_PULSE",
     "Framer",
     "command",
@@ -175,11 +177,13 @@ POLL_COMMAND = READ
 # Sent after opening the port: wake (STATE 0x43 if already awake), start float output
 # (STATE 0x43 if already measuring: "already running", not a failure).
 INIT_COMMANDS: tuple[bytes, ...] = (WAKE_PULSE + WAKE, START_FLOAT)
+# Duty cycle: sleep is only allowed from Idle; the UART is off while asleep.
+SLEEP_COMMANDS: tuple[bytes, ...] = (STOP, SLEEP)
+WAKE_COMMANDS: tuple[bytes, ...] = INIT_COMMANDS
 
 
 def _reply_fields(cmd: int, data: bytes) -> dict[str, object]:
-    if cmd == CMD_READ and not data:
-        return {"empty": True}
+    """Decoded payload of a reply (the read command's empty reply is handled by the caller)."""
     if cmd == CMD_AUTO_CLEAN and len(data) == 4:
         return {"interval_s": int.from_bytes(data, "big")}
     if cmd == CMD_INFO and data:
@@ -240,6 +244,8 @@ def _decode_miso(frame: bytes, raw: bytes) -> Item:
         return _measurement(data, fields, raw)
     if cmd == CMD_READ and length:
         return Rejected("bad_length", raw, f"read reply with {length} data bytes")
+    if cmd == CMD_READ and not state & 0x7F:
+        fields["empty"] = True  # polled before a new value was ready: not an error
     fields.update(_reply_fields(cmd, data))
     return Reply(COMMAND_NAMES.get(cmd, f"0x{cmd:02x}"), fields, raw)
 
