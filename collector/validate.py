@@ -38,17 +38,30 @@ def _flag_bits(names: list[str]) -> int:
 
 
 def payload_rows(p: contract.ReadingsPayload) -> list[tuple[Any, ...]]:
+    """Rows in READING_COLUMNS order.
+
+    ``extra`` (JSON) holds the quantities without a column of their own and the optional
+    window statistics: ``{"min": {...}, "max": {...}, "n": {...}, "n_warmup": k}``. A reading's
+    own ``sensor`` (devices with several sensors) overrides the payload's.
+    """
     rows = []
     for r in p.readings:
-        extra = {k: v for k, v in r.values.items() if k not in VALUE_COLUMNS and k in QUANTITIES}
+        extra: dict[str, Any] = {
+            k: v for k, v in r.values.items() if k not in VALUE_COLUMNS and k in QUANTITIES
+        }
+        for key in ("min", "max", "n", "n_warmup"):
+            stat = getattr(r, key)
+            if stat is not None:
+                extra[key] = stat
+        sensor = r.sensor or p.sensor
         row = {
             "device_id": p.device_id,
             "seq": r.seq,
             "ts": r.ts,
             "window_s": r.window_s,
             "n_samples": r.n_samples,
-            "sensor_model": p.sensor.model,
-            "sensor_serial": p.sensor.serial,
+            "sensor_model": sensor.model,
+            "sensor_serial": sensor.serial,
             **{c: r.values.get(c) for c in VALUE_COLUMNS},
             "extra": json.dumps(extra) if extra else None,
             "flags": _flag_bits(r.flags),

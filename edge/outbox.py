@@ -1,57 +1,221 @@
 """A durable outbox on the device's disk (SQLite, WAL): no reading is lost to a flaky link.
 
 A reading gets its sequence number when it is stored here, in the same transaction, so numbers
-are never reused, even across restarts. It is deleted only after the broker's PUBACK for the
-message that carried it (paho keeps unacknowledged messages in memory only).
+are never reused, even across restarts. Every commit is fsync'd (``synchronous=FULL``): once
+:meth:`Outbox.append` returns, a power cut cannot take the reading back. It is deleted only after
+the broker's PUBACK for the message that carried it (paho keeps unacknowledged messages in memory
+only).
+
+**Bound and full-disk policy: shed the oldest, count it, say it.** The outbox holds at most
+``max_rows`` readings and ``max_bytes`` bytes of reading JSON. When a new reading would break
+the bound, the *oldest* readings are deleted in the same transaction. When the disk itself is
+full (``SQLITE_FULL``), a tenth of the backlog is shed and the write retried once; if that
+fails too the new reading is lost. Either way the loss is counted — ``shed`` is kept on disk,
+survives restarts and goes out on the status topic — and logged (at most once a minute). Why the
+oldest: after a long outage the recent past is what a city reacts to (alerts, the live map),
+old readings of a buffer that overflowed are already a gap the network knows about, and a ring
+buffer keeps the write path identical when full. Shed readings leave a gap in ``seq`` that the
+status topic explains (``readings_shed``); nothing else ever does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outbox"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "Outbox"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 500_000
+DEFAULT_MAX_BYTES = 200_000_000
+_LOG_EVERY_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    seq      INTEGER PRIMARY KEY,
-    reading  TEXT NOT NULL
+    seq       INTEGER PRIMARY KEY,
+    reading   TEXT NOT NULL,
+    stored_at REAL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('shed', 0);
 """
 
 
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:  # SQLite has rolled back by itself after SQLITE_FULL
+        db.execute("ROLLBACK")
+
+
 class Outbox:
-    def __init__(self, path: Path) -> None:
+    """Readings waiting for the broker's acknowledgement, oldest first.
+
+    Thread-safe (one lock). ``clock`` gives UNIX seconds for ``stored_at`` (injectable).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Any = time.time,
+    ) -> None:
+        if max_rows < 1 or max_bytes < 1:
+            raise ValueError(f"outbox bounds must be positive (got {max_rows}, {max_bytes})")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self._clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "stored_at" not in columns:  # an outbox written by agent 0.1
+            self._db.execute("ALTER TABLE outbox ADD COLUMN stored_at REAL")
+        depth, nbytes = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
+        ).fetchone()
+        self._depth, self._bytes = int(depth), int(nbytes)
+        self.lost = 0  # readings that could not be written at all (disk full), this process
+        self._logged_shed = self.shed_total
+        self._last_log = -_LOG_EVERY_S
 
-    def append(self, reading: dict[str, Any]) -> int:
-        """Store a reading (without ``seq``); return the sequence number it was given."""
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, reading: dict[str, Any]) -> int | None:
+        """Store a reading (without ``seq``); return its sequence number, None if it was lost.
+
+        Committed and fsync'd on return. May shed the oldest readings to stay in bounds.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                (seq,) = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-                doc = dict(reading, seq=seq)
-                self._db.execute(
-                    "INSERT INTO outbox (seq, reading) VALUES (?, ?)", (seq, json.dumps(doc))
-                )
-                self._db.execute("UPDATE meta SET value = value + 1 WHERE key='next_seq'")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                seq = self._append(reading)
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                log.error("outbox disk full; shedding oldest", extra={"path": str(self.path)})
+                try:
+                    self._shed_locked(max(1, self._depth // 10))
+                    seq = self._append(reading)
+                except sqlite3.OperationalError as again:
+                    if not _is_full(again):
+                        raise
+                    self.lost += 1
+                    log.error(
+                        "outbox disk full; reading lost",
+                        extra={"path": str(self.path), "lost": self.lost},
+                    )
+                    return None
+            self._maybe_log_shed()
+            return seq
+
+    def _append(self, reading: dict[str, Any]) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (seq,) = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+            doc = json.dumps(dict(reading, seq=seq), separators=(",", ":"))
+            db.execute(
+                "INSERT INTO outbox (seq, reading, stored_at) VALUES (?, ?, ?)",
+                (seq, doc, self._clock()),
+            )
+            db.execute("UPDATE meta SET value = value + 1 WHERE key='next_seq'")
+            depth, nbytes = self._depth + 1, self._bytes + len(doc)
+            shed_n, shed_b = self._over_bound(depth, nbytes)
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        self._depth, self._bytes = depth - shed_n, nbytes - shed_b
         return int(seq)
 
+    def _over_bound(self, depth: int, nbytes: int) -> tuple[int, int]:
+        """Inside a transaction: delete the oldest rows until both bounds hold."""
+        if depth <= self.max_rows and nbytes <= self.max_bytes:
+            return 0, 0
+        shed_n = shed_b = 0
+        last = None
+        for seq, size in self._db.execute(
+            "SELECT seq, length(reading) FROM outbox ORDER BY seq LIMIT ?",
+            (max(1, depth - self.max_rows) + 64,),
+        ):
+            if depth - shed_n <= self.max_rows and nbytes - shed_b <= self.max_bytes:
+                break
+            shed_n, shed_b, last = shed_n + 1, shed_b + int(size), seq
+        if last is not None:
+            self._db.execute("DELETE FROM outbox WHERE seq <= ?", (last,))
+            self._db.execute("UPDATE meta SET value = value + ? WHERE key='shed'", (shed_n,))
+        return shed_n, shed_b
+
+    def _shed_locked(self, n: int) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT max(seq), count(*), coalesce(sum(length(reading)), 0) FROM "
+                "(SELECT seq, reading FROM outbox ORDER BY seq LIMIT ?)",
+                (n,),
+            ).fetchone()
+            if row[0] is not None:
+                db.execute("DELETE FROM outbox WHERE seq <= ?", (row[0],))
+                db.execute("UPDATE meta SET value = value + ? WHERE key='shed'", (row[1],))
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        if row[0] is not None:
+            self._depth -= int(row[1])
+            self._bytes -= int(row[2])
+
+    def _maybe_log_shed(self) -> None:
+        total = self._meta("shed")
+        now = time.monotonic()
+        if total > self._logged_shed and now - self._last_log >= _LOG_EVERY_S:
+            log.warning(
+                "outbox full: oldest readings shed",
+                extra={
+                    "shed": total - self._logged_shed,
+                    "shed_total": total,
+                    "depth": self._depth,
+                    "max_rows": self.max_rows,
+                    "max_bytes": self.max_bytes,
+                },
+            )
+            self._logged_shed, self._last_log = total, now
+
+    def delete(self, seqs: list[int]) -> None:
+        """Forget readings the broker acknowledged."""
+        if not seqs:
+            return
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                sizes = db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) "
+                    "RETURNING length(reading)",
+                    (json.dumps(seqs),),
+                ).fetchall()
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                raise
+            self._depth -= len(sizes)
+            self._bytes -= sum(int(s[0]) for s in sizes)
+
+    # -- reading ---------------------------------------------------------------------------
     def pending(self, limit: int, after: int = -1) -> list[dict[str, Any]]:
         """Oldest stored readings with ``seq > after``."""
         with self._lock:
@@ -60,13 +224,36 @@ class Outbox:
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def delete(self, seqs: list[int]) -> None:
+    def oldest_age_s(self) -> float | None:
+        """Seconds since the oldest unsent reading was stored; None when empty."""
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            row = self._db.execute("SELECT stored_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return max(0.0, float(self._clock()) - float(row[0]))
+
+    def _meta(self, key: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next reading gets: readings ever produced on this outbox."""
+        with self._lock:
+            return self._meta("next_seq")
+
+    @property
+    def shed_total(self) -> int:
+        """Readings shed by the bound or a full disk, ever (kept on disk), plus lost ones."""
+        with self._lock:
+            return self._meta("shed") + self.lost
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        return self._depth
 
     def close(self) -> None:
         with self._lock:

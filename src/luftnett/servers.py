@@ -237,6 +237,11 @@ class EmbeddedMosquitto:
     base: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    # optional security, as deploy/mosquitto/ has it: no anonymous clients once a password file
+    # is given; ``tls`` = (cafile, certfile, keyfile) makes the listener TLS-only (mqtts://)
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    tls: tuple[Path, Path, Path] | None = None
 
     @property
     def dir(self) -> Path:
@@ -244,7 +249,18 @@ class EmbeddedMosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def _security_conf(self) -> str:
+        lines = [f"allow_anonymous {'false' if self.password_file else 'true'}"]
+        if self.password_file:
+            lines.append(f"password_file {self.password_file}")
+        if self.acl_file:
+            lines.append(f"acl_file {self.acl_file}")
+        if self.tls:
+            cafile, certfile, keyfile = self.tls
+            lines += [f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
+        return "".join(f"{line}\n" for line in lines)
 
     def running_port(self) -> int | None:
         state = _read_state(self.base).get("mosquitto", {})
@@ -278,7 +294,7 @@ class EmbeddedMosquitto:
             "# written by luftnett: a private broker on loopback\n"
             f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{self._security_conf()}"
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             "autosave_interval 5\n"

@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +35,7 @@ __all__ = [
     "DEMO_API_KEY",
     "ApiSettings",
     "CollectorSettings",
+    "EdgeSensorSettings",
     "EdgeSettings",
     "MqttSettings",
     "Settings",
@@ -56,6 +65,25 @@ class MqttSettings(BaseModel):
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive, seconds")
 
 
+class EdgeSensorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="driver name: sds011, pms5003, sps30, dgs-no2, sht31, ...")
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0")
+    name: str | None = Field(default=None, description="unique name; default the model")
+    window_s: float | None = Field(
+        default=None, gt=0, description="averaging window; default edge.window_s"
+    )
+    warmup_s: float = Field(
+        default=30.0, ge=0, description="frames after start or wake left out of the mean"
+    )
+    awake_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="duty cycle: wake this long before each window end, sleep otherwise",
+    )
+
+
 class EdgeSettings(BaseModel):
     device_id: str = Field(
         default="demo-001", pattern=r"^[a-z0-9-]{3,40}$", description="this device's id"
@@ -68,6 +96,36 @@ class EdgeSettings(BaseModel):
     )
     publish_batch: int = Field(
         default=100, ge=1, le=1000, description="max readings per MQTT message when catching up"
+    )
+    sensors: list[EdgeSensorSettings] = Field(
+        default_factory=list,
+        description="[[edge.sensors]] tables; empty: one sensor from sensor_model/serial_port",
+    )
+    replay_rate: float = Field(
+        default=1000.0, ge=0, description="max readings/s sent when catching up; 0 = unbounded"
+    )
+    outbox_max_rows: int = Field(
+        default=500_000, ge=1, description="outbox bound; beyond it the oldest readings are shed"
+    )
+    outbox_max_bytes: int = Field(
+        default=200_000_000, ge=1, description="outbox bound in bytes of reading JSON"
+    )
+    clock_check: Literal["kernel", "year", "off"] = Field(
+        default="kernel",
+        description="when readings get clock_suspect: kernel (adjtimex unsynced or year "
+        "< 2024), year (year < 2024 only), off",
+    )
+    health_interval_s: float = Field(
+        default=60.0, gt=0, description="retained status (health) published this often, seconds"
+    )
+    mqtt_username: str | None = Field(
+        default=None, description="broker user; default the device_id when a password is set"
+    )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="this device's broker password (`luftnett device add`)"
+    )
+    tls_ca_file: Path | None = Field(
+        default=None, description="CA certificate that signed the broker's (mqtts://)"
     )
 
 

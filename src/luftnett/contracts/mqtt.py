@@ -35,6 +35,7 @@ __all__ = [
     "TOPIC_VERSION",
     "Reading",
     "ReadingsPayload",
+    "SensorHealth",
     "SensorInfo",
     "StatusPayload",
     "decode_readings",
@@ -96,15 +97,33 @@ class Reading(BaseModel):
     n_samples: int = Field(ge=0, le=1_000_000, description="frames averaged into this reading")
     values: dict[str, float] = Field(description="quantity name (see units registry) -> value")
     flags: list[str] = Field(default_factory=list, description="edge-raised flag names")
+    # optional since agent 0.2 (schema_version stays 1; the collector keeps them in `extra`)
+    sensor: SensorInfo | None = Field(
+        default=None, description="the sensor of this reading when a device has several"
+    )
+    n: dict[str, int] | None = Field(default=None, description="quantity -> frames averaged")
+    min: dict[str, float] | None = Field(default=None, description="quantity -> window minimum")
+    max: dict[str, float] | None = Field(default=None, description="quantity -> window maximum")
+    n_warmup: int | None = Field(
+        default=None, ge=0, description="frames left out of the mean as warm-up"
+    )
 
-    @field_validator("values")
+    @field_validator("values", "min", "max")
     @classmethod
-    def _known_finite(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, x in v.items():
+    def _known_finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for name, x in (v or {}).items():
             if name not in QUANTITIES:
                 raise ValueError(f"unknown quantity {name!r}")
             if not math.isfinite(x):
                 raise ValueError(f"{name} is not a finite number ({x!r})")
+        return v
+
+    @field_validator("n")
+    @classmethod
+    def _known_names(cls, v: dict[str, int] | None) -> dict[str, int] | None:
+        for name in v or {}:
+            if name not in QUANTITIES:
+                raise ValueError(f"unknown quantity {name!r}")
         return v
 
     @field_validator("flags")
@@ -125,13 +144,46 @@ class ReadingsPayload(BaseModel):
     readings: list[Reading] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class SensorHealth(BaseModel):
+    """One sensor of a device, as its agent sees it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(description="driver name")
+    port: str = Field(description="serial device")
+    frames: int = Field(ge=0, description="data frames decoded since the agent started")
+    errors: dict[str, int] = Field(
+        default_factory=dict, description="error category (SENSORS.md §6) -> count since start"
+    )
+    awake: bool | None = Field(default=None, description="false while duty-cycled asleep")
+
+
 class StatusPayload(BaseModel):
+    """Retained device status. Health fields are optional (absent in the last will)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId
     state: Literal["online", "offline"]
     ts: AwareDatetime | None = None
     agent_version: str = Field(default="", max_length=40)
+    uptime_s: float | None = Field(default=None, ge=0, description="seconds since agent start")
+    outbox_depth: int | None = Field(default=None, ge=0, description="readings not yet acked")
+    oldest_unsent_age_s: float | None = Field(
+        default=None, ge=0, description="age of the oldest reading in the outbox, seconds"
+    )
+    readings_shed: int | None = Field(
+        default=None, ge=0, description="readings dropped by the outbox bound, ever (on disk)"
+    )
+    last_seq: int | None = Field(default=None, ge=-1, description="newest seq assigned")
+    clock_synced: bool | None = Field(
+        default=None, description="false: readings carry clock_suspect (see docs/edge.md)"
+    )
+    link_quality_pct: float | None = Field(
+        default=None, ge=0, le=100, description="radio link quality where the modem reports it"
+    )
+    sensors: dict[str, SensorHealth] | None = Field(
+        default=None, description="sensor name -> health"
+    )
 
 
 def encode(payload: BaseModel) -> bytes:
