@@ -31,8 +31,8 @@ def item_json(item: Item) -> dict[str, Any]:
         return out
     if isinstance(item, Measurement):
         out = {**item.values, **item.fields}
-        if item.serial is not None:
-            out.setdefault("serial", item.serial)
+        if item.serial is not None and item.serial not in out.values():
+            out["serial"] = item.serial
         out["flags"] = sorted(item.flags)
     else:
         out = {"reply": item.command, **item.fields}

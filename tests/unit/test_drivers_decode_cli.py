@@ -37,6 +37,7 @@ def test_sds011_worked_example() -> None:
     assert obj["pm25_ugm3"] == 123.6
     assert obj["pm10_ugm3"] == 261.8
     assert obj["device_id"] == "A160"
+    assert "serial" not in obj  # the device ID is the serial; printed once
     assert obj["flags"] == []
     assert obj["raw"] == SDS_WORKED
 
