@@ -21,6 +21,8 @@ __all__ = [
     "INTERVAL_S",
     "MODEL",
     "MODELS",
+    "SLEEP_COMMANDS",
+    "WAKE_COMMANDS",
     "Framer",
     "ack_frame",
     "command",
@@ -75,6 +77,9 @@ WAKE = command(CMD_SLEEP, 1)
 
 # Sent after opening the port: wake (no ack), then active mode (acked).
 INIT_COMMANDS: tuple[bytes, ...] = (WAKE, ACTIVE)
+# Duty cycle: sleep is acked, wake is not; waking is the same as starting up.
+SLEEP_COMMANDS: tuple[bytes, ...] = (SLEEP,)
+WAKE_COMMANDS: tuple[bytes, ...] = INIT_COMMANDS
 
 
 def data_frame(words: Sequence[int], version: int = 0x97, error: int = 0) -> bytes:

@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "api": "luftnett.api.cli:api",
     "collector": "luftnett.collector.cli:collector",
     "edge": "luftnett.edge.cli:edge",
+    "device": "luftnett.edge.provision:device",
     "quarantine": "luftnett.collector.cli:quarantine",
     "sim": "luftnett.firmware_sim.cli:sim",
     "calibrate": "luftnett.calibration.cli:calibrate",
