@@ -27,23 +27,37 @@ if TYPE_CHECKING:
 __all__ = ["calibrate"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-MODELS = ("linear", "multilinear", "robust", "epa-pa", "kohler")
+MODELS = ("linear", "multilinear", "mlr", "robust", "epa-pa", "kohler")
 
 
 @click.group()
 def calibrate() -> None:
-    """Fit and evaluate sensor calibrations against reference data (CSV in, no database).
+    """Fit and evaluate sensor calibrations: on a paired CSV (no database), or on co-locations
+    stored in the database (fit --device, activate, versions, report, reprocess, drift).
 
     Example:  luftnett calibrate evaluate --csv colo.csv --reference NO2 --sensor LCS1
     """
 
 
-def _data_options(f: F) -> F:
-    """Options shared by ``fit`` and ``evaluate``: the file, its columns and its format."""
+def _data_options(f: F, database: bool = False) -> F:
+    """Options shared by ``fit`` and ``evaluate``: the file, its columns and its format.
+
+    With ``database`` (``fit``), --csv and --sensor are optional: --device fits from the
+    database instead, and --reference names the reference station.
+    """
     opts = [
-        click.option("--csv", "csv_path", required=True, help="Paired data, a CSV with a header."),
-        click.option("--reference", required=True, help="Column of the reference values."),
-        click.option("--sensor", required=True, help="Column of the sensor values to calibrate."),
+        click.option(
+            "--csv", "csv_path", required=not database, help="Paired data, a CSV with a header."
+        ),
+        click.option(
+            "--reference",
+            required=True,
+            help="Column of the reference values"
+            + (" (with --device: the reference station id)." if database else "."),
+        ),
+        click.option(
+            "--sensor", required=not database, help="Column of the sensor values to calibrate."
+        ),
         click.option(
             "--covariates",
             default="",
@@ -62,7 +76,7 @@ def _data_options(f: F) -> F:
             type=click.Choice(MODELS),
             default="linear",
             show_default=True,
-            help="Model family; robust = multilinear with a Huber loss.",
+            help="Model family; mlr = multilinear; robust = multilinear with a Huber loss.",
         ),
         click.option("--time", "time_col", help="Time column (ISO 8601); rows are sorted by it."),
         click.option("--time-format", help="strptime format of --time if not ISO, e.g. %d/%m/%Y."),
@@ -330,18 +344,40 @@ def _read_model(path: Path) -> CalibrationModel:
     return CalibrationModel.from_json(text)
 
 
+def _fit_options(f: F) -> F:
+    return _data_options(f, database=True)
+
+
 @calibrate.command()
-@_data_options
+@_fit_options
 @click.option("--reference-station", help="Identifier of the reference station, stored.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the model JSON here (default: standard output).",
 )
+@click.option("--device", "device_id", help="Fit from the database: this device's readings.")
+@click.option("--from", "start", help="With --device: first hour of the co-location (ISO, UTC).")
+@click.option("--to", "end", help="With --device: end of the co-location (exclusive).")
+@click.option(
+    "--pollutant",
+    type=click.Choice(["pm25", "pm10", "no2"]),
+    default="pm25",
+    show_default=True,
+    help="With --device: which pollutant to calibrate.",
+)
+@click.option(
+    "--train-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.7,
+    show_default=True,
+    help="With --device: share of the hours (in time order) used for fitting.",
+)
+@click.option("--by", "created_by", help="With --device: who fits (default: the OS user).")
 def fit(
-    csv_path: str,
+    csv_path: str | None,
     reference: str,
-    sensor: str,
+    sensor: str | None,
     covariates: str,
     rh_col: str | None,
     temp_col: str | None,
@@ -355,15 +391,40 @@ def fit(
     unit: str,
     reference_station: str | None,
     out: Path | None,
+    device_id: str | None,
+    start: str | None,
+    end: str | None,
+    pollutant: str,
+    train_fraction: float,
+    created_by: str | None,
 ) -> None:
-    """Fit a model on every complete row of a paired file and write it as JSON.
+    """Fit a model on a paired CSV and write it as JSON, or on a co-location in the database.
 
-    The JSON carries the family, coefficients and covariance, inputs, units, training window,
-    reference station, fit metrics and a model_id that hashes all of them.
+    From a CSV: every complete row is used; the JSON carries the family, coefficients and
+    covariance, inputs, units, training window, reference station, fit metrics and a model_id
+    that hashes all of them.
+
+    With --device D --reference STATION --from --to: hourly means of the device's valid
+    readings (RH and temperature as covariates) are paired with the station's hourly values,
+    the first --train-fraction of the hours fit the model, the rest evaluate it, and the result
+    is stored as a new calibration version (never overwriting one).
 
     Example:  luftnett calibrate fit --csv pa.csv --reference conc --sensor A_B_Avg
     --covariates humidity_a,temp_Celsius --model multilinear --out pa-mlr.json
+
+    Example:  luftnett calibrate fit --device demo-001 --reference NO0083A --from 2024-01-01
+    --to 2024-03-01 --model mlr
     """
+    if device_id is not None:
+        if csv_path is not None:
+            raise ConfigError("give either --csv or --device, not both")
+        from luftnett.calibration.db_cli import fit_from_database
+
+        fit_from_database(device_id, reference, start, end, model_name, pollutant,
+                          train_fraction, created_by)  # fmt: skip
+        return
+    if csv_path is None or sensor is None:
+        raise ConfigError("give --csv FILE and --sensor COLUMN (or --device D for the database)")
     data = _load(csv_path, reference, sensor, covariates, rh_col, temp_col, model_name,
                  time_col, time_format, delimiter, decimal, na_tokens)  # fmt: skip
     model = _fit(data, None, model_name, rh_col, temp_col, abs_humidity, unit, reference_station)
@@ -376,3 +437,13 @@ def fit(
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror}") from exc
     click.echo(f"wrote {model.model_id} ({len(data.table)} rows) to {out}", err=True)
+
+
+def _attach_database_commands() -> None:
+    from luftnett.calibration.db_cli import DB_COMMANDS
+
+    for cmd in DB_COMMANDS:
+        calibrate.add_command(cmd)
+
+
+_attach_database_commands()

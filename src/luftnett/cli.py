@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "quarantine": "luftnett.collector.cli:quarantine",
     "sim": "luftnett.firmware_sim.cli:sim",
     "calibrate": "luftnett.calibration.cli:calibrate",
+    "reference": "luftnett.calibration.db_cli:reference",
     "map": "luftnett.mapping.cli:map_group",
 }
 

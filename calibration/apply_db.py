@@ -1,0 +1,449 @@
+"""Apply calibrations to stored readings: at ingest (:func:`calibrate_rows`) and to history
+(:func:`reprocess`). The I/O side; the model maths is :meth:`CalibrationModel.apply`.
+
+Which version applies to a reading: the device's latest activation with ``valid_from <= ts``,
+else the latest activation of the fleet default for its sensor model, else none (no calibrated
+value). The SQL function ``luftnett_active_version`` (migration 0010) states the same rule.
+
+A model's ``sensor`` and ``inputs`` name reading quantities (``pm25_ugm3``, ``pm25_cf1``,
+``rh_pct``, ...): a column of ``readings`` or a key of ``readings.extra``. A reading missing an
+input gets no calibrated value for that pollutant.
+
+Reprocessing reads readings with a binary ``COPY (SELECT ...) TO STDOUT`` whose fields all have
+a fixed width (missing values are sent as NaN), parses the buffer with one ``numpy.frombuffer``,
+applies the models in bulk and writes with a binary ``COPY`` built the same way. Values of other
+versions are never touched; values of the same version are replaced (versions are immutable,
+so they are identical).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Json, Jsonb
+
+from luftnett.calibration.fleet import FLEET_DEFAULTS
+from luftnett.calibration.model import CalibrationModel
+from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
+from luftnett.errors import CalibrationError
+
+__all__ = [
+    "POLLUTANT_COLUMNS",
+    "CalibratedValue",
+    "CalibrationCache",
+    "apply_at_ingest",
+    "calibrate_rows",
+    "ensure_fleet_defaults",
+    "reprocess",
+    "write_calibrated",
+]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+#: pollutant code -> the readings column of the raw value
+POLLUTANT_COLUMNS: dict[str, str] = {"pm25": "pm25_ugm3", "pm10": "pm10_ugm3", "no2": "no2_ppb"}
+FLEET_DEFAULT_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+FLEET_CREATED_BY = "luftnett (fleet default)"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970: binary timestamptz origin
+_FLEET_LOCK = 0x6C75667463616C  # advisory lock: one process installs the fleet defaults
+
+_I = {c: READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "sensor_model", "extra")}
+
+
+@dataclass(frozen=True, slots=True)
+class CalibratedValue:
+    device_id: str
+    seq: int
+    pollutant: str
+    version_id: int
+    ts: datetime
+    value: float
+    u: float
+
+
+def ensure_fleet_defaults(conn: psycopg.Connection[Any]) -> list[int]:
+    """Store and activate (from 1970) every fleet default not stored yet; return new ids."""
+    new: list[int] = []
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_FLEET_LOCK,))
+    have = {
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT sensor_model, pollutant, model_id FROM calibration_versions "
+            "WHERE kind = 'fleet-default'"
+        )
+    }
+    for (sensor_model, pollutant), d in FLEET_DEFAULTS.items():
+        if (sensor_model, pollutant, d.model.model_id) in have:
+            continue
+        row = conn.execute(
+            "INSERT INTO calibration_versions (sensor_model, pollutant, kind, model_id, model, "
+            "metrics, created_by) VALUES (%s, %s, 'fleet-default', %s, %s, %s, %s) "
+            "RETURNING version_id",
+            (sensor_model, pollutant, d.model.model_id, Json(d.model.to_dict()),
+             Jsonb({"source": d.source}), FLEET_CREATED_BY),
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        conn.execute(
+            "INSERT INTO calibration_activations (sensor_model, pollutant, version_id, "
+            "valid_from, created_by) VALUES (%s, %s, %s, %s, %s)",
+            (sensor_model, pollutant, row[0], FLEET_DEFAULT_FROM, FLEET_CREATED_BY),
+        )
+        new.append(int(row[0]))
+    return new
+
+
+@dataclass(slots=True)
+class _Resolver:
+    """The activations of one device and pollutant, as sorted µs-since-1970 arrays."""
+
+    device_from: npt.NDArray[np.int64]
+    device_version: npt.NDArray[np.int64]
+    fleet_from: npt.NDArray[np.int64]
+    fleet_version: npt.NDArray[np.int64]
+
+    def versions(self, ts_us: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Version id per time (0 = none)."""
+        out = np.zeros(ts_us.shape, dtype=np.int64)
+        for frm, ver in ((self.fleet_from, self.fleet_version),
+                         (self.device_from, self.device_version)):  # fmt: skip
+            if frm.size:
+                i = np.searchsorted(frm, ts_us, side="right") - 1
+                ok = i >= 0
+                out[ok] = ver[i[ok]]
+        return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(t: datetime) -> int:
+    """Microseconds since 1970 of an aware time (exact integer arithmetic)."""
+    return (t - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
+class CalibrationCache:
+    """Models by version and activations by device, reloaded when activations change."""
+
+    generation: tuple[int, int] = (-1, -1)
+    resolvers: dict[tuple[str, str], _Resolver] = field(default_factory=dict)
+    models: dict[int, CalibrationModel] = field(default_factory=dict)
+    fleet_checked: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self, conn: psycopg.Connection[Any]) -> None:
+        if not self.fleet_checked:
+            ensure_fleet_defaults(conn)
+            self.fleet_checked = True
+        row = conn.execute(
+            "SELECT coalesce(max(activation_id), 0), count(*) FROM calibration_activations"
+        ).fetchone()
+        gen = (int(row[0]), int(row[1])) if row else (0, 0)
+        if gen != self.generation:
+            self.resolvers.clear()
+            self.generation = gen
+
+    def resolver(self, conn: psycopg.Connection[Any], device_id: str, pollutant: str) -> _Resolver:
+        key = (device_id, pollutant)
+        r = self.resolvers.get(key)
+        if r is None:
+            from luftnett.calibration.store import activations
+
+            acts = activations(conn, device_id, pollutant)
+            dev = [(_us(a[1]), a[3]) for a in acts if a[0] == "device"]
+            flt = [(_us(a[1]), a[3]) for a in acts if a[0] == "sensor_model"]
+            r = _Resolver(
+                np.array([a for a, _ in dev], dtype=np.int64),
+                np.array([v for _, v in dev], dtype=np.int64),
+                np.array([a for a, _ in flt], dtype=np.int64),
+                np.array([v for _, v in flt], dtype=np.int64),
+            )
+            self.resolvers[key] = r
+        return r
+
+    def model(self, conn: psycopg.Connection[Any], version_id: int) -> CalibrationModel:
+        m = self.models.get(version_id)
+        if m is None:
+            row = conn.execute(
+                "SELECT model FROM calibration_versions WHERE version_id = %s", (version_id,)
+            ).fetchone()
+            if row is None:
+                raise CalibrationError(f"no calibration version {version_id}")
+            m = CalibrationModel.from_json(json.dumps(row[0]))
+            self.models[version_id] = m  # versions are immutable: cache forever
+        return m
+
+
+_SHARED = CalibrationCache()
+
+
+def _quantity(row: tuple[Any, ...], name: str, extra: dict[str, Any] | None) -> float:
+    v = row[READING_COLUMNS.index(name)] if name in VALUE_COLUMNS else (extra or {}).get(name)
+    return float("nan") if v is None else float(v)
+
+
+def _apply(model: CalibrationModel, inputs: dict[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
+    out = model.apply(inputs[model.sensor], {k: inputs[k] for k in model.inputs})
+    return out.value, out.u
+
+
+def calibrate_rows(
+    conn: psycopg.Connection[Any],
+    rows: Sequence[tuple[Any, ...]],
+    cache: CalibrationCache | None = None,
+) -> list[CalibratedValue]:
+    """Calibrated value, uncertainty and version of each reading row (``READING_COLUMNS``
+    order, extra columns after them are ignored) and pollutant that has a version in force."""
+    cache = cache if cache is not None else _SHARED
+    out: list[CalibratedValue] = []
+    if not rows:
+        return out
+    with cache.lock:
+        cache.refresh(conn)
+        by_device: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_device.setdefault(r[_I["device_id"]], []).append(r)
+        for device_id, drows in by_device.items():
+            ts = np.array([_us(r[_I["ts"]]) for r in drows], dtype=np.int64)
+            extras = [json.loads(r[_I["extra"]]) if r[_I["extra"]] else None for r in drows]
+            for pollutant in POLLUTANT_COLUMNS:
+                versions = cache.resolver(conn, device_id, pollutant).versions(ts)
+                for vid in np.unique(versions[versions > 0]):
+                    model = cache.model(conn, int(vid))
+                    idx = np.flatnonzero(versions == vid)
+                    names = (model.sensor, *model.inputs)
+                    inputs = {
+                        n: np.array([_quantity(drows[i], n, extras[i]) for i in idx]) for n in names
+                    }
+                    value, u = _apply(model, inputs)
+                    for j, i in enumerate(idx):
+                        if np.isfinite(value[j]) and np.isfinite(u[j]):
+                            r = drows[i]
+                            out.append(CalibratedValue(
+                                device_id, int(r[_I["seq"]]), pollutant, int(vid), r[_I["ts"]],
+                                float(value[j]), float(u[j]),
+                            ))  # fmt: skip
+    return out
+
+
+_INSERT_VALUES = """
+INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, value, u)
+SELECT * FROM unnest(%s::text[], %s::int8[], %s::text[], %s::int8[], %s::timestamptz[],
+                     %s::real[], %s::real[])
+ON CONFLICT DO NOTHING
+"""
+
+
+def write_calibrated(conn: psycopg.Connection[Any], values: Sequence[CalibratedValue]) -> int:
+    """Insert calibrated values (an existing (reading, pollutant, version) is kept)."""
+    if not values:
+        return 0
+    cols = list(zip(*((v.device_id, v.seq, v.pollutant, v.version_id, v.ts, v.value, v.u)
+                      for v in values), strict=True))  # fmt: skip
+    cur = conn.execute(_INSERT_VALUES, [list(c) for c in cols])
+    return cur.rowcount
+
+
+def apply_at_ingest(
+    conn: psycopg.Connection[Any],
+    rows: Sequence[tuple[Any, ...]],
+    inserted: Iterable[tuple[str, datetime]] | None = None,
+) -> int:
+    """The collector's hook: calibrate the rows just stored and write the values, in the
+    caller's transaction. ``inserted`` is the (device_id, ts) of the rows actually inserted
+    (the writer's ``RETURNING``); other rows (duplicates) are skipped."""
+    if inserted is not None:
+        keep = set(inserted)
+        rows = [r for r in rows if (r[_I["device_id"]], r[_I["ts"]]) in keep]
+    return write_calibrated(conn, calibrate_rows(conn, rows))
+
+
+# -- reprocessing ---------------------------------------------------------------------------
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+
+
+def _expr(name: str) -> sql.Composable:
+    if name in VALUE_COLUMNS:
+        inner: sql.Composable = sql.SQL("{}::float8").format(sql.Identifier(name))
+    else:
+        inner = sql.SQL("(extra->>{})::float8").format(sql.Literal(name))
+    return sql.SQL("coalesce({}, 'NaN'::float8)").format(inner)
+
+
+def _read_chunk(
+    conn: psycopg.Connection[Any], device_id: str, names: Sequence[str], after: int, limit: int
+) -> npt.NDArray[Any]:
+    query = sql.SQL(
+        "COPY (SELECT seq::int8, ts, {vals} FROM readings WHERE device_id = {dev} AND seq > "
+        "{after} ORDER BY seq LIMIT {limit}) TO STDOUT (FORMAT BINARY)"
+    ).format(
+        vals=sql.SQL(", ").join(_expr(n) for n in names),
+        dev=sql.Literal(device_id),
+        after=sql.Literal(after),
+        limit=sql.Literal(limit),
+    )
+    buf = bytearray()
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        for data in copy:
+            buf += data
+    fields: list[tuple[str, str]] = [("nf", ">i2"), ("l_seq", ">i4"), ("seq", ">i8"),
+                                     ("l_ts", ">i4"), ("ts", ">i8")]  # fmt: skip
+    for i in range(len(names)):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", ">f8")]
+    dt = np.dtype(fields)
+    n = (len(buf) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // dt.itemsize
+    arr = np.frombuffer(bytes(buf), dtype=dt, count=n, offset=len(_COPY_HEADER))
+    if n and (arr["nf"] != 2 + len(names)).any():  # pragma: no cover - a format surprise
+        raise CalibrationError("unexpected binary COPY layout while reprocessing")
+    return arr
+
+
+def _write_chunk(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    pollutant: str,
+    seq: npt.NDArray[np.int64],
+    version: npt.NDArray[np.int64],
+    ts_pg: npt.NDArray[np.int64],
+    value: FloatArray,
+    u: FloatArray,
+) -> None:
+    dev, pol = device_id.encode(), pollutant.encode()
+    dt = np.dtype([
+        ("nf", ">i2"), ("l0", ">i4"), ("dev", f"S{len(dev)}"), ("l1", ">i4"), ("seq", ">i8"),
+        ("l2", ">i4"), ("pol", f"S{len(pol)}"), ("l3", ">i4"), ("ver", ">i8"), ("l4", ">i4"),
+        ("ts", ">i8"), ("l5", ">i4"), ("val", ">f4"), ("l6", ">i4"), ("u", ">f4"),
+    ])  # fmt: skip
+    rec = np.empty(seq.size, dtype=dt)
+    rec["nf"] = 7
+    rec["l0"], rec["dev"], rec["l1"], rec["seq"] = len(dev), dev, 8, seq
+    rec["l2"], rec["pol"], rec["l3"], rec["ver"] = len(pol), pol, 8, version
+    rec["l4"], rec["ts"], rec["l5"], rec["val"], rec["l6"], rec["u"] = 8, ts_pg, 4, value, 4, u
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY calibrated_values (device_id, seq, pollutant, version_id, ts, value, u) "
+            "FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.write(_COPY_HEADER + rec.tobytes() + _COPY_TRAILER)
+
+
+@dataclass(frozen=True, slots=True)
+class ReprocessResult:
+    readings: int
+    values: int
+    versions: tuple[int, ...]
+
+
+def reprocess(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    pollutants: Sequence[str] = tuple(POLLUTANT_COLUMNS),
+    version_id: int | None = None,
+    chunk: int = 200_000,
+    progress: Callable[[int], None] | None = None,
+) -> ReprocessResult:
+    """Recompute calibrated values of all of a device's readings, one transaction per chunk.
+
+    Without ``version_id`` each reading gets the version in force at its time; with it, every
+    reading gets that version (of its pollutant). ``progress(n)`` is called with the readings
+    done per pollutant and chunk.
+    """
+    from luftnett.calibration.store import get_version
+
+    cache = CalibrationCache()
+    with conn.transaction():
+        cache.refresh(conn)
+    explicit = get_version(conn, version_id) if version_id is not None else None
+    if explicit is not None:
+        if explicit.device_id not in (None, device_id):
+            raise CalibrationError(
+                f"version {version_id} belongs to device {explicit.device_id}, not {device_id}"
+            )
+        pollutants = [explicit.pollutant]
+    readings = values = 0
+    used: set[int] = set()
+    for pollutant in pollutants:
+        if explicit is not None:
+            model_ids = [explicit.version_id]
+            resolver = None
+        else:
+            resolver = cache.resolver(conn, device_id, pollutant)
+            model_ids = sorted({*resolver.device_version.tolist(),
+                                *resolver.fleet_version.tolist()})  # fmt: skip
+        if not model_ids:
+            continue
+        models = {v: cache.model(conn, v) for v in model_ids}
+        names = list(dict.fromkeys(n for m in models.values() for n in (m.sensor, *m.inputs)))
+        after = -1
+        while True:
+            with conn.transaction():
+                arr = _read_chunk(conn, device_id, names, after, chunk)
+                if arr.size == 0:
+                    break
+                seq = arr["seq"].astype(np.int64)
+                ts_pg = arr["ts"].astype(np.int64)
+                after = int(seq[-1])
+                if resolver is None:
+                    ver = np.full(seq.size, model_ids[0], dtype=np.int64)
+                else:
+                    ver = resolver.versions(ts_pg + _PG_EPOCH_US)
+                inputs = {n: arr[f"v{i}"].astype(np.float64) for i, n in enumerate(names)}
+                val = np.full(seq.size, np.nan)
+                unc = np.full(seq.size, np.nan)
+                for v in np.unique(ver[ver > 0]):
+                    m = ver == v
+                    model = models[int(v)]
+                    val[m], unc[m] = _apply(model, {k: a[m] for k, a in inputs.items()})
+                    used.add(int(v))
+                ok = (ver > 0) & np.isfinite(val) & np.isfinite(unc)
+                _replace_same_version(conn, device_id, pollutant, seq[ok], ver[ok])
+                _write_chunk(conn, device_id, pollutant, seq[ok], ver[ok], ts_pg[ok],
+                             val[ok], unc[ok])  # fmt: skip
+                readings += int(seq.size)
+                values += int(ok.sum())
+            if progress is not None:
+                progress(int(seq.size))
+            if seq.size < chunk:
+                break
+    return ReprocessResult(readings, values, tuple(sorted(used)))
+
+
+def _replace_same_version(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    pollutant: str,
+    seq: npt.NDArray[np.int64],
+    ver: npt.NDArray[np.int64],
+) -> None:
+    """Delete the values about to be rewritten (same reading, pollutant and version) if any."""
+    if seq.size == 0:
+        return
+    versions = [int(v) for v in np.unique(ver)]
+    lo, hi = int(seq.min()), int(seq.max())
+    exists = conn.execute(
+        "SELECT 1 FROM calibrated_values WHERE device_id = %s AND seq BETWEEN %s AND %s "
+        "AND pollutant = %s AND version_id = ANY(%s) LIMIT 1",
+        (device_id, lo, hi, pollutant, versions),
+    ).fetchone()
+    if exists is None:
+        return
+    conn.execute(
+        "DELETE FROM calibrated_values c USING unnest(%s::int8[], %s::int8[]) AS k(seq, v) "
+        "WHERE c.device_id = %s AND c.pollutant = %s AND c.seq = k.seq AND c.version_id = k.v",
+        (seq.tolist(), ver.tolist(), device_id, pollutant),
+    )
