@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett import __version__
-from luftnett.api.routers import devices
+from luftnett.api.routers import devices, ledger
 from luftnett.errors import LuftnettError, StorageError
 from luftnett.settings import Settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.include_router(ledger.router)  # before devices: /devices/health is a literal path
     app.include_router(devices.router)
 
     @app.exception_handler(LuftnettError)

@@ -27,6 +27,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "calibrate": "luftnett.calibration.cli:calibrate",
     "reference": "luftnett.calibration.db_cli:reference",
     "map": "luftnett.mapping.cli:map_group",
+    "annotate": "luftnett.collector.annotate_cli:annotate",
+    "ledger": "luftnett.collector.ledger_cli:ledger",
+    "devices": "luftnett.collector.ledger_cli:devices",
+    "rollup": "luftnett.collector.rollup_cli:rollup",
 }
 
 

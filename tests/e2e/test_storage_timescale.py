@@ -71,9 +71,7 @@ def test_continuous_aggregate_queries_equal_the_rollup_tables(fresh_db_url: str)
             for k in range(0, len(rs), 500):
                 w.write([message(dev, rs[k : k + 500])])
         conn.execute(SHIM)
-        conn.execute(
-            f"CREATE MATERIALIZED VIEW {CA_NAMES['hourly']} AS {hourly_ca_select()}"
-        )
+        conn.execute(f"CREATE MATERIALIZED VIEW {CA_NAMES['hourly']} AS {hourly_ca_select()}")
         hcols = ", ".join(ROLLUP_HOURLY_COLUMNS)
         q = "SELECT {c} FROM {t} WHERE device_id = %s ORDER BY hour_start"
         ca = conn.execute(q.format(c=hcols, t=CA_NAMES["hourly"]), (dev,)).fetchall()

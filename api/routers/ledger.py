@@ -1,0 +1,105 @@
+"""Completeness ledger and device health."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from luftnett.api.deps import Conn
+from luftnett.collector.health import DEFAULT_SILENT_AFTER, HEALTH_SQL, assess
+from luftnett.collector.ledger import (
+    DEFAULT_LATE_AFTER,
+    DUPLICATES_SQL,
+    KEYS_SQL,
+    LEDGER_DEVICES_SQL,
+    LedgerDay,
+    summarise,
+)
+from luftnett.collector.rollups import DayConvention, day_bounds
+from luftnett.contracts.mqtt import DEVICE_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1", tags=["ledger"])
+
+
+async def _ledger_day(
+    conn: Conn, device: str, day: date, conv: DayConvention, late_after: timedelta
+) -> LedgerDay:
+    start, end = day_bounds(day, conv)
+    p = {"device": device, "start": start, "end": end}
+    cur = await conn.execute(KEYS_SQL, p)
+    keys = [(r["seq"], r["ts"], r["received_at"], r["prev_seq"]) for r in await cur.fetchall()]
+    cur = await conn.execute(DUPLICATES_SQL, p)
+    row = await cur.fetchone()
+    return summarise(device, day, conv, keys, int(row["duplicates"]) if row else 0, late_after)
+
+
+@router.get(
+    "/ledger",
+    summary="Completeness ledger per device and day",
+    description="Readings sent (from the device's sequence numbers), received, stored, "
+    "duplicates dropped, late, and the missing seq ranges, per device for one day. "
+    "`day_convention` is `utc+01` (compliance days) or `Europe/Oslo` (display days, 23 or "
+    "25 hours at the DST changes); every entry states it and gives its bounds in UTC and "
+    "local time. Without `device`, every device that stored or dropped readings that day.",
+)
+async def get_ledger(
+    conn: Conn,
+    device: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    day: Annotated[date | None, Query(description="YYYY-MM-DD; default today")] = None,
+    day_convention: Annotated[
+        str, Query(pattern="^(utc\\+01|Europe/Oslo)$", description="utc+01 or Europe/Oslo")
+    ] = "Europe/Oslo",
+    late_after_s: Annotated[int, Query(ge=0, le=365 * 86400)] = int(
+        DEFAULT_LATE_AFTER.total_seconds()
+    ),
+) -> dict[str, Any]:
+    conv = DayConvention.parse(day_convention)
+    the_day = day or datetime.now(UTC).astimezone(conv.tz).date()
+    late_after = timedelta(seconds=late_after_s)
+    if device is not None:
+        cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device,))
+        if await cur.fetchone() is None:
+            raise HTTPException(404, f"no device {device!r}; GET /api/v1/devices lists them")
+        entries = [await _ledger_day(conn, device, the_day, conv, late_after)]
+    else:
+        cur = await conn.execute(LEDGER_DEVICES_SQL)
+        entries = []
+        for r in await cur.fetchall():
+            e = await _ledger_day(conn, r["device_id"], the_day, conv, late_after)
+            if e.stored or e.duplicates:
+                entries.append(e)
+    return {
+        "day": the_day.isoformat(),
+        "day_convention": conv.value,
+        "day_convention_note": conv.describe,
+        "devices": [e.as_dict() for e in entries],
+    }
+
+
+@router.get(
+    "/devices/health",
+    summary="Devices that are silent, stuck or faulty",
+    description="A device is listed when it has not been heard from for more than "
+    "`silent_after_s` seconds, or its newest reading is flagged `stuck`, `sensor_error` or "
+    "`clock_suspect`. `all=true` lists healthy devices too. Times in UTC and Europe/Oslo.",
+)
+async def get_device_health(
+    conn: Conn,
+    silent_after_s: Annotated[int, Query(ge=1, le=365 * 86400)] = int(
+        DEFAULT_SILENT_AFTER.total_seconds()
+    ),
+    include_all: Annotated[bool, Query(alias="all", description="include healthy devices")] = False,
+) -> dict[str, Any]:
+    cur = await conn.execute(HEALTH_SQL)
+    now = datetime.now(UTC)
+    report = assess(await cur.fetchall(), now, timedelta(seconds=silent_after_s))
+    listed = [h.as_dict() for h in report if include_all or not h.ok]
+    return {
+        "checked_at": now.isoformat(),
+        "silent_after_s": silent_after_s,
+        "devices_checked": len(report),
+        "unhealthy": sum(not h.ok for h in report),
+        "devices": listed,
+    }

@@ -1,0 +1,168 @@
+"""`luftnett annotate`: staff annotations of a device's period (add, list, revoke)."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from luftnett.cli import settings_of
+
+if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older click is not generic
+    _DateTimeParam = click.ParamType[datetime]
+else:
+    _DateTimeParam = click.ParamType
+
+
+class AwareDateTime(_DateTimeParam):
+    """ISO 8601 with a time zone: 2026-12-31T23:00:00+01:00 or ...Z."""
+
+    name = "datetime"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            t = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not ISO 8601 (e.g. 2026-12-31T23:00:00+01:00)", param, ctx)
+        if t.tzinfo is None:
+            self.fail(f"{value!r} has no time zone; add Z or +01:00", param, ctx)
+        return t
+
+
+AWARE = AwareDateTime()
+
+
+@click.group()
+def annotate() -> None:
+    """Staff annotations: mark a device's period (maintenance, roadworks, fireworks, fog)."""
+
+
+@annotate.command("add")
+@click.option("--device", "device_id", required=True, help="Device id.")
+@click.option("--start", required=True, type=AWARE, help="Start, ISO 8601 with zone.")
+@click.option("--end", required=True, type=AWARE, help="End (exclusive), ISO 8601 with zone.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["maintenance", "roadworks", "fireworks", "fog", "other"]),
+    help="What happened.",
+)
+@click.option("--reason", required=True, help="Why, in words.")
+@click.option("--by", default=None, help="Who annotates (default: the login name).")
+@click.option(
+    "--invalidate/--no-invalidate",
+    default=False,
+    show_default=True,
+    help="Leave the period's readings out of statistics (reversible: revoke).",
+)
+@click.pass_context
+def annotate_add(
+    ctx: click.Context,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    kind: str,
+    reason: str,
+    by: str | None,
+    invalidate: bool,
+) -> None:
+    """Annotate a period of one device; with --invalidate its readings leave the statistics.
+
+    Raw readings are never changed; rollups of the covered hours are recomputed at once.
+
+    Example:  luftnett annotate add --device demo-001 --start 2026-12-31T23:00+01:00
+    --end 2027-01-01T02:00+01:00 --kind fireworks --reason "New Year" --invalidate
+    """
+    import psycopg
+
+    from luftnett.collector import annotations
+    from luftnett.connect import database_url
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        a = annotations.add(
+            conn, device_id, start, end, kind, reason, by or getpass.getuser(), invalidate
+        )
+    what = "invalidates its readings" if a.invalidates else "informational"
+    click.echo(f"annotation {a.annotation_id} added for {a.device_id} ({a.kind}, {what})")
+
+
+@annotate.command("list")
+@click.option("--device", "device_id", default=None, help="Only this device.")
+@click.option("--active", is_flag=True, help="Only annotations not revoked.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--audit", "with_audit", is_flag=True, help="Print each annotation's audit trail.")
+@click.pass_context
+def annotate_list(
+    ctx: click.Context, device_id: str | None, active: bool, as_json: bool, with_audit: bool
+) -> None:
+    """List annotations (times in UTC), optionally with their audit trail.
+
+    Example:  luftnett annotate list --device demo-001 --audit
+    """
+    import psycopg
+
+    from luftnett.collector import annotations
+    from luftnett.connect import database_url
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        items = annotations.list_annotations(conn, device_id, active)
+        for a in items:
+            trail = annotations.audit(conn, a.annotation_id) if with_audit else []
+            if as_json:
+                doc: dict[str, Any] = {
+                    k: (v.isoformat() if isinstance(v, datetime) else v)
+                    for k, v in dataclasses.asdict(a).items()
+                }
+                if with_audit:
+                    doc["audit"] = [
+                        {
+                            "action": t["action"],
+                            "changed_by": t["changed_by"],
+                            "changed_at": t["changed_at"].isoformat(),
+                        }
+                        for t in trail
+                    ]
+                click.echo(json.dumps(doc))
+                continue
+            state = (
+                "active" if a.active else f"revoked {a.revoked_at:%Y-%m-%d %H:%M} by {a.revoked_by}"
+            )
+            inval = "invalidates" if a.invalidates else "note"
+            click.echo(
+                f"{a.annotation_id:>6} {a.device_id} {a.starts_at.isoformat()} -> "
+                f"{a.ends_at.isoformat()} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
+            )
+            for t in trail:
+                click.echo(
+                    f"       {t['changed_at'].isoformat()} {t['action']} by {t['changed_by']}"
+                )
+        if not items and not as_json:
+            click.echo("no annotations")
+
+
+@annotate.command("revoke")
+@click.argument("annotation_id", type=int)
+@click.option("--reason", required=True, help="Why it no longer holds.")
+@click.option("--by", default=None, help="Who revokes (default: the login name).")
+@click.pass_context
+def annotate_revoke(ctx: click.Context, annotation_id: int, reason: str, by: str | None) -> None:
+    """Revoke an annotation: its readings count again; the annotation and its audit stay.
+
+    Example:  luftnett annotate revoke 12 --reason "entered for the wrong device"
+    """
+    import psycopg
+
+    from luftnett.collector import annotations
+    from luftnett.connect import database_url
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        a = annotations.revoke(conn, annotation_id, by or getpass.getuser(), reason)
+    click.echo(f"annotation {a.annotation_id} revoked by {a.revoked_by}")

@@ -1,0 +1,112 @@
+"""Device health: which devices are silent, stuck or reporting sensor faults.
+
+A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
+or when its newest reading carries ``stuck`` (the sensor repeats one value), ``sensor_error``
+(the sensor reports a fault) or ``clock_suspect``. The CLI (``luftnett devices health``) and the
+API (``GET /api/v1/devices/health``) run :data:`HEALTH_SQL` and :func:`assess`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.rows import dict_row
+
+from luftnett.contracts.units import ReadingFlag
+
+__all__ = ["DEFAULT_SILENT_AFTER", "HEALTH_SQL", "DeviceHealth", "assess", "device_health"]
+
+DEFAULT_SILENT_AFTER = timedelta(minutes=15)
+OSLO = ZoneInfo("Europe/Oslo")
+
+#: every device with its last contact and its newest reading's time and flags
+HEALTH_SQL = """
+SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lr.flags AS last_flags
+FROM devices d
+LEFT JOIN LATERAL (
+    SELECT ts, flags FROM readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 1
+) lr ON true
+ORDER BY d.device_id
+"""
+
+_PROBLEM_FLAGS = {
+    "stuck": ReadingFlag.STUCK,
+    "sensor_error": ReadingFlag.SENSOR_ERROR,
+    "clock_suspect": ReadingFlag.CLOCK_SUSPECT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    device_id: str
+    sensor_model: str
+    last_seen: datetime
+    last_reading: datetime | None
+    silent_for: timedelta
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        def both(t: datetime | None) -> tuple[str | None, str | None]:
+            if t is None:
+                return None, None
+            return t.astimezone(UTC).isoformat(), t.astimezone(OSLO).isoformat()
+
+        seen, seen_local = both(self.last_seen)
+        last, last_local = both(self.last_reading)
+        return {
+            "device_id": self.device_id,
+            "sensor_model": self.sensor_model,
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "last_seen": seen,
+            "last_seen_local": seen_local,
+            "silent_for_s": round(self.silent_for.total_seconds()),
+            "last_reading_ts": last,
+            "last_reading_ts_local": last_local,
+        }
+
+
+def assess(
+    rows: Iterable[Mapping[str, Any]],
+    now: datetime,
+    silent_after: timedelta = DEFAULT_SILENT_AFTER,
+) -> list[DeviceHealth]:
+    """Health of each device row of :data:`HEALTH_SQL` at ``now``."""
+    out = []
+    for r in rows:
+        silent_for = max(now - r["last_seen"], timedelta(0))
+        problems = []
+        if silent_for > silent_after:
+            problems.append("silent")
+        flags = r["last_flags"] or 0
+        problems += [name for name, bit in _PROBLEM_FLAGS.items() if flags & bit]
+        out.append(
+            DeviceHealth(
+                device_id=r["device_id"],
+                sensor_model=r["sensor_model"],
+                last_seen=r["last_seen"],
+                last_reading=r["last_ts"],
+                silent_for=silent_for,
+                problems=tuple(problems),
+            )
+        )
+    return out
+
+
+def device_health(
+    conn: psycopg.Connection[Any],
+    silent_after: timedelta = DEFAULT_SILENT_AFTER,
+    now: datetime | None = None,
+) -> list[DeviceHealth]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(HEALTH_SQL).fetchall()
+    return assess(rows, now or datetime.now(UTC), silent_after)

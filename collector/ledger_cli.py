@@ -1,0 +1,126 @@
+"""`luftnett ledger` (completeness per device and day) and `luftnett devices health`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import click
+
+from luftnett.cli import settings_of
+
+_CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
+
+
+@click.command()
+@click.option("--device", "device_id", default=None, help="One device (default: every device).")
+@click.option(
+    "--day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="YYYY-MM-DD (default: today in the day convention).",
+)
+@click.option(
+    "--day-convention",
+    "convention",
+    type=_CONVENTIONS,
+    default="Europe/Oslo",
+    show_default=True,
+    help="utc+01 (compliance days) or Europe/Oslo (display days, 23/25 h at DST).",
+)
+@click.option(
+    "--late-after",
+    type=click.IntRange(min=0),
+    default=3600,
+    show_default=True,
+    help="A reading received more than this many seconds after its ts is late.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+@click.pass_context
+def ledger(
+    ctx: click.Context,
+    device_id: str | None,
+    day: datetime | None,
+    convention: str,
+    late_after: int,
+    as_json: bool,
+) -> None:
+    """Completeness per device and day: sent (from seq numbers), stored, late, duplicates,
+    missing seq ranges. "We lost nothing" is missing = 0.
+
+    Example:  luftnett ledger --device demo-001 --day 2026-11-22 --day-convention utc+01
+    """
+    import psycopg
+
+    from luftnett.collector.ledger import ledger as build
+    from luftnett.collector.rollups import DayConvention
+    from luftnett.connect import database_url
+
+    conv = DayConvention.parse(convention)
+    the_day: date = day.date() if day else datetime.now(UTC).astimezone(conv.tz).date()
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        entries = build(conn, the_day, device_id, conv, timedelta(seconds=late_after))
+    if as_json:
+        for e in entries:
+            click.echo(json.dumps(e.as_dict()))
+        return
+    click.echo(f"day {the_day} ({conv.describe})")
+    if not entries:
+        click.echo("no readings stored or dropped that day")
+        return
+    click.echo(
+        f"{'device':<24} {'sent':>7} {'stored':>7} {'missing':>7} {'dupes':>6} {'late':>6}"
+        "  missing seq ranges"
+    )
+    for e in entries:
+        ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in e.missing_ranges[:10])
+        if len(e.missing_ranges) > 10:
+            ranges += f", ... ({len(e.missing_ranges)} ranges)"
+        click.echo(
+            f"{e.device_id:<24} {e.sent:>7} {e.stored:>7} {e.missing:>7} {e.duplicates:>6} "
+            f"{e.late:>6}  {ranges or '-'}"
+        )
+
+
+@click.group()
+def devices() -> None:
+    """Devices: their health."""
+
+
+@devices.command("health")
+@click.option(
+    "--silent-after",
+    type=click.IntRange(min=1),
+    default=900,
+    show_default=True,
+    help="A device not heard from for this many seconds is silent.",
+)
+@click.option("--all", "show_all", is_flag=True, help="List healthy devices too.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
+@click.pass_context
+def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_json: bool) -> None:
+    """List devices that are silent, stuck (one value repeated), or report sensor faults.
+
+    Exit status 0 either way; an empty list means every device is healthy.
+
+    Example:  luftnett devices health --silent-after 600
+    """
+    import psycopg
+
+    from luftnett.collector.health import device_health
+    from luftnett.connect import database_url
+
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        report = device_health(conn, timedelta(seconds=silent_after))
+    shown = [h for h in report if show_all or not h.ok]
+    for h in shown:
+        if as_json:
+            click.echo(json.dumps(h.as_dict()))
+        else:
+            click.echo(
+                f"{h.device_id:<24} {', '.join(h.problems) or 'ok':<28} "
+                f"last seen {h.last_seen.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z "
+                f"({round(h.silent_for.total_seconds())} s ago)"
+            )
+    if not shown and not as_json:
+        click.echo(f"all {len(report)} devices healthy")

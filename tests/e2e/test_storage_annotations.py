@@ -1,0 +1,188 @@
+"""Annotations on a real database: they invalidate readings without touching them, revoking
+restores them, rollups follow at once and equal a recomputation, and every change is audited."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from luftnett.cli import main
+from luftnett.collector import annotations
+from luftnett.collector.rollups import refresh
+from luftnett.collector.validate import Accepted, validate_message
+from luftnett.collector.writer import Writer
+from luftnett.contracts import mqtt as contract
+from luftnett.contracts.units import ReadingFlag
+from luftnett.errors import ConfigError, StorageError
+
+pytestmark = pytest.mark.e2e
+
+T0 = datetime(2025, 12, 31, 22, 0, tzinfo=UTC)  # 23:00 in Oslo, New Year's Eve
+MINUTE = timedelta(minutes=1)
+
+
+def message(device_id: str, seqs: range) -> Accepted:
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=device_id,
+            agent_version="test",
+            sensor=contract.SensorInfo(model="sds011"),
+            readings=[
+                contract.Reading(
+                    seq=s,
+                    ts=T0 + (s + 1) * MINUTE,
+                    window_s=60,
+                    n_samples=60,
+                    values={"pm25_ugm3": 10.0 + s % 7, "pm10_ugm3": 20.0 + s % 5},
+                )
+                for s in seqs
+            ],
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", device_id), payload)
+    assert isinstance(item, Accepted)
+    return item
+
+
+def hour(conn: psycopg.Connection[Any], device_id: str) -> tuple[Any, ...]:
+    row = conn.execute(
+        "SELECT n_stored, n_valid, pm25_ugm3_n FROM rollup_hourly "
+        "WHERE device_id = %s AND hour_start = %s",
+        (device_id, T0),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def raw(conn: psycopg.Connection[Any], device_id: str) -> list[Any]:
+    return conn.execute(
+        "SELECT seq, pm25_ugm3, flags FROM readings WHERE device_id = %s ORDER BY seq",
+        (device_id,),
+    ).fetchall()
+
+
+def test_invalidate_and_restore_with_audit(pg_url: str, device_id: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        w.write([message(device_id, range(0, 40))])  # 22:01 - 22:40 UTC
+        before = raw(conn, device_id)
+        assert hour(conn, device_id) == (40, 40, 40)
+
+        # fireworks 22:20-22:50 UTC: readings ending 22:20 ... 22:49 (seqs 19-48) are out
+        fw = annotations.add(
+            conn,
+            device_id,
+            T0 + 20 * MINUTE,
+            T0 + 50 * MINUTE,
+            "fireworks",
+            "New Year rockets next to the box",
+            by="kari",
+            invalidates=True,
+        )
+        assert hour(conn, device_id) == (40, 19, 19)  # 21 of the 40 stored are covered
+        note = annotations.add(
+            conn, device_id, T0, T0 + 60 * MINUTE, "fog", "fog over the fjord", by="ola"
+        )
+        assert not note.invalidates
+        assert hour(conn, device_id) == (40, 19, 19)
+
+        # readings arriving after the annotation are covered too (late data)
+        w.write([message(device_id, range(40, 59))])  # up to 22:59
+        assert hour(conn, device_id) == (59, 29, 29)
+        assert refresh(conn, device_id).hours >= 1
+        conn.commit()
+        assert hour(conn, device_id) == (59, 29, 29)
+
+        eff = conn.execute(
+            "SELECT count(*) FROM readings_effective WHERE device_id = %s "
+            "AND effective_flags & %s <> 0",
+            (device_id, int(ReadingFlag.ANNOTATED_INVALID)),
+        ).fetchone()
+        assert eff == (30,)
+        # raw values and stored flags are untouched
+        assert raw(conn, device_id)[:40] == before
+        assert all(r[2] & ReadingFlag.ANNOTATED_INVALID == 0 for r in raw(conn, device_id))
+
+        annotations.revoke(conn, fw.annotation_id, by="per", reason="rockets were next door")
+        assert hour(conn, device_id) == (59, 59, 59)
+        with pytest.raises(StorageError, match="already revoked"):
+            annotations.revoke(conn, fw.annotation_id, by="per", reason="again")
+
+        trail = annotations.audit(conn, fw.annotation_id)
+        assert [(t["action"], t["changed_by"]) for t in trail] == [
+            ("insert", "kari"),
+            ("update", "per"),
+        ]
+        assert trail[1]["old_row"]["revoked_at"] is None
+        assert trail[1]["new_row"]["revoke_reason"] == "rockets were next door"
+        listed = annotations.list_annotations(conn, device_id)
+        assert [(a.kind, a.active) for a in listed] == [("fog", True), ("fireworks", False)]
+        assert [a.kind for a in annotations.list_annotations(conn, device_id, True)] == ["fog"]
+
+        # a change made with plain SQL is audited as well, with the database user
+        conn.execute("DELETE FROM annotations WHERE annotation_id = %s", (note.annotation_id,))
+        conn.commit()
+        last = annotations.audit(conn, note.annotation_id)[-1]
+        assert last["action"] == "delete"
+        assert last["changed_by"]
+
+
+def test_bad_annotations_are_refused(pg_url: str, device_id: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        with pytest.raises(StorageError, match="no device"):
+            annotations.add(conn, device_id, T0, T0 + MINUTE, "other", "x", by="kari")
+        with pytest.raises(ConfigError, match="not after start"):
+            annotations.add(conn, device_id, T0, T0, "other", "x", by="kari")
+        with pytest.raises(ConfigError, match="kind"):
+            annotations.add(conn, device_id, T0, T0 + MINUTE, "party", "x", by="kari")
+        with pytest.raises(ConfigError, match="time zone"):
+            annotations.add(
+                conn, device_id, T0.replace(tzinfo=None), T0 + MINUTE, "fog", "x", by="k"
+            )
+
+
+def test_annotate_cli(pg_url: str, device_id: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([message(device_id, range(0, 59))])  # 22:01-22:59 UTC
+    env = {"LUFTNETT_DATABASE_URL": pg_url}
+    run = CliRunner().invoke
+    res = run(
+        main,
+        [
+            "annotate", "add", "--device", device_id,
+            "--start", "2025-12-31T23:30:00+01:00", "--end", "2026-01-01T00:00:00+01:00",
+            "--kind", "maintenance", "--reason", "filter swap", "--by", "kari", "--invalidate",
+        ],
+        env=env,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "invalidates its readings" in res.output
+    ann_id = int(res.output.split()[1])
+    with psycopg.connect(pg_url) as conn:
+        assert hour(conn, device_id) == (59, 29, 29)  # 22:30-22:59 UTC are out
+    res = run(main, ["annotate", "list", "--device", device_id, "--json", "--audit"], env=env)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert (doc["annotation_id"], doc["created_by"], doc["invalidates"]) == (ann_id, "kari", True)
+    assert [a["action"] for a in doc["audit"]] == ["insert"]
+    res = run(
+        main, ["annotate", "revoke", str(ann_id), "--reason", "wrong box", "--by", "ola"], env=env
+    )
+    assert res.exit_code == 0, res.output
+    with psycopg.connect(pg_url) as conn:
+        assert hour(conn, device_id) == (59, 59, 59)
+    res = run(main, ["annotate", "list", "--device", device_id, "--audit"], env=env)
+    assert "revoked" in res.output and "update by ola" in res.output
+    naive = ["--start", "2025-12-31T23:00", "--end", "2026-01-01T00:00Z"]
+    res = run(
+        main,
+        ["annotate", "add", "--device", device_id, *naive, "--kind", "fog", "--reason", "x"],
+        env=env,
+    )
+    assert res.exit_code == 2
+    assert "no time zone" in res.output

@@ -1,0 +1,182 @@
+"""The completeness ledger and device health on a real database: gaps, duplicates, late
+readings, a gap across midnight; the CLI and the API give the same numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from luftnett.cli import main
+from luftnett.collector.ledger import ledger, ledger_day
+from luftnett.collector.rollups import DayConvention, day_bounds
+from luftnett.collector.validate import Accepted, validate_message
+from luftnett.collector.writer import Writer
+from luftnett.contracts import mqtt as contract
+
+pytestmark = pytest.mark.e2e
+
+DAY = date(2026, 6, 10)
+MINUTE = timedelta(minutes=1)
+
+
+def message(device_id: str, readings: list[tuple[int, datetime, float]]) -> Accepted:
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=device_id,
+            agent_version="test",
+            sensor=contract.SensorInfo(model="sds011"),
+            readings=[
+                contract.Reading(seq=s, ts=ts, window_s=60, n_samples=60, values={"pm25_ugm3": v})
+                for s, ts, v in readings
+            ],
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", device_id), payload)
+    assert isinstance(item, Accepted)
+    return item
+
+
+def value(seq: int) -> float:
+    return 10.0 + (seq * 7) % 11
+
+
+@pytest.fixture
+def story(pg_url: str, device_id: str) -> str:
+    """Seqs 0-98 on DAY (Oslo), 100-104 the day after; 10-14, 50 and 99 never arrive;
+    20-29 are redelivered, 30 twice more in a later batch; 60-64 arrive late."""
+    start, end = day_bounds(DAY, DayConvention.DISPLAY)
+    day1 = [(s, start + (s + 1) * MINUTE, value(s)) for s in range(99)]
+    day1 = [r for r in day1 if not (10 <= r[0] <= 14 or r[0] == 50)]
+    day2 = [(s, end + (s - 99) * MINUTE, value(s)) for s in range(100, 105)]
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        r1 = w.write([message(device_id, day1[:40]), message(device_id, day1[40:])])
+        r2 = w.write([message(device_id, [r for r in day1 if 20 <= r[0] <= 29])])
+        thirty = next(r for r in day1 if r[0] == 30)
+        r3 = w.write([message(device_id, [*day2, thirty, thirty])])
+        assert (r1.stored, r1.duplicates) == (93, 0)
+        assert (r2.stored, r2.duplicates) == (0, 10)
+        assert (r3.stored, r3.duplicates) == (5, 2)
+        # delivered on time, except seqs 60-64 (received now, months after their ts)
+        conn.execute(
+            "UPDATE reading_keys SET received_at = ts + interval '10 seconds' "
+            "WHERE device_id = %s AND seq NOT BETWEEN 60 AND 64",
+            (device_id,),
+        )
+        conn.commit()
+    return device_id
+
+
+EXPECTED_DAY1 = {
+    "first_seq": 0,
+    "last_seq": 98,
+    "sent": 99,
+    "stored": 93,
+    "missing": 6,
+    "missing_ranges": [[10, 14], [50, 50]],
+    # 20-29 redelivered, and 30 twice (sent with 100-104, counted on the day of its ts)
+    "duplicates": 12,
+    "received": 105,
+    "late": 5,
+    "hours": 24,
+    "day_convention": "Europe/Oslo",
+}
+EXPECTED_DAY2 = {"sent": 6, "stored": 5, "missing": 1, "missing_ranges": [[99, 99]]}
+
+
+def test_ledger_counts_gaps_duplicates_and_late_readings(pg_url: str, story: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        d1 = ledger_day(conn, story, DAY).as_dict()
+        d2 = ledger_day(conn, story, DAY + timedelta(days=1)).as_dict()
+        strict = ledger_day(conn, story, DAY, late_after=timedelta(seconds=5))
+        every = ledger(conn, DAY)
+    assert {k: d1[k] for k in EXPECTED_DAY1} == EXPECTED_DAY1
+    assert {k: d2[k] for k in EXPECTED_DAY2} == EXPECTED_DAY2
+    assert d2["duplicates"] == 0
+    assert d1["sent"] + d2["sent"] == 104 - 0 + 1  # max seq - min seq + 1
+    assert strict.late == 93  # every reading is more than 5 s late
+    assert d1["start"] == "2026-06-09T22:00:00+00:00"
+    assert d1["start_local"] == "2026-06-10T00:00:00+02:00"
+    assert story in {e.device_id for e in every}
+
+
+def test_ledger_on_compliance_days(pg_url: str, story: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        c = ledger_day(conn, story, DAY, DayConvention.COMPLIANCE)
+    # the UTC+01:00 day runs an hour behind the Oslo (CEST) day: seqs 0-58 fall the day
+    # before, and 100-104 (22:01-22:05 UTC) still count on DAY
+    assert (c.first_seq, c.last_seq) == (59, 104)
+    assert c.stored == 45
+    assert c.sent == 46
+    assert c.missing_ranges == ((99, 99),)
+
+
+def test_ledger_cli_and_api_agree(pg_url: str, story: str, api_url: str) -> None:
+    env = {"LUFTNETT_DATABASE_URL": pg_url}
+    res = CliRunner().invoke(
+        main, ["ledger", "--device", story, "--day", DAY.isoformat(), "--json"], env=env
+    )
+    assert res.exit_code == 0, res.output
+    cli = json.loads(res.output)
+    table = CliRunner().invoke(main, ["ledger", "--device", story, "--day", "2026-06-10"], env=env)
+    assert "Europe/Oslo" in table.output
+    assert "10-14, 50" in table.output
+    with httpx.Client(base_url=api_url) as client:
+        body = client.get("/api/v1/ledger", params={"device": story, "day": "2026-06-10"}).json()
+        assert body["day_convention"] == "Europe/Oslo"
+        assert body["devices"] == [cli]
+        assert cli["missing_ranges"] == [[10, 14], [50, 50]]
+        utc1 = client.get(
+            "/api/v1/ledger",
+            params={"device": story, "day": "2026-06-10", "day_convention": "utc+01"},
+        ).json()
+        assert utc1["devices"][0]["start"] == "2026-06-09T23:00:00+00:00"
+        assert client.get("/api/v1/ledger", params={"device": "no-such-dev"}).status_code == 404
+        bad = client.get("/api/v1/ledger", params={"day_convention": "CET"})
+        assert bad.status_code == 422
+
+
+def _stuck_and_silent(pg_url: str, device_id: str) -> tuple[str, str]:
+    stuck, silent = f"{device_id}-s", f"{device_id}-q"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        w.write([message(stuck, [(s, t0 + (s + 1) * MINUTE, 42.0) for s in range(30)])])
+        w.write([message(silent, [(s, t0 + (s + 1) * MINUTE, value(s)) for s in range(30)])])
+        conn.execute(
+            "UPDATE devices SET last_seen = now() - interval '1 hour' WHERE device_id = %s",
+            (silent,),
+        )
+        conn.commit()
+    return stuck, silent
+
+
+def test_device_health_lists_silent_and_stuck_devices(
+    pg_url: str, device_id: str, api_url: str
+) -> None:
+    stuck, silent = _stuck_and_silent(pg_url, device_id)
+    with httpx.Client(base_url=api_url) as client:
+        body = client.get("/api/v1/devices/health", params={"silent_after_s": 600}).json()
+    listed: dict[str, Any] = {d["device_id"]: d for d in body["devices"]}
+    assert listed[stuck]["problems"] == ["stuck"]
+    assert listed[silent]["problems"] == ["silent"]
+    assert listed[silent]["silent_for_s"] >= 3600
+    assert listed[silent]["last_seen_local"][-6:] in ("+01:00", "+02:00")
+    with httpx.Client(base_url=api_url) as client:
+        lax = client.get("/api/v1/devices/health", params={"silent_after_s": 7200}).json()
+    assert silent not in {d["device_id"] for d in lax["devices"]}
+    res = CliRunner().invoke(
+        main,
+        ["devices", "health", "--silent-after", "600", "--json"],
+        env={"LUFTNETT_DATABASE_URL": pg_url},
+    )
+    assert res.exit_code == 0, res.output
+    cli = {d["device_id"]: d["problems"] for d in map(json.loads, res.output.splitlines())}
+    assert cli[stuck] == ["stuck"]
+    assert cli[silent] == ["silent"]
