@@ -441,11 +441,11 @@ class SyntheticCity:
                     gain=1.0 if ref else float(rng.uniform(1.1, 1.7)),
                     offset_ugm3=0.0 if ref else float(rng.normal(0.0, 1.0)),
                     kappa=0.0 if ref else float(rng.uniform(0.1, 0.25)),
-                    drift_per_day=0.0 if ref else float(rng.uniform(0.0, 0.0015)),
+                    drift_per_day=0.0 if ref else float(rng.uniform(0.0, 0.0004)),
                     noise_ugm3=0.3 if ref else float(rng.uniform(1.0, 2.5)),
                     no2_gain=1.0 if ref else float(rng.uniform(0.8, 1.2)),
                     no2_offset_ppb=0.0 if ref else float(rng.normal(0.0, 3.0)),
-                    no2_drift_ppb_per_day=0.0 if ref else float(rng.normal(0.0, 0.03)),
+                    no2_drift_ppb_per_day=0.0 if ref else float(rng.normal(0.0, 0.01)),
                     no2_noise_ppb=0.5 if ref else float(rng.uniform(2.0, 4.0)),
                     outages=() if ref else tuple((s, s + rng.uniform(1, 6) * 86400) for s in t_out),
                 )

@@ -240,6 +240,38 @@ class Kriging:
             var[s : s + _CHUNK] = self.variogram.sill - np.einsum("ij,ij->i", rhs, rhs @ self._ainv)
         return Prediction(value=value, se=np.sqrt(np.clip(var, 0.0, None)))
 
+    def predict_mean(
+        self, xy_m: ArrayLike, covariates: ArrayLike | None = None
+    ) -> tuple[float, float]:
+        """Block kriging of the equally weighted mean of the true field over ``xy_m`` (m, 2)
+        (e.g. the cell centres inside a district): the prediction and its standard error.
+
+        The block is discretised by the given points: with ``rbar`` the mean of their
+        right-hand sides ``[k0; f0]`` and ``Cbar`` the mean of ``C(|x_i - x_j|)`` over all
+        pairs, ``value = rbar' [lambda; mu]`` and ``se² = Cbar - rbar' A^-1 rbar``. It is
+        smaller than the mean of the points' ``se`` because their errors partly cancel.
+        """
+        at = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
+        m = at.shape[0]
+        if m == 0:
+            raise MappingError("a block needs at least one location")
+        p_cov = 0 if self.covariates is None else self.covariates.shape[1]
+        if p_cov and covariates is None:
+            raise MappingError("this model has an external drift; give covariates to predict")
+        cov = _as_matrix(covariates, m, "block locations") if p_cov else np.empty((m, 0))
+        rbar = np.zeros(self._ainv.shape[0])
+        cbar = 0.0
+        for s in range(0, m, _CHUNK):
+            chunk = at[s : s + _CHUNK]
+            rbar[: self.values.size] += self.variogram.covariance(cdist(chunk, self.xy_m)).sum(0)
+            rbar[self.values.size :] += self._drift(chunk, cov[s : s + _CHUNK]).sum(0)
+            for s2 in range(0, m, _CHUNK):
+                cbar += float(self.variogram.covariance(cdist(chunk, at[s2 : s2 + _CHUNK])).sum())
+        rbar /= m
+        cbar /= m * m
+        var = cbar - float(rbar @ self._ainv @ rbar)
+        return float(rbar @ self._weights), float(np.sqrt(max(var, 0.0)))
+
     def loocv(self) -> CrossValidation:
         """Leave-one-out cross-validation with the same variogram (Dubrule's shortcut)."""
         n = self.values.size

@@ -1,0 +1,123 @@
+"""Hourly per-site aggregates for maps, read from the readings table.
+
+Readings reach a site through ``deployments`` (the device deployed there when the reading
+was taken), so a site's series survives a hardware swap. A reading belongs to the hour of
+its window end ``ts``, as the rollups count it. Readings with an invalidating flag raised at
+the edge (warming up, out of the sensor's spec, inconsistent) are left out. Sites without
+coordinates cannot be mapped and are not returned.
+
+Two sources of values:
+
+- ``raw``: ``readings.<pollutant column>`` as the sensors reported them; no ``u``;
+- ``calibrated``: the hook for calibrated values: ``calibrated_current`` (the value and its
+  standard uncertainty ``u`` from the calibration version in force at each reading), where
+  the calibration migration has created it. Until then ``calibrated`` is refused with a
+  message; the statistics and maps take ``u`` as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from luftnett.contracts.units import ReadingFlag
+from luftnett.mapping.errors import MappingError
+from luftnett.mapping.guidelines import POLLUTANT_INFO
+from luftnett.mapping.sitestats import SiteHours
+
+__all__ = ["INVALID_FLAGS", "ValueSource", "fetch_site_hours"]
+
+ValueSource = Literal["raw", "calibrated"]
+#: readings with any of these flags are not mapped
+INVALID_FLAGS = int(ReadingFlag.WARMING_UP | ReadingFlag.OUT_OF_SPEC | ReadingFlag.INCONSISTENT)
+
+# One row per site and hour: site, hour start (epoch s), readings, mean, sd, seconds
+# covered, mean standard uncertainty (NULL for raw values). {col} is a psycopg.sql.Identifier.
+RAW_HOURLY = sql.SQL("""
+SELECT s.site_id, s.name, s.site_type, s.lat, s.lon,
+       extract(epoch FROM date_trunc('hour', r.ts AT TIME ZONE 'UTC'))::double precision AS h,
+       count(*), avg(r.{col}), stddev_samp(r.{col}), sum(r.window_s), NULL::double precision
+FROM readings r
+JOIN deployments d ON d.device_id = r.device_id
+    AND r.ts >= d.valid_from AND (d.valid_to IS NULL OR r.ts < d.valid_to)
+JOIN sites s ON s.site_id = d.site_id
+WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
+    AND r.{col} IS NOT NULL AND s.lat IS NOT NULL AND s.lon IS NOT NULL
+GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
+ORDER BY s.site_id, h
+""")
+CALIBRATED_HOURLY = sql.SQL("""
+SELECT s.site_id, s.name, s.site_type, s.lat, s.lon,
+       extract(epoch FROM date_trunc('hour', r.ts AT TIME ZONE 'UTC'))::double precision AS h,
+       count(*), avg(c.value), stddev_samp(c.value), sum(r.window_s), avg(c.u)
+FROM calibrated_current c
+JOIN readings r ON r.device_id = c.device_id AND r.seq = c.seq
+JOIN deployments d ON d.device_id = r.device_id
+    AND r.ts >= d.valid_from AND (d.valid_to IS NULL OR r.ts < d.valid_to)
+JOIN sites s ON s.site_id = d.site_id
+WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
+    AND c.pollutant = %(pollutant)s AND s.lat IS NOT NULL AND s.lon IS NOT NULL
+GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
+ORDER BY s.site_id, h
+""")
+
+
+def fetch_site_hours(
+    conn: psycopg.Connection[tuple[object, ...]],
+    pollutant: str,
+    start: datetime,
+    end: datetime,
+    source: ValueSource = "raw",
+) -> list[SiteHours]:
+    """Hourly aggregates of ``pollutant`` per site for readings with ``start <= ts < end``."""
+    if pollutant not in POLLUTANT_INFO:
+        raise MappingError(f"unknown pollutant {pollutant!r}; use one of pm25, pm10, no2")
+    params = {"start": start, "end": end, "invalid": INVALID_FLAGS, "pollutant": pollutant}
+    query: sql.Composable
+    if source == "raw":
+        query = RAW_HOURLY.format(col=sql.Identifier(POLLUTANT_INFO[pollutant].column))
+    elif source == "calibrated":
+        query = CALIBRATED_HOURLY
+    else:
+        raise MappingError(f"unknown value source {source!r}; use raw or calibrated")
+    try:
+        rows = conn.execute(query, params).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise MappingError(
+            "calibrated values are not available in this database (no calibrated_current); "
+            "run `luftnett db migrate` and calibrate, or map raw values (--values raw)"
+        ) from exc
+    out: list[SiteHours] = []
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and rows[j][0] == rows[i][0]:
+            j += 1
+        block = rows[i:j]
+        cols = np.array([r[5:] for r in block], dtype=object)
+        site_id, name, site_type, lat, lon = block[0][:5]
+
+        def num(k: int, cols: np.ndarray = cols) -> np.ndarray:
+            return np.array([np.nan if v is None else float(v) for v in cols[:, k]])
+
+        out.append(
+            SiteHours(
+                site_id=str(site_id),
+                name=str(name),
+                site_type=str(site_type),
+                lon=float(lon),  # type: ignore[arg-type]
+                lat=float(lat),  # type: ignore[arg-type]
+                hour_s=num(0),
+                n=num(1),
+                mean=num(2),
+                sd=num(3),
+                covered_s=num(4),
+                u=num(5),
+            )
+        )
+        i = j
+    return out
