@@ -15,7 +15,6 @@ checked against their true neighbours.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,7 +52,14 @@ SERIES_QUANTITIES: Mapping[str, float] = {
     "rh_pct": 20.0,
 }
 
-_POINT_CHECKS = ReadingFlag.OUT_OF_RANGE | ReadingFlag.CLOCK_SUSPECT
+# plain ints on the hot path: IntFlag arithmetic costs microseconds per operation
+_EDGE = int(EDGE_FLAGS)
+_RANGE = int(ReadingFlag.OUT_OF_RANGE)
+_CLOCK = int(ReadingFlag.CLOCK_SUSPECT)
+_HUMID = int(ReadingFlag.HIGH_HUMIDITY)
+_STUCK = int(ReadingFlag.STUCK)
+_SPIKE = int(ReadingFlag.SPIKE)
+_POINT_CHECKS = _EDGE | _RANGE | _CLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,55 +123,55 @@ def point_checks(
     verdicts count as checks that ran. The clock check compares ``ts`` (device clock, end of
     window) with ``received_at`` (collector clock); a suspect reading is flagged, never dropped.
     """
-    checks = int(EDGE_FLAGS | _POINT_CHECKS)
-    flags = edge_flags & int(EDGE_FLAGS)
+    checks = _POINT_CHECKS
+    flags = edge_flags & _EDGE
+    ranges = cfg.ranges
     for name, value in values.items():
-        lim = cfg.ranges.get(name)
+        lim = ranges.get(name)
         if value is not None and lim is not None and not lim[0] <= value <= lim[1]:
-            flags |= ReadingFlag.OUT_OF_RANGE
+            flags |= _RANGE
     rh = values.get("rh_pct")
     if rh is not None:
-        checks |= ReadingFlag.HIGH_HUMIDITY
+        checks |= _HUMID
         if rh >= cfg.high_humidity_pct:
-            flags |= ReadingFlag.HIGH_HUMIDITY
+            flags |= _HUMID
     if ts - received_at > cfg.clock_ahead or received_at - ts > cfg.clock_behind:
-        flags |= ReadingFlag.CLOCK_SUSPECT
-    return QcResult(checks, int(flags))
+        flags |= _CLOCK
+    return QcResult(checks, flags)
 
 
-def _stuck(series: Sequence[Point], cfg: QcConfig) -> tuple[list[bool], list[bool]]:
-    """(ran, fired) per point: a value unchanged over >= stuck_n consecutive readings."""
-    n = len(series)
-    ran = [n >= cfg.stuck_n] * n
+def _stuck(columns: Mapping[str, list[float | None]], n: int, cfg: QcConfig) -> list[bool]:
+    """Per point: is it in a run of >= stuck_n identical values of some quantity."""
     fired = [False] * n
-    for q in SERIES_QUANTITIES:
+    for vals in columns.values():
         i = 0
         while i < n:
-            v = series[i].values.get(q)
+            v = vals[i]
             j = i + 1
             if v is not None:
-                while j < n and series[j].values.get(q) == v:
+                while j < n and vals[j] == v:
                     j += 1
                 if j - i >= cfg.stuck_n:
-                    for k in range(i, j):
-                        fired[k] = True
+                    fired[i:j] = [True] * (j - i)
             i = j
-    return ran, fired
+    return fired
 
 
-def _spike(series: Sequence[Point], idx: int, cfg: QcConfig) -> tuple[bool, bool]:
+def _spike(columns: Mapping[str, list[float | None]], idx: int, cfg: QcConfig) -> tuple[bool, bool]:
     """(ran, fired) for one point: far from the median of up to k neighbours on each side."""
-    lo = max(0, idx - cfg.spike_k)
-    neighbours = [*series[lo:idx], *series[idx + 1 : idx + 1 + cfg.spike_k]]
+    lo, k = max(0, idx - cfg.spike_k), cfg.spike_k
     ran = fired = False
-    for q, jump in cfg.spike_jump.items():
-        x = series[idx].values.get(q)
-        others = [v for p in neighbours if (v := p.values.get(q)) is not None]
-        if x is None or len(others) < cfg.spike_min_neighbours:
+    for q, vals in columns.items():
+        x = vals[idx]
+        if x is None:
+            continue
+        others = sorted(v for v in (*vals[lo:idx], *vals[idx + 1 : idx + 1 + k]) if v is not None)
+        m = len(others)
+        if m < cfg.spike_min_neighbours:
             continue
         ran = True
-        med = statistics.median(others)
-        if abs(x - med) > max(jump, cfg.spike_rel * abs(med)):
+        med = others[m // 2] if m % 2 else (others[m // 2 - 1] + others[m // 2]) / 2
+        if abs(x - med) > max(cfg.spike_jump[q], cfg.spike_rel * abs(med)):
             fired = True
     return ran, fired
 
@@ -183,20 +189,27 @@ def series_flags(
     for p in batch:
         by_seq.setdefault(p.seq, p)
     series = sorted(by_seq.values(), key=lambda p: (p.ts, p.seq))
+    n = len(series)
     pos = {p.seq: i for i, p in enumerate(series)}
-    stuck_ran, stuck_fired = _stuck(series, cfg)
+    columns: dict[str, list[float | None]] = {}
+    for q in cfg.spike_jump:
+        vals = [p.values.get(q) for p in series]
+        if any(v is not None for v in vals):
+            columns[q] = vals
+    stuck_ran = n >= cfg.stuck_n
+    stuck = _stuck(columns, n, cfg) if stuck_ran else [False] * n
     out = []
     for p in batch:
         i = pos[p.seq]
         checks = flags = 0
-        if stuck_ran[i]:
-            checks |= ReadingFlag.STUCK
-            if stuck_fired[i]:
-                flags |= ReadingFlag.STUCK
-        ran, fired = _spike(series, i, cfg)
+        if stuck_ran:
+            checks |= _STUCK
+            if stuck[i]:
+                flags |= _STUCK
+        ran, fired = _spike(columns, i, cfg)
         if ran:
-            checks |= ReadingFlag.SPIKE
+            checks |= _SPIKE
             if fired:
-                flags |= ReadingFlag.SPIKE
-        out.append(QcResult(int(checks), int(flags)))
+                flags |= _SPIKE
+        out.append(QcResult(checks, flags))
     return out

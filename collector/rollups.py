@@ -135,9 +135,14 @@ _HOURLY = sql.SQL(
     SELECT k.device_id, k.hour_start, min(r.window_s),
            greatest(1, round(3600 / min(r.window_s)::numeric))::int,
            count(*), count(*) FILTER (WHERE {valid}), {stats}
-    FROM k JOIN readings_effective r
-      ON r.device_id = k.device_id AND r.ts >= k.hour_start
-     AND r.ts < k.hour_start + interval '1 hour'
+    FROM k CROSS JOIN LATERAL (
+        -- OFFSET 0 keeps the view from being flattened into each FILTER: effective_flags
+        -- (an EXISTS over annotations) is then computed once per reading
+        SELECT * FROM readings_effective e
+        WHERE e.device_id = k.device_id AND e.ts >= k.hour_start
+          AND e.ts < k.hour_start + interval '1 hour'
+        OFFSET 0
+    ) r
     GROUP BY k.device_id, k.hour_start
     {upsert}
     """
