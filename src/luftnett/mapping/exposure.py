@@ -202,7 +202,18 @@ def build_map(stats: list[SiteStat], spec: MapSpec) -> ExposureMap:
     )
     if spec.drift_grid is not None and spec.method != "uk":
         raise MappingError(f"a drift grid applies to --method uk only (got {spec.method})")
-    interp = fit_interpolator(points, spec.method, drift_grid=spec.drift_grid, model=spec.model)
+    try:
+        interp = fit_interpolator(points, spec.method, drift_grid=spec.drift_grid, model=spec.model)
+    except MappingError as exc:
+        if "no spatial variance" not in str(exc):
+            raise
+        sigma = float(np.median(points.sigma)) if points.sigma is not None else 0.0
+        raise MappingError(
+            f"the sites' {spec.pollutant} values differ less than their uncertainty (median "
+            f"sigma {sigma:.3g} {POLLUTANT_INFO[spec.pollutant].unit}, {spec.values} values); "
+            "kriging has no spatial signal to fit: use calibrated values, a longer period, "
+            "or --method idw"
+        ) from exc
     if spec.bbox_m is not None:
         grid = RegularGrid.from_bbox(*spec.bbox_m, cell_m=spec.cell_m, epsg=epsg)
     else:
