@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from luftnett.contracts import mqtt as contract
-from luftnett.contracts.units import QUANTITIES, ReadingFlag
-from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
+from luftnett.contracts.units import ReadingFlag
+from luftnett.db.schema import READING_COLUMNS, READING_META_COLUMNS, VALUE_COLUMNS
 from luftnett.errors import PayloadError
 
 __all__ = ["Accepted", "Quarantined", "validate_message"]
@@ -30,44 +30,53 @@ class Quarantined:
     detail: str
 
 
-def _flag_bits(names: list[str]) -> int:
-    bits = 0
-    for n in names:
-        bits |= ReadingFlag[n.upper()]
-    return bits
+_FLAG_BITS = {f.name.lower(): int(f.value) for f in ReadingFlag if f.name}
+_COLUMNS = frozenset(VALUE_COLUMNS)
+_STATS = ("min", "max", "n", "n_warmup")
+_ROW_ORDER = (*READING_META_COLUMNS, *VALUE_COLUMNS, "extra", "flags", "schema_version")
+assert _ROW_ORDER == READING_COLUMNS, "payload_rows builds rows in READING_COLUMNS order"
 
 
 def payload_rows(p: contract.ReadingsPayload) -> list[tuple[Any, ...]]:
-    """Rows in READING_COLUMNS order.
+    """Rows in READING_COLUMNS order (the hot path: plain tuples, no per-row dicts).
 
     ``extra`` (JSON) holds the quantities without a column of their own and the optional
     window statistics: ``{"min": {...}, "max": {...}, "n": {...}, "n_warmup": k}``. A reading's
     own ``sensor`` (devices with several sensors) overrides the payload's.
     """
     rows = []
+    version = p.schema_version
+    dumps = json.dumps
     for r in p.readings:
-        extra: dict[str, Any] = {
-            k: v for k, v in r.values.items() if k not in VALUE_COLUMNS and k in QUANTITIES
-        }
-        for key in ("min", "max", "n", "n_warmup"):
-            stat = getattr(r, key)
-            if stat is not None:
-                extra[key] = stat
+        vals = r.values
+        extra: dict[str, Any] | None = None
+        if vals.keys() - _COLUMNS:
+            extra = {k: vals[k] for k in vals.keys() - _COLUMNS}
+        if r.min is not None or r.max is not None or r.n is not None or r.n_warmup is not None:
+            extra = extra or {}
+            for key in _STATS:
+                stat = getattr(r, key)
+                if stat is not None:
+                    extra[key] = stat
         sensor = r.sensor or p.sensor
-        row = {
-            "device_id": p.device_id,
-            "seq": r.seq,
-            "ts": r.ts,
-            "window_s": r.window_s,
-            "n_samples": r.n_samples,
-            "sensor_model": sensor.model,
-            "sensor_serial": sensor.serial,
-            **{c: r.values.get(c) for c in VALUE_COLUMNS},
-            "extra": json.dumps(extra) if extra else None,
-            "flags": _flag_bits(r.flags),
-            "schema_version": p.schema_version,
-        }
-        rows.append(tuple(row[c] for c in READING_COLUMNS))
+        flags = 0
+        for name in r.flags:
+            flags |= _FLAG_BITS[name]
+        rows.append(
+            (
+                p.device_id,
+                r.seq,
+                r.ts,
+                r.window_s,
+                r.n_samples,
+                sensor.model,
+                sensor.serial,
+                *map(vals.get, VALUE_COLUMNS),
+                dumps(extra) if extra else None,
+                flags,
+                version,
+            )
+        )
     return rows
 
 
