@@ -11,11 +11,12 @@ Two layers:
 
 The truth is a sum of separable parts, all deterministic for a seed::
 
-    pm25 = a(t) S(x) + w(t) H(x)                  + e25  q(t)/u(t) K_pm[sector(t)](x)
+    pm25 = a(t) S(x) + w(t) H(x) + 0.2 p(t) P(x)  + e25  q(t)/u(t) K_pm[sector(t)](x)
     pm10 = pm25 + c(t) S(x)                       + dust(t) q(t)/u(t) K_pm[sector(t)](x)
-    no2  = b(t) S(x)                              + eno2 q(t)/u(t) K_no2[sector(t)](x)
+    no2  = b(t) S(x) + 2.5 p(t) P(x)              + eno2 q(t)/u(t) K_no2[sector(t)](x)
 
-``S`` is a smooth background pattern near 1, ``H`` residential wood-burning hotspots, ``a, b,
+``S`` is a smooth background pattern near 1, ``H`` residential wood-burning hotspots, ``P``
+the port (ships at berth, ``p`` larger in calm weather), ``a, b,
 c`` regional levels with seasons and long-range episodes, ``w`` evening wood burning in the
 cold season, ``q`` the traffic cycle (diurnal, weekly; mean 1 over a week), ``u`` the wind
 speed (m/s; dilution) and ``K`` the road kernel: ``sum_roads aadt/10^4 exp(-d / L)``, with
@@ -136,8 +137,9 @@ ROADS: tuple[Road, ...] = (
     Road("Skolegata", ((1200, 2450), (1300, 4200)), 3_000),
     Road("Havneveien", ((4200, 1200), (4500, 2550)), 5_000),
 )
-# residential wood-burning hotspots: (x, y, radius m, weight)
+# residential wood-burning hotspots: (x, y, radius m, weight); the port (ships at berth)
 _WOOD = ((1100.0, 3700.0, 450.0, 1.0), (4900.0, 4100.0, 350.0, 0.7))
+_PORT = (3600.0, 800.0, 450.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +293,7 @@ class SyntheticCity:
                 out += weights[s] * w * np.exp(-d / (length_m * (0.6 + 1.6 * downwind)))
         return out
 
-    def _spatial(self, px: Array, py: Array) -> tuple[Array, Array]:
+    def _spatial(self, px: Array, py: Array) -> tuple[Array, Array, Array]:
         w, ph = self._waves
         lx, ly = px - X0_M, py - Y0_M
         arg = lx[..., None] * w[:, 0] + ly[..., None] * w[:, 1] + ph
@@ -299,7 +301,9 @@ class SyntheticCity:
         hot = np.zeros_like(px)
         for hx, hy, r, wt in _WOOD:
             hot += wt * np.exp(-((lx - hx) ** 2 + (ly - hy) ** 2) / (2 * r * r))
-        return smooth, hot
+        hx, hy, r = _PORT
+        port = np.exp(-((lx - hx) ** 2 + (ly - hy) ** 2) / (2 * r * r))
+        return smooth, hot, port
 
     # -- time -----------------------------------------------------------------------------------
     def _noise(self, name: str, t: Array) -> Array:
@@ -361,6 +365,7 @@ class SyntheticCity:
             "b": 4.0 + 3.0 * winter + 2.0 * stagnation,
             "c": 3.0 + 2.0 * (1 - winter) + 0.5 * episode,
             "w": 9.0 * winter * evening * stagnation,
+            "port": 3.0 * stagnation,
             "dust": 1.5 + 40.0 * spring * dry,
             "qu": self.traffic(t) / wx.wind_ms,
             "sector": wx.wind_from_deg / (360.0 / SECTORS),
@@ -369,26 +374,25 @@ class SyntheticCity:
     # -- the truth ------------------------------------------------------------------------------
     def true_field(self, x_m: ArrayLike, y_m: ArrayLike, t: ArrayLike) -> Field:
         """True PM2.5, PM10 (µg/m³) and NO2 (ppb) at ``(x, y)`` (m, EPSG:25832) and ``t``
-        (epoch seconds, UTC); the three broadcast together."""
-        px, py, tt = (
-            np.ascontiguousarray(v, dtype=np.float64)
-            for v in np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x_m, y_m, t)))
-        )
-        fx, fy, ft = px.ravel(), py.ravel(), tt.ravel()
-        lv = self._levels(ft)
-        smooth, hot = self._spatial(fx, fy)
-        kpm, kno2 = np.empty(fx.size), np.empty(fx.size)
+        (epoch seconds, UTC); the three broadcast together (sites x times is cheap: the
+        spatial parts are computed per place, the time parts per time)."""
+        px, py = np.broadcast_arrays(np.asarray(x_m, np.float64), np.asarray(y_m, np.float64))
+        tt = np.asarray(t, dtype=np.float64)
+        shape = np.broadcast_shapes(px.shape, tt.shape)
+        lv = {k: v.reshape(tt.shape) for k, v in self._levels(tt.ravel()).items()}
+        smooth, hot, port = self._spatial(px, py)
+        kpm, kno2 = np.zeros(shape), np.zeros(shape)
         sector = lv["sector"].astype(int)
         for s in np.unique(sector):
-            i = sector == s
             onehot = np.eye(SECTORS)[s]
-            kpm[i] = self._kernel(fx[i], fy[i], _L_PM_M, onehot)
-            kno2[i] = self._kernel(fx[i], fy[i], _L_NO2_M, onehot)
-        pm25 = lv["a"] * smooth + lv["w"] * hot + _E_PM25 * lv["qu"] * kpm
+            here = sector == s
+            kpm = np.where(here, self._kernel(px, py, _L_PM_M, onehot), kpm)
+            kno2 = np.where(here, self._kernel(px, py, _L_NO2_M, onehot), kno2)
+        pm25 = lv["a"] * smooth + lv["w"] * hot + 0.2 * lv["port"] * port
+        pm25 = pm25 + _E_PM25 * lv["qu"] * kpm
         pm10 = pm25 + lv["c"] * smooth + lv["dust"] * lv["qu"] * kpm
-        no2 = lv["b"] * smooth + _E_NO2 * lv["qu"] * kno2
-        shape = px.shape
-        return Field(pm25.reshape(shape), pm10.reshape(shape), no2.reshape(shape))
+        no2 = lv["b"] * smooth + 2.5 * lv["port"] * port + _E_NO2 * lv["qu"] * kno2
+        return Field(*(np.broadcast_to(v, shape).copy() for v in (pm25, pm10, no2)))
 
     def true_mean(self, x_m: ArrayLike, y_m: ArrayLike, start: float, end: float) -> Field:
         """Exact mean of the true field over the hours of ``[start, end)`` (epoch s), taken at
@@ -402,11 +406,12 @@ class SyntheticCity:
         sector = lv["sector"].astype(int)
         w_pm = np.bincount(sector, lv["qu"], SECTORS) / t.size
         w_dust = np.bincount(sector, lv["dust"] * lv["qu"], SECTORS) / t.size
-        smooth, hot = self._spatial(fx, fy)
-        pm25 = lv["a"].mean() * smooth + lv["w"].mean() * hot
+        smooth, hot, port = self._spatial(fx, fy)
+        pm25 = lv["a"].mean() * smooth + lv["w"].mean() * hot + 0.2 * lv["port"].mean() * port
         pm25 = pm25 + _E_PM25 * self._kernel(fx, fy, _L_PM_M, w_pm)
         pm10 = pm25 + lv["c"].mean() * smooth + self._kernel(fx, fy, _L_PM_M, w_dust)
-        no2 = lv["b"].mean() * smooth + _E_NO2 * self._kernel(fx, fy, _L_NO2_M, w_pm)
+        no2 = lv["b"].mean() * smooth + 2.5 * lv["port"].mean() * port
+        no2 = no2 + _E_NO2 * self._kernel(fx, fy, _L_NO2_M, w_pm)
         shape = px.shape
         return Field(pm25.reshape(shape), pm10.reshape(shape), no2.reshape(shape))
 
