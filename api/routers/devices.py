@@ -1,94 +1,161 @@
-"""Devices and their readings."""
+"""Devices: registry, health, calibration, and their readings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from psycopg import sql
 
-from luftnett.api.deps import Conn
-from luftnett.contracts.mqtt import DEVICE_ID_PATTERN
-from luftnett.contracts.units import QUANTITIES, ReadingFlag
+from luftnett.api import calibration
+from luftnett.api.deps import Conn, ReadAccess
+from luftnett.api.params import DEVICE_PATH, ReadingsQuery
+from luftnett.api.quality import INVALID_MASK, flag_names
+from luftnett.contracts.units import QUANTITIES
 from luftnett.db.schema import READING_META_COLUMNS, VALUE_COLUMNS
 
-router = APIRouter(prefix="/api/v1", tags=["devices"])
+__all__ = ["device_exists", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[ReadAccess])
 
 OSLO = ZoneInfo("Europe/Oslo")
+#: a device is "online" when its last reading is this recent, "stale" within a day
+ONLINE_S, STALE_S = 15 * 60, 24 * 3600
 
 _DEVICES = """
 SELECT d.device_id, d.sensor_model, d.sensor_serial, d.agent_version, d.first_seen, d.last_seen,
        s.site_id, s.name AS site_name, s.site_type, s.lat, s.lon,
-       (SELECT count(*) FROM readings r WHERE r.device_id = d.device_id) AS n_readings
+       dep.deployment_id, dep.valid_from AS deployed_from,
+       (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) AS last_reading
 FROM devices d
 LEFT JOIN deployments dep ON dep.device_id = d.device_id AND dep.valid_to IS NULL
 LEFT JOIN sites s ON s.site_id = dep.site_id
+{where}
 ORDER BY d.device_id
 """
 
 _READ_COLS = (*READING_META_COLUMNS, "received_at", *VALUE_COLUMNS, "extra", "flags")
-_READINGS = sql.SQL(
-    "SELECT {cols} FROM readings WHERE device_id = %(device)s AND ts >= %(start)s "
-    "AND ts < %(end)s ORDER BY ts {order}, seq {order} LIMIT %(limit)s"
+_READINGS = (
+    "SELECT {cols} FROM readings r {joins} WHERE r.device_id = %(device)s "
+    "AND r.ts >= %(start)s AND r.ts < %(end)s ORDER BY r.ts {order}, r.seq {order} "
+    "LIMIT %(limit)s"
 )
+
+
+async def device_exists(conn: Conn, device_id: str) -> None:
+    """404 naming the list endpoint when ``device_id`` is not registered."""
+    cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
+    if await cur.fetchone() is None:
+        raise HTTPException(404, f"no device {device_id!r}; GET /api/v1/devices lists them")
+
+
+def _health(last: datetime | None, now: datetime) -> dict[str, Any]:
+    if last is None:
+        return {"status": "no_data", "last_reading": None, "seconds_since": None}
+    age = (now - last).total_seconds()
+    status = "online" if age <= ONLINE_S else "stale" if age <= STALE_S else "offline"
+    return {
+        "status": status,
+        "last_reading": last.astimezone(UTC).isoformat(),
+        "last_reading_local": last.astimezone(OSLO).isoformat(),
+        "seconds_since": round(age),
+    }
+
+
+async def _device_rows(conn: Conn, device_id: str | None) -> list[dict[str, Any]]:
+    where = sql.SQL("WHERE d.device_id = %(device)s" if device_id else "")
+    cur = await conn.execute(sql.SQL(_DEVICES).format(where=where), {"device": device_id})
+    rows = await cur.fetchall()
+    cal_on = await calibration.available(conn)
+    now = datetime.now(UTC)
+    out = []
+    for r in rows:
+        out.append(
+            {
+                "device_id": r["device_id"],
+                "sensor_model": r["sensor_model"],
+                "sensor_serial": r["sensor_serial"],
+                "agent_version": r["agent_version"],
+                "first_seen": r["first_seen"].isoformat(),
+                "last_seen": r["last_seen"].isoformat(),
+                "site": None
+                if r["site_id"] is None
+                else {
+                    "site_id": r["site_id"],
+                    "name": r["site_name"],
+                    "site_type": r["site_type"],
+                    "lat": r["lat"],
+                    "lon": r["lon"],
+                    "deployment_id": r["deployment_id"],
+                    "deployed_from": r["deployed_from"].isoformat(),
+                },
+                "health": _health(r["last_reading"], now),
+                "calibration": await calibration.device_calibration(conn, r["device_id"], cal_on),
+            }
+        )
+    return out
 
 
 @router.get(
     "/devices",
     summary="List devices",
-    description="Every device with its current "
-    "deployment (site, type, location) and how many readings it has stored.",
+    description="Every device with its current deployment (site, type, location), sensor "
+    "model, health (last reading; online ≤ 15 min, stale ≤ 24 h, else offline) and the "
+    "calibration version in force per pollutant (null until calibration tables exist).",
 )
 async def list_devices(conn: Conn) -> dict[str, Any]:
-    cur = await conn.execute(_DEVICES)
-    return {"devices": await cur.fetchall()}
+    return {"devices": await _device_rows(conn, None)}
 
 
-def _flag_names(bits: int) -> list[str]:
-    return [f.name.lower() for f in ReadingFlag if f.name and bits & f.value]
+@router.get(
+    "/devices/{device_id}",
+    summary="One device",
+    description="As one item of GET /devices; 404 when the device is not registered.",
+)
+async def get_device(
+    conn: Conn, device_id: Annotated[str, Path(pattern=DEVICE_PATH)]
+) -> dict[str, Any]:
+    rows = await _device_rows(conn, device_id)
+    if not rows:
+        raise HTTPException(404, f"no device {device_id!r}; GET /api/v1/devices lists them")
+    return rows[0]
 
 
 @router.get(
     "/devices/{device_id}/readings",
     summary="Readings of one device",
-    description="Raw readings in a time range [start, end), times in UTC and Europe/Oslo, "
-    "flags as a bitmask and by name. Default range: the last 24 hours.",
+    description="Readings in a time range [start, end): raw values, calibrated values with "
+    "their standard uncertainty and calibration id (null without calibration), times in UTC "
+    "and Europe/Oslo, flags as a bit mask and by name, and `valid` (no invalidating flag). "
+    "Default range: the last 24 hours. For more rows use /api/v1/downloads.",
 )
 async def device_readings(
     conn: Conn,
-    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
-    start: Annotated[datetime | None, Query(description="ISO 8601; default end - 24 h")] = None,
-    end: Annotated[datetime | None, Query(description="ISO 8601, exclusive; default now")] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+    device_id: Annotated[str, Path(pattern=DEVICE_PATH)],
+    q: Annotated[ReadingsQuery, Query()],
 ) -> dict[str, Any]:
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} must carry a time zone, e.g. 2026-01-01T00:00:00Z")
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start >= end:
-        raise HTTPException(
-            422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
-        )
-    exists = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
-    if await exists.fetchone() is None:
-        raise HTTPException(404, f"no device {device_id!r}; GET /api/v1/devices lists them")
-    query = _READINGS.format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in _READ_COLS),
-        order=sql.SQL("DESC" if order == "desc" else "ASC"),
+    start, end = q.bounds()
+    await device_exists(conn, device_id)
+    cal_on = await calibration.available(conn)
+    cal_cols = calibration.cal_columns(cal_on)
+    cols = [sql.SQL("r.{}").format(sql.Identifier(c)) for c in _READ_COLS] + [
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in cal_cols
+    ]
+    query = sql.SQL(_READINGS).format(
+        cols=sql.SQL(", ").join(cols),
+        joins=calibration.cal_joins(cal_on),
+        order=sql.SQL("DESC" if q.order == "desc" else "ASC"),
     )
     cur = await conn.execute(
-        query, {"device": device_id, "start": start, "end": end, "limit": limit}
+        query, {"device": device_id, "start": start, "end": end, "limit": q.limit}
     )
-    rows = await cur.fetchall()
     out = []
-    for r in rows:
-        ts: datetime = r.pop("ts")
-        values = {c: r.pop(c) for c in VALUE_COLUMNS}
-        values.update(r.pop("extra") or {})
+    for r in await cur.fetchall():
+        ts: datetime = r["ts"]
+        values = {c: r[c] for c in VALUE_COLUMNS}
+        values.update(r["extra"] or {})
         out.append(
             {
                 "seq": r["seq"],
@@ -99,8 +166,12 @@ async def device_readings(
                 "sensor_model": r["sensor_model"],
                 "sensor_serial": r["sensor_serial"],
                 "values": {k: v for k, v in values.items() if v is not None},
+                "calibrated": {k: r[f"{k}_cal"] for k in calibration.CALIBRATED},
+                "uncertainty": {k: r[f"{k}_u"] for k in calibration.CALIBRATED},
+                "calibration_id": {k: r[f"{k}_calibration_id"] for k in calibration.CALIBRATED},
                 "flags": r["flags"],
-                "flag_names": _flag_names(r["flags"]),
+                "flag_names": flag_names(r["flags"]),
+                "valid": not (r["flags"] & INVALID_MASK),
                 "received_at": r["received_at"].astimezone(UTC).isoformat(),
             }
         )
@@ -109,6 +180,7 @@ async def device_readings(
         "start": start.isoformat(),
         "end": end.isoformat(),
         "units": {k: QUANTITIES[k].unit for k in VALUE_COLUMNS},
+        "calibration_available": cal_on,
         "count": len(out),
         "readings": out,
     }

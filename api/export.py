@@ -1,0 +1,403 @@
+"""Downloads streamed in constant memory: CSV (long, wide, openair) and Parquet.
+
+Rows come out of PostgreSQL with ``COPY (SELECT ...) TO STDOUT`` one device and deployment
+segment at a time (each ``ORDER BY ts`` walks the ``(device_id, ts)`` index), are gathered into
+~256 KiB chunks and handed to the client; nothing holds more than a chunk. Parquet is built
+from the same COPY stream: each ~8 MiB of CSV is parsed by pyarrow (in a worker thread) and
+written as one row group, which is sent before the next is read.
+
+Shapes (columns in :func:`columns`):
+
+- ``wide``: one row per reading, a column per quantity, calibrated value, uncertainty and
+  calibration id per calibrated quantity, flags and ``valid``;
+- ``long``: one row per reading and quantity (tidy);
+- ``openair``: ``date`` (UTC, ``YYYY-MM-DD HH:MM:SS``), ``site`` and one column per pollutant
+  named as R's openair expects (``pm25``, ``pm10``, ``no2`` in µg/m³, ``ws``/``wd`` when the
+  quantity registry has wind), then the calibrated values, flags and ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from luftnett.api import calibration
+from luftnett.api.quality import INVALID_MASK
+from luftnett.contracts.units import QUANTITIES
+from luftnett.db.schema import VALUE_COLUMNS
+
+__all__ = ["Column", "Segment", "Shape", "columns", "segments", "stream_csv", "stream_parquet"]
+
+Shape = Literal["wide", "long", "openair"]
+CHUNK = 256 * 1024
+PARQUET_BATCH = 8 * 1024 * 1024
+#: openair column names of the pollutants (others keep their luftnett names)
+OPENAIR_NAMES = {"pm1_ugm3": "pm1", "pm25_ugm3": "pm25", "pm10_ugm3": "pm10", "no2_ppb": "no2"}
+WIND = {"ws_ms": "ws", "wd_deg": "wd"}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    expr: sql.Composable  # CSV expression
+    arrow: str  # "string", "int64", "float64", "bool", "timestamp"
+    unit: str | None
+    description: str
+    pexpr: sql.Composable | None = None  # Parquet expression, when it differs
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    device_id: str
+    site_id: str | None
+    start: datetime
+    end: datetime
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+_OPENAIR_DATE = "YYYY-MM-DD HH24:MI:SS"
+
+
+def _s(text: str) -> sql.Composable:
+    return sql.SQL(text)
+
+
+def _ts(fmt: str) -> tuple[sql.Composable, sql.Composable]:
+    csv = sql.SQL("to_char(r.ts AT TIME ZONE 'UTC', {})").format(sql.Literal(fmt))
+    return csv, _s("(extract(epoch FROM r.ts) * 1000000)::bigint")
+
+
+def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
+    """Output columns of a shape, with the unit and meaning of each (the metadata file)."""
+    cal = dict(calibration.cal_columns(cal_on))
+    ts_csv, ts_pq = _ts(_OPENAIR_DATE if shape == "openair" else _ISO)
+    out: list[Column] = []
+    site = sql.SQL("%(site)s::text")
+    valid = sql.SQL("(r.flags & {}) = 0").format(sql.Literal(INVALID_MASK))
+    flags = [
+        Column("flags", _s("r.flags"), "int64", None, "flag bit mask (see flags in metadata)"),
+        Column("valid", valid, "bool", None, "true when no invalidating flag is set"),
+    ]
+    if shape == "long":
+        out += [
+            Column("device_id", _s("r.device_id"), "string", None, "device id"),
+            Column("site_id", site, "string", None, "site of the deployment, empty if none"),
+            Column("seq", _s("r.seq"), "int64", None, "per-device sequence number"),
+            Column("ts", ts_csv, "timestamp", None, "window end, UTC (ISO 8601)", ts_pq),
+            Column("quantity", _s("v.quantity"), "string", None, "quantity name"),
+            Column("unit", _s("v.unit"), "string", None, "unit of value"),
+            Column("value", _s("v.value"), "float64", None, "raw value as measured"),
+            Column("value_calibrated", _s("v.cal"), "float64", None, "calibrated value"),
+            Column(
+                "uncertainty",
+                _s("v.u"),
+                "float64",
+                None,
+                "standard uncertainty of value_calibrated",
+            ),
+            Column("calibration_id", _s("v.cal_id"), "int64", None, "calibration version id"),
+            *flags,
+        ]
+        return out
+    if shape == "openair":
+        out += [
+            Column(
+                "date", ts_csv, "timestamp", None, "window end, UTC (YYYY-MM-DD HH:MM:SS)", ts_pq
+            ),
+            Column(
+                "site",
+                sql.SQL("coalesce(%(site)s::text, r.device_id)"),
+                "string",
+                None,
+                "site id (device id outside deployments)",
+            ),
+            Column("device_id", _s("r.device_id"), "string", None, "device id"),
+        ]
+        for q, name in OPENAIR_NAMES.items():
+            f = no2_factor if q == "no2_ppb" else 1.0
+            expr = sql.SQL("r.{} * {}").format(sql.Identifier(q), sql.Literal(f))
+            unit = "µg/m³"
+            out.append(Column(name, expr, "float64", unit, f"{QUANTITIES[q].description} (µg/m³)"))
+        for q, name in WIND.items():
+            if q in QUANTITIES:
+                expr = sql.SQL("(r.extra->>{})::float8").format(sql.Literal(q))
+                out.append(
+                    Column(name, expr, "float64", QUANTITIES[q].unit, QUANTITIES[q].description)
+                )
+        for q in calibration.CALIBRATED:
+            name = OPENAIR_NAMES[q]
+            f = no2_factor if q == "no2_ppb" else 1.0
+            lit = sql.Literal(f)
+            out += [
+                Column(
+                    f"{name}_cal",
+                    sql.SQL("{} * {}").format(cal[f"{q}_cal"], lit),
+                    "float64",
+                    "µg/m³",
+                    f"calibrated {name}",
+                ),
+                Column(
+                    f"{name}_u",
+                    sql.SQL("{} * {}").format(cal[f"{q}_u"], lit),
+                    "float64",
+                    "µg/m³",
+                    f"standard uncertainty of {name}_cal",
+                ),
+                Column(
+                    f"{name}_calibration_id",
+                    cal[f"{q}_calibration_id"],
+                    "int64",
+                    None,
+                    f"calibration version of {name}_cal",
+                ),
+            ]
+        return out + flags
+    out += [
+        Column("device_id", _s("r.device_id"), "string", None, "device id"),
+        Column("site_id", site, "string", None, "site of the deployment, empty if none"),
+        Column("seq", _s("r.seq"), "int64", None, "per-device sequence number"),
+        Column("ts", ts_csv, "timestamp", None, "window end, UTC (ISO 8601)", ts_pq),
+        Column("window_s", _s("r.window_s"), "float64", "s", "averaging window"),
+        Column("n_samples", _s("r.n_samples"), "int64", None, "frames averaged"),
+        Column("sensor_model", _s("r.sensor_model"), "string", None, "driver name"),
+    ]
+    for q in VALUE_COLUMNS:
+        expr = sql.SQL("r.{}").format(sql.Identifier(q))
+        out.append(Column(q, expr, "float64", QUANTITIES[q].unit, QUANTITIES[q].description))
+    for q in calibration.CALIBRATED:
+        u = QUANTITIES[q].unit
+        out += [
+            Column(f"{q}_cal", cal[f"{q}_cal"], "float64", u, f"calibrated {q}"),
+            Column(f"{q}_u", cal[f"{q}_u"], "float64", u, f"standard uncertainty of {q}_cal"),
+            Column(
+                f"{q}_calibration_id",
+                cal[f"{q}_calibration_id"],
+                "int64",
+                None,
+                f"calibration version of {q}_cal",
+            ),
+        ]
+    return out + flags
+
+
+def _long_values(cal_on: bool) -> sql.Composable:
+    cal = dict(calibration.cal_columns(cal_on))
+    rows = []
+    for q in VALUE_COLUMNS:
+        if q in calibration.CALIBRATED:
+            c, u, i = cal[f"{q}_cal"], cal[f"{q}_u"], cal[f"{q}_calibration_id"]
+        else:
+            c, u, i = _s("NULL::real"), _s("NULL::real"), _s("NULL::bigint")
+        rows.append(
+            sql.SQL("({q}, {unit}, r.{col}, {c}, {u}, {i})").format(
+                q=sql.Literal(q),
+                unit=sql.Literal(QUANTITIES[q].unit),
+                col=sql.Identifier(q),
+                c=c,
+                u=u,
+                i=i,
+            )
+        )
+    return sql.SQL(
+        " CROSS JOIN LATERAL (VALUES {}) AS v(quantity, unit, value, cal, u, cal_id)"
+    ).format(sql.SQL(", ").join(rows))
+
+
+def select(
+    shape: Shape, cols: list[Column], cal_on: bool, valid_only: bool, parquet: bool
+) -> sql.Composed:
+    exprs = [
+        sql.SQL("{} AS {}").format(
+            c.pexpr if parquet and c.pexpr is not None else c.expr, sql.Identifier(c.name)
+        )
+        for c in cols
+    ]
+    where = [_s("r.device_id = %(device)s AND r.ts >= %(start)s AND r.ts < %(end)s")]
+    if valid_only:
+        where.append(sql.SQL("(r.flags & {}) = 0").format(sql.Literal(INVALID_MASK)))
+    if shape == "long":
+        where.append(_s("v.value IS NOT NULL"))
+    return sql.SQL(
+        "SELECT {cols} FROM readings r{cal}{long} WHERE {where} ORDER BY r.ts, r.seq{lo}"
+    ).format(
+        cols=sql.SQL(", ").join(exprs),
+        cal=calibration.cal_joins(cal_on),
+        long=_long_values(cal_on) if shape == "long" else sql.SQL(""),
+        where=sql.SQL(" AND ").join(where),
+        lo=sql.SQL(", v.quantity") if shape == "long" else sql.SQL(""),
+    )
+
+
+_DEPLOYMENTS = """
+SELECT site_id, greatest(valid_from, %(start)s) AS a,
+       least(coalesce(valid_to, 'infinity'), %(end)s) AS b
+FROM deployments WHERE device_id = %(device)s AND valid_from < %(end)s
+  AND (valid_to IS NULL OR valid_to > %(start)s)
+ORDER BY valid_from
+"""
+
+
+async def segments(
+    conn: AsyncConnection[Any], devices: list[str], start: datetime, end: datetime
+) -> list[Segment]:
+    """Each device's [start, end) cut by its deployments (site None outside them)."""
+    out: list[Segment] = []
+    for d in devices:
+        cur = await conn.execute(_DEPLOYMENTS, {"device": d, "start": start, "end": end})
+        t = start
+        for r in await cur.fetchall():
+            a, b = r["a"], r["b"]
+            if a > t:
+                out.append(Segment(d, None, t, a))
+            out.append(Segment(d, r["site_id"], max(a, t), b))
+            t = max(t, b)
+        if t < end:
+            out.append(Segment(d, None, t, end))
+    return [s for s in out if s.start < s.end]
+
+
+async def _copy_chunks(
+    pool: AsyncConnectionPool[Any], query: sql.Composed, segs: list[Segment], header: bool
+) -> AsyncIterator[bytes]:
+    """CSV bytes of ``query`` over every segment, gathered into chunks of ~CHUNK bytes."""
+    buf = bytearray()
+    async with pool.connection() as conn:
+        if not segs:
+            # an empty download still has its header line
+            segs = [Segment("", None, _EPOCH, _EPOCH)]
+        for i, seg in enumerate(segs):
+            opts = sql.SQL("FORMAT csv, HEADER {}").format(
+                sql.SQL("true" if header and i == 0 else "false")
+            )
+            params = {
+                "device": seg.device_id,
+                "site": seg.site_id,
+                "start": seg.start,
+                "end": seg.end,
+            }
+            stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
+            async with conn.cursor().copy(stmt, params) as copy:
+                async for data in copy:
+                    buf += data
+                    if len(buf) >= CHUNK:
+                        yield bytes(buf)
+                        buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+async def stream_csv(
+    pool: AsyncConnectionPool[Any], query: sql.Composed, segs: list[Segment]
+) -> AsyncIterator[bytes]:
+    async for chunk in _copy_chunks(pool, query, segs, header=True):
+        yield chunk
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file for pyarrow that keeps what was written until drained."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self._parts.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def drain(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def _arrow_schema(cols: list[Column]) -> Any:
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    fields = []
+    for c in cols:
+        meta = {"description": c.description}
+        if c.unit:
+            meta["unit"] = c.unit
+        fields.append(pa.field(c.name, types[c.arrow], metadata=meta))
+    return pa.schema(fields)
+
+
+async def stream_parquet(
+    pool: AsyncConnectionPool[Any],
+    query: sql.Composed,
+    segs: list[Segment],
+    cols: list[Column],
+    metadata: dict[str, str],
+) -> AsyncIterator[bytes]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    schema = _arrow_schema(cols).with_metadata(metadata)
+    read_types = {
+        c.name: (pa.int64() if c.arrow == "timestamp" else schema.field(c.name).type) for c in cols
+    }
+    names = [c.name for c in cols]
+    sink = _Sink()
+    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+
+    def convert(data: bytes) -> None:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            convert_options=pacsv.ConvertOptions(
+                column_types=read_types,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t", "true"],
+                false_values=["f", "false"],
+            ),
+        )
+        arrays = [
+            table.column(c.name).cast(pa.timestamp("us", tz="UTC"))
+            if c.arrow == "timestamp"
+            else table.column(c.name)
+            for c in cols
+        ]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+    pending = bytearray()
+    try:
+        async for chunk in _copy_chunks(pool, query, segs, header=False):
+            pending += chunk
+            if len(pending) >= PARQUET_BATCH:
+                cut = pending.rfind(b"\n") + 1
+                data = bytes(pending[:cut])
+                del pending[:cut]
+                await asyncio.to_thread(convert, data)
+                yield sink.drain()
+        if pending:
+            await asyncio.to_thread(convert, bytes(pending))
+        await asyncio.to_thread(writer.close)
+        yield sink.drain()
+    finally:
+        if writer.is_open:
+            writer.close()

@@ -1,0 +1,435 @@
+"""Aggregates in SQL: hourly, daily, monthly and annual series with coverage and statistics.
+
+Computed from ``readings`` directly (the rollup tables can replace the ``hours`` step later
+without changing the results), in one statement per request:
+
+- **hour**: the UTC clock hour ``[h, h + 1 h)`` holding a reading's window end ``ts`` (as the
+  collector's rollups). Its mean is the mean of the valid readings (no bit of
+  :data:`~luftnett.api.quality.INVALID_MASK`); it is *valid* with at least
+  ``hour_min_coverage_pct`` (75 %, i.e. 45 min) of the expected readings (3600 / ``window_s``).
+- **day, month, year**: calendar periods of a *day convention*: ``utc+01`` (fixed UTC+01:00,
+  compliance, as Norwegian reference stations) or ``Europe/Oslo`` (civil days: 23 h on
+  2026-03-29, 25 h on 2026-10-25; display). The mean is the mean of the valid hourly means; a
+  day is valid with >= ``day_min_valid_hours`` (18) valid hours, a month or year with >=
+  ``min_coverage_pct`` of its hours valid.
+- **coverage**: for hours, readings (expected = 3600 / window_s, observed = valid readings);
+  for longer periods, hours (expected = hours in the period, observed = valid hours).
+- **area**: each device's period value first, then the mean over the area's devices whose
+  period is valid; a reading counts for a site only inside a deployment of its device there.
+- **statistics** over the valid periods: n, min, quartiles, max, mean, sd and the percentiles
+  limit values use (90.4th of daily PM10 means = 35 allowed days, 99.8th of hourly NO2 means =
+  18 allowed hours, 99th = WHO 24-h guidelines), as ``percentile_cont`` (linear interpolation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection, sql
+
+from luftnett.api.calibration import cal_joins
+from luftnett.api.quality import INVALID_MASK
+
+__all__ = [
+    "DAY_CONVENTIONS",
+    "PERCENTILES",
+    "Aggregate",
+    "DayConvention",
+    "Period",
+    "Scope",
+    "aggregate",
+    "period_bounds",
+    "rollups_cover",
+]
+
+Period = Literal["hour", "day", "month", "year"]
+DayConvention = Literal["utc+01", "Europe/Oslo"]
+
+#: day convention -> IANA zone (Etc/GMT-1 is UTC+01:00 all year)
+DAY_CONVENTIONS: dict[str, str] = {"utc+01": "Etc/GMT-1", "Europe/Oslo": "Europe/Oslo"}
+
+#: percentiles reported with every series: label -> fraction
+PERCENTILES: dict[str, float] = {
+    "p25": 0.25,
+    "p50": 0.50,
+    "p75": 0.75,
+    "p90_4": 0.904,
+    "p98": 0.98,
+    "p99": 0.99,
+    "p99_8": 0.998,
+}
+
+_STEP = {"hour": "1 hour", "day": "1 day", "month": "1 month", "year": "1 year"}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One device, or an area: sites and the devices deployed at them."""
+
+    devices: tuple[str, ...]
+    sites: tuple[str, ...] | None = None  # None: device scope (no deployment filter)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    rows: list[dict[str, Any]]
+    stats: dict[str, dict[str, Any]]
+    start: datetime
+    end: datetime
+    computed_from: str  # "readings" or "rollup_hourly"
+
+
+def period_bounds(
+    period: Period, convention: DayConvention, first: datetime | date, last: datetime | date
+) -> tuple[datetime, datetime, datetime, datetime]:
+    """(first period start, last period start) as local naive times, and [start, end) in UTC.
+
+    ``first`` and ``last`` are snapped to their periods; ``last`` is the last period included.
+    For hours, both are aware datetimes and the zone is UTC.
+    """
+    if period == "hour":
+        assert isinstance(first, datetime)
+        assert isinstance(last, datetime)
+        a = first.astimezone(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        b = last.astimezone(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        return a, b, a.replace(tzinfo=UTC), (b + timedelta(hours=1)).replace(tzinfo=UTC)
+    d0 = first.date() if isinstance(first, datetime) else first
+    d1 = last.date() if isinstance(last, datetime) else last
+    if period == "month":
+        d0, d1 = d0.replace(day=1), d1.replace(day=1)
+        nxt = date(d1.year + (d1.month == 12), d1.month % 12 + 1, 1)
+    elif period == "year":
+        d0, d1 = date(d0.year, 1, 1), date(d1.year, 1, 1)
+        nxt = date(d1.year + 1, 1, 1)
+    else:
+        nxt = d1 + timedelta(days=1)
+    tz = ZoneInfo(DAY_CONVENTIONS[convention])
+    a = datetime.combine(d0, time(0))
+    b = datetime.combine(d1, time(0))
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
+    return a, b, a.replace(tzinfo=tz).astimezone(UTC), end.astimezone(UTC)
+
+
+_HOURS_READINGS = """
+    SELECT r.device_id, date_trunc('hour', r.ts) AS hour_start,
+           greatest(1, round(3600 / min(r.window_s)::numeric))::int AS n_expected,
+           count(*)::int AS n_stored,
+           {per_quantity}
+    FROM (SELECT r.device_id, r.ts, r.window_s, {masked}
+          FROM readings r {joins}
+          WHERE r.device_id = ANY(%(devices)s) AND r.ts >= %(start)s AND r.ts < %(end)s) AS r
+    GROUP BY r.device_id, 2
+"""
+
+#: the same rows from the collector's hourly rollups (which also honour staff annotations)
+_HOURS_ROLLUP = """
+    SELECT h.device_id, h.hour_start, h.n_expected, h.n_stored, {per_quantity}
+    FROM rollup_hourly h {joins}
+    WHERE h.device_id = ANY(%(devices)s) AND h.hour_start >= %(start)s AND h.hour_start < %(end)s
+"""
+
+_SQL = """
+WITH hours AS ({hours}), hq AS (
+    SELECT h.device_id, h.hour_start, h.n_expected, h.n_stored, x.quantity, x.n_valid, x.mean,
+           x.vmin, x.vmax, x.n_valid * 100 >= h.n_expected * %(hour_cov)s AS valid
+    FROM hours h CROSS JOIN LATERAL (VALUES {unpivot}) AS x(quantity, n_valid, mean, vmin, vmax)
+), periods AS (
+    SELECT p AS period_local, p AT TIME ZONE %(tz)s AS period_start,
+           (p + %(step)s::interval) AT TIME ZONE %(tz)s AS period_end
+    FROM generate_series(%(pfirst)s::timestamp, %(plast)s::timestamp, %(step)s::interval) AS p
+), dp AS (
+    SELECT quantity, device_id,
+           date_trunc(%(unit)s, hour_start AT TIME ZONE %(tz)s) AS period_local,
+           sum(n_expected)::int AS n_expected, sum(n_stored)::int AS n_stored,
+           sum(n_valid)::int AS n_valid, count(*) FILTER (WHERE valid)::int AS hours_valid,
+           {dp_stats}
+    FROM hq GROUP BY 1, 2, 3
+), dpv AS (
+    SELECT dp.*, p.period_start, p.period_end,
+           dp.hours_valid >= greatest(%(min_hours)s::int, ceil(%(min_cov)s::float8
+               * extract(epoch FROM p.period_end - p.period_start) / 360000.0)) AS valid
+    FROM dp JOIN periods p USING (period_local)
+), series AS (
+    SELECT q.quantity, p.period_local, p.period_start, p.period_end,
+           round(extract(epoch FROM p.period_end - p.period_start) / 3600)::int AS hours,
+           count(d.device_id)::int AS n_devices,
+           count(d.device_id) FILTER (WHERE d.valid)::int AS n_devices_valid,
+           coalesce(sum(d.n_stored), 0)::int AS n_stored,
+           coalesce(sum(d.n_valid), 0)::int AS n_valid,
+           coalesce(sum(d.hours_valid), 0)::int AS hours_valid,
+           coalesce(avg(d.mean) FILTER (WHERE d.valid), avg(d.mean)) AS mean,
+           coalesce(min(d.vmin) FILTER (WHERE d.valid), min(d.vmin)) AS vmin,
+           coalesce(max(d.vmax) FILTER (WHERE d.valid), max(d.vmax)) AS vmax,
+           bool_or(d.valid) IS TRUE AS valid
+    FROM periods p CROSS JOIN unnest(%(quantities)s::text[]) AS q(quantity)
+    LEFT JOIN dpv d ON d.period_local = p.period_local AND d.quantity = q.quantity
+    GROUP BY 1, 2, 3, 4
+), stats AS (
+    SELECT quantity, count(mean)::int AS n, min(mean) AS min, max(mean) AS max,
+           avg(mean) AS mean, stddev_samp(mean) AS sd,
+           percentile_cont(%(pcts)s::float8[]) WITHIN GROUP (ORDER BY mean) AS pct
+    FROM series WHERE valid AND mean IS NOT NULL GROUP BY quantity
+)
+SELECT s.*, (SELECT max(n_expected) FROM hours) AS per_hour,
+       st.n AS st_n, st.min AS st_min, st.max AS st_max, st.mean AS st_mean, st.sd AS st_sd,
+       st.pct AS st_pct
+FROM series s LEFT JOIN stats st USING (quantity)
+ORDER BY s.quantity, s.period_start
+"""
+
+
+def _value(q: str, calibrated: bool) -> sql.Composable:
+    if calibrated:
+        return sql.SQL("{}.value").format(sql.Identifier(f"cal_{q}"))
+    return sql.SQL("r.{}").format(sql.Identifier(q))
+
+
+def _rollup_hours(quantities: list[str], area: bool) -> sql.Composed:
+    per_q = [
+        sql.SQL(
+            "h.{n} AS {n_i}, (h.{s} / nullif(h.{n}, 0))::float8 AS {m_i}, "
+            "h.{lo}::float8 AS {lo_i}, h.{hi}::float8 AS {hi_i}"
+        ).format(
+            n=sql.Identifier(f"{q}_n"),
+            s=sql.Identifier(f"{q}_sum"),
+            lo=sql.Identifier(f"{q}_min"),
+            hi=sql.Identifier(f"{q}_max"),
+            n_i=sql.Identifier(f"n_{i}"),
+            m_i=sql.Identifier(f"mean_{i}"),
+            lo_i=sql.Identifier(f"min_{i}"),
+            hi_i=sql.Identifier(f"max_{i}"),
+        )
+        for i, q in enumerate(quantities)
+    ]
+    joins = sql.SQL(
+        " JOIN deployments dep ON dep.device_id = h.device_id AND dep.site_id = ANY(%(sites)s) "
+        "AND h.hour_start >= date_trunc('hour', dep.valid_from, 'UTC') "
+        "AND (dep.valid_to IS NULL OR h.hour_start < dep.valid_to)"
+        if area
+        else ""
+    )
+    return sql.SQL(_HOURS_ROLLUP).format(per_quantity=sql.SQL(", ").join(per_q), joins=joins)
+
+
+def build_sql(
+    quantities: list[str], period: Period, calibrated: bool, area: bool, rollups: bool = False
+) -> sql.Composed:
+    per_q = []
+    unpivot = []
+    masked = []
+    for i, q in enumerate(quantities):
+        v = sql.Identifier(f"v_{i}")
+        masked.append(
+            sql.SQL("CASE WHEN r.flags & %(mask)s = 0 THEN {} END AS {}").format(
+                _value(q, calibrated), v
+            )
+        )
+        per_q.append(
+            sql.SQL(
+                "count({v})::int AS {n}, avg({v}) AS {m}, "
+                "min({v})::float8 AS {lo}, max({v})::float8 AS {hi}"
+            ).format(
+                v=v,
+                n=sql.Identifier(f"n_{i}"),
+                m=sql.Identifier(f"mean_{i}"),
+                lo=sql.Identifier(f"min_{i}"),
+                hi=sql.Identifier(f"max_{i}"),
+            )
+        )
+        unpivot.append(
+            sql.SQL("({q}, h.{n}, h.{m}::float8, h.{lo}, h.{hi})").format(
+                q=sql.Literal(q),
+                n=sql.Identifier(f"n_{i}"),
+                m=sql.Identifier(f"mean_{i}"),
+                lo=sql.Identifier(f"min_{i}"),
+                hi=sql.Identifier(f"max_{i}"),
+            )
+        )
+    if period == "hour":
+        dp_stats = sql.SQL(
+            "avg(mean) AS mean, min(vmin) FILTER (WHERE valid) AS vmin, "
+            "max(vmax) FILTER (WHERE valid) AS vmax"
+        )
+    else:
+        dp_stats = sql.SQL(
+            "avg(mean) FILTER (WHERE valid) AS mean, min(mean) FILTER (WHERE valid) AS vmin, "
+            "max(mean) FILTER (WHERE valid) AS vmax"
+        )
+    joins: list[sql.Composable] = [cal_joins(calibrated)]
+    if area:
+        joins.insert(
+            0,
+            sql.SQL(
+                " JOIN deployments dep ON dep.device_id = r.device_id "
+                "AND dep.site_id = ANY(%(sites)s) AND r.ts >= dep.valid_from "
+                "AND (dep.valid_to IS NULL OR r.ts < dep.valid_to)"
+            ),
+        )
+    if rollups:
+        hours = _rollup_hours(quantities, area)
+    else:
+        hours = sql.SQL(_HOURS_READINGS).format(
+            per_quantity=sql.SQL(",\n           ").join(per_q),
+            masked=sql.SQL(", ").join(masked),
+            joins=sql.Composed(joins),
+        )
+    return sql.SQL(_SQL).format(
+        hours=hours,
+        unpivot=sql.SQL(", ").join(unpivot),
+        dp_stats=dp_stats,
+    )
+
+
+_HAS_ROLLUPS = "SELECT to_regclass('rollup_hourly') IS NOT NULL AS ok"
+_ROLLUPS_COVER = (
+    "SELECT EXISTS (SELECT 1 FROM rollup_hourly WHERE device_id = ANY(%(devices)s) "
+    "AND hour_start >= %(start)s AND hour_start < %(end)s) AS ok"
+)
+
+
+async def rollups_cover(
+    conn: AsyncConnection[Any], devices: list[str], start: datetime, end: datetime
+) -> bool:
+    """True when the collector's hourly rollups exist and hold rows for these devices and times.
+
+    The collector keeps them in the transaction that stores readings, and ``luftnett rollup
+    refresh`` rebuilds them; readings written around both need that refresh.
+    """
+    cur = await conn.execute(_HAS_ROLLUPS)
+    row = await cur.fetchone()
+    if row is None or not row["ok"]:
+        return False
+    cur = await conn.execute(_ROLLUPS_COVER, {"devices": devices, "start": start, "end": end})
+    row = await cur.fetchone()
+    return bool(row and row["ok"])
+
+
+def _label(period: Period, local: datetime) -> str:
+    if period == "hour":
+        return local.replace(tzinfo=UTC).isoformat()
+    if period == "day":
+        return local.date().isoformat()
+    if period == "month":
+        return local.strftime("%Y-%m")
+    return str(local.year)
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+async def aggregate(
+    conn: AsyncConnection[Any],
+    scope: Scope,
+    quantities: list[str],
+    period: Period,
+    convention: DayConvention,
+    first: datetime | date,
+    last: datetime | date,
+    *,
+    calibrated: bool = False,
+    hour_min_coverage_pct: float = 75.0,
+    day_min_valid_hours: int = 18,
+    min_coverage_pct: float = 90.0,
+) -> Aggregate:
+    """Series of ``period`` values from ``first`` to ``last`` (both included, snapped)."""
+    pfirst, plast, start, end = period_bounds(period, convention, first, last)
+    tz = "UTC" if period == "hour" else DAY_CONVENTIONS[convention]
+    min_hours = {"hour": 1, "day": day_min_valid_hours}.get(period, 1)
+    min_cov = min_coverage_pct if period in ("month", "year") else 0.0
+    params = {
+        "devices": list(scope.devices),
+        "sites": list(scope.sites or ()),
+        "start": start,
+        "end": end,
+        "mask": INVALID_MASK,
+        "hour_cov": hour_min_coverage_pct,
+        "tz": tz,
+        "step": _STEP[period],
+        "unit": period,
+        "pfirst": pfirst,
+        "plast": plast,
+        "min_hours": min_hours,
+        "min_cov": min_cov,
+        "quantities": quantities,
+        "pcts": list(PERCENTILES.values()),
+    }
+    rollups = not calibrated and await rollups_cover(conn, list(scope.devices), start, end)
+    query = build_sql(quantities, period, calibrated, scope.sites is not None, rollups)
+    cur = await conn.execute(query, params)
+    raw = await cur.fetchall()
+    n_scope = max(1, len(scope.devices))
+    oslo = ZoneInfo("Europe/Oslo")
+    rows: list[dict[str, Any]] = []
+    stats: dict[str, dict[str, Any]] = {}
+    for r in raw:
+        hours = int(r["hours"])
+        per_hour = r["per_hour"]
+        if period == "hour":
+            expected = None if per_hour is None else int(per_hour) * n_scope
+            observed = int(r["n_valid"])
+        else:
+            expected = hours * n_scope
+            observed = int(r["hours_valid"])
+        row: dict[str, Any] = {
+            "quantity": r["quantity"],
+            "period": _label(period, r["period_local"]),
+            "start": r["period_start"].astimezone(UTC).isoformat(),
+            "end": r["period_end"].astimezone(UTC).isoformat(),
+            "start_local": r["period_start"].astimezone(oslo).isoformat(),
+            "hours": hours,
+            "coverage": {
+                "basis": "readings" if period == "hour" else "hours",
+                "expected": expected,
+                "observed": observed,
+                "pct_complete": (None if not expected else round(100.0 * observed / expected, 1)),
+            },
+            "readings_stored": int(r["n_stored"]),
+            "readings_valid": int(r["n_valid"]),
+            "hours_valid": int(r["hours_valid"]),
+            "n_devices": int(r["n_devices"]),
+            "valid": bool(r["valid"]),
+            "mean": _r(r["mean"]),
+            "min": _r(r["vmin"]),
+            "max": _r(r["vmax"]),
+        }
+        rows.append(row)
+        q = r["quantity"]
+        if q not in stats:
+            pct = r["st_pct"] or [None] * len(PERCENTILES)
+            stats[q] = {
+                "n": int(r["st_n"] or 0),
+                "min": _r(r["st_min"]),
+                "q1": _r(pct[0]),
+                "median": _r(pct[1]),
+                "q3": _r(pct[2]),
+                "max": _r(r["st_max"]),
+                "mean": _r(r["st_mean"]),
+                "sd": _r(r["st_sd"]),
+                "percentiles": {k: _r(v) for k, v in zip(PERCENTILES, pct, strict=True)},
+            }
+    for q in quantities:
+        stats.setdefault(
+            q,
+            {
+                "n": 0,
+                "min": None,
+                "q1": None,
+                "median": None,
+                "q3": None,
+                "max": None,
+                "mean": None,
+                "sd": None,
+                "percentiles": dict.fromkeys(PERCENTILES),
+            },
+        )
+    return Aggregate(
+        rows=rows,
+        stats=stats,
+        start=start,
+        end=end,
+        computed_from="rollup_hourly" if rollups else "readings",
+    )

@@ -1,0 +1,254 @@
+"""Researcher downloads: CSV (long, wide, openair) and Parquet, streamed, with metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from luftnett import __version__
+from luftnett.api import calibration, export
+from luftnett.api.deps import Conn, Profiles, ReadAccess
+from luftnett.api.params import DEVICE_PATH, SITE_PATH
+from luftnett.api.profiles import ProfileSet
+from luftnett.api.quality import FLAG_BITS, INVALID_MASK, flag_names
+from luftnett.contracts.units import FLAGS_VERSION
+
+__all__ = ["DownloadQuery", "router"]
+
+router = APIRouter(prefix="/api/v1/downloads", tags=["downloads"], dependencies=[ReadAccess])
+
+LICENCE = "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)"
+CITATION = "luftnett air-quality microsensor network, data downloaded {date} from {url}"
+
+
+class DownloadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: list[str] = Field(default_factory=list, description="repeatable; default all devices")
+    site: list[str] = Field(
+        default_factory=list, description="repeatable: the devices ever deployed at these sites"
+    )
+    start: AwareDatetime | None = Field(default=None, description="ISO 8601; default end - 7 days")
+    end: AwareDatetime | None = Field(default=None, description="ISO 8601, exclusive; default now")
+    shape: Literal["wide", "long", "openair"] = Field(
+        default="wide", description="wide: a column per quantity; long: tidy; openair: for R"
+    )
+    valid_only: bool = Field(
+        default=False, description="leave out readings with invalidating flags"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _devices(cls, v: list[str]) -> list[str]:
+        import re
+
+        for d in v:
+            if not re.match(DEVICE_PATH, d):
+                raise ValueError(f"device id {d[:40]!r} is not valid: use a-z, 0-9 and '-'")
+        return v
+
+    @field_validator("site")
+    @classmethod
+    def _sites(cls, v: list[str]) -> list[str]:
+        import re
+
+        for s in v:
+            if not re.match(SITE_PATH, s):
+                raise ValueError(f"site id {s[:60]!r} is not valid: use a-z, 0-9 and '-'")
+        return v
+
+    @field_validator("start", "end")
+    @classmethod
+    def _range(cls, v: datetime | None) -> datetime | None:
+        if v is not None and not datetime(1970, 1, 1, tzinfo=UTC) <= v < datetime(
+            2100, 1, 1, tzinfo=UTC
+        ):
+            raise ValueError(f"times must lie between 1970 and 2100 (got {v.isoformat()})")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> DownloadQuery:
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError(
+                f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})"
+            )
+        return self
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        end = self.end or datetime.now(UTC)
+        start = self.start or end - timedelta(days=7)
+        if start >= end:
+            raise HTTPException(
+                422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
+            )
+        return start, end
+
+
+async def _devices(conn: Conn, q: DownloadQuery) -> list[str]:
+    if not q.device and not q.site:
+        cur = await conn.execute("SELECT device_id FROM devices ORDER BY device_id")
+        return [r["device_id"] for r in await cur.fetchall()]
+    out: set[str] = set()
+    if q.device:
+        cur = await conn.execute(
+            "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (q.device,)
+        )
+        found = {r["device_id"] for r in await cur.fetchall()}
+        missing = [d for d in q.device if d not in found]
+        if missing:
+            raise HTTPException(404, f"no device {missing[0]!r}; GET /api/v1/devices lists them")
+        out |= found
+    if q.site:
+        cur = await conn.execute(
+            "SELECT s.site_id, array_remove(array_agg(DISTINCT d.device_id), NULL) AS devices "
+            "FROM sites s LEFT JOIN deployments d USING (site_id) WHERE s.site_id = ANY(%s) "
+            "GROUP BY s.site_id",
+            (q.site,),
+        )
+        rows = await cur.fetchall()
+        missing = sorted(set(q.site) - {r["site_id"] for r in rows})
+        if missing:
+            raise HTTPException(404, f"no site {missing[0]!r}; GET /api/v1/sites lists them")
+        for r in rows:
+            out |= set(r["devices"])
+    return sorted(out)
+
+
+def _no2_factor(profiles: ProfileSet) -> float:
+    return profiles.factor_to_ugm3.get("no2_ppb", 1.0)
+
+
+async def _metadata(
+    conn: Conn, request: Request, profiles: ProfileSet, q: DownloadQuery, devices: list[str]
+) -> dict[str, Any]:
+    start, end = q.bounds()
+    cal_on = await calibration.available(conn)
+    cols = export.columns(q.shape, cal_on, _no2_factor(profiles))
+    versions: list[dict[str, Any]] = []
+    if cal_on:
+        cur = await conn.execute(
+            "SELECT DISTINCT v.version_id, v.device_id, v.sensor_model, v.pollutant, v.kind, "
+            "v.model_id, v.status, v.created_at FROM calibrated_values c "
+            "JOIN calibration_versions v USING (version_id) WHERE c.device_id = ANY(%s) "
+            "AND c.ts >= %s AND c.ts < %s ORDER BY v.version_id",
+            (devices, start, end),
+        )
+        versions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+    today = datetime.now(UTC).date().isoformat()
+    return {
+        "title": "luftnett microsensor readings",
+        "generated_at": datetime.now(UTC).isoformat(),
+        "software": f"luftnett {__version__}",
+        "licence": LICENCE,
+        "citation": CITATION.format(date=today, url=str(request.base_url).rstrip("/")),
+        "query": {
+            "devices": devices,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "shape": q.shape,
+            "valid_only": q.valid_only,
+        },
+        "time": "ts/date is the end of each reading's averaging window, in UTC. Aggregates of "
+        "the API use calendar days in utc+01 (compliance, as Norwegian reference stations) or "
+        "Europe/Oslo (display); the downloads are not aggregated.",
+        "day_convention": {
+            "utc+01": "days 00-24 at UTC+01:00 all year (compliance statistics)",
+            "Europe/Oslo": "civil days in Norway, 23/25 h at DST changes (display)",
+        },
+        "indicative": profiles.indicative_label,
+        "indicative_note": profiles.indicative_note,
+        "calibration_available": cal_on,
+        "calibration_versions": versions,
+        "no2_ppb_to_ugm3": _no2_factor(profiles),
+        "flags": {
+            "registry_version": FLAGS_VERSION,
+            "bits": FLAG_BITS,
+            "invalidating": flag_names(INVALID_MASK),
+            "invalidating_mask": INVALID_MASK,
+        },
+        "columns": [
+            {"name": c.name, "type": c.arrow, "unit": c.unit, "description": c.description}
+            for c in cols
+        ],
+        "missing_values": "empty field (CSV), null (Parquet)",
+    }
+
+
+@router.get(
+    "/metadata",
+    summary="Metadata of a download",
+    description="Licence, citation, calibration versions used, the column dictionary with "
+    "units, the flag bits, time and day conventions, and the 'indicative measurements' "
+    "note, for the same parameters as the data download.",
+)
+async def download_metadata(
+    conn: Conn, request: Request, profiles: Profiles, q: Annotated[DownloadQuery, Query()]
+) -> dict[str, Any]:
+    devices = await _devices(conn, q)
+    return await _metadata(conn, request, profiles, q, devices)
+
+
+async def _prepare(
+    conn: Conn, profiles: ProfileSet, q: DownloadQuery, parquet: bool
+) -> tuple[Any, list[export.Segment], list[export.Column]]:
+    devices = await _devices(conn, q)
+    start, end = q.bounds()
+    cal_on = await calibration.available(conn)
+    cols = export.columns(q.shape, cal_on, _no2_factor(profiles))
+    query = export.select(q.shape, cols, cal_on, q.valid_only, parquet)
+    segs = await export.segments(conn, devices, start, end)
+    return query, segs, cols
+
+
+def _filename(q: DownloadQuery, ext: str) -> str:
+    start, end = q.bounds()
+    return f"luftnett-{q.shape}-{start:%Y%m%d}-{end:%Y%m%d}.{ext}"
+
+
+@router.get(
+    "/readings.csv",
+    summary="Readings as CSV (streamed, no row cap)",
+    description="UTF-8 CSV with a header line, comma-separated, empty fields for missing "
+    "values; pandas.read_csv and R read.csv read it without options. Shapes: wide, long "
+    "(tidy) and openair. The column dictionary is at /api/v1/downloads/metadata.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def readings_csv(
+    request: Request, conn: Conn, profiles: Profiles, q: Annotated[DownloadQuery, Query()]
+) -> StreamingResponse:
+    query, segs, _ = await _prepare(conn, profiles, q, parquet=False)
+    return StreamingResponse(
+        export.stream_csv(request.app.state.pool, query, segs),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(q, "csv")}"'},
+    )
+
+
+@router.get(
+    "/readings.parquet",
+    summary="Readings as Parquet (streamed, no row cap)",
+    description="Apache Parquet (zstd), written one row group at a time while streaming; "
+    "timestamps are UTC, units are in each field's metadata, and the file metadata carries "
+    "licence, citation and the indicative note. Same shapes as the CSV.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+)
+async def readings_parquet(
+    request: Request, conn: Conn, profiles: Profiles, q: Annotated[DownloadQuery, Query()]
+) -> StreamingResponse:
+    query, segs, cols = await _prepare(conn, profiles, q, parquet=True)
+    meta = {
+        "licence": LICENCE,
+        "indicative": profiles.indicative_note,
+        "source": f"luftnett {__version__}",
+    }
+    return StreamingResponse(
+        export.stream_parquet(request.app.state.pool, query, segs, cols, meta),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(q, "parquet")}"'},
+    )
