@@ -18,6 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
 
 from luftnett.contracts.units import EDGE_FLAGS, ReadingFlag
 
@@ -28,6 +31,7 @@ __all__ = [
     "Point",
     "QcConfig",
     "QcResult",
+    "batch_quality",
     "point_checks",
     "series_flags",
 ]
@@ -213,3 +217,132 @@ def series_flags(
                 flags |= _SPIKE
         out.append(QcResult(checks, flags))
     return out
+
+
+# -- vectorised: the writer's hot path ------------------------------------------------------
+# The functions above are the reference: readable, one reading at a time. ``batch_quality``
+# computes the same results for a whole batch with numpy (tests/unit/test_qc_vectorised.py
+# holds it equal to the reference on random series).
+
+
+def batch_quality(
+    history: Sequence[tuple[Any, ...]],
+    batch: Sequence[tuple[Any, ...]],
+    quantities: Sequence[str],
+    received_at: datetime,
+    cfg: QcConfig = DEFAULT_QC,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(checks, flags)`` for every row of ``batch``, point and series checks together.
+
+    Rows are ``(device_id, seq, ts, edge_flags, *values)`` with values in ``quantities`` order
+    (None where missing); ``history`` holds stored rows around the batch (its ``edge_flags`` is
+    ignored). Same semantics as :func:`point_checks` | :func:`series_flags`.
+    """
+    n_b = len(batch)
+    q_names = list(quantities)
+    # the series: stored rows, then batch rows whose (device, seq) is not there yet
+    key_pos: dict[tuple[str, int], int] = {}
+    dev_ids: dict[str, int] = {}
+    rows: list[tuple[Any, ...]] = []
+    for r in history:
+        if (r[0], r[1]) not in key_pos:
+            key_pos[(r[0], r[1])] = len(rows)
+            rows.append(r)
+    batch_pos = np.empty(n_b, dtype=np.int64)
+    for i, r in enumerate(batch):
+        pos = key_pos.get((r[0], r[1]))
+        if pos is None:
+            pos = key_pos[(r[0], r[1])] = len(rows)
+            rows.append(r)
+        batch_pos[i] = pos
+    n = len(rows)
+    dev = np.fromiter((dev_ids.setdefault(r[0], len(dev_ids)) for r in rows), np.int64, n)
+    seq = np.fromiter((r[1] for r in rows), np.int64, n)
+    t = np.fromiter((r[2].timestamp() for r in rows), np.float64, n)
+    vals = np.array(
+        [[np.nan if v is None else v for v in r[4 : 4 + len(q_names)]] for r in rows],
+        dtype=np.float64,
+    ).reshape(n, len(q_names))
+
+    order = np.lexsort((seq, t, dev))  # device, then time, then seq
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    d_s, v_s = dev[order], vals[order]
+    series_checks = np.zeros(n, dtype=np.int64)
+    series_flags_ = np.zeros(n, dtype=np.int64)
+
+    # stuck: runs of identical values within a device (NaN breaks a run)
+    dev_len = np.bincount(d_s)
+    stuck_ran = dev_len[d_s] >= cfg.stuck_n
+    stuck = np.zeros(n, dtype=bool)
+    same_dev = np.empty(n, dtype=bool)
+    same_dev[0] = False
+    same_dev[1:] = d_s[1:] == d_s[:-1]
+    for j, q in enumerate(q_names):
+        if q not in cfg.spike_jump:
+            continue
+        v = v_s[:, j]
+        cont = np.zeros(n, dtype=bool)
+        cont[1:] = same_dev[1:] & (v[1:] == v[:-1])
+        run = np.cumsum(~cont) - 1
+        stuck |= (np.bincount(run)[run] >= cfg.stuck_n) & ~np.isnan(v)
+    series_checks[stuck_ran] |= _STUCK
+    series_flags_[stuck_ran & stuck] |= _STUCK
+
+    # spike: distance from the median of up to k same-device neighbours on each side
+    k = cfg.spike_k
+    spike_ran = np.zeros(n, dtype=bool)
+    spike = np.zeros(n, dtype=bool)
+    idx = np.arange(n)
+    offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
+    nb = idx[:, None] + offsets[None, :]
+    inside = (nb >= 0) & (nb < n)
+    nb_c = np.clip(nb, 0, n - 1)
+    inside &= d_s[nb_c] == d_s[:, None]
+    for j, q in enumerate(q_names):
+        jump = cfg.spike_jump.get(q)
+        if jump is None:
+            continue
+        v = v_s[:, j]
+        neigh = np.where(inside, v[nb_c], np.nan)
+        m = np.count_nonzero(~np.isnan(neigh), axis=1)
+        srt = np.sort(neigh, axis=1)  # NaN last
+        lo_i = np.clip((m - 1) // 2, 0, 2 * k - 1)
+        hi_i = np.clip(m // 2, 0, 2 * k - 1)
+        med = (srt[idx, lo_i] + srt[idx, hi_i]) / 2
+        ran = ~np.isnan(v) & (m >= cfg.spike_min_neighbours)
+        with np.errstate(invalid="ignore"):
+            fired = ran & (np.abs(v - med) > np.maximum(jump, cfg.spike_rel * np.abs(med)))
+        spike_ran |= ran
+        spike |= fired
+    series_checks[spike_ran] |= _SPIKE
+    series_flags_[spike] |= _SPIKE
+
+    at = rank[batch_pos]  # each batch row's place in the sorted series
+    checks = series_checks[at]
+    flags = series_flags_[at]
+
+    # point checks on the batch rows themselves
+    bvals = np.array(
+        [[np.nan if v is None else v for v in r[4 : 4 + len(q_names)]] for r in batch],
+        dtype=np.float64,
+    ).reshape(n_b, len(q_names))
+    edge = np.fromiter((int(r[3]) for r in batch), np.int64, n_b)
+    checks |= _POINT_CHECKS
+    flags |= edge & _EDGE
+    with np.errstate(invalid="ignore"):
+        for j, q in enumerate(q_names):
+            lim = cfg.ranges.get(q)
+            if lim is not None:
+                flags[(bvals[:, j] < lim[0]) | (bvals[:, j] > lim[1])] |= _RANGE
+        if "rh_pct" in q_names:
+            rh = bvals[:, q_names.index("rh_pct")]
+            checks[~np.isnan(rh)] |= _HUMID
+            flags[rh >= cfg.high_humidity_pct] |= _HUMID
+    bt = np.fromiter((r[2].timestamp() for r in batch), np.float64, n_b)
+    now = received_at.timestamp()
+    late = (bt - now > cfg.clock_ahead.total_seconds()) | (
+        now - bt > cfg.clock_behind.total_seconds()
+    )
+    flags[late] |= _CLOCK
+    return checks, flags
