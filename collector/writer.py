@@ -10,7 +10,7 @@ rollups of every device-hour that gained readings are recomputed.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ _TMP_COLS = sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in WRITE_
 _I_DEVICE, _I_SEQ, _I_TS, _I_WINDOW, _I_FLAGS = (
     READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "window_s", "flags")
 )
-_I_VALUES = {q: READING_COLUMNS.index(q) for q in VALUE_COLUMNS}
+_I_VALUE_LIST = [READING_COLUMNS.index(q) for q in VALUE_COLUMNS]
 
 _CREATE_TMP = sql.SQL(
     "CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE readings INCLUDING DEFAULTS) "
@@ -100,12 +100,6 @@ class BatchResult:
     quarantined: int
 
 
-def _point(row: tuple[Any, ...]) -> qc.Point:
-    return qc.Point(
-        seq=row[_I_SEQ], ts=row[_I_TS], values={q: row[i] for q, i in _I_VALUES.items()}
-    )
-
-
 class Writer:
     """Write batches of validated messages; ``rollups=False`` leaves the rollup tables to
     ``luftnett rollup refresh`` (a scheduled job) instead of each batch."""
@@ -124,14 +118,14 @@ class Writer:
         conn.execute(_CREATE_TMP)
         conn.commit()
 
-    def _history(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, list[qc.Point]]:
+    def _history(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Stored neighbours as ``(device_id, seq, ts, 0, *values)`` rows."""
         span: dict[str, tuple[datetime, datetime]] = {}
         for r in rows:
             d, ts = r[_I_DEVICE], r[_I_TS]
             lo, hi = span.get(d, (ts, ts))
             span[d] = (min(lo, ts), max(hi, ts))
         devices = sorted(span)
-        out: dict[str, list[qc.Point]] = defaultdict(list)
         cur = self.conn.execute(
             _HISTORY,
             {
@@ -141,41 +135,24 @@ class Writer:
                 "n": self.qc_config.context_n,
             },
         )
-        for rec in cur.fetchall():
-            out[rec[0]].append(
-                qc.Point(
-                    seq=rec[1], ts=rec[2], values=dict(zip(VALUE_COLUMNS, rec[3:], strict=True))
-                )
-            )
-        return out
+        return [(rec[0], rec[1], rec[2], 0, *rec[3:]) for rec in cur.fetchall()]
 
     def quality(
         self, rows: Sequence[tuple[Any, ...]], received_at: datetime
     ) -> list[tuple[Any, ...]]:
         """Rows in WRITE_COLUMNS order: flags from quality control, qc_checks, qc_version."""
-        history = self._history(rows)
-        by_device: dict[str, list[int]] = defaultdict(list)
-        for i, r in enumerate(rows):
-            by_device[r[_I_DEVICE]].append(i)
-        series: list[qc.QcResult] = [qc.QcResult(0, 0)] * len(rows)
-        for dev, idx in by_device.items():
-            results = qc.series_flags(
-                history.get(dev, []), [_point(rows[i]) for i in idx], self.qc_config
-            )
-            for i, res in zip(idx, results, strict=True):
-                series[i] = res
+        batch = [
+            (r[_I_DEVICE], r[_I_SEQ], r[_I_TS], r[_I_FLAGS], *[r[i] for i in _I_VALUE_LIST])
+            for r in rows
+        ]
+        checks, flags = qc.batch_quality(
+            self._history(rows), batch, VALUE_COLUMNS, received_at, self.qc_config
+        )
         out = []
-        for r, ser in zip(rows, series, strict=True):
-            res = ser | qc.point_checks(
-                {q: r[i] for q, i in _I_VALUES.items()},
-                r[_I_TS],
-                received_at,
-                int(r[_I_FLAGS]),
-                self.qc_config,
-            )
+        for r, c, f in zip(rows, checks.tolist(), flags.tolist(), strict=True):
             row = list(r)
-            row[_I_FLAGS] = res.flags
-            out.append((*row, res.checks, FLAGS_VERSION))
+            row[_I_FLAGS] = f
+            out.append((*row, c, FLAGS_VERSION))
         return out
 
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
