@@ -84,7 +84,14 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
     valid = sql.SQL("(r.flags & {}) = 0").format(sql.Literal(INVALID_MASK))
     flags = [
         Column("flags", _s("r.flags"), "int64", None, "flag bit mask (see flags in metadata)"),
-        Column("valid", valid, "bool", None, "true when no invalidating flag is set"),
+        Column(
+            "valid",
+            sql.SQL("CASE WHEN {} THEN 'true' ELSE 'false' END").format(valid),
+            "bool",
+            None,
+            "true when no invalidating flag is set",
+            valid,
+        ),
     ]
     if shape == "long":
         out += [
@@ -199,7 +206,8 @@ def _long_values(cal_on: bool) -> sql.Composable:
         rows.append(
             sql.SQL("({q}, {unit}, r.{col}, {c}, {u}, {i})").format(
                 q=sql.Literal(q),
-                unit=sql.Literal(QUANTITIES[q].unit),
+                # bound client-side with parameters: a literal % must be doubled
+                unit=sql.SQL(sql.Literal(QUANTITIES[q].unit).as_string().replace("%", "%%")),
                 col=sql.Identifier(q),
                 c=c,
                 u=u,

@@ -1,0 +1,229 @@
+// luftnett dashboard. Plain JS, no CDN. User-supplied text (site and device names) goes in
+// through textContent only, never innerHTML.
+"use strict";
+const SVGNS = "http://www.w3.org/2000/svg";
+const API = "/api/v1";
+const state = { index: null, device: null, profiles: [] };
+
+function el(tag, attrs = {}, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function svg(tag, attrs = {}, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+async function getJSON(url) {
+  const r = await fetch(url);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.detail || r.statusText);
+  return body;
+}
+const fmt = (x, d = 1) => (x === null || x === undefined ? "–" : Number(x).toFixed(d).replace(".", ","));
+
+// --- tabs -------------------------------------------------------------------------------
+for (const b of document.querySelectorAll("nav button")) {
+  b.addEventListener("click", () => {
+    for (const o of document.querySelectorAll("nav button")) o.classList.toggle("active", o === b);
+    for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== `tab-${b.dataset.tab}`;
+    if (b.dataset.tab === "exposed") loadExposed();
+    if (b.dataset.tab === "downloads") loadDownloads();
+  });
+}
+
+// --- map --------------------------------------------------------------------------------
+async function loadMap() {
+  const data = await getJSON(`${API}/index/latest`);
+  state.index = data;
+  const map = document.getElementById("map");
+  const sites = data.devices.filter((d) => d.site && d.site.lat !== null && d.site.lon !== null);
+  map.replaceChildren();
+  const W = 600, H = 420, pad = 40;
+  if (!sites.length) {
+    map.appendChild(svg("text", { x: 20, y: 30 }, "Ingen målestasjoner med posisjon / no sites with a position"));
+    return;
+  }
+  const lats = sites.map((d) => d.site.lat), lons = sites.map((d) => d.site.lon);
+  const lat0 = Math.min(...lats), lat1 = Math.max(...lats), lon0 = Math.min(...lons), lon1 = Math.max(...lons);
+  const kx = Math.cos(((lat0 + lat1) / 2) * Math.PI / 180);
+  const spanX = Math.max((lon1 - lon0) * kx, 1e-3), spanY = Math.max(lat1 - lat0, 1e-3);
+  const s = Math.min((W - 2 * pad - 110) / spanX, (H - 2 * pad) / spanY);
+  const cx = (W - 110 - spanX * s) / 2, cy = (H - spanY * s) / 2;
+  const project = (lat, lon) => [cx + (lon - lon0) * kx * s, H - (cy + (lat - lat0) * s)];
+  map.appendChild(svg("text", { x: 8, y: H - 8 }, `${lat0.toFixed(3)}–${lat1.toFixed(3)} N, ${lon0.toFixed(3)}–${lon1.toFixed(3)} E`));
+  for (const d of sites) {
+    const [x, y] = project(d.site.lat, d.site.lon);
+    const colour = d.overall ? d.overall.color : "#9aa5ab";
+    const c = svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 11, fill: colour, class: "site", "data-device": d.device_id, "data-site": d.site.site_id, tabindex: 0 });
+    c.appendChild(svg("title", {}, `${d.site.name} (${d.site.site_type}) – ${d.overall ? d.overall.label_no : "ingen data"}`));
+    c.addEventListener("click", () => openSite(d.device_id));
+    c.addEventListener("keydown", (e) => { if (e.key === "Enter") openSite(d.device_id); });
+    map.appendChild(c);
+    map.appendChild(svg("text", { x: (x + 14).toFixed(1), y: (y + 4).toFixed(1) }, d.site.name));
+  }
+  const legend = document.getElementById("legend");
+  const seen = new Map();
+  for (const c of data.classes) if (!seen.has(c.class)) seen.set(c.class, c);
+  legend.replaceChildren(...[...seen.values()].map((c) => {
+    const span = el("span"); const i = el("i"); i.style.background = c.color;
+    span.append(i, document.createTextNode(`${c.label_no} / ${c.label_en}`)); return span;
+  }));
+}
+
+// --- site panel -------------------------------------------------------------------------
+async function openSite(deviceId) {
+  state.device = deviceId;
+  for (const c of document.querySelectorAll("#map circle.site")) c.classList.toggle("selected", c.dataset.device === deviceId);
+  const d = state.index.devices.find((x) => x.device_id === deviceId);
+  const panel = document.getElementById("panel");
+  panel.hidden = false;
+  document.getElementById("site-name").textContent = d.site ? d.site.name : deviceId;
+  document.getElementById("site-meta").textContent = `${d.site ? d.site.site_type : ""} · enhet/device ${deviceId} · siste time/latest hour ${d.hour_start ? d.hour_start.slice(0, 16).replace("T", " ") + " UTC" : "–"}`;
+  const box = document.getElementById("site-index");
+  box.replaceChildren();
+  if (d.overall) {
+    box.style.borderLeftColor = d.overall.color;
+    box.append(el("strong", {}, `${d.overall.label_no} / ${d.overall.label_en}`), el("div", {}, d.overall.advice_no), el("div", { lang: "en" }, d.overall.advice_en));
+  } else {
+    box.style.borderLeftColor = "#aaa";
+    box.append(el("span", {}, "Ingen data siste time / no data in the latest hour"));
+  }
+  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId)]);
+}
+
+async function drawChart(deviceId) {
+  const box = document.getElementById("chart");
+  box.replaceChildren(el("span", {}, "…"));
+  const q = "quantity=pm25_ugm3&quantity=pm10_ugm3";
+  const raw = await getJSON(`${API}/devices/${encodeURIComponent(deviceId)}/aggregates/hourly?${q}`);
+  let cal = null;
+  try { cal = await getJSON(`${API}/devices/${encodeURIComponent(deviceId)}/aggregates/hourly?${q}&source=calibrated`); } catch (e) { cal = null; }
+  const profile = await getJSON(`${API}/profiles/${document.getElementById("profile").value || "eu-2008-50"}`);
+  const W = 640, H = 260, L = 44, R = 10, T = 10, B = 28;
+  const series = [];
+  const colours = { pm25_ugm3: "#1f77b4", pm10_ugm3: "#d62728" };
+  for (const [src, body] of [["rå/raw", raw], ["kalibrert/calibrated", cal]]) {
+    if (!body) continue;
+    for (const qn of ["pm25_ugm3", "pm10_ugm3"]) {
+      const pts = body.rows.filter((r) => r.quantity === qn && r.mean !== null).map((r) => [Date.parse(r.start), r.mean]);
+      if (pts.length) series.push({ name: `${qn === "pm25_ugm3" ? "PM2,5" : "PM10"} ${src}`, pts, colour: colours[qn], dash: src.startsWith("k") ? "5 3" : null });
+    }
+  }
+  const limits = profile.entries.filter((e) => e.averaging_period === "24h" && (e.pollutant === "PM10" || e.pollutant === "PM2.5") && (e.level === null || e.level === "AQG"));
+  const t0 = Date.parse(raw.start), t1 = Date.parse(raw.end);
+  const ymax = Math.max(10, ...series.flatMap((s) => s.pts.map((p) => p[1])), ...limits.map((l) => l.value_ugm3)) * 1.1;
+  const X = (t) => L + (t - t0) / (t1 - t0) * (W - L - R), Y = (v) => H - B - v / ymax * (H - T - B);
+  const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, "data-series": series.length });
+  g.appendChild(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#333" }));
+  g.appendChild(svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#333" }));
+  for (let i = 0; i <= 4; i++) {
+    const v = ymax * i / 4;
+    g.appendChild(svg("text", { x: 4, y: Y(v) + 4, "font-size": 10 }, fmt(v, 0)));
+  }
+  for (let t = Math.ceil(t0 / 86400000) * 86400000; t < t1; t += 86400000) {
+    g.appendChild(svg("text", { x: X(t) - 12, y: H - 10, "font-size": 10 }, new Date(t).toISOString().slice(5, 10)));
+  }
+  for (const l of limits) {
+    g.appendChild(svg("line", { x1: L, x2: W - R, y1: Y(l.value_ugm3), y2: Y(l.value_ugm3), stroke: l.pollutant === "PM10" ? "#d62728" : "#1f77b4", "stroke-dasharray": "2 4", class: "limit" }));
+    g.appendChild(svg("text", { x: W - R - 150, y: Y(l.value_ugm3) - 3, "font-size": 10 }, `${l.pollutant} 24 t ${profile.id}: ${l.value_ugm3}`));
+  }
+  for (const s of series) {
+    const d = s.pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
+    const attrs = { d, fill: "none", stroke: s.colour, "stroke-width": 1.5, class: "series" };
+    if (s.dash) attrs["stroke-dasharray"] = s.dash;
+    g.appendChild(svg("path", attrs));
+  }
+  const legend = el("div", { class: "legend" });
+  for (const s of series) { const span = el("span"); const i = el("i"); i.style.background = s.colour; span.append(i, document.createTextNode(s.name)); legend.appendChild(span); }
+  if (!cal) legend.appendChild(el("span", {}, "Ingen kalibrering ennå / no calibration yet"));
+  box.replaceChildren(g, legend);
+}
+
+async function loadExceedances() {
+  if (!state.device) return;
+  const p = document.getElementById("profile").value, y = document.getElementById("year").value;
+  const body = document.querySelector("#exceed tbody");
+  body.replaceChildren(el("tr", {}, "…"));
+  const data = await getJSON(`${API}/devices/${encodeURIComponent(state.device)}/exceedances?profile=${p}&year=${y}`);
+  const label = { exceeded: "overskredet / exceeded", not_exceeded: "ikke overskredet / not exceeded", insufficient_data: "for lite data / insufficient data" };
+  body.replaceChildren(...data.entries.map((e) => {
+    const tr = el("tr");
+    const cells = [e.pollutant, e.averaging_period, e.level || e.kind, e.value_ugm3, e.averaging_period === "1y" ? fmt(e.annual_mean_ugm3) : e.count, e.allowed_exceedances_per_year ?? "–", fmt(e.coverage_pct)];
+    cells.forEach((c, i) => tr.appendChild(el("td", i >= 3 ? { class: "num" } : {}, c)));
+    tr.appendChild(el("td", { class: `status-${e.status}` }, label[e.status] || e.status));
+    return tr;
+  }));
+  document.getElementById("exceed-note").textContent = `${data.label}. ${data.note} Kilde/source: ${data.profile.source_url}`;
+}
+
+async function drawCompleteness(deviceId) {
+  const box = document.getElementById("completeness");
+  const data = await getJSON(`${API}/devices/${encodeURIComponent(deviceId)}/aggregates/daily?quantity=pm10_ugm3`);
+  box.replaceChildren(...data.rows.map((r) => {
+    const pct = r.coverage.pct_complete || 0;
+    const d = el("div", { class: r.valid ? "" : "invalid", title: `${r.period}: ${fmt(pct)} %` });
+    d.style.height = `${Math.max(1, pct)}%`;
+    return d;
+  }));
+}
+
+async function loadProfiles() {
+  const data = await getJSON(`${API}/profiles`);
+  const sel = document.getElementById("profile");
+  sel.replaceChildren(...data.profiles.map((p) => el("option", { value: p.id }, p.title)));
+  const ys = document.getElementById("year");
+  const now = new Date().getUTCFullYear();
+  ys.replaceChildren(...[0, 1, 2].map((k) => el("option", { value: now - k }, now - k)));
+  sel.addEventListener("change", () => { loadExceedances(); if (state.device) drawChart(state.device); });
+  ys.addEventListener("change", loadExceedances);
+}
+
+// --- most exposed -----------------------------------------------------------------------
+async function loadExposed() {
+  const q = document.getElementById("exp-q").value, days = document.getElementById("exp-days").value;
+  const data = await getJSON(`${API}/exposure?quantity=${q}&days=${days}`);
+  const list = document.getElementById("exposed");
+  list.replaceChildren(...data.sites.map((s) => {
+    const li = el("li");
+    li.append(el("div", { lang: "nb" }, s.text_no), el("div", { lang: "en", class: "en" }, s.text_en));
+    return li;
+  }));
+  document.getElementById("exposed-note").textContent = `${data.indicative_note_no} ${data.indicative_note_en}`;
+}
+document.getElementById("exp-q").addEventListener("change", loadExposed);
+document.getElementById("exp-days").addEventListener("change", loadExposed);
+
+// --- downloads --------------------------------------------------------------------------
+async function loadDownloads() {
+  const sel = document.getElementById("dl-device");
+  if (!sel.options.length) {
+    const data = await getJSON(`${API}/devices`);
+    sel.replaceChildren(...data.devices.map((d) => el("option", { value: d.device_id }, `${d.device_id}${d.site ? " – " + d.site.name : ""}`)));
+    const today = new Date();
+    document.getElementById("dl-end").value = today.toISOString().slice(0, 10);
+    document.getElementById("dl-start").value = new Date(today - 7 * 86400000).toISOString().slice(0, 10);
+  }
+  updateLinks();
+}
+function updateLinks() {
+  const p = new URLSearchParams();
+  for (const o of document.getElementById("dl-device").selectedOptions) p.append("device", o.value);
+  const s = document.getElementById("dl-start").value, e = document.getElementById("dl-end").value;
+  if (s) p.set("start", `${s}T00:00:00Z`);
+  if (e) p.set("end", `${e}T00:00:00Z`);
+  p.set("shape", document.getElementById("dl-shape").value);
+  if (document.getElementById("dl-valid").checked) p.set("valid_only", "true");
+  document.getElementById("dl-csv").href = `${API}/downloads/readings.csv?${p}`;
+  document.getElementById("dl-parquet").href = `${API}/downloads/readings.parquet?${p}`;
+  document.getElementById("dl-meta").href = `${API}/downloads/metadata?${p}`;
+}
+document.getElementById("dl-form").addEventListener("change", updateLinks);
+
+loadProfiles().then(loadMap);
+setInterval(() => { if (!document.getElementById("tab-map").hidden) loadMap().then(() => {
+  for (const c of document.querySelectorAll("#map circle.site")) c.classList.toggle("selected", c.dataset.device === state.device);
+}); }, 60000);
