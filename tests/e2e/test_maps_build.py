@@ -165,6 +165,28 @@ def test_build_a_daily_map_from_the_database(
     assert ranking["areas"][0]["name"] in summary
 
 
+def test_calibrated_values_are_read_through_the_hook(
+    pg_url: str, stored_day: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """No calibration exists for these devices: the calibrated query runs against the real
+    schema and finds nothing, which is a one-line error, not a database error."""
+    day, _ = stored_day
+    code, _, err = build(
+        pg_url,
+        tmp_path,
+        "--pollutant",
+        "no2",
+        "--period",
+        "daily",
+        "--at",
+        day,
+        "--values",
+        "calibrated",
+    )
+    assert code == 1, err
+    assert "0 site(s) with enough no2 data" in err or "not available" in err
+
+
 def test_rank_on_a_saved_map(
     pg_url: str, stored_day: tuple[str, list[str]], tmp_path: Path
 ) -> None:
