@@ -224,6 +224,15 @@ class Outbox:
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def pending_raw(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
+        """Like :meth:`pending`, as ``(seq, reading JSON)``: what the publisher splices."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, reading FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def oldest_age_s(self) -> float | None:
         """Seconds since the oldest unsent reading was stored; None when empty."""
         with self._lock:

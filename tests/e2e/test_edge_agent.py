@@ -385,3 +385,27 @@ def test_sigkill_mid_publish_then_restart_with_the_same_outbox(
     produced, unsent = _outbox_state(outbox)
     assert unsent == 0
     _assert_exact(_stored(pg_url, device_id), produced)
+
+
+def test_edge_check_reports_each_port(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from luftnett.cli import main
+
+    emu = JunkEmulator(limit=1000)
+    with PtyHost(emu) as host:
+        config = tmp_path / "edge.toml"
+        config.write_text(
+            f'home = "{tmp_path}"\n[edge]\ndevice_id = "dev-check"\n'
+            f'[[edge.sensors]]\nmodel = "sds011"\nport = "{host.path}"\n'
+            f'[[edge.sensors]]\nmodel = "sds011"\nport = "{tmp_path / "unplugged"}"\n'
+        )
+        res = CliRunner().invoke(main, ["edge", "check", "--config", str(config), "--seconds", "1"])
+    assert res.exit_code == 1, res.output  # the unplugged one
+    lines = res.output.splitlines()
+    assert lines[0].startswith("config ok: device dev-check, 2 sensor(s)")
+    ok = next(line for line in lines if host.path in line)
+    assert " ok; " in ok and "bad_checksum=" in ok and "no_frame=" in ok
+    assert int(ok.split("; ")[1].split()[0]) >= 5  # frames at 20/s for 1 s
+    assert "cannot open" in next(line for line in lines if "unplugged" in line)
+    assert lines[-1] == "outbox: not created yet"

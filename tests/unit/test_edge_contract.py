@@ -90,3 +90,26 @@ def test_status_health_fields_are_optional_and_the_will_stays_minimal() -> None:
         sensors={"sds011": contract.SensorHealth(model="sds011", port="/dev/x", frames=9)},
     )
     assert contract.StatusPayload.model_validate_json(contract.encode(full)) == full
+
+
+def test_the_agent_splices_stored_readings_into_a_valid_payload(tmp_path) -> None:
+    from luftnett.edge.agent import EdgeAgent, EdgeConfig, SensorConfig
+
+    agent = EdgeAgent(
+        EdgeConfig(
+            device_id="dev-001",
+            outbox_path=tmp_path / "o.sqlite",
+            mqtt_url="mqtt://127.0.0.1:1",
+            sensors=(SensorConfig("sds011", "/dev/null-port"),),
+        )
+    )
+    try:
+        doc = {k: v for k, v in READING.items() if k != "seq"}
+        for _ in range(3):
+            agent.outbox.append(doc)
+        p = contract.decode_readings(agent._payload(agent.outbox.pending_raw(10)), "dev-001")
+    finally:
+        agent.stop()
+    assert [r.seq for r in p.readings] == [0, 1, 2]
+    assert p.sensor == contract.SensorInfo(model="sps30", serial="ABC")  # the first reading's
+    assert p.readings[0].min == READING["min"]

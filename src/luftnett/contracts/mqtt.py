@@ -100,7 +100,7 @@ class Reading(BaseModel):
         description="quantity name (see units registry) -> value"
     )
     flags: list[str] = Field(default_factory=list, description="edge-raised flag names")
-    # optional since agent 0.2 (schema_version stays 1; the collector keeps them in `extra`)
+    # optional additions (schema_version stays 1; the collector keeps the statistics in `extra`)
     sensor: SensorInfo | None = Field(
         default=None, description="the sensor of this reading when a device has several"
     )

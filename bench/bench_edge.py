@@ -1,0 +1,283 @@
+"""Benchmark the edge agent against the targets of issue 4.
+
+    python bench/bench_edge.py                # writes its section of docs/benchmarks.md
+    python bench/bench_edge.py --no-write     # prints only
+    python bench/bench_edge.py --duration 20  # a shorter resource run
+
+1. Resources: ``luftnett edge run`` in its own process with 4 SDS011 emulators on ptys at the
+   real 1 s cadence (60 s windows, 30 s warm-up), publishing to a local Mosquitto, for
+   ``--duration`` seconds after a 10 s settling time: RSS (VmRSS at the end, VmHWM peak) and CPU
+   (utime + stime from /proc, over the wall time). Targets: < 40 MB, < 2 % of one core.
+2. Replay: an outbox holding 1,440 (a 1-minute agent after 24 h offline) and 86,400 (a 1-second
+   stream after 24 h) realistic readings, drained by the agent to the local broker (QoS 1, the
+   default batch of 100, no rate bound), from start until the last PUBACK. Target >= 5,000/s.
+3. Commit latency of :meth:`Outbox.append` (one fsync'd transaction per reading), p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from luftnett.edge.agent import EdgeAgent, EdgeConfig, SensorConfig
+from luftnett.edge.outbox import Outbox
+from luftnett.firmware_sim.pty import PtyHost
+from luftnett.firmware_sim.sds011 import Sds011Emulator
+from luftnett.servers import EmbeddedMosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- bench_edge:start -->", "<!-- bench_edge:end -->"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc(pid: int) -> tuple[float, int, int]:
+    """(cpu seconds, VmRSS kB, VmHWM kB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return cpu, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
+
+
+def bench_resources(
+    url: str, tmp: Path, duration_s: float, arena_max: str | None = None
+) -> dict[str, float]:
+    hosts = [PtyHost(Sds011Emulator(lambda t: (10 + t % 7, 15 + t % 5))).start() for _ in range(4)]
+    config = tmp / "edge.toml"
+    sensors = "".join(
+        f'[[edge.sensors]]\nmodel = "sds011"\nport = "{h.path}"\nname = "pm-{i}"\n'
+        for i, h in enumerate(hosts)
+    )
+    config.write_text(
+        f'home = "{tmp / "home"}"\nmqtt_url = "{url}"\nlog_level = "WARNING"\n'
+        f'[edge]\ndevice_id = "bench-res"\noutbox_path = "{tmp / "res.outbox"}"\n'
+        f'window_s = 60\nclock_check = "year"\n{sensors}'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUFTNETT_", "MALLOC_"))}
+    if arena_max:
+        env["MALLOC_ARENA_MAX"] = arena_max  # glibc arenas: made no difference here (40.9 MB)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "luftnett.cli", "edge", "run", "--config", str(config)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(10)  # imports, connect, ports open
+        cpu0, _, _ = _proc(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(duration_s)
+        cpu1, rss, hwm = _proc(proc.pid)
+        wall = time.monotonic() - t0
+        frames = sum(h.emulator.frames_sent for h in hosts)  # type: ignore[attr-defined]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        for h in hosts:
+            h.stop()
+    return {
+        "cpu_pct": 100 * (cpu1 - cpu0) / wall,
+        "rss_mb": rss / 1024,
+        "hwm_mb": hwm / 1024,
+        "wall_s": wall,
+        "frames": frames,
+    }
+
+
+class Silent:
+    def poll(self, now: float) -> bytes:
+        return b""
+
+    def receive(self, data: bytes, now: float) -> bytes:
+        return b""
+
+
+def _reading(i: int) -> dict[str, Any]:
+    ts = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=60 * i)
+    v = {"pm10_ugm3": 20.113 + i % 7, "pm25_ugm3": 12.302 + i % 5}
+    return {
+        "ts": ts.isoformat(),
+        "window_s": 60.0,
+        "n_samples": 30,
+        "values": v,
+        "flags": [],
+        "n": {"pm10_ugm3": 30, "pm25_ugm3": 30},
+        "min": {k: round(x - 3, 1) for k, x in v.items()},
+        "max": {k: round(x + 3, 1) for k, x in v.items()},
+        "n_warmup": 30,
+        "sensor": {"model": "sds011", "serial": "A160"},
+    }
+
+
+def bench_replay(url: str, tmp: Path, n: int) -> dict[str, float]:
+    path = tmp / f"replay-{n}.outbox"
+    box = Outbox(path)
+    # fill in one transaction (as n fsync'd appends would, only faster to prepare)
+    db = box._db
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO outbox (seq, reading, stored_at) VALUES (?, ?, ?)",
+        (
+            (i, json.dumps({**_reading(i), "seq": i}, separators=(",", ":")), time.time())
+            for i in range(n)
+        ),
+    )
+    db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (n,))
+    db.execute("COMMIT")
+    box.close()
+    size_mb = path.stat().st_size / 1e6
+    with PtyHost(Silent()) as host:
+        agent = EdgeAgent(
+            EdgeConfig(
+                device_id=f"bench-replay-{n}",
+                outbox_path=path,
+                mqtt_url=url,
+                sensors=(SensorConfig("sds011", host.path),),
+                replay_rate=0,
+                clock_check="off",
+                health_interval_s=3600,
+            )
+        )
+        assert len(agent.outbox) == n
+        t_start = time.perf_counter()
+        agent.start()
+        agent._connected.wait(10)
+        t0 = time.perf_counter()  # the link is up: replay starts
+        connect_s = t0 - t_start
+        while len(agent.outbox):
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - t0
+        published = agent.counts["published"]
+        agent.stop(0)
+    assert published == n, (published, n)
+    return {
+        "n": n,
+        "s": elapsed,
+        "per_s": n / elapsed,
+        "outbox_mb": size_mb,
+        "with_connect_per_s": n / (elapsed + connect_s),
+    }
+
+
+def bench_commit(tmp: Path, n: int = 2000) -> dict[str, float]:
+    box = Outbox(tmp / "commit.outbox")
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        box.append(_reading(i))
+        lat.append(time.perf_counter() - t)
+    box.close()
+    q = statistics.quantiles(lat, n=100)
+    return {"n": n, "p50_ms": 1000 * q[49], "p99_ms": 1000 * q[98], "mean_ms": 1000 * sum(lat) / n}
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    fs = (
+        subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True)
+        .stdout.splitlines()[-1]
+        .split()[1]
+    )
+    mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
+    mosquitto = mosquitto.splitlines()[0] if mosquitto else "mosquitto"
+    return (
+        f"- machine: `{' '.join(platform.uname())}`\n"
+        f"- CPU: {cpu}, {os.cpu_count()} cores; outbox on {fs} ({tempfile.gettempdir()})\n"
+        f"- Python {platform.python_version()}, {mosquitto}\n"
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit `{commit}`\n"
+    )
+
+
+def write_section(text: str) -> None:
+    doc = (
+        DOC.read_text(encoding="utf-8")
+        if DOC.exists()
+        else "# Benchmarks\n\nWritten by the scripts in `bench/`.\n"
+    )
+    block = f"{START}\n{text.rstrip()}\n{END}"
+    if START in doc and END in doc:
+        head, rest = doc.split(START, 1)
+        doc = head + block + rest.split(END, 1)[1]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(doc, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=60.0, help="resource run, seconds")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as d:
+        tmp = Path(d)
+        broker = EmbeddedMosquitto(tmp / "broker")
+        url = broker.start()
+        try:
+            commit = bench_commit(tmp)
+            print("commit", commit, flush=True)
+            replay = [bench_replay(url, tmp, n) for n in (1440, 86_400)]
+            print("replay", replay, flush=True)
+            res = bench_resources(url, tmp, args.duration)
+            print("resources", res, flush=True)
+        finally:
+            broker.stop()
+    ok = lambda good: "yes" if good else "**no**"  # noqa: E731
+    text = (
+        "## Edge agent (bench/bench_edge.py)\n\n"
+        f"{machine()}\n"
+        "| measure | result | target | met |\n|---|---|---|---|\n"
+        f"| agent RSS, 4 SDS011 at 1 s, {res['wall_s']:.0f} s (end / peak) | "
+        f"{res['rss_mb']:.1f} / {res['hwm_mb']:.1f} MB | < 40 MB | {ok(res['hwm_mb'] < 40)} |\n"
+        f"| agent CPU, same run ({res['frames']:.0f} frames) | {res['cpu_pct']:.2f} % of one core "
+        f"| < 2 % | {ok(res['cpu_pct'] < 2)} |\n"
+        + "".join(
+            f"| replay {r['n']:,.0f} readings ({r['outbox_mb']:.1f} MB outbox) to the local broker "
+            f"| {r['per_s']:,.0f} readings/s ({r['s']:.2f} s; "
+            f"{r['with_connect_per_s']:,.0f}/s counting start-up and connect) | >= 5,000/s | "
+            f"{ok(r['per_s'] >= 5000)} |\n"
+            for r in replay
+        )
+        + f"| outbox commit per reading (fsync'd), n = {commit['n']:,.0f} | "
+        f"p50 {commit['p50_ms']:.2f} ms, p99 {commit['p99_ms']:.2f} ms | — | — |\n\n"
+        "Resources: `luftnett edge run` in its own process (60 s windows, 30 s warm-up, outbox "
+        "and publisher idle between windows), measured from /proc after 10 s of settling. The "
+        "RSS is almost all imports: the interpreter ~13 MB, pydantic ~9 MB, pydantic-settings "
+        "(loading the config; it pulls in asyncio, http, email) ~10 MB, paho, pyserial, sqlite3 "
+        "and ssl ~4 MB; the agent's own state is under 2 MB and does not grow. Loading the "
+        "config in a parent that then execs a process without pydantic-settings would save "
+        "~10 MB (needs `luftnett.connect` not to import the settings). Replay: "
+        "the agent in the benchmark's process, QoS 1, batches of 100 readings (~45 kB), at most "
+        "20 unacknowledged messages, no rate bound (`edge.replay_rate = 0`; the default 1,000/s "
+        "bounds a real link on purpose), from the moment the link is up until the last PUBACK "
+        "deleted the last row. "
+        "Commit: one `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL` (WAL) per reading; an SD "
+        "card is slower than this disk, and one commit a minute per sensor is the real load.\n"
+    )
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
