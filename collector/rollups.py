@@ -37,8 +37,10 @@ __all__ = [
     "day_of",
     "hour_of",
     "lock_devices",
+    "mark_dirty",
     "refresh",
     "refresh_days",
+    "refresh_dirty",
     "refresh_hours",
 ]
 
@@ -335,3 +337,36 @@ def refresh(
                         days.add((dev, d, c))
             n_days += refresh_days(conn, days)
     return RefreshResult((len(devices), n_hours, n_days))
+
+
+_MARK_DIRTY = """
+INSERT INTO rollup_dirty (device_id, hour_start)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[])
+ON CONFLICT DO NOTHING
+"""
+
+_TAKE_DIRTY = """
+DELETE FROM rollup_dirty WHERE (device_id, hour_start) IN (
+    SELECT device_id, hour_start FROM rollup_dirty
+    ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING device_id, hour_start
+"""
+
+
+def mark_dirty(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:
+    """Queue these (device, UTC hour) rollups for :func:`refresh_dirty` (same transaction)."""
+    pairs = sorted(set(keys))
+    if pairs:
+        conn.execute(_MARK_DIRTY, ([p[0] for p in pairs], [p[1] for p in pairs]))
+
+
+def refresh_dirty(conn: psycopg.Connection[Any], limit: int = 5000) -> int:
+    """Refresh up to ``limit`` queued device-hours in one transaction; return how many.
+
+    Rows taken by another collector's refresh are skipped, not waited for.
+    """
+    with conn.transaction():
+        keys = conn.execute(_TAKE_DIRTY, (limit,)).fetchall()
+        if keys:
+            refresh_hours(conn, [(d, h) for d, h in keys])
+    return len(keys)

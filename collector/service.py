@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
 from luftnett.connect import parse_mqtt_url
@@ -48,6 +49,7 @@ class CollectorConfig:
     keepalive_s: int = 30
     register_unknown_devices: bool = True
     linger_s: float = 0.005
+    rollup_interval_s: float = 2.0  # refresh queued rollups this often (0: every batch)
 
 
 class Collector:
@@ -62,7 +64,8 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: Writer | None = None
-        self._known: set[str] = set()  # registered devices seen, when unknown ones are refused
+        self._known: set[str] = set()
+        self._next_rollup = 0.0  # registered devices seen, when unknown ones are refused
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -133,7 +136,7 @@ class Collector:
     def _connect_db(self) -> bool:
         try:
             self._conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
-            self._writer = Writer(self._conn)
+            self._writer = Writer(self._conn, deferred=self.cfg.rollup_interval_s > 0)
             return True
         except psycopg.OperationalError as exc:
             log.warning("database unavailable", extra={"error": str(exc).strip()[:200]})
@@ -170,8 +173,27 @@ class Collector:
                 break
         return batch
 
+    def _refresh_rollups(self) -> None:
+        """Refresh the device-hours the batches marked; a failure leaves them marked."""
+        now = time.monotonic()
+        if self._conn is None or now < self._next_rollup:
+            return
+        self._next_rollup = now + self.cfg.rollup_interval_s
+        try:
+            while (n := refresh_dirty(self._conn)) > 0:
+                self.counts["rollup_hours"] += n
+        except psycopg.OperationalError as exc:
+            log.warning("rollup refresh failed; will retry", extra={"error": str(exc)[:200]})
+            self._conn.close()
+            self._conn = self._writer = None
+        except psycopg.Error as exc:
+            log.error("rollup refresh refused", extra={"error": str(exc)[:200]})
+            self._conn.rollback()
+
     def _work(self) -> None:
         while not self._stop.is_set():
+            if self.cfg.rollup_interval_s > 0:
+                self._refresh_rollups()
             batch = self._take_batch()
             if not batch:
                 continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from psycopg import sql
 
 from luftnett.collector import qc
 from luftnett.collector.ledger import record_ingest
-from luftnett.collector.rollups import hour_of, refresh_hours
+from luftnett.collector.rollups import mark_dirty, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
 from luftnett.contracts.units import FLAGS_VERSION
 from luftnett.db.schema import QUARANTINE_COLUMNS, READING_COLUMNS, VALUE_COLUMNS, WRITE_COLUMNS
@@ -100,9 +100,20 @@ class BatchResult:
     quarantined: int
 
 
+def _hour_counts(pairs: Iterable[tuple[str, datetime]]) -> Counter[tuple[str, datetime]]:
+    """Readings per (device, UTC hour): integer hours first, datetimes once per key."""
+    by_int = Counter((d, int(ts.timestamp()) // 3600) for d, ts in pairs)
+    return Counter({(d, datetime.fromtimestamp(h * 3600, UTC)): n for (d, h), n in by_int.items()})
+
+
 class Writer:
-    """Write batches of validated messages; ``rollups=False`` leaves the rollup tables to
-    ``luftnett rollup refresh`` (a scheduled job) instead of each batch."""
+    """Write batches of validated messages.
+
+    Rollups: by default each batch recomputes the device-hours it touched; ``deferred=True``
+    only marks them (table ``rollup_dirty``, same transaction) for
+    :func:`~luftnett.collector.rollups.refresh_dirty`, which the collector runs every few
+    seconds; ``rollups=False`` leaves them to ``luftnett rollup refresh`` (a scheduled job).
+    """
 
     def __init__(
         self,
@@ -110,11 +121,13 @@ class Writer:
         source: str = "mqtt",
         qc_config: qc.QcConfig = qc.DEFAULT_QC,
         rollups: bool = True,
+        deferred: bool = False,
     ) -> None:
         self.conn = conn
         self.source = source
         self.qc_config = qc_config
         self.rollups = rollups
+        self.deferred = deferred
         conn.execute(_CREATE_TMP)
         conn.commit()
 
@@ -177,11 +190,14 @@ class Writer:
                     cur.execute(_INSERT)
                     fresh: list[tuple[str, datetime]] = [(d, ts) for d, ts in cur.fetchall()]
                 stored = len(fresh)
-                got = Counter((r[_I_DEVICE], hour_of(r[_I_TS])) for r in rows)
-                kept = Counter((d, hour_of(ts)) for d, ts in fresh)
+                got = _hour_counts((r[_I_DEVICE], r[_I_TS]) for r in rows)
+                kept = _hour_counts(fresh)
                 record_ingest(self.conn, got, kept)
                 if self.rollups and fresh:
-                    refresh_hours(self.conn, kept.keys())
+                    if self.deferred:
+                        mark_dirty(self.conn, kept.keys())
+                    else:
+                        refresh_hours(self.conn, kept.keys())
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(

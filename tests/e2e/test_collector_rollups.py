@@ -1,0 +1,91 @@
+"""The collector keeps rollups current a few seconds behind ingest, equal to a recompute."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from luftnett.collector.rollups import refresh
+from luftnett.collector.service import Collector, CollectorConfig
+from luftnett.connect import parse_mqtt_url
+from luftnett.contracts import mqtt as contract
+from luftnett.db.schema import ROLLUP_HOURLY_COLUMNS
+
+pytestmark = pytest.mark.e2e
+
+
+def _hourly(url: str, device: str) -> list[tuple[object, ...]]:
+    cols = ", ".join(ROLLUP_HOURLY_COLUMNS)
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            f"SELECT {cols} FROM rollup_hourly WHERE device_id = %s ORDER BY hour_start",
+            (device,),
+        ).fetchall()
+
+
+def test_deferred_rollups_catch_up_and_equal_a_recompute(
+    pg_url: str, mqtt_url: str, topic_root: str, device_id: str, wait_until
+) -> None:
+    t0 = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
+    col = Collector(
+        CollectorConfig(
+            database_url=pg_url,
+            mqtt_url=mqtt_url,
+            topic_root=topic_root,
+            client_id=f"col-{uuid.uuid4().hex[:8]}",
+            flush_interval_s=0.1,
+            rollup_interval_s=0.3,
+        )
+    ).start()
+    t = parse_mqtt_url(mqtt_url)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:8]}")
+    pub.connect(t.host, t.port)
+    pub.loop_start()
+    try:
+        assert col.wait_ready(10)
+        for start in range(0, 90, 10):  # 90 one-minute readings over two hours, 9 messages
+            payload = contract.ReadingsPayload(
+                device_id=device_id,
+                agent_version="t",
+                sensor=contract.SensorInfo(model="sds011"),
+                readings=[
+                    contract.Reading(
+                        seq=s,
+                        ts=t0 + timedelta(minutes=s + 1),
+                        window_s=60,
+                        n_samples=60,
+                        values={"pm25_ugm3": 5.0 + s % 4},
+                    )
+                    for s in range(start, start + 10)
+                ],
+            )
+            info = pub.publish(
+                contract.readings_topic(topic_root, device_id), contract.encode(payload), qos=1
+            )
+            info.wait_for_publish(5)
+        wait_until(
+            lambda: (
+                [r[ROLLUP_HOURLY_COLUMNS.index("n_stored")] for r in _hourly(pg_url, device_id)]
+                == [59, 31]
+            ),
+            timeout=20,
+            what="hourly rollups of 59 + 31 readings",
+        )
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        col.stop()
+    assert col.counts["rollup_hours"] >= 2
+    before = _hourly(pg_url, device_id)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM rollup_dirty WHERE device_id = %s", (device_id,)
+        ).fetchone() == (0,)
+        refresh(conn, device_id)  # from scratch
+        conn.commit()
+    assert _hourly(pg_url, device_id) == before
