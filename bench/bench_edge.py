@@ -191,9 +191,14 @@ def machine() -> str:
         ),
         platform.processor() or "unknown",
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    git = lambda *a: subprocess.run(  # noqa: E731
+        ["git", *a], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--", "edge", "src/luftnett/contracts", "bench/bench_edge.py"):
+        commit += " (with uncommitted changes)"
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()[0]
     fs = (
         subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True)
         .stdout.splitlines()[-1]
@@ -202,10 +207,12 @@ def machine() -> str:
     mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
     mosquitto = mosquitto.splitlines()[0] if mosquitto else "mosquitto"
     return (
-        f"- machine: `{' '.join(platform.uname())}`\n"
+        f"- machine: `{uname}`\n"
         f"- CPU: {cpu}, {os.cpu_count()} cores; outbox on {fs} ({tempfile.gettempdir()})\n"
         f"- Python {platform.python_version()}, {mosquitto}\n"
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit `{commit}`\n"
+        f"- load average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores: the machine "
+        "is shared with other jobs, so replay rates vary by about 2x between runs\n"
     )
 
 
