@@ -16,7 +16,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett import __version__
-from luftnett.api.deps import ReadAccess
+from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.routers import (
     admin,
     aggregates,
@@ -139,15 +139,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         "tables).",
         dependencies=[ReadAccess],
     )
-    async def health(request: Request) -> dict[str, Any]:
-        async with request.app.state.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT CASE WHEN c.reltuples > 1000000 THEN c.reltuples::bigint "
-                "ELSE (SELECT count(*) FROM readings) END FROM pg_class c "
-                "WHERE c.oid = 'readings'::regclass"
-            )
-            row = await cur.fetchone()
-        return {"status": "ok", "version": __version__, "readings": row[0] if row else 0}
+    async def health(conn: Conn) -> dict[str, Any]:
+        cur = await conn.execute(
+            "SELECT CASE WHEN c.reltuples > 1000000 THEN c.reltuples::bigint "
+            "ELSE (SELECT count(*) FROM readings) END AS n FROM pg_class c "
+            "WHERE c.oid = 'readings'::regclass"
+        )
+        row = await cur.fetchone()
+        return {"status": "ok", "version": __version__, "readings": row["n"] if row else 0}
 
     static = resources.files("luftnett.api.static")
     index = static.joinpath("index.html").read_text("utf-8")

@@ -29,7 +29,8 @@ def demo_sites(pg_url: str) -> list[str]:
             site, device = f"ui-{tag}-{i}", f"ui-{tag}-{i}"
             name = f"<img src=x onerror=alert(1)> {kind} {i}" if i == 0 else f"{kind.title()} {i}"
             conn.execute(
-                "INSERT INTO sites (site_id, name, site_type, lat, lon) VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO sites (site_id, name, site_type, lat, lon) "
+                "VALUES (%s, %s, %s, %s, %s)",
                 (site, name, kind, lat, lon),
             )
             conn.execute(
