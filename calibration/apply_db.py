@@ -9,9 +9,9 @@ A model's ``sensor`` and ``inputs`` name reading quantities (``pm25_ugm3``, ``pm
 ``rh_pct``, ...): a column of ``readings`` or a key of ``readings.extra``. A reading missing an
 input gets no calibrated value for that pollutant.
 
-Reprocessing reads readings with a binary ``COPY (SELECT ...) TO STDOUT`` whose fields all have
-a fixed width (missing values are sent as NaN), parses the buffer with one ``numpy.frombuffer``,
-applies the models in bulk and writes with a binary ``COPY`` built the same way. Values of other
+Reprocessing reads each chunk of readings as one row of ``bytea`` columns (big-endian 8-byte
+values, missing ones as NaN) parsed with ``numpy.frombuffer``, applies the models in bulk and
+writes with a binary ``COPY`` whose fixed-width records numpy builds. Values of other
 versions are never touched; values of the same version are replaced (versions are immutable,
 so they are identical).
 """
@@ -57,6 +57,7 @@ POLLUTANT_COLUMNS: dict[str, str] = {"pm25": "pm25_ugm3", "pm10": "pm10_ugm3", "
 FLEET_DEFAULT_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 FLEET_CREATED_BY = "luftnett (fleet default)"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970: binary timestamptz origin
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _FLEET_LOCK = 0x6C75667463616C  # advisory lock: one process installs the fleet defaults
 
 _I = {c: READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "sensor_model", "extra")}
@@ -189,8 +190,12 @@ class CalibrationCache:
 _SHARED = CalibrationCache()
 
 
+_COLUMN_INDEX = {c: READING_COLUMNS.index(c) for c in VALUE_COLUMNS}
+
+
 def _quantity(row: tuple[Any, ...], name: str, extra: dict[str, Any] | None) -> float:
-    v = row[READING_COLUMNS.index(name)] if name in VALUE_COLUMNS else (extra or {}).get(name)
+    i = _COLUMN_INDEX.get(name)
+    v = row[i] if i is not None else (extra or {}).get(name)
     return float("nan") if v is None else float(v)
 
 
@@ -284,31 +289,40 @@ def _expr(name: str) -> sql.Composable:
 
 
 def _read_chunk(
-    conn: psycopg.Connection[Any], device_id: str, names: Sequence[str], after: int, limit: int
-) -> npt.NDArray[Any]:
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    names: Sequence[str],
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, FloatArray]]:
+    """The next ``limit`` readings after (ts, seq) ``after``, in (ts, seq) order (the
+    ``(device_id, ts)`` index serves it): seq, binary ts (µs since 2000) and the inputs.
+
+    Each column comes back as one ``bytea`` of big-endian 8-byte values (``int8send``,
+    ``timestamptz_send``, ``float8send``; missing values as NaN), parsed by ``np.frombuffer``.
+    """
+    after_ts, after_seq = after if after is not None else (FLEET_DEFAULT_FROM.replace(year=1), -1)
+    order = sql.SQL(" ORDER BY ts, seq")
+    cols = [
+        sql.SQL("string_agg(int8send(seq), ''{})").format(order),
+        sql.SQL("string_agg(timestamptz_send(ts), ''{})").format(order),
+        *(sql.SQL("string_agg(float8send({}), ''{})").format(_expr(n), order) for n in names),
+    ]
     query = sql.SQL(
-        "COPY (SELECT seq::int8, ts, {vals} FROM readings WHERE device_id = {dev} AND seq > "
-        "{after} ORDER BY seq LIMIT {limit}) TO STDOUT (FORMAT BINARY)"
-    ).format(
-        vals=sql.SQL(", ").join(_expr(n) for n in names),
-        dev=sql.Literal(device_id),
-        after=sql.Literal(after),
-        limit=sql.Literal(limit),
-    )
-    buf = bytearray()
-    with conn.cursor() as cur, cur.copy(query) as copy:
-        for data in copy:
-            buf += data
-    fields: list[tuple[str, str]] = [("nf", ">i2"), ("l_seq", ">i4"), ("seq", ">i8"),
-                                     ("l_ts", ">i4"), ("ts", ">i8")]  # fmt: skip
-    for i in range(len(names)):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", ">f8")]
-    dt = np.dtype(fields)
-    n = (len(buf) - len(_COPY_HEADER) - len(_COPY_TRAILER)) // dt.itemsize
-    arr = np.frombuffer(bytes(buf), dtype=dt, count=n, offset=len(_COPY_HEADER))
-    if n and (arr["nf"] != 2 + len(names)).any():  # pragma: no cover - a format surprise
-        raise CalibrationError("unexpected binary COPY layout while reprocessing")
-    return arr
+        "SELECT count(*), {cols} FROM (SELECT * FROM readings WHERE device_id = %(dev)s AND "
+        "ts >= %(ts)s AND (ts > %(ts)s OR seq > %(seq)s) ORDER BY ts, seq LIMIT %(limit)s) r"
+    ).format(cols=sql.SQL(", ").join(cols))
+    row = conn.execute(
+        query, {"dev": device_id, "ts": after_ts, "seq": after_seq, "limit": limit}
+    ).fetchone()
+    assert row is not None
+    if not row[0]:
+        return np.empty(0, np.int64), np.empty(0, np.int64), {n: np.empty(0) for n in names}
+    seq = np.frombuffer(row[1], dtype=">i8").astype(np.int64)
+    ts_pg = np.frombuffer(row[2], dtype=">i8").astype(np.int64)
+    values = {n: np.frombuffer(row[3 + i], dtype=">f8").astype(np.float64)
+              for i, n in enumerate(names)}  # fmt: skip
+    return seq, ts_pg, values
 
 
 def _write_chunk(
@@ -389,20 +403,17 @@ def reprocess(
             continue
         models = {v: cache.model(conn, v) for v in model_ids}
         names = list(dict.fromkeys(n for m in models.values() for n in (m.sensor, *m.inputs)))
-        after = -1
+        after: tuple[datetime, int] | None = None
         while True:
             with conn.transaction():
-                arr = _read_chunk(conn, device_id, names, after, chunk)
-                if arr.size == 0:
+                seq, ts_pg, inputs = _read_chunk(conn, device_id, names, after, chunk)
+                if seq.size == 0:
                     break
-                seq = arr["seq"].astype(np.int64)
-                ts_pg = arr["ts"].astype(np.int64)
-                after = int(seq[-1])
+                after = (_PG_EPOCH + timedelta(microseconds=int(ts_pg[-1])), int(seq[-1]))
                 if resolver is None:
                     ver = np.full(seq.size, model_ids[0], dtype=np.int64)
                 else:
                     ver = resolver.versions(ts_pg + _PG_EPOCH_US)
-                inputs = {n: arr[f"v{i}"].astype(np.float64) for i, n in enumerate(names)}
                 val = np.full(seq.size, np.nan)
                 unc = np.full(seq.size, np.nan)
                 for v in np.unique(ver[ver > 0]):

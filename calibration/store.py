@@ -233,6 +233,15 @@ def insert_version(
     evaluated: tuple[datetime, datetime] | None = None,
 ) -> int:
     """Store ``model`` as a new version and return its id (never replaces one)."""
+    from luftnett.contracts.units import QUANTITIES
+
+    unknown = [n for n in (model.sensor, *model.inputs) if n not in QUANTITIES]
+    if unknown:
+        raise CalibrationError(
+            f"model {model.model_id} reads {', '.join(map(repr, unknown))}, which are not "
+            "reading quantities; name the sensor and covariates after them (pm25_ugm3, rh_pct, "
+            "temperature_c, ...)"
+        )
     try:
         row = conn.execute(
             "INSERT INTO calibration_versions (device_id, sensor_model, pollutant, kind, model_id,"

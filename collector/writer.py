@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from luftnett.calibration.apply_db import apply_at_ingest
 from luftnett.collector import qc
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
@@ -190,6 +191,7 @@ class Writer:
                     cur.execute(_INSERT)
                     fresh: list[tuple[str, datetime]] = [(d, ts) for d, ts in cur.fetchall()]
                 stored = len(fresh)
+                apply_at_ingest(self.conn, rows, fresh)  # calibrated values, same txn
                 got = _hour_counts((r[_I_DEVICE], r[_I_TS]) for r in rows)
                 kept = _hour_counts(fresh)
                 record_ingest(self.conn, got, kept)

@@ -460,3 +460,41 @@ def test_bad_reference_csv_names_the_line(pg_url: str, tmp_path: Path) -> None:
     res = cli(pg_url, "reference", "import", "--csv", str(csv), "--station", "X")
     assert res.exit_code == 1
     assert "bad.csv line 2" in res.stderr
+
+
+# -- at ingest --------------------------------------------------------------------------------
+def test_collector_writer_stores_calibrated_values(pg_url: str) -> None:
+    from luftnett.collector.validate import Accepted, validate_message
+    from luftnett.collector.writer import Writer
+    from luftnett.contracts import mqtt as contract
+
+    dev = uid("ing")
+    readings = [
+        contract.Reading(seq=i, ts=T0 + i * timedelta(minutes=1), window_s=60, n_samples=60,
+                         values={"pm25_ugm3": 10.0 + i, "pm10_ugm3": 20.0 + i}, flags=[])
+        for i in range(5)
+    ]  # fmt: skip
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=dev,
+            agent_version="test",
+            sensor=contract.SensorInfo(model="sds011", serial="A160"),
+            readings=readings,
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", dev), payload)
+    assert isinstance(item, Accepted)
+    with psycopg.connect(pg_url) as c:
+        w = Writer(c, rollups=False)
+        assert w.write([item]).stored == 5
+        assert w.write([item]).stored == 0  # redelivery: nothing new, no new values
+        rows = c.execute(
+            "SELECT pollutant, seq, value, u, version_id FROM calibrated_values "
+            "WHERE device_id = %s ORDER BY pollutant, seq",
+            (dev,),
+        ).fetchall()
+        assert len(rows) == 10  # pm10 and pm25 for each reading, fleet default for sds011
+        for pol, seq, value, u, vid in rows:
+            model = get_version(c, vid).model
+            out = model.apply([(10.0 if pol == "pm25" else 20.0) + seq])
+            assert_allclose([value, u], [out.value[0], out.u[0]], rtol=RTOL, atol=ATOL)
