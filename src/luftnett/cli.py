@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "ledger": "luftnett.collector.ledger_cli:ledger",
     "devices": "luftnett.collector.ledger_cli:devices",
     "rollup": "luftnett.collector.rollup_cli:rollup",
+    "soak": "luftnett.soak.cli:soak",
 }
 
 
