@@ -35,6 +35,8 @@ def collector_run(ctx: click.Context) -> None:
                 flush_interval_s=c.flush_interval_s,
                 shared_group=c.shared_group,
                 register_unknown_devices=c.register_unknown_devices,
+                rollup_interval_s=c.rollup_interval_s,
+                mqtt_protocol=c.mqtt_protocol,
             )
         ).start()
         try:

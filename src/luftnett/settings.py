@@ -146,6 +146,17 @@ class CollectorSettings(BaseModel):
         description="false: readings of devices not in `devices` go to quarantine "
         "(reason unknown_device) until the device is registered",
     )
+    rollup_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="refresh the rollups of freshly stored device-hours this often, seconds "
+        "(0: in every batch's transaction)",
+    )
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1",
+        description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "
+        "both keep a persistent session and take $share subscriptions on Mosquitto)",
+    )
 
 
 class ApiSettings(BaseModel):

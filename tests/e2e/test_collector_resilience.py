@@ -221,8 +221,9 @@ def test_database_restart_mid_stream_loses_nothing(
     assert _stats(url, prefix) == (3000, 3000)
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_two_collectors_share_the_load_without_loss_or_duplicates(
-    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until, protocol: str
 ) -> None:
     prefix = f"s{uuid.uuid4().hex[:6]}-"
     group = f"g{uuid.uuid4().hex[:6]}"
@@ -234,6 +235,7 @@ def test_two_collectors_share_the_load_without_loss_or_duplicates(
                 topic_root=topic_root,
                 client_id=f"col-{uuid.uuid4().hex[:8]}",
                 shared_group=group,
+                mqtt_protocol=protocol,
                 batch_size=100,
                 flush_interval_s=0.1,
             )
