@@ -7,7 +7,8 @@ describes the scenario and keeps the figures. Modules:
 - :mod:`~luftnett.soak.devices`: simulated-clock devices built from the edge's own parts;
 - :mod:`~luftnett.soak.services`: servers, the collector and an edge agent as processes;
 - :mod:`~luftnett.soak.traffic`: duplicates, reordering and malformed payloads;
-- :mod:`~luftnett.soak.runner`: the clock, the faults, the drain;
+- :mod:`~luftnett.soak.schedule`: the scheduled faults as actions;
+- :mod:`~luftnett.soak.runner`: the clock, the drain;
 - :mod:`~luftnett.soak.accounting` and :mod:`~luftnett.soak.report`: the figures.
 """
 

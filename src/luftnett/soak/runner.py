@@ -36,8 +36,9 @@ from luftnett.firmware_sim.pty import PtyHost
 from luftnett.soak import services
 from luftnett.soak.accounting import DeviceRecord, count
 from luftnett.soak.devices import SimAgent, SimDevice, make_emulator, pty_device
-from luftnett.soak.profile import PTY_MODELS, Profile, cycles, fault_plan, fleet_plan
+from luftnett.soak.profile import PTY_MODELS, Profile, fleet_plan
 from luftnett.soak.report import Event, SoakResult
+from luftnett.soak.schedule import build_schedule
 from luftnett.soak.traffic import Tap
 
 __all__ = ["run_soak"]
@@ -94,7 +95,7 @@ def _commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-class _Soak:
+class SoakRun:
     def __init__(self, profile: Profile, section: str, workdir: Path, echo: Echo) -> None:
         self.p = profile
         self.section = section
@@ -186,106 +187,10 @@ class _Soak:
             "1 edge process running"
         )
 
-    # -- schedule -------------------------------------------------------------------------
-    def schedule(self) -> list[tuple[float, str, str, Callable[[], str]]]:
-        """(simulated time, target, label, action returning a detail) in time order.
-
-        Actions on one target run in order on a thread of that target; a collector restart
-        that takes seconds does not hold up the broker's outage."""
-        plan = fault_plan(cycles(self.p.hours)[1])
-        sim = self.fleet.sim
-        by_role = {r: [d for d in sim if d.spec.role == r] for r in {d.spec.role for d in sim}}
-        at = self.sim_start
-        items: list[tuple[float, str, str, Callable[[], str]]] = []
-
-        def add(hours: float, label: str, action: Callable[[], str], target: str = "misc") -> None:
-            items.append((at + hours * 3600, target, label, action))
-
-        def kill_collector() -> str:
-            self.collector.kill()
-            return f"subscribed again after {self.collector.start():.1f} s"
-
-        def edge_kill() -> str:
-            assert self.fleet.victim is not None
-            rec = self.fleet.victim.kill()
-            time.sleep(1.0)
-            self.fleet.victim.start()
-            return (
-                f"next_seq {rec['next_seq']}, unsent {rec['unsent']}, uncommitted WAL frames "
-                f"{rec['uncommitted_wal_frames']}; restarted on the same outbox"
-            )
-
-        def switch(devs: list[SimDevice], attr: str, on: bool) -> Callable[[], str]:
-            def act() -> str:
-                for d in devs:
-                    setattr(d.emu, attr, on)
-                return ", ".join(d.spec.device_id for d in devs) or "no such device"
-
-            return act
-
-        def disk(on: bool) -> str:
-            for d in by_role.get("disk-full", []):
-                d.fill_disk() if on else d.free_disk()
-            return ", ".join(d.spec.device_id for d in by_role.get("disk-full", []))
-
-        def rogue() -> str:
-            sent = self.tap.publish_rogue(self.run_id)
-            for k, v in sent.items():
-                self.expected_quarantine[k] = self.expected_quarantine.get(k, 0) + v
-            return f"{sum(sent.values())} payloads"
-
-        def pty_unplug(on: bool) -> str:
-            if len(self.fleet.pty) > 1:
-                self.fleet.pty[1][2].unplugged = on
-                return self.fleet.pty[1][1].cfg.device_id
-            return "no pty device"
-
-        def pg(up: bool) -> str:
-            self.pg.start() if up else self.pg.stop()
-            return self.db_url.rsplit("@", 1)[-1]
-
-        def broker(up: bool) -> str:
-            self.broker.start() if up else self.broker.stop()
-            return self.mqtt_url
-
-        unplug, stuck = by_role.get("unplugged", []), by_role.get("stuck", [])
-        n_cycles, cycle_h = cycles(self.p.hours)
-        for k in range(n_cycles):  # the same faults once a simulated day
-            base = k * cycle_h
-            add(base + plan.collector_kill_h, "collector SIGKILL", kill_collector, "collector")
-            add(base + plan.broker_stop_h, "broker stopped", lambda: broker(False), "broker")
-            up = base + plan.broker_stop_h + plan.broker_down_h
-            add(up, "broker started", lambda: broker(True), "broker")
-            add(base + plan.disk_full_h[0], "disk full", lambda: disk(True))
-            add(base + plan.disk_full_h[1], "disk freed", lambda: disk(False))
-            add(base + plan.pg_restart_h, "PostgreSQL stopped", lambda: pg(False), "pg")
-            add(
-                base + plan.pg_restart_h + plan.pg_down_h,
-                "PostgreSQL started",
-                lambda: pg(True),
-                "pg",
-            )
-            add(base + plan.rogue_h, "malformed payloads published", rogue)
-            add(base + plan.unplug_h[0], "sensors unplugged", switch(unplug, "unplugged", True))
-            add(base + plan.unplug_h[1], "sensors plugged in", switch(unplug, "unplugged", False))
-            add(base + plan.pty_unplug_h[0], "pty sensor unplugged", lambda: pty_unplug(True))
-            add(base + plan.pty_unplug_h[1], "pty sensor plugged in", lambda: pty_unplug(False))
-            add(base + plan.stuck_h[0], "sensor stuck", switch(stuck, "stuck", True))
-            add(base + plan.stuck_h[1], "sensor unstuck", switch(stuck, "stuck", False))
-            for h in plan.edge_kills_h:
-                add(base + h, "edge process SIGKILL", edge_kill, "edge")
-            for h in plan.duplicates_h:
-                add(
-                    base + h,
-                    "sampled messages republished",
-                    lambda: f"{self.tap.republish():,} readings",
-                )
-        return sorted(items, key=lambda i: i[0])
-
     # -- the clock ------------------------------------------------------------------------
     def drive(self) -> None:
         p = self.p
-        pending = self.schedule()
+        pending = build_schedule(self)
         shards = [self.fleet.sim[i :: p.shards] for i in range(p.shards)]
         shards = [s for s in shards if s]
         progress_every = max(1.0, p.hours / 8) * 3600
@@ -469,7 +374,7 @@ def run_soak(
     directory, removed at the end.
     """
     with _workdir(workdir) as base, contextlib.ExitStack() as stack:
-        soak = _Soak(profile, section or profile.name, base, echo)
+        soak = SoakRun(profile, section or profile.name, base, echo)
         soak.start_services(stack)
         soak.start_fleet(stack)
         soak.drive()
