@@ -6,6 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from fastapi import HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from luftnett.db.schema import VALUE_COLUMNS
@@ -69,8 +70,13 @@ class ReadingsQuery(BaseModel):
         return self
 
     def bounds(self) -> tuple[datetime, datetime]:
-        end = self.end or (self.start + timedelta(hours=24) if self.start else datetime.now(UTC))
+        """[start, end): end defaults to now, start to end - 24 h."""
+        end = self.end or datetime.now(UTC)
         start = self.start or end - timedelta(hours=24)
+        if start >= end:
+            raise HTTPException(
+                422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
+            )
         return start, end
 
 
