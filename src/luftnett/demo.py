@@ -8,7 +8,6 @@ system binaries and keep their data in ``Settings.home`` for the next run.
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
 import threading
 import time
@@ -53,8 +52,37 @@ def _term_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _source(site: DemoSite, rng: random.Random) -> Callable[[float], tuple[float, float]]:
-    return lambda _t: site.pm(rng)
+PmSource = Callable[[float], tuple[float, float]]
+
+
+def _reads(source: Callable[[], tuple[float, float]]) -> PmSource:
+    return lambda _t: source()
+
+
+def city_fleet(n: int, seed: int = 8) -> list[tuple[DemoSite, PmSource]]:
+    """``n`` sites in the synthetic town (firmware_sim.city), each with the PM source its
+    sensor reads: the town's true field seen through a low-cost sensor's errors."""
+    from luftnett.firmware_sim.city import CITY_EPSG, SyntheticCity
+    from luftnett.mapping.crs import to_wgs84
+    from luftnett.mapping.synthetic import CitySource
+
+    city = SyntheticCity(seed=seed)
+    sensors = city.place_sensors(n, reference=0)
+    lons, lats = to_wgs84([s.x_m for s in sensors], [s.y_m for s in sensors], CITY_EPSG)
+    fleet: list[tuple[DemoSite, PmSource]] = []
+    for i, (sensor, lon, lat) in enumerate(zip(sensors, lons, lats, strict=True)):
+        site = DemoSite(
+            site_id=f"site-{i + 1:03d}",
+            device_id=f"demo-{i + 1:03d}",
+            name=f"{sensor.site_type.replace('-', ' ').title()} site {i + 1}",
+            site_type=sensor.site_type,
+            lat=float(lat),
+            lon=float(lon),
+            serial=bytes([0xA0 + (i >> 8) % 16, i % 256]),
+        )
+        source = CitySource(city, sensor)
+        fleet.append((site, _reads(source)))
+    return fleet
 
 
 def run_demo(
@@ -66,7 +94,6 @@ def run_demo(
     from luftnett.api.app import create_app
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.edge.agent import EdgeAgent, EdgeConfig
-    from luftnett.firmware_sim.city import demo_sites
     from luftnett.firmware_sim.pty import PtyHost
     from luftnett.firmware_sim.sds011 import Sds011Emulator
 
@@ -94,7 +121,8 @@ def run_demo(
         echo(f"database {db_url}\nbroker   {mqtt_url}")
 
         # 2. schema and fleet registry
-        sites = demo_sites(devices)
+        fleet = city_fleet(devices)
+        sites = [site for site, _ in fleet]
         with psycopg.connect(db_url) as conn:
             applied = apply_migrations(conn)
             backend = "TimescaleDB" if timescale_enabled(conn) else "plain PostgreSQL"
@@ -120,10 +148,9 @@ def run_demo(
         collector.wait_ready(10)
 
         # 4. simulated sensors on ptys, one edge agent each
-        rng = random.Random()
         agents = []
-        for s in sites:
-            emu = Sds011Emulator(_source(s, rng), device_id=s.serial)
+        for s, source in fleet:
+            emu = Sds011Emulator(source, device_id=s.serial)
             host = PtyHost(emu).start()
             stack.callback(host.stop)
             agent = EdgeAgent(
