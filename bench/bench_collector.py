@@ -3,7 +3,8 @@
     python bench/bench_collector.py --profile short   # < 3 min, for CI
     python bench/bench_collector.py --profile full    # the real measurement (~15 min)
     python bench/bench_collector.py --profile short --no-write --only copy,collector
-    python bench/bench_collector.py --profile full --py-spy   # adds a profile of the collector
+    python bench/bench_collector.py --profile short --py-spy  # adds a profile of the collector
+    python bench/bench_collector.py --render /tmp/bench_collector.json  # re-render saved results
 
 Starts a private PostgreSQL (fsync on: ``EmbeddedPostgres(fast=False)``) and Mosquitto, migrates
 a template database and gives every run a fresh copy of it and a topic root of its own. Every
@@ -64,7 +65,17 @@ from collector_procs import (
     wait_quiet,
     workload,
 )
-from collector_report import DOC, Backlog, Latency, Run, report, summarize_pyspy, write_section
+from collector_report import (
+    DOC,
+    Backlog,
+    Latency,
+    Results,
+    Run,
+    machine,
+    report,
+    summarize_pyspy,
+    write_section,
+)
 from collector_stages import Stage, stages
 
 from luftnett.contracts.mqtt import readings_topic
@@ -147,7 +158,8 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
         run.cpu = meter.stop({"publisher": pub_cpu})
         if kind == "collector":
             for p in procs:
-                run.batches.update(collector_batches(p))
+                for k, v in collector_batches(p).items():
+                    run.batches[k] = run.batches.get(k, 0) + v
     finally:
         for p in [*pubs, *procs]:
             p.stop(signal.SIGINT if p in procs and kind == "collector" else signal.SIGTERM)
@@ -180,7 +192,7 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
         run.cpu = meter.stop()
         if kind == "collector":
             run.note = f"subscribed after {collector_ready(p, 5) - p.t_start:.1f} s"
-            run.batches.update(collector_batches(p))
+            run.batches = dict(collector_batches(p))
     finally:
         p.stop(signal.SIGINT if kind == "collector" else signal.SIGTERM)
         clear_sessions(env, ids)
@@ -212,6 +224,7 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
             conn.commit()
         run.t_done = time.time()
         run.cpu = meter.stop()
+    run.cpu["consumer"] = run.cpu.pop("harness")  # the COPY client is this process
     verify(db, "readings", run)
     return run
 
@@ -389,7 +402,16 @@ def main(argv: list[str]) -> int:
         help="before each run wait up to S s for other jobs' CPU < 25 %% of a core "
         "(default: none in short; 30 s per run, 300 s in all, in full)",
     )
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bench_collector.json",
+        help="where to save the measurements (JSON)",
+    )
+    ap.add_argument("--render", type=Path, metavar="JSON", help="only render saved results")
     args = ap.parse_args(argv)
+    if args.render:
+        return emit(report(Results.from_json(args.render.read_text(encoding="utf-8"))), args)
     prof = PROFILES[args.profile]
     quiet_per_run = prof.quiet_wait_s if args.quiet_wait is None else args.quiet_wait
     quiet_left = prof.quiet_budget_s if args.quiet_wait is None else 1e9
@@ -498,9 +520,24 @@ def main(argv: list[str]) -> int:
             busy = quiet()
             say(f"py-spy{busy}")
             spy = pyspy_run(env, single)
-        text = report(
-            env, args.profile, runs, lat, backlog, spy, stage_rows, errors, time.time() - t_start
+        res = Results(
+            args.profile,
+            machine(env),
+            env.mqb_problem,
+            runs,
+            lat,
+            backlog,
+            stage_rows,
+            spy,
+            errors,
+            time.time() - t_start,
         )
+    args.results.write_text(res.to_json(), encoding="utf-8")
+    print(f"results in {args.results}", file=sys.stderr)
+    return emit(report(res), args)
+
+
+def emit(text: str, args: argparse.Namespace) -> int:
     print(text)
     if not args.no_write:
         write_section(text, args.doc)

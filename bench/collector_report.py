@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import os
 import platform
 import statistics
@@ -44,7 +46,7 @@ class Run:
     t_pub_acked: float = 0.0
     t_done: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
-    batches: Counter[str] = field(default_factory=Counter)
+    batches: dict[str, int] = field(default_factory=dict)  # collector: batches, messages
     note: str = ""
 
     @property
@@ -61,6 +63,12 @@ class Run:
         if not self.expected_rows or self.seconds <= 0:
             return 0.0
         return self.rows * self.readings / self.expected_rows / self.seconds
+
+    def per_cpu_s(self, *groups: str) -> float:
+        """Readings stored per CPU-second of the given process groups: what the run cost,
+        which other jobs on a shared machine disturb far less than the wall-clock rate."""
+        pct = sum(self.cpu.get(g, 0.0) for g in groups)
+        return 100 * self.rate / pct if pct > 0 else 0.0
 
     @property
     def pub_rate(self) -> float:
@@ -175,6 +183,10 @@ def sh(cmd: list[str]) -> str:
 
 
 def machine(env: Env) -> dict[str, str]:
+    """Where and on what the benchmark ran (and the collector defaults it ran with)."""
+    from luftnett.settings import CollectorSettings
+
+    cs = CollectorSettings()
     cpu = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -204,6 +216,8 @@ def machine(env: Env) -> dict[str, str]:
     if env.mqb_python:
         mqb = sh([env.mqb_python, "-c", "import mq_bridge; print(mq_bridge.__version__)"])
     return {
+        "collector_batch_size": str(cs.batch_size),
+        "collector_flush_interval_s": str(cs.flush_interval_s),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit
         + (" (with uncommitted changes in src/ or collector/)" if dirty not in ("", "?") else ""),
@@ -246,8 +260,8 @@ def throughput_table(groups: dict[tuple[str, str, str], list[Run]], mode: str) -
     lines = [
         "| workload | consumer | messages | readings | stored / expected | readings/s "
         "(median; min-max) | publisher msg/s | CPU % consumer / postgres / mosquitto / "
-        "publisher / other | msgs per batch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "publisher / other | readings per CPU-second: consumer (+ postgres) | msgs per batch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (m, wname, consumer), rs in groups.items():
         if m != mode:
@@ -277,17 +291,29 @@ def throughput_table(groups: dict[tuple[str, str, str], list[Run]], mode: str) -
         else:
             pub = fmt_rate(statistics.median(r.pub_rate for r in rs)) if mode == "live" else "-"
         note = f" ({med.note})" if med.note else ""
+        eff = "-"
+        if consumer != "publisher alone" and all("consumer" in r.cpu for r in rs):
+            a = statistics.median(r.per_cpu_s("consumer") for r in rs)
+            b = statistics.median(r.per_cpu_s("consumer", "postgres") for r in rs)
+            eff = f"{a:,.0f} ({b:,.0f})"
         lines.append(
             f"| {wname} | {consumer}{note} | {med.messages:,} | {med.readings:,} | {stored} | "
-            f"{rate} | {pub} | {cpu} | {per_batch} |"
+            f"{rate} | {pub} | {cpu} | {eff} | {per_batch} |"
         )
     return lines
 
 
-def ratio_lines(groups: dict[tuple[str, str, str], list[Run]], env: Env) -> list[str]:
+def ratio_lines(
+    groups: dict[tuple[str, str, str], list[Run]], mqb_problem: str | None
+) -> list[str]:
     def rate(mode: str, w: str, c: str) -> float | None:
         rs = groups.get((mode, w, c))
         return statistics.median(r.rate for r in rs) if rs and all(r.complete for r in rs) else None
+
+    def eff(mode: str, w: str, c: str) -> float | None:
+        rs = groups.get((mode, w, c))
+        ok = rs and all(r.complete and "consumer" in r.cpu for r in rs)
+        return statistics.median(r.per_cpu_s("consumer") for r in rs) if rs and ok else None
 
     def ratio(a: float | None, b: float | None, text: str, target: str = "") -> str:
         if a is None or b is None or not b:
@@ -308,7 +334,7 @@ def ratio_lines(groups: dict[tuple[str, str, str], list[Run]], env: Env) -> list
                 c1s,
                 q,
                 "single: collector x1 / mq-bridge **quoted** 29,000 (not "
-                "measured: " + (env.mqb_problem or "failed") + ")",
+                "measured: " + (mqb_problem or "failed") + ")",
                 ">= 1",
             )
         )
@@ -333,28 +359,63 @@ def ratio_lines(groups: dict[tuple[str, str, str], list[Run]], env: Env) -> list
         ),
         ratio(c1s, rate("live", "single", "naive"), "single: collector x1 / naive subscriber"),
         ratio(c1b, rate("live", "batch100", "naive"), "batch100: collector x1 / naive subscriber"),
+        ratio(
+            eff("live", "single", "collector x1"),
+            eff("live", "single", "mq-bridge"),
+            "single: collector x1 / mq-bridge, readings per consumer CPU-second",
+        ),
+        ratio(
+            eff("live", "batch100", "collector x1"),
+            eff("copy", "batch100", "bare COPY"),
+            "batch100: collector x1 / bare COPY, readings per client CPU-second",
+        ),
         ratio(c2s, c1s, "single: 2 collectors / 1 collector"),
         ratio(c2b, c1b, "batch100: 2 collectors / 1 collector"),
     ]
     return lines
 
 
-def report(
-    env: Env,
-    prof_name: str,
-    runs: list[Run],
-    lat: Latency | None,
-    backlog: Backlog | None,
-    spy: str | None,
-    stage_rows: list[Stage],
-    errors: list[str],
-    took_s: float,
-) -> str:
-    from luftnett.settings import CollectorSettings
+@dataclass
+class Results:
+    """Everything one run of the benchmark measured; saved as JSON, rendered by report()."""
 
-    m = machine(env)
+    profile: str
+    machine: dict[str, str]
+    mqb_problem: str | None
+    runs: list[Run] = field(default_factory=list)
+    latency: Latency | None = None
+    backlog: Backlog | None = None
+    stages: list[Stage] = field(default_factory=list)
+    spy: str | None = None
+    errors: list[str] = field(default_factory=list)
+    took_s: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Results:
+        d = json.loads(text)
+        return cls(
+            profile=d["profile"],
+            machine=d["machine"],
+            mqb_problem=d["mqb_problem"],
+            runs=[Run(**r) for r in d["runs"]],
+            latency=Latency(**d["latency"]) if d["latency"] else None,
+            backlog=Backlog(**d["backlog"]) if d["backlog"] else None,
+            stages=[Stage(**s) for s in d["stages"]],
+            spy=d["spy"],
+            errors=d["errors"],
+            took_s=d["took_s"],
+        )
+
+
+def report(res: Results) -> str:
+    runs, lat, backlog, spy = res.runs, res.latency, res.backlog, res.spy
+    stage_rows, errors, prof_name, took_s = res.stages, res.errors, res.profile, res.took_s
+    m = dict(res.machine)
+    batch_size, flush_s = m.pop("collector_batch_size"), m.pop("collector_flush_interval_s")
     groups = group_runs(runs)
-    cs = CollectorSettings()
     others = [r.cpu["other"] for r in runs if "other" in r.cpu]
     if lat and "other" in lat.cpu:
         others.append(lat.cpu["other"])
@@ -370,7 +431,8 @@ def report(
             shared += [
                 "",
                 "**This machine was shared with other jobs during the run: absolute figures are "
-                "low and noisy. Runs alternate, so the ratios are the fairer comparison.**",
+                "low and noisy. Runs alternate, so the ratios are the fairer comparison, and "
+                "readings per CPU-second (what a run cost its consumer) are disturbed least.**",
             ]
     out = [
         START,
@@ -378,7 +440,9 @@ def report(
         "",
         "Run it: `python bench/bench_collector.py --profile full` (the real measurement, ~15 min) "
         "or `--profile short` (< 3 min, CI); `--no-write` prints only, `--py-spy` adds a profile "
-        "of the collector. mq-bridge is read from `--mqbridge-python` (default "
+        "of the collector, `--render FILE.json` re-renders saved results (each run saves them to "
+        "`--results`, default `/tmp/bench_collector.json`). mq-bridge is read from "
+        "`--mqbridge-python` (default "
         "`/tmp/mqbenv/bin/python`: `python -m venv /tmp/mqbenv && /tmp/mqbenv/bin/pip install "
         "mq-bridge==1.2.0`).",
         "",
@@ -388,7 +452,7 @@ def report(
         "",
         "Every run gets a fresh copy of the migrated database and a topic root of its own; each "
         "process under test runs on its own (collector: `python -m luftnett.cli collector run`, "
-        f"defaults batch_size {cs.batch_size}, flush_interval_s {cs.flush_interval_s}). "
+        f"defaults batch_size {batch_size}, flush_interval_s {flush_s}). "
         "Publisher: pre-encoded MQTT v5 QoS 1 "
         "packets written over a raw socket with up to 1,000 unacknowledged (the broker's Receive "
         "Maximum); paho's `publish()` would itself cap a run near 5,000 msg/s here. Readings/s "
@@ -415,7 +479,7 @@ def report(
         "",
         "### Ratios",
         "",
-        *ratio_lines(groups, env),
+        *ratio_lines(groups, res.mqb_problem),
         "",
         "Peers: the **naive subscriber** is paho with one autocommit `INSERT` per reading inside "
         "`on_message` (no validation, no dedupe, no quarantine). **mq-bridge 1.2** "
