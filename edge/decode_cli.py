@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,7 +56,7 @@ def parse_hex(args: tuple[str, ...]) -> bytes:
 
 def _chunks(hex_args: tuple[str, ...]) -> Iterator[bytes]:
     if hex_args == ("-",):
-        stdin = click.get_binary_stream("stdin")
+        stdin = sys.stdin.buffer
         while chunk := stdin.read1(_CHUNK) if hasattr(stdin, "read1") else stdin.read(_CHUNK):
             yield chunk
         return
