@@ -47,6 +47,7 @@ class SoakResult:
     commit: str = ""
     machine: str = field(default_factory=lambda: f"{platform.machine()}, {platform.platform()}")
     cpus: int = 0
+    load: str = ""  # load averages (1, 5, 15 min) at the end of the run
 
     @property
     def compression(self) -> float:
@@ -214,7 +215,8 @@ class SoakResult:
         p = self.profile
         head = (
             f"Run {self.started:%Y-%m-%d %H:%M} UTC, commit `{self.commit or 'unknown'}`, "
-            f"{self.cpus} CPUs ({self.machine}). {len(self._of('sim'))} simulated devices, "
+            f"{self.cpus} CPUs ({self.machine}), load average at the end {self.load or '?'}. "
+            f"{len(self._of('sim'))} simulated devices, "
             f"{len(self._of('pty'))} on ptys, {len(self._of('edge-process'))} edge process; "
             f"{p.hours:g} simulated hours ({self.sim_start:%Y-%m-%d %H:%M} to "
             f"{self.sim_end:%Y-%m-%d %H:%M} UTC) in {self.sim_real_s:.0f} s of real time "

@@ -75,9 +75,10 @@ def _drained(agent: EdgeAgent) -> bool:
     return agent.sensors[0].averager.open_frames == 0 and len(agent.outbox) == 0
 
 
-def _stop_agent(agent: EdgeAgent) -> None:
+def _stop_agent(agent: EdgeAgent, drain_s: float = 0.0) -> None:
+    """Stop once; ``drain_s``: let it deliver what is pending (and see the PUBACKs) first."""
     if not agent._halt.is_set():
-        agent.stop(0.0)
+        agent.stop(drain_s)
 
 
 def _commit() -> str:
@@ -259,7 +260,7 @@ class SoakRun:
             self.fleet.victim_emu.unplugged = True
         for host, agent, _emu in self.fleet.pty:
             _wait(functools.partial(_drained, agent), 60)
-            _stop_agent(agent)
+            _stop_agent(agent, drain_s=10.0)  # a frame still on the wire may make one more
             host.stop()
         victim = self.fleet.victim
         if victim is not None:
@@ -270,7 +271,7 @@ class SoakRun:
         if not _wait(lambda: all(len(d.agent.outbox) == 0 for d in self.fleet.sim), 300):
             self.echo("warning: some outboxes still hold readings after 300 s")
         for d in self.fleet.sim:
-            _stop_agent(d.agent)
+            _stop_agent(d.agent, drain_s=10.0)
         if not self.tap.drain():
             self.echo("warning: the tap's publications were not all acknowledged")
         self.event("every edge outbox drained and stopped; tap drained")
@@ -398,6 +399,7 @@ def run_soak(
             edge_kills=victim.kills if victim is not None else [],
             commit=_commit(),
             cpus=_cpus(),
+            load=" ".join(f"{x:.1f}" for x in os.getloadavg()),
         )
 
 
