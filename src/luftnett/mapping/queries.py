@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from luftnett.contracts.units import ReadingFlag
+from luftnett.contracts.units import INVALIDATING_FLAGS
 from luftnett.mapping.errors import MappingError
 from luftnett.mapping.guidelines import POLLUTANT_INFO
 from luftnett.mapping.sitestats import SiteHours
@@ -32,8 +32,10 @@ from luftnett.mapping.sitestats import SiteHours
 __all__ = ["INVALID_FLAGS", "ValueSource", "fetch_site_hours"]
 
 ValueSource = Literal["raw", "calibrated"]
-#: readings with any of these flags are not mapped
-INVALID_FLAGS = int(ReadingFlag.WARMING_UP | ReadingFlag.OUT_OF_SPEC | ReadingFlag.INCONSISTENT)
+#: readings with any of these flags are not mapped: the one invalidating mask of the flag
+#: registry (edge verdicts and the collector's quality checks). Staff annotations are applied at
+#: query time by the ``readings_effective`` view, which this query does not read yet.
+INVALID_FLAGS = int(INVALIDATING_FLAGS)
 
 # One row per site and hour: site, hour start (epoch s), readings, mean, sd, seconds
 # covered, mean standard uncertainty (NULL for raw values). {col} is a psycopg.sql.Identifier.
