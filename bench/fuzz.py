@@ -76,6 +76,11 @@ def main() -> int:
     if args.child:
         run_target(args.child, args.runs)
         return 0
+    try:
+        import atheris  # noqa: F401
+    except ImportError:
+        print("atheris is not installed: pip install atheris", file=sys.stderr)
+        return 2
     rows = []
     for name in args.target or TARGETS:
         t0 = time.perf_counter()
