@@ -447,9 +447,11 @@ def wait_quiet(max_s: float, limit_pct: float = 25.0, window_s: float = 2.0) -> 
 
 
 def poll_count(
-    db: str, table: str, expected: int, t_start: float, stall_s: float = 30
+    db: str, table: str, expected: int, t_start: float, stall_s: float = 180
 ) -> tuple[float, int]:
-    """Poll ``count(*)`` until ``expected`` rows; the interval grows with the run (1 %)."""
+    """Poll ``count(*)`` until ``expected`` rows (the interval grows with the run: 1 %), or
+    until no row arrived for ``stall_s``: one transaction of 500 messages of 100 readings can
+    take tens of seconds on a loaded machine, so this is generous."""
     last, last_change = -1, time.time()
     with psycopg.connect(db, autocommit=True) as c:
         while True:

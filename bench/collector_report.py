@@ -258,43 +258,45 @@ def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
 
 def throughput_table(groups: dict[tuple[str, str, str], list[Run]], mode: str) -> list[str]:
     lines = [
-        "| workload | consumer | messages | readings | stored / expected | readings/s "
-        "(median; min-max) | publisher msg/s | CPU % consumer / postgres / mosquitto / "
-        "publisher / other | readings per CPU-second: consumer (+ postgres) | msgs per batch |",
+        "| workload | consumer | messages | readings | stored | readings/s "
+        "(median of complete runs; min-max) | publisher msg/s | CPU % consumer / postgres / "
+        "mosquitto / publisher / other | readings per CPU-second: consumer (+ postgres) | "
+        "msgs per batch |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (m, wname, consumer), rs in groups.items():
         if m != mode:
             continue
         med = median_run(rs)
-        rates = [r.rate for r in rs]
-        spread = f"{min(rates):,.0f}-{max(rates):,.0f}" if len(rs) > 1 else ""
-        stored = (
-            ", ".join(
-                f"{r.rows:,}/{r.expected_rows:,}"
-                + ("" if r.distinct in (None, r.rows) else f" ({r.distinct:,} distinct)")
+        alone = consumer == "publisher alone"
+        done = rs if alone else [r for r in rs if r.complete]
+        rates = [r.rate for r in done]
+        spread = f"{min(rates):,.0f}-{max(rates):,.0f}" if len(done) > 1 else ""
+        stored = "-"
+        if not alone:
+            stored = f"{med.expected_rows:,} rows: {len(done)} of {len(rs)} runs complete"
+            stored += "".join(f"; one stopped at {r.rows:,}" for r in rs if not r.complete)
+            stored += "".join(
+                f"; {r.rows - r.distinct:,} duplicates"
                 for r in rs
+                if r.distinct is not None and r.distinct != r.rows
             )
-            if consumer != "publisher alone"
-            else "-"
-        )
         cpu = cpu_text(med.cpu)
         b = med.batches
         per_batch = f"{b['messages'] / b['batches']:.0f}" if b.get("batches") else "-"
-        rate = (
-            f"{statistics.median(rates):,.0f}" + (f"; {spread}" if spread else "")
-            if consumer != "publisher alone"
-            else "-"
-        )
+        rate = "-"
+        if not alone:
+            rate = f"{statistics.median(rates):,.0f}" if rates else "incomplete"
+            rate += f"; {spread}" if spread else ""
         if consumer == "publisher alone":
             pub = f"{statistics.median(r.pub_rate for r in rs):,.0f}"
         else:
             pub = fmt_rate(statistics.median(r.pub_rate for r in rs)) if mode == "live" else "-"
         note = f" ({med.note})" if med.note else ""
         eff = "-"
-        if consumer != "publisher alone" and all("consumer" in r.cpu for r in rs):
-            a = statistics.median(r.per_cpu_s("consumer") for r in rs)
-            b = statistics.median(r.per_cpu_s("consumer", "postgres") for r in rs)
+        if done and not alone and all("consumer" in r.cpu for r in done):
+            a = statistics.median(r.per_cpu_s("consumer") for r in done)
+            b = statistics.median(r.per_cpu_s("consumer", "postgres") for r in done)
             eff = f"{a:,.0f} ({b:,.0f})"
         lines.append(
             f"| {wname} | {consumer}{note} | {med.messages:,} | {med.readings:,} | {stored} | "
@@ -307,13 +309,12 @@ def ratio_lines(
     groups: dict[tuple[str, str, str], list[Run]], mqb_problem: str | None
 ) -> list[str]:
     def rate(mode: str, w: str, c: str) -> float | None:
-        rs = groups.get((mode, w, c))
-        return statistics.median(r.rate for r in rs) if rs and all(r.complete for r in rs) else None
+        done = [r for r in groups.get((mode, w, c), []) if r.complete]
+        return statistics.median(r.rate for r in done) if done else None
 
     def eff(mode: str, w: str, c: str) -> float | None:
-        rs = groups.get((mode, w, c))
-        ok = rs and all(r.complete and "consumer" in r.cpu for r in rs)
-        return statistics.median(r.per_cpu_s("consumer") for r in rs) if rs and ok else None
+        done = [r for r in groups.get((mode, w, c), []) if r.complete and "consumer" in r.cpu]
+        return statistics.median(r.per_cpu_s("consumer") for r in done) if done else None
 
     def ratio(a: float | None, b: float | None, text: str, target: str = "") -> str:
         if a is None or b is None or not b:
@@ -458,7 +459,11 @@ def report(res: Results) -> str:
         "Maximum); paho's `publish()` would itself cap a run near 5,000 msg/s here. Readings/s "
         "runs from the first publish to the poll of `count(*)` that finds the last row (poll "
         "interval 1 % of the elapsed time, 20-500 ms). CPU % is of one core over the run "
-        "(2 cores = 200 %): a consumer near 100 % is bound by one Python thread (the GIL).",
+        "(2 cores = 200 %): a consumer near 100 % is bound by one Python thread (the GIL). "
+        "Readings per CPU-second = readings/s / consumer CPU: the run's cost, least disturbed "
+        "by other jobs. A run is incomplete when no new row arrived within the harness's stall "
+        "limit (one 50,000-row transaction of the collector can take that long on a loaded "
+        "machine); its rate is left out of the median.",
         "",
         "### End to end, consumers subscribed before the publisher starts",
         "",
