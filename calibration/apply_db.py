@@ -215,31 +215,40 @@ def calibrate_rows(
     out: list[CalibratedValue] = []
     if not rows:
         return out
+    dev, seq, tsi, exi = _I["device_id"], _I["seq"], _I["ts"], _I["extra"]
     with cache.lock:
         cache.refresh(conn)
-        by_device: dict[str, list[tuple[Any, ...]]] = {}
-        for r in rows:
-            by_device.setdefault(r[_I["device_id"]], []).append(r)
-        for device_id, drows in by_device.items():
-            ts = np.array([_us(r[_I["ts"]]) for r in drows], dtype=np.int64)
-            extras = [json.loads(r[_I["extra"]]) if r[_I["extra"]] else None for r in drows]
+        by_device: dict[str, list[int]] = {}
+        for k, r in enumerate(rows):
+            by_device.setdefault(r[dev], []).append(k)
+        ts_all = np.array([_us(r[tsi]) for r in rows], dtype=np.int64)
+        # rows of every device under the same version are calibrated in one call: a fleet
+        # default or a model activated per sensor type serves many devices at once
+        groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
+        for device_id, members in by_device.items():
+            idx = np.array(members, dtype=np.int64)
             for pollutant in POLLUTANT_COLUMNS:
-                versions = cache.resolver(conn, device_id, pollutant).versions(ts)
+                versions = cache.resolver(conn, device_id, pollutant).versions(ts_all[idx])
                 for vid in np.unique(versions[versions > 0]):
-                    model = cache.model(conn, int(vid))
-                    idx = np.flatnonzero(versions == vid)
-                    names = (model.sensor, *model.inputs)
-                    inputs = {
-                        n: np.array([_quantity(drows[i], n, extras[i]) for i in idx]) for n in names
-                    }
-                    value, u = _apply(model, inputs)
-                    for j, i in enumerate(idx):
-                        if np.isfinite(value[j]) and np.isfinite(u[j]):
-                            r = drows[i]
-                            out.append(CalibratedValue(
-                                device_id, int(r[_I["seq"]]), pollutant, int(vid), r[_I["ts"]],
-                                float(value[j]), float(u[j]),
-                            ))  # fmt: skip
+                    groups.setdefault((pollutant, int(vid)), []).append(idx[versions == vid])
+        extras: dict[int, dict[str, Any] | None] = {}
+        for (pollutant, vid), parts in groups.items():
+            idx = np.concatenate(parts)
+            model = cache.model(conn, vid)
+            for k in idx.tolist():
+                if k not in extras:
+                    raw = rows[k][exi]
+                    extras[k] = json.loads(raw) if raw else None
+            inputs = {
+                n: np.array([_quantity(rows[k], n, extras[k]) for k in idx.tolist()])
+                for n in (model.sensor, *model.inputs)
+            }
+            value, u = _apply(model, inputs)
+            for j in np.flatnonzero(np.isfinite(value) & np.isfinite(u)).tolist():
+                r = rows[int(idx[j])]
+                out.append(CalibratedValue(
+                    r[dev], int(r[seq]), pollutant, vid, r[tsi], float(value[j]), float(u[j]),
+                ))  # fmt: skip
     return out
 
 
