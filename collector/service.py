@@ -67,7 +67,6 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: Writer | None = None
-        self._known: set[str] = set()  # registered devices seen, when unknown ones are refused
         self._next_rollup = 0.0
         self._client = self._make_client()
 
@@ -143,7 +142,11 @@ class Collector:
     def _connect_db(self) -> bool:
         try:
             self._conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
-            self._writer = Writer(self._conn, deferred=self.cfg.rollup_interval_s > 0)
+            self._writer = Writer(
+                self._conn,
+                deferred=self.cfg.rollup_interval_s > 0,
+                register_unknown=self.cfg.register_unknown_devices,
+            )
             return True
         except psycopg.OperationalError as exc:
             log.warning("database unavailable", extra={"error": str(exc).strip()[:200]})
@@ -207,45 +210,11 @@ class Collector:
             items: list[Accepted | Quarantined] = [
                 validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
-            if not self.cfg.register_unknown_devices:
-                items = self._quarantine_unknown(items)
             if not self._write_with_retry(items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers
             for m in batch:
                 self._client.ack(m.mid, m.qos)
             self.counts["messages"] += len(batch)
-
-    def _quarantine_unknown(
-        self, items: list[Accepted | Quarantined]
-    ) -> list[Accepted | Quarantined]:
-        """Turn messages of devices missing from ``devices`` into quarantine records."""
-        ids = {i.device[0] for i in items if isinstance(i, Accepted)} - self._known
-        if ids:
-            while True:  # the database may be down: same back-off as the writes
-                try:
-                    assert self._conn is not None
-                    rows = self._conn.execute(
-                        "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (list(ids),)
-                    ).fetchall()
-                    self._conn.commit()
-                    break
-                except (psycopg.OperationalError, AssertionError):
-                    if self._stop.wait(1.0):
-                        return items
-                    self._connect_db()
-            self._known |= {r[0] for r in rows}
-        return [
-            Quarantined(
-                i.topic,
-                i.payload,
-                "unknown_device",
-                f"device {i.device[0]!r} is not registered; add it, then "
-                "`luftnett quarantine replay --reason unknown_device`",
-            )
-            if isinstance(i, Accepted) and i.device[0] not in self._known
-            else i
-            for i in items
-        ]
 
     def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:
         """Write until it succeeds (True) or the collector stops (False)."""
@@ -307,5 +276,7 @@ class Collector:
             except psycopg.Error as exc:
                 left.append(Quarantined(item.topic, item.payload, "db_rejected", str(exc)[:500]))
             else:
-                self.counts.update(stored=res.stored, duplicates=res.duplicates)
+                self.counts.update(
+                    stored=res.stored, duplicates=res.duplicates, quarantined=res.quarantined
+                )
         return left

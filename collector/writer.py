@@ -123,8 +123,11 @@ class Writer:
         qc_config: qc.QcConfig = qc.DEFAULT_QC,
         rollups: bool = True,
         deferred: bool = False,
+        register_unknown: bool = True,
     ) -> None:
         self.conn = conn
+        self.register_unknown = register_unknown
+        self._known: set[str] = set()  # registered devices seen (devices are never deleted)
         self.source = source
         self.qc_config = qc_config
         self.rollups = rollups
@@ -169,15 +172,40 @@ class Writer:
             out.append((*row, c, FLAGS_VERSION))
         return out
 
+    def _refuse_unknown(self, accepted: list[Accepted]) -> tuple[list[Accepted], list[Quarantined]]:
+        """Split off the messages of devices missing from ``devices`` as quarantine records."""
+        ids = {a.device[0] for a in accepted} - self._known
+        if ids:
+            found = self.conn.execute(
+                "SELECT device_id FROM devices WHERE device_id = ANY(%s)", (sorted(ids),)
+            ).fetchall()
+            self._known |= {r[0] for r in found}
+        keep = [a for a in accepted if a.device[0] in self._known]
+        refused = [
+            Quarantined(
+                a.topic,
+                a.payload,
+                "unknown_device",
+                f"device {a.device[0]!r} is not registered; add it, then "
+                "`luftnett quarantine replay --reason unknown_device`",
+            )
+            for a in accepted
+            if a.device[0] not in self._known
+        ]
+        return keep, refused
+
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries)."""
         accepted = [i for i in items if isinstance(i, Accepted)]
         bad = [i for i in items if isinstance(i, Quarantined)]
-        rows = [row for a in accepted for row in a.rows]
-        n_rows = len(rows)
         stored = 0
         received_at = datetime.now(UTC)
         with self.conn.transaction():
+            if accepted and not self.register_unknown:
+                accepted, refused = self._refuse_unknown(accepted)
+                bad += refused
+            rows = [row for a in accepted for row in a.rows]
+            n_rows = len(rows)
             devices = {a.device[0]: a.device for a in accepted}
             if devices:
                 with self.conn.cursor() as cur:
