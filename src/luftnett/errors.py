@@ -6,7 +6,8 @@
     ├── PayloadError       an MQTT payload breaks the contract (the collector quarantines it)
     ├── CalibrationError   a model cannot be fitted or applied
     ├── StorageError       the database refused or cannot be reached
-    └── ServiceError       an embedded server (PostgreSQL, Mosquitto) could not be started
+    ├── ServiceError       an embedded server (PostgreSQL, Mosquitto) could not be started
+    └── MappingError       bad points, grids or parameters for a map
 
 A message says what happened, the value, and what to do. The CLI prints one as a single
 stderr line and exits 1; the API maps it to JSON in one handler.
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "FrameError",
     "LuftnettError",
+    "MappingError",
     "PayloadError",
     "ServiceError",
     "StorageError",
@@ -59,3 +61,7 @@ class StorageError(LuftnettError):
 
 class ServiceError(LuftnettError):
     """An embedded server could not be started, found or stopped."""
+
+
+class MappingError(LuftnettError):
+    """Input to a map is unusable: missing columns, too few points, duplicates, bad CRS."""
