@@ -132,6 +132,29 @@ def api_url(pg_url: str) -> Iterator[str]:
     thread.join(10)
 
 
+@pytest.fixture
+def publish(mqtt_url: str) -> Iterator[Callable[[str, bytes], None]]:
+    """``publish(topic, payload)``: QoS 1, returns once the broker acknowledged it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from luftnett.connect import parse_mqtt_url
+
+    t = parse_mqtt_url(mqtt_url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.connect(t.host, t.port)
+    client.loop_start()
+
+    def _publish(topic: str, payload: bytes) -> None:
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published(), f"broker did not acknowledge a message on {topic}"
+
+    yield _publish
+    client.loop_stop()
+    client.disconnect()
+
+
 WaitUntil = Callable[..., None]
 
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from luftnett.collector.rollups import refresh
 from luftnett.collector.service import Collector, CollectorConfig
-from luftnett.connect import parse_mqtt_url
 from luftnett.contracts import mqtt as contract
 from luftnett.db.schema import ROLLUP_HOURLY_COLUMNS
 
@@ -29,7 +26,7 @@ def _hourly(url: str, device: str) -> list[tuple[object, ...]]:
 
 
 def test_deferred_rollups_catch_up_and_equal_a_recompute(
-    pg_url: str, mqtt_url: str, topic_root: str, device_id: str, wait_until
+    pg_url: str, mqtt_url: str, topic_root: str, device_id: str, wait_until, publish
 ) -> None:
     t0 = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
     col = Collector(
@@ -42,10 +39,6 @@ def test_deferred_rollups_catch_up_and_equal_a_recompute(
             rollup_interval_s=0.3,
         )
     ).start()
-    t = parse_mqtt_url(mqtt_url)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{uuid.uuid4().hex[:8]}")
-    pub.connect(t.host, t.port)
-    pub.loop_start()
     try:
         assert col.wait_ready(10)
         for start in range(0, 90, 10):  # 90 one-minute readings over two hours, 9 messages
@@ -64,10 +57,7 @@ def test_deferred_rollups_catch_up_and_equal_a_recompute(
                     for s in range(start, start + 10)
                 ],
             )
-            info = pub.publish(
-                contract.readings_topic(topic_root, device_id), contract.encode(payload), qos=1
-            )
-            info.wait_for_publish(5)
+            publish(contract.readings_topic(topic_root, device_id), contract.encode(payload))
         wait_until(
             lambda: (
                 [r[ROLLUP_HOURLY_COLUMNS.index("n_stored")] for r in _hourly(pg_url, device_id)]
@@ -77,8 +67,6 @@ def test_deferred_rollups_catch_up_and_equal_a_recompute(
             what="hourly rollups of 59 + 31 readings",
         )
     finally:
-        pub.loop_stop()
-        pub.disconnect()
         col.stop()
     assert col.counts["rollup_hours"] >= 2
     before = _hourly(pg_url, device_id)

@@ -9,12 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
 from luftnett.collector.service import Collector, CollectorConfig
-from luftnett.connect import parse_mqtt_url
 from luftnett.contracts import mqtt as contract
 from luftnett.edge.agent import EdgeAgent, EdgeConfig
 from luftnett.firmware_sim.pty import PtyHost
@@ -37,20 +35,6 @@ def collector(pg_url: str, mqtt_url: str, topic_root: str) -> Iterator[Collector
     assert c.wait_ready(10), "collector did not subscribe"
     yield c
     c.stop()
-
-
-def _publisher(mqtt_url: str) -> mqtt.Client:
-    t = parse_mqtt_url(mqtt_url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
-    client.connect(t.host, t.port)
-    client.loop_start()
-    return client
-
-
-def _publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
-    info = client.publish(topic, payload, qos=1)
-    info.wait_for_publish(5)
-    assert info.is_published()
 
 
 def _payload(device_id: str, seqs: list[int], pm25: float = 10.0) -> bytes:
@@ -187,20 +171,15 @@ def test_frames_from_pty_arrive_as_stored_readings_with_right_values(
 def test_malformed_payload_is_quarantined_verbatim_and_collector_goes_on(
     payload: bytes,
     pg_url: str,
-    mqtt_url: str,
+    publish,
     topic_root: str,
     device_id: str,
     collector: Collector,
     wait_until,
 ) -> None:
-    pub = _publisher(mqtt_url)
     topic = contract.readings_topic(topic_root, device_id)
-    try:
-        _publish(pub, topic, payload)
-        _publish(pub, topic, _payload(device_id, [1]))
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
+    publish(topic, payload)
+    publish(topic, _payload(device_id, [1]))
     wait_until(
         lambda: (
             _count(pg_url, "SELECT count(*) FROM readings WHERE device_id = %s", device_id) == 1
@@ -220,19 +199,14 @@ def test_malformed_payload_is_quarantined_verbatim_and_collector_goes_on(
 
 def test_payload_for_another_device_is_quarantined(
     pg_url: str,
-    mqtt_url: str,
+    publish,
     topic_root: str,
     device_id: str,
     collector: Collector,
     wait_until,
 ) -> None:
-    pub = _publisher(mqtt_url)
     topic = contract.readings_topic(topic_root, device_id)
-    try:
-        _publish(pub, topic, _payload("someone-else", [1]))
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
+    publish(topic, _payload("someone-else", [1]))
     wait_until(
         lambda: (
             _count(
@@ -249,21 +223,16 @@ def test_payload_for_another_device_is_quarantined(
 
 def test_same_device_seq_twice_is_stored_once(
     pg_url: str,
-    mqtt_url: str,
+    publish,
     topic_root: str,
     device_id: str,
     collector: Collector,
     wait_until,
 ) -> None:
-    pub = _publisher(mqtt_url)
     topic = contract.readings_topic(topic_root, device_id)
-    try:
-        _publish(pub, topic, _payload(device_id, [1, 2, 3]))
-        _publish(pub, topic, _payload(device_id, [1, 2, 3]))  # a redelivery
-        _publish(pub, topic, _payload(device_id, [3, 4, 4], pm25=99.0))  # overlap + in-batch dup
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
+    publish(topic, _payload(device_id, [1, 2, 3]))
+    publish(topic, _payload(device_id, [1, 2, 3]))  # a redelivery
+    publish(topic, _payload(device_id, [3, 4, 4], pm25=99.0))  # overlap + in-batch dup
     wait_until(lambda: collector.counts["duplicates"] >= 5, timeout=10, what="5 duplicates seen")
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
@@ -275,23 +244,18 @@ def test_same_device_seq_twice_is_stored_once(
 
 def test_database_refusal_quarantines_only_the_bad_message(
     pg_url: str,
-    mqtt_url: str,
+    publish,
     topic_root: str,
     device_id: str,
     collector: Collector,
     wait_until,
 ) -> None:
     """A value the contract allows but a real column cannot hold must not stall the batch."""
-    pub = _publisher(mqtt_url)
     topic = contract.readings_topic(topic_root, device_id)
     huge = json.loads(_payload(device_id, [7]))
     huge["readings"][0]["values"]["pm25_ugm3"] = 1e300  # finite, but overflows `real`
-    try:
-        _publish(pub, topic, json.dumps(huge).encode())
-        _publish(pub, topic, _payload(device_id, [8]))
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
+    publish(topic, json.dumps(huge).encode())
+    publish(topic, _payload(device_id, [8]))
     wait_until(
         lambda: (
             _count(
