@@ -16,9 +16,11 @@ __all__ = [
     "ERROR_CATEGORIES",
     "Framer",
     "Item",
+    "JUNK_CAP",
     "Measurement",
     "Rejected",
     "Reply",
+    "junk_before",
 ]
 
 ERROR_CATEGORIES = (
@@ -74,3 +76,22 @@ class Framer(Protocol):
     def flush(self) -> list[Item]:
         """End of stream: report what is left in the buffer as truncated."""
         ...
+
+
+#: junk without a start byte is reported in pieces of at most this many bytes, so a framer's
+#: output does not depend on how the stream was chunked
+JUNK_CAP = 64
+
+
+def junk_before(buf: bytearray, start: int) -> int | None:
+    """How many bytes before the next ``start`` byte to report as ``no_frame``.
+
+    0 when the buffer begins with a start byte; None when it holds fewer than :data:`JUNK_CAP`
+    bytes and none of them is a start byte (wait for more).
+    """
+    at = buf.find(start, 0, JUNK_CAP)
+    if at == 0:
+        return 0
+    if at < 0:
+        return None if len(buf) < JUNK_CAP else JUNK_CAP
+    return at

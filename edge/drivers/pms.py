@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from luftnett.edge.framing import Item, Measurement, Rejected, Reply
+from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
 
 __all__ = [
     "BAUD",
@@ -129,9 +129,6 @@ class Framer:
     Its output depends only on the bytes, never on how they were chunked.
     """
 
-    #: junk without a start byte is reported in pieces of at most this many bytes
-    JUNK_CAP = 64
-
     def __init__(self) -> None:
         self._buf = bytearray()
         self.counts: Counter[str] = Counter()
@@ -141,11 +138,10 @@ class Framer:
         out: list[Item] = []
         buf = self._buf
         while buf:
-            start = buf.find(HEAD[0], 0, self.JUNK_CAP)
-            if start != 0:
-                if start < 0 and len(buf) < self.JUNK_CAP:
-                    break
-                n = self.JUNK_CAP if start < 0 else start
+            n = junk_before(buf, HEAD[0])
+            if n is None:
+                break
+            if n:
                 out.append(self._reject("no_frame", bytes(buf[:n])))
                 del buf[:n]
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from luftnett.edge.framing import Item, Measurement, Rejected, Reply
+from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
 
 __all__ = [
     "BAUD",
@@ -128,8 +128,6 @@ class Framer:
     Output depends only on the bytes, never on how they were chunked.
     """
 
-    JUNK_CAP = 64
-
     def __init__(self) -> None:
         self._buf = bytearray()
         self.counts: Counter[str] = Counter()
@@ -139,11 +137,10 @@ class Framer:
         out: list[Item] = []
         buf = self._buf
         while buf:
-            start = buf.find(HEAD[0], 0, self.JUNK_CAP)
-            if start != 0:
-                if start < 0 and len(buf) < self.JUNK_CAP:
-                    break
-                n = self.JUNK_CAP if start < 0 else start
+            n = junk_before(buf, HEAD[0])
+            if n is None:
+                break
+            if n:
                 out.append(self._count(Rejected("no_frame", bytes(buf[:n]))))
                 del buf[:n]
                 continue

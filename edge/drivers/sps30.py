@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from itertools import pairwise
 
-from luftnett.edge.framing import Item, Measurement, Rejected, Reply
+from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
 
 __all__ = [
     "BAUD",
@@ -268,8 +268,6 @@ class Framer:
     MISO frames. Output depends only on the bytes, never on how they were chunked.
     """
 
-    JUNK_CAP = 64
-
     def __init__(self, host: bool = False) -> None:
         self.host = host
         self._head = 3 if host else 4  # ADR CMD [STATE] L
@@ -282,11 +280,10 @@ class Framer:
         out: list[Item] = []
         buf = self._buf
         while buf:
-            start = buf.find(FLAG, 0, self.JUNK_CAP)
-            if start != 0:
-                if start < 0 and len(buf) < self.JUNK_CAP:
-                    break
-                n = self.JUNK_CAP if start < 0 else start
+            n = junk_before(buf, FLAG)
+            if n is None:
+                break
+            if n:
                 out.append(self._reject("no_frame", bytes(buf[:n])))
                 del buf[:n]
                 self._after_frame = False
