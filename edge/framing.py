@@ -14,9 +14,9 @@ from typing import Protocol
 
 __all__ = [
     "ERROR_CATEGORIES",
+    "JUNK_CAP",
     "Framer",
     "Item",
-    "JUNK_CAP",
     "Measurement",
     "Rejected",
     "Reply",
