@@ -1,0 +1,40 @@
+"""One machine, several benchmarks: take the machine for the timed part of a run.
+
+Benchmarks hold ``/tmp/luftnett-bench.lock`` exclusively while they time something; test runs
+and other heavy jobs may hold it shared (``flock -s /tmp/luftnett-bench.lock pytest ...``), so
+a timed section waits for them to finish and they wait for it. Nothing else changes: on a
+machine of its own the lock is free and costs nothing.
+
+    from quiet import exclusive
+
+    with exclusive("api latency"):
+        ...  # timed part
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+LOCK_PATH = os.environ.get("LUFTNETT_BENCH_LOCK", "/tmp/luftnett-bench.lock")
+
+
+@contextmanager
+def exclusive(what: str) -> Iterator[float]:
+    """Hold the bench lock exclusively; yields the seconds spent waiting for it."""
+    t0 = time.monotonic()
+    with open(LOCK_PATH, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[quiet] {what}: waiting for other jobs on {LOCK_PATH} ...", file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        waited = time.monotonic() - t0
+        try:
+            yield waited
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
