@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from luftnett.api import calibration
 from luftnett.api.quality import INVALID_MASK
-from luftnett.contracts.units import QUANTITIES
+from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
 
 __all__ = ["Column", "Segment", "Shape", "columns", "segments", "stream_csv", "stream_parquet"]
@@ -59,6 +59,9 @@ class Segment:
     site_id: str | None
     start: datetime
     end: datetime
+    #: bits OR-ed into every reading's flags here: ANNOTATED_INVALID inside an active
+    #: invalidating staff annotation, else 0
+    extra_flags: int = 0
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,9 +84,16 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
     ts_csv, ts_pq = _ts(_OPENAIR_DATE if shape == "openair" else _ISO)
     out: list[Column] = []
     site = sql.SQL("%(site)s::text")
-    valid = sql.SQL("(r.flags & {}) = 0").format(sql.Literal(INVALID_MASK))
+    valid = sql.SQL("((r.flags | %(ann)s::bigint) & {}) = 0").format(sql.Literal(INVALID_MASK))
     flags = [
-        Column("flags", _s("r.flags"), "int64", None, "flag bit mask (see flags in metadata)"),
+        Column(
+            "flags",
+            _s("(r.flags | %(ann)s::bigint)"),
+            "int64",
+            None,
+            "flag bit mask (see flags in metadata); annotated_invalid (bit 10) is set while an "
+            "active invalidating staff annotation covers the reading",
+        ),
         Column(
             "valid",
             sql.SQL("CASE WHEN {} THEN 'true' ELSE 'false' END").format(valid),
@@ -230,7 +240,9 @@ def select(
     ]
     where = [_s("r.device_id = %(device)s AND r.ts >= %(start)s AND r.ts < %(end)s")]
     if valid_only:
-        where.append(sql.SQL("(r.flags & {}) = 0").format(sql.Literal(INVALID_MASK)))
+        where.append(
+            sql.SQL("((r.flags | %(ann)s::bigint) & {}) = 0").format(sql.Literal(INVALID_MASK))
+        )
     if shape == "long":
         where.append(_s("v.value IS NOT NULL"))
     return sql.SQL(
@@ -253,23 +265,68 @@ ORDER BY valid_from
 """
 
 
+#: active invalidating staff annotations of a device in [start, end) (readings_effective's rule)
+_ANNOTATIONS = """
+SELECT greatest(starts_at, %(start)s) AS a, least(ends_at, %(end)s) AS b
+FROM annotations WHERE device_id = %(device)s AND invalidates AND revoked_at IS NULL
+  AND starts_at < %(end)s AND ends_at > %(start)s
+ORDER BY starts_at
+"""
+
+
+def _merge(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _cut(seg: Segment, spans: list[tuple[datetime, datetime]]) -> list[Segment]:
+    """``seg`` split at the annotated spans; the pieces inside them carry ANNOTATED_INVALID."""
+    out: list[Segment] = []
+    t = seg.start
+    for a, b in spans:
+        a, b = max(a, seg.start), min(b, seg.end)
+        if a >= b:
+            continue
+        if a > t:
+            out.append(Segment(seg.device_id, seg.site_id, t, a))
+        out.append(Segment(seg.device_id, seg.site_id, a, b, int(ReadingFlag.ANNOTATED_INVALID)))
+        t = b
+    if t < seg.end:
+        out.append(Segment(seg.device_id, seg.site_id, t, seg.end))
+    return out
+
+
 async def segments(
     conn: AsyncConnection[Any], devices: list[str], start: datetime, end: datetime
 ) -> list[Segment]:
-    """Each device's [start, end) cut by its deployments (site None outside them)."""
+    """Each device's [start, end) cut by its deployments (site None outside them) and by its
+    active invalidating annotations (whose readings get ANNOTATED_INVALID in ``flags``, as
+    the ``readings_effective`` view and the rollups have it)."""
     out: list[Segment] = []
     for d in devices:
-        cur = await conn.execute(_DEPLOYMENTS, {"device": d, "start": start, "end": end})
+        params = {"device": d, "start": start, "end": end}
+        cur = await conn.execute(_DEPLOYMENTS, params)
+        mine: list[Segment] = []
         t = start
         for r in await cur.fetchall():
             a, b = r["a"], r["b"]
             if a > t:
-                out.append(Segment(d, None, t, a))
-            out.append(Segment(d, r["site_id"], max(a, t), b))
+                mine.append(Segment(d, None, t, a))
+            mine.append(Segment(d, r["site_id"], max(a, t), b))
             t = max(t, b)
         if t < end:
-            out.append(Segment(d, None, t, end))
-    return [s for s in out if s.start < s.end]
+            mine.append(Segment(d, None, t, end))
+        cur = await conn.execute(_ANNOTATIONS, params)
+        spans = _merge([(r["a"], r["b"]) for r in await cur.fetchall()])
+        for seg in mine:
+            if seg.start < seg.end:
+                out += _cut(seg, spans) if spans else [seg]
+    return out
 
 
 async def _copy_chunks(
@@ -290,6 +347,7 @@ async def _copy_chunks(
                 "site": seg.site_id,
                 "start": seg.start,
                 "end": seg.end,
+                "ann": seg.extra_flags,
             }
             stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
             async with conn.cursor().copy(stmt, params) as copy:

@@ -32,6 +32,7 @@ from psycopg import AsyncConnection, sql
 
 from luftnett.api.calibration import cal_joins
 from luftnett.api.quality import INVALID_MASK
+from luftnett.contracts.units import ReadingFlag
 
 __all__ = [
     "DAY_CONVENTIONS",
@@ -119,8 +120,15 @@ _HOURS_READINGS = """
            count(*)::int AS n_stored,
            {per_quantity}
     FROM (SELECT r.device_id, r.ts, r.window_s, {masked}
-          FROM readings r {joins}
-          WHERE r.device_id = ANY(%(devices)s) AND r.ts >= %(start)s AND r.ts < %(end)s) AS r
+          FROM (
+              -- stored flags plus ANNOTATED_INVALID, as readings_effective (and the rollups)
+              SELECT r.*, r.flags | CASE WHEN EXISTS (
+                  SELECT 1 FROM annotations a WHERE a.device_id = r.device_id AND a.invalidates
+                  AND a.revoked_at IS NULL AND r.ts >= a.starts_at AND r.ts < a.ends_at)
+                  THEN %(annotated)s::bigint ELSE 0 END AS eflags
+              FROM readings r
+              WHERE r.device_id = ANY(%(devices)s) AND r.ts >= %(start)s AND r.ts < %(end)s
+              OFFSET 0) AS r {joins}) AS r
     GROUP BY r.device_id, 2
 """
 
@@ -223,7 +231,7 @@ def build_sql(
     for i, q in enumerate(quantities):
         v = sql.Identifier(f"v_{i}")
         masked.append(
-            sql.SQL("CASE WHEN r.flags & %(mask)s = 0 THEN {} END AS {}").format(
+            sql.SQL("CASE WHEN r.eflags & %(mask)s = 0 THEN {} END AS {}").format(
                 _value(q, calibrated), v
             )
         )
@@ -346,6 +354,7 @@ async def aggregate(
         "start": start,
         "end": end,
         "mask": INVALID_MASK,
+        "annotated": int(ReadingFlag.ANNOTATED_INVALID),
         "hour_cov": hour_min_coverage_pct,
         "tz": tz,
         "step": _STEP[period],

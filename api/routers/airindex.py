@@ -26,13 +26,14 @@ LEFT JOIN LATERAL (
     WHERE r.device_id = d.device_id ORDER BY r.ts DESC LIMIT 1
 ) l ON true
 LEFT JOIN LATERAL (
+    -- readings_effective: stored flags plus staff annotations (ANNOTATED_INVALID)
     SELECT count(*)::int AS n_stored,
-           count(*) FILTER (WHERE r.flags & %(mask)s = 0)::int AS n_valid,
+           count(*) FILTER (WHERE r.effective_flags & %(mask)s = 0)::int AS n_valid,
            greatest(1, round(3600 / min(r.window_s)::numeric))::int AS n_expected,
-           avg(r.pm25_ugm3) FILTER (WHERE r.flags & %(mask)s = 0) AS pm25_ugm3,
-           avg(r.pm10_ugm3) FILTER (WHERE r.flags & %(mask)s = 0) AS pm10_ugm3,
-           avg(r.no2_ppb) FILTER (WHERE r.flags & %(mask)s = 0) AS no2_ppb
-    FROM readings r
+           avg(r.pm25_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS pm25_ugm3,
+           avg(r.pm10_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS pm10_ugm3,
+           avg(r.no2_ppb) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS no2_ppb
+    FROM readings_effective r
     WHERE r.device_id = d.device_id AND r.ts >= l.hour_start
       AND r.ts < l.hour_start + interval '1 hour'
 ) h ON true
@@ -42,10 +43,10 @@ ORDER BY d.device_id
 _EXPOSURE = """
 WITH h AS (
     SELECT dep.site_id, r.device_id, date_trunc('hour', r.ts, 'UTC') AS hour_start,
-           avg({q}) FILTER (WHERE r.flags & %(mask)s = 0) AS mean,
-           count({q}) FILTER (WHERE r.flags & %(mask)s = 0) AS n_valid,
+           avg({q}) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS mean,
+           count({q}) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS n_valid,
            greatest(1, round(3600 / min(r.window_s)::numeric)) AS n_expected
-    FROM readings r
+    FROM readings_effective r
     JOIN deployments dep ON dep.device_id = r.device_id AND r.ts >= dep.valid_from
          AND (dep.valid_to IS NULL OR r.ts < dep.valid_to)
     WHERE r.ts >= %(start)s AND r.ts < %(end)s

@@ -13,7 +13,7 @@ from luftnett.api import calibration
 from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.params import DEVICE_PATH, ReadingsQuery
 from luftnett.api.quality import INVALID_MASK, flag_names
-from luftnett.contracts.units import QUANTITIES
+from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import READING_META_COLUMNS, VALUE_COLUMNS
 
 __all__ = ["device_exists", "router"]
@@ -37,6 +37,13 @@ ORDER BY d.device_id
 """
 
 _READ_COLS = (*READING_META_COLUMNS, "received_at", *VALUE_COLUMNS, "extra", "flags")
+#: the stored flags plus ANNOTATED_INVALID inside an active invalidating staff annotation
+#: (the rule of the readings_effective view, which the rollups and statistics use)
+_EFFECTIVE_FLAGS = sql.SQL(
+    "r.flags | CASE WHEN EXISTS (SELECT 1 FROM annotations a WHERE a.device_id = r.device_id "
+    "AND a.invalidates AND a.revoked_at IS NULL AND r.ts >= a.starts_at AND r.ts < a.ends_at) "
+    "THEN {} ELSE 0 END AS effective_flags"
+).format(sql.Literal(int(ReadingFlag.ANNOTATED_INVALID)))
 _READINGS = (
     "SELECT {cols} FROM readings r {joins} WHERE r.device_id = %(device)s "
     "AND r.ts >= %(start)s AND r.ts < %(end)s ORDER BY r.ts {order}, r.seq {order} "
@@ -129,6 +136,8 @@ async def get_device(
     description="Readings in a time range [start, end): raw values, calibrated values with "
     "their standard uncertainty and calibration id (null without calibration), times in UTC "
     "and Europe/Oslo, flags as a bit mask and by name, and `valid` (no invalidating flag). "
+    "`flags` include annotated_invalid (bit 10) while an active invalidating staff annotation "
+    "covers the reading; `stored_flags` are the bits stored with it. "
     "Default range: the last 24 hours. For more rows use /api/v1/downloads.",
 )
 async def device_readings(
@@ -143,6 +152,7 @@ async def device_readings(
     cols = [sql.SQL("r.{}").format(sql.Identifier(c)) for c in _READ_COLS] + [
         sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in cal_cols
     ]
+    cols.append(_EFFECTIVE_FLAGS)
     query = sql.SQL(_READINGS).format(
         cols=sql.SQL(", ").join(cols),
         joins=calibration.cal_joins(cal_on),
@@ -169,9 +179,10 @@ async def device_readings(
                 "calibrated": {k: r[f"{k}_cal"] for k in calibration.CALIBRATED},
                 "uncertainty": {k: r[f"{k}_u"] for k in calibration.CALIBRATED},
                 "calibration_id": {k: r[f"{k}_calibration_id"] for k in calibration.CALIBRATED},
-                "flags": r["flags"],
-                "flag_names": flag_names(r["flags"]),
-                "valid": not (r["flags"] & INVALID_MASK),
+                "flags": r["effective_flags"],
+                "flag_names": flag_names(r["effective_flags"]),
+                "stored_flags": r["flags"],
+                "valid": not (r["effective_flags"] & INVALID_MASK),
                 "received_at": r["received_at"].astimezone(UTC).isoformat(),
             }
         )
