@@ -25,6 +25,7 @@ from luftnett.api.routers import (
     downloads,
     exceedances,
     ledger,
+    maps,
     sites,
 )
 from luftnett.errors import ConfigError, LuftnettError, StorageError
@@ -103,6 +104,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(exceedances.router)
     app.include_router(airindex.router)
     app.include_router(downloads.router)
+    app.include_router(maps.router)
     app.include_router(admin.router)
 
     @app.exception_handler(RequestValidationError)

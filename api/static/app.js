@@ -3,7 +3,7 @@
 "use strict";
 const SVGNS = "http://www.w3.org/2000/svg";
 const API = "/api/v1";
-const state = { index: null, device: null, profiles: [] };
+const state = { index: null, device: null, profiles: [], maps: [] };
 
 function el(tag, attrs = {}, text) {
   const e = document.createElement(tag);
@@ -36,18 +36,49 @@ for (const b of document.querySelectorAll("nav button")) {
 }
 
 // --- map --------------------------------------------------------------------------------
+// Exposure maps from `luftnett map build` (GET /maps): the newest is drawn under the sites.
+async function loadLayers() {
+  let maps = [];
+  try { maps = (await getJSON(`${API}/maps`)).maps; } catch (e) { maps = []; }
+  state.maps = maps;
+  const box = document.getElementById("layer-box");
+  box.hidden = !maps.length;
+  const sel = document.getElementById("layer-map");
+  const keep = sel.value;
+  sel.replaceChildren(...maps.map((m) => el("option", { value: m.map_id }, `${m.pollutant} ${m.period ? m.period.label : ""} (${m.method})`)));
+  if (maps.some((m) => m.map_id === keep)) sel.value = keep;
+}
+function currentLayer() {
+  if (!state.maps || !state.maps.length || !document.getElementById("layer-on").checked) return null;
+  const id = document.getElementById("layer-map").value;
+  return state.maps.find((m) => m.map_id === id) || state.maps[0];
+}
+function drawLayerLegend(m) {
+  const legend = document.getElementById("layer-legend"), attr = document.getElementById("layer-attr");
+  if (!m) { legend.replaceChildren(); attr.textContent = ""; return; }
+  const stops = m.scale.stops.map((s, i) => `${s.color} ${(100 * i / Math.max(1, m.scale.stops.length - 1)).toFixed(0)}%`).join(", ");
+  const ramp = el("span", { class: "ramp" }); ramp.style.background = `linear-gradient(to right, ${stops})`;
+  legend.replaceChildren(el("span", {}, fmt(m.scale.min)), ramp, el("span", {}, `${fmt(m.scale.max)} ${m.unit || ""}`));
+  const cv = m.loocv && m.loocv.rmse !== null && m.loocv.rmse !== undefined ? ` · LOOCV RMSE ${fmt(m.loocv.rmse, 2)} ${m.unit || ""}` : "";
+  attr.textContent = `Kart/map: luftnett map build, ${m.method}, ${m.statistic || "mean"} ${m.period ? m.period.label : ""}, ${m.sites_used ?? "?"} målestasjoner/sites${cv}. ${m.label || "indikativ – mikrosensor / indicative – microsensor"}.`;
+}
+
 async function loadMap() {
   const data = await getJSON(`${API}/index/latest`);
   state.index = data;
+  await loadLayers();
+  const layer = currentLayer();
+  drawLayerLegend(layer);
   const map = document.getElementById("map");
   const sites = data.devices.filter((d) => d.site && d.site.lat !== null && d.site.lon !== null);
   map.replaceChildren();
   const W = 600, H = 420, pad = 40;
-  if (!sites.length) {
+  if (!sites.length && !layer) {
     map.appendChild(svg("text", { x: 20, y: 30 }, "Ingen målestasjoner med posisjon / no sites with a position"));
     return;
   }
   const lats = sites.map((d) => d.site.lat), lons = sites.map((d) => d.site.lon);
+  if (layer) { lats.push(layer.bounds[0][0], layer.bounds[1][0]); lons.push(layer.bounds[0][1], layer.bounds[1][1]); }
   const lat0 = Math.min(...lats), lat1 = Math.max(...lats), lon0 = Math.min(...lons), lon1 = Math.max(...lons);
   const kx = Math.cos(((lat0 + lat1) / 2) * Math.PI / 180);
   const spanX = Math.max((lon1 - lon0) * kx, 1e-3), spanY = Math.max(lat1 - lat0, 1e-3);
@@ -55,6 +86,13 @@ async function loadMap() {
   const cx = (W - 110 - spanX * s) / 2, cy = (H - spanY * s) / 2;
   const project = (lat, lon) => [cx + (lon - lon0) * kx * s, H - (cy + (lat - lat0) * s)];
   map.appendChild(svg("text", { x: 8, y: H - 8 }, `${lat0.toFixed(3)}–${lat1.toFixed(3)} N, ${lon0.toFixed(3)}–${lon1.toFixed(3)} E`));
+  if (layer) {
+    // the PNG's pixels are equally spaced in Web Mercator; over a town this differs from the
+    // plate carrée drawing here by far less than a pixel
+    const [[s0, w0], [n0, e0]] = layer.bounds;
+    const [x0, y0] = project(n0, w0), [x1, y1] = project(s0, e0);
+    map.appendChild(svg("image", { href: layer.files.layer_png, x: x0.toFixed(1), y: y0.toFixed(1), width: (x1 - x0).toFixed(1), height: (y1 - y0).toFixed(1), preserveAspectRatio: "none", opacity: layer.opacity ?? 0.7, class: "exposure-layer", "data-map": layer.map_id }));
+  }
   for (const d of sites) {
     const [x, y] = project(d.site.lat, d.site.lon);
     const colour = d.overall ? d.overall.color : "#9aa5ab";
@@ -223,7 +261,12 @@ function updateLinks() {
 }
 document.getElementById("dl-form").addEventListener("change", updateLinks);
 
+function redrawMap() {
+  return loadMap().then(() => {
+    for (const c of document.querySelectorAll("#map circle.site")) c.classList.toggle("selected", c.dataset.device === state.device);
+  });
+}
+document.getElementById("layer-on").addEventListener("change", redrawMap);
+document.getElementById("layer-map").addEventListener("change", redrawMap);
 loadProfiles().then(loadMap);
-setInterval(() => { if (!document.getElementById("tab-map").hidden) loadMap().then(() => {
-  for (const c of document.querySelectorAll("#map circle.site")) c.classList.toggle("selected", c.dataset.device === state.device);
-}); }, 60000);
+setInterval(() => { if (!document.getElementById("tab-map").hidden) redrawMap(); }, 60000);

@@ -169,6 +169,11 @@ class ApiSettings(BaseModel):
         default_factory=lambda: [SecretStr(DEMO_API_KEY)],
         description="keys accepted for write and admin endpoints",
     )
+    maps_dir: Path | None = Field(
+        default=None,
+        description="directory whose subdirectories are maps written by `luftnett map build "
+        "--out`, served at /api/v1/maps and drawn on the dashboard; default <home>/maps",
+    )
 
 
 class Settings(BaseSettings):

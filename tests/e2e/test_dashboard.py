@@ -1,13 +1,24 @@
-"""The dashboard in a real headless Chromium (Debian's, driven by Playwright)."""
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright).
+
+An exposure map is built from the test sites' readings with ``luftnett map build`` into a
+maps directory of its own, and an API serving that directory is started, so the browser sees
+the map layer (toggle, legend, attribution) as a municipality would.
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -52,7 +63,71 @@ def demo_sites(pg_url: str) -> list[str]:
     return devices
 
 
-def test_dashboard_map_and_site_chart(api_url: str, demo_sites: list[str], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def maps_api_url(
+    pg_url: str, demo_sites: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The API with ``api.maps_dir`` holding yesterday's PM2.5 map of the demo sites."""
+    import uvicorn
+
+    from luftnett.api.app import create_app
+    from luftnett.cli import main
+    from luftnett.servers import free_port
+    from luftnett.settings import Settings
+
+    maps = tmp_path_factory.mktemp("maps")
+    yesterday = (datetime.now(UTC) + timedelta(hours=1) - timedelta(days=1)).date()
+    res = CliRunner().invoke(
+        main,
+        [
+            *("map", "build", "--pollutant", "pm25", "--period", "daily", "--at", str(yesterday)),
+            *("--method", "idw", "--cell", "100", "--out", str(maps / "pm25-yesterday")),
+        ],
+        env={"LUFTNETT_DATABASE_URL": pg_url},
+    )
+    assert res.exit_code == 0, res.output
+    settings = Settings.model_validate({"database_url": pg_url, "api": {"maps_dir": maps}})
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, pg_url), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_maps_endpoints_serve_the_built_map(maps_api_url: str) -> None:
+    body = httpx.get(f"{maps_api_url}/api/v1/maps", timeout=60).json()
+    (m,) = body["maps"]
+    assert m["map_id"] == "pm25-yesterday" and m["pollutant"] == "pm25"
+    (south, west), (north, east) = m["bounds"]
+    assert 59.6 < south < north < 59.9 and 10.0 < west < east < 10.4
+    png = httpx.get(maps_api_url + m["files"]["layer_png"], timeout=60)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = httpx.get(maps_api_url + m["files"]["grid_geojson"], timeout=60)
+    assert grid.headers["content-type"].startswith("application/geo+json")
+    assert json.loads(grid.content)["type"] == "FeatureCollection"
+    for bad in ("pm25-yesterday/..%2F..%2Fetc%2Fpasswd", "..%2Fmaps/layer.png", "nope/layer.png"):
+        r = httpx.get(f"{maps_api_url}/api/v1/maps/{bad}", timeout=60)
+        assert r.status_code in (404, 422), (bad, r.status_code)
+        assert "detail" in r.json()
+    assert httpx.get(f"{maps_api_url}/api/v1/maps/pm25-yesterday/x.txt").status_code == 404
+
+
+def test_dashboard_map_and_site_chart(
+    maps_api_url: str, demo_sites: list[str], tmp_path: Path
+) -> None:
+    api_url = maps_api_url
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
@@ -75,12 +150,32 @@ def test_dashboard_map_and_site_chart(api_url: str, demo_sites: list[str], tmp_p
             assert fill == "#ff9900"
             # user text is text, not markup
             assert page.locator("#map img").count() == 0
+            # the exposure map under the sites, with its legend and attribution; toggled off
+            # and on again
+            page.wait_for_selector('#map image.exposure-layer[data-map="pm25-yesterday"]')
+            assert page.is_visible("#layer-box")
+            assert page.locator("#layer-legend .ramp").count() == 1
+            assert "idw" in page.text_content("#layer-attr")
+            assert "luftnett map build" in page.text_content("#layer-attr")
+            loaded = page.evaluate(
+                "fetch(document.querySelector('#map image.exposure-layer').getAttribute('href'))"
+                ".then(r => r.status)"
+            )
+            assert loaded == 200
+            page.uncheck("#layer-on")
+            page.wait_for_selector("#map image.exposure-layer", state="detached")
+            page.check("#layer-on")
+            page.wait_for_selector("#map image.exposure-layer")
+            page.wait_for_selector(f'#map circle.site[data-device="{demo_sites[0]}"]')
             page.click(f'#map circle.site[data-device="{demo_sites[0]}"]')
             page.wait_for_selector("#chart svg path.series", timeout=30_000)
             page.wait_for_selector("#exceed tbody td.num", timeout=30_000)
             assert "<img" in page.text_content("#site-name")
             assert page.locator("#chart svg line.limit").count() >= 1
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            shot = Path(__file__).parents[2] / "build" / "dashboard.png"
+            shot.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
             assert "gjennomsnitt" in page.text_content("#exposed")
