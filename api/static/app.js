@@ -231,6 +231,35 @@ async function loadExposed() {
     return li;
   }));
   document.getElementById("exposed-note").textContent = `${data.indicative_note_no} ${data.indicative_note_en}`;
+  await loadAreas();
+}
+
+// Areas and receptors ranked on the newest exposure map (ranking.json of `luftnett map build`).
+const VERDICT = {
+  "above": ["over", "above"], "probably above": ["sannsynligvis over", "probably above"],
+  "possibly above": ["kanskje over", "possibly above"], "below": ["under", "below"], "unknown": ["ukjent", "unknown"],
+};
+async function loadAreas() {
+  const box = document.getElementById("areas-box");
+  if (!state.maps.length) await loadLayers();
+  const m = state.maps[0];
+  if (!m || !m.files.ranking_json) { box.hidden = true; return; }
+  let ranking;
+  try { ranking = await getJSON(m.files.ranking_json); } catch (e) { box.hidden = true; return; }
+  box.hidden = false;
+  document.getElementById("areas-map").textContent = `${m.pollutant}, ${m.statistic || "mean"} ${m.period ? m.period.label : ""} (${m.method}); 95 % = verdi ± 1,96 se / value ± 1.96 se. ${ranking.label || ""}`;
+  const unit = ranking.unit || "";
+  document.getElementById("areas").replaceChildren(...ranking.areas.slice(0, 5).map((a) => {
+    const li = el("li");
+    const g = (a.guidelines || []).find((v) => v.verdict !== "below") || (a.guidelines || [])[0];
+    const [no, en] = g ? (VERDICT[g.verdict] || [g.verdict, g.verdict]) : ["", ""];
+    const ci = `${fmt(a.ci95[0])}–${fmt(a.ci95[1])}`;
+    li.append(
+      el("div", { lang: "nb" }, `${a.name}: ${fmt(a.value)} ${unit} (95 %: ${ci})${g ? ` – ${no} ${g.regime} ${fmt(g.guideline)} ${unit}` : ""}.`),
+      el("div", { lang: "en", class: "en" }, `${a.name}: ${fmt(a.value)} ${unit} (95 %: ${ci})${g ? ` – ${en} ${g.regime} ${fmt(g.guideline)} ${unit}` : ""}.`),
+    );
+    return li;
+  }));
 }
 document.getElementById("exp-q").addEventListener("change", loadExposed);
 document.getElementById("exp-days").addEventListener("change", loadExposed);

@@ -179,6 +179,10 @@ def test_dashboard_map_and_site_chart(
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
             assert "gjennomsnitt" in page.text_content("#exposed")
+            # areas ranked on the map, in bokmål and English
+            page.wait_for_selector("#areas li", timeout=20_000)
+            assert "95 %" in page.text_content("#areas li")
+            assert page.locator('#areas li div[lang="en"]').count() >= 1
             page.click('nav button[data-tab="downloads"]')
             page.wait_for_selector("#dl-device option", timeout=20_000)
             assert "/api/v1/downloads/readings.csv" in (page.get_attribute("#dl-csv", "href") or "")
