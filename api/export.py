@@ -1,8 +1,11 @@
 """Downloads streamed in constant memory: CSV (long, wide, openair) and Parquet.
 
 Rows come out of PostgreSQL with ``COPY (SELECT ...) TO STDOUT`` one device and deployment
-segment at a time (each ``ORDER BY ts`` walks the ``(device_id, ts)`` index), are gathered into
-~256 KiB chunks and handed to the client; nothing holds more than a chunk. Parquet is built
+segment at a time (each ``ORDER BY ts`` walks the ``(device_id, ts)`` index), are read from
+libpq directly (:class:`_CopyOut`), gathered into ~256 KiB chunks and handed to the client;
+nothing holds more than a chunk. Timestamps are PostgreSQL's ISO output in UTC (cheaper than
+``to_char``). Segments inside an invalidating staff annotation add ANNOTATED_INVALID to
+``flags``; devices without calibrated values skip the calibration joins. Parquet is built
 from the same COPY stream: each ~8 MiB of CSV is parsed by pyarrow (in a worker thread) and
 written as one row group, which is sent before the next is read.
 
@@ -21,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, sql
+import psycopg
+from psycopg import AsyncConnection, pq, sql
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett.api import calibration
@@ -33,7 +37,16 @@ from luftnett.api.quality import INVALID_MASK
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
 
-__all__ = ["Column", "Segment", "Shape", "columns", "segments", "stream_csv", "stream_parquet"]
+__all__ = [
+    "Column",
+    "Queries",
+    "Segment",
+    "Shape",
+    "columns",
+    "segments",
+    "stream_csv",
+    "stream_parquet",
+]
 
 Shape = Literal["wide", "long", "openair"]
 CHUNK = 256 * 1024
@@ -62,26 +75,29 @@ class Segment:
     #: bits OR-ed into every reading's flags here: ANNOTATED_INVALID inside an active
     #: invalidating staff annotation, else 0
     extra_flags: int = 0
+    #: the device has calibrated values (the calibration joins are needed)
+    calibrated: bool = False
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-_OPENAIR_DATE = "YYYY-MM-DD HH24:MI:SS"
 
 
 def _s(text: str) -> sql.Composable:
     return sql.SQL(text)
 
 
-def _ts(fmt: str) -> tuple[sql.Composable, sql.Composable]:
-    csv = sql.SQL("to_char(r.ts AT TIME ZONE 'UTC', {})").format(sql.Literal(fmt))
+def _ts(openair: bool) -> tuple[sql.Composable, sql.Composable]:
+    """(CSV, Parquet) expressions of the window end. The CSV has PostgreSQL's own ISO output
+    in UTC (the session sets DateStyle ISO and TimeZone UTC): ``2026-05-01 00:05:00+00``, or
+    for openair ``2026-05-01 00:05:00`` (whole seconds); cheaper than to_char per row."""
+    csv = _s("date_trunc('second', r.ts AT TIME ZONE 'UTC')") if openair else _s("r.ts")
     return csv, _s("(extract(epoch FROM r.ts) * 1000000)::bigint")
 
 
 def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
     """Output columns of a shape, with the unit and meaning of each (the metadata file)."""
     cal = dict(calibration.cal_columns(cal_on))
-    ts_csv, ts_pq = _ts(_OPENAIR_DATE if shape == "openair" else _ISO)
+    ts_csv, ts_pq = _ts(shape == "openair")
     out: list[Column] = []
     site = sql.SQL("%(site)s::text")
     valid = sql.SQL("((r.flags | %(ann)s::bigint) & {}) = 0").format(sql.Literal(INVALID_MASK))
@@ -108,7 +124,14 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
             Column("device_id", _s("r.device_id"), "string", None, "device id"),
             Column("site_id", site, "string", None, "site of the deployment, empty if none"),
             Column("seq", _s("r.seq"), "int64", None, "per-device sequence number"),
-            Column("ts", ts_csv, "timestamp", None, "window end, UTC (ISO 8601)", ts_pq),
+            Column(
+                "ts",
+                ts_csv,
+                "timestamp",
+                None,
+                "window end, UTC (ISO 8601, e.g. 2026-05-01 00:05:00+00)",
+                ts_pq,
+            ),
             Column("quantity", _s("v.quantity"), "string", None, "quantity name"),
             Column("unit", _s("v.unit"), "string", None, "unit of value"),
             Column("value", _s("v.value"), "float64", None, "raw value as measured"),
@@ -181,7 +204,14 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
         Column("device_id", _s("r.device_id"), "string", None, "device id"),
         Column("site_id", site, "string", None, "site of the deployment, empty if none"),
         Column("seq", _s("r.seq"), "int64", None, "per-device sequence number"),
-        Column("ts", ts_csv, "timestamp", None, "window end, UTC (ISO 8601)", ts_pq),
+        Column(
+            "ts",
+            ts_csv,
+            "timestamp",
+            None,
+            "window end, UTC (ISO 8601, e.g. 2026-05-01 00:05:00+00)",
+            ts_pq,
+        ),
         Column("window_s", _s("r.window_s"), "float64", "s", "averaging window"),
         Column("n_samples", _s("r.n_samples"), "int64", None, "frames averaged"),
         Column("sensor_model", _s("r.sensor_model"), "string", None, "driver name"),
@@ -245,14 +275,11 @@ def select(
         )
     if shape == "long":
         where.append(_s("v.value IS NOT NULL"))
-    return sql.SQL(
-        "SELECT {cols} FROM readings r{cal}{long} WHERE {where} ORDER BY r.ts, r.seq{lo}"
-    ).format(
+    return sql.SQL("SELECT {cols} FROM readings r{cal}{long} WHERE {where} ORDER BY r.ts").format(
         cols=sql.SQL(", ").join(exprs),
         cal=calibration.cal_joins(cal_on),
         long=_long_values(cal_on) if shape == "long" else sql.SQL(""),
         where=sql.SQL(" AND ").join(where),
-        lo=sql.SQL(", v.quantity") if shape == "long" else sql.SQL(""),
     )
 
 
@@ -301,8 +328,15 @@ def _cut(seg: Segment, spans: list[tuple[datetime, datetime]]) -> list[Segment]:
     return out
 
 
+_HAS_CALIBRATED = "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE device_id = %(device)s)"
+
+
 async def segments(
-    conn: AsyncConnection[Any], devices: list[str], start: datetime, end: datetime
+    conn: AsyncConnection[Any],
+    devices: list[str],
+    start: datetime,
+    end: datetime,
+    cal_on: bool = False,
 ) -> list[Segment]:
     """Each device's [start, end) cut by its deployments (site None outside them) and by its
     active invalidating annotations (whose readings get ANNOTATED_INVALID in ``flags``, as
@@ -323,47 +357,149 @@ async def segments(
             mine.append(Segment(d, None, t, end))
         cur = await conn.execute(_ANNOTATIONS, params)
         spans = _merge([(r["a"], r["b"]) for r in await cur.fetchall()])
+        calibrated = False
+        if cal_on:
+            cur = await conn.execute(_HAS_CALIBRATED, params)
+            row = await cur.fetchone()
+            calibrated = bool(row and row["exists"])
         for seg in mine:
             if seg.start < seg.end:
-                out += _cut(seg, spans) if spans else [seg]
+                for piece in _cut(seg, spans) if spans else [seg]:
+                    out.append(replace(piece, calibrated=calibrated))
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The SELECT of a download without and with the calibration joins; a segment of a device
+    without any calibrated value takes the first (same columns, calibrated ones empty)."""
+
+    plain: sql.Composed
+    calibrated: sql.Composed | None = None
+
+
+class _CopyOut:
+    """``COPY ... TO STDOUT`` read from libpq directly, rows gathered into ~CHUNK pieces.
+
+    psycopg's own COPY iteration returns one row per ``await`` (about 10 µs each in asyncio);
+    here each row costs one ``PQgetCopyData`` call and an append, and the event loop is only
+    awaited when libpq has no complete row buffered. The connection is closed (and so dropped
+    by the pool) if the stream stops half-way, e.g. when the client goes away.
+    """
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.pg = conn.pgconn
+        self.loop = asyncio.get_running_loop()
+
+    async def _io(self, write: bool = False) -> None:
+        fut: asyncio.Future[None] = self.loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        fd = self.pg.socket
+        add, remove = (
+            (self.loop.add_writer, self.loop.remove_writer)
+            if write
+            else (self.loop.add_reader, self.loop.remove_reader)
+        )
+        add(fd, ready)
+        try:
+            await fut
+        finally:
+            remove(fd)
+
+    async def _result(self) -> Any:
+        while True:
+            self.pg.consume_input()
+            if not self.pg.is_busy():
+                return self.pg.get_result()
+            await self._io()
+
+    def _raise(self, res: Any) -> None:
+        msg = (res.error_message or b"").decode("utf-8", "replace").strip()
+        raise psycopg.OperationalError(f"export query failed: {msg}")
+
+    async def rows(self, stmt: bytes, buf: bytearray) -> AsyncIterator[bytes]:
+        """Append the rows of ``stmt`` to ``buf``; yield (and clear) it whenever it is full."""
+        pg = self.pg
+        pg.send_query(stmt)
+        while pg.flush():
+            await self._io(write=True)
+        res = await self._result()
+        if res is None or res.status != pq.ExecStatus.COPY_OUT:
+            while await self._result() is not None:
+                pass
+            self._raise(res)
+        get = pg.get_copy_data
+        while True:
+            n, data = get(1)
+            if n > 0:
+                buf += data
+                if len(buf) >= CHUNK:
+                    yield bytes(buf)
+                    buf.clear()
+            elif n == 0:
+                await self._io()
+                pg.consume_input()
+            else:
+                break
+        failed = None
+        while (res := await self._result()) is not None:
+            if res.status != pq.ExecStatus.COMMAND_OK:
+                failed = res
+        if failed is not None:
+            self._raise(failed)
+
+
 async def _copy_chunks(
-    pool: AsyncConnectionPool[Any], query: sql.Composed, segs: list[Segment], header: bool
+    pool: AsyncConnectionPool[Any], queries: Queries, segs: list[Segment], header: bool
 ) -> AsyncIterator[bytes]:
-    """CSV bytes of ``query`` over every segment, gathered into chunks of ~CHUNK bytes."""
+    """CSV bytes of the queries over every segment, gathered into chunks of ~CHUNK bytes."""
     buf = bytearray()
     async with pool.connection() as conn:
         if not segs:
             # an empty download still has its header line
             segs = [Segment("", None, _EPOCH, _EPOCH)]
-        for i, seg in enumerate(segs):
-            opts = sql.SQL("FORMAT csv, HEADER {}").format(
-                sql.SQL("true" if header and i == 0 else "false")
-            )
-            params = {
-                "device": seg.device_id,
-                "site": seg.site_id,
-                "start": seg.start,
-                "end": seg.end,
-                "ann": seg.extra_flags,
-            }
-            stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
-            async with conn.cursor().copy(stmt, params) as copy:
-                async for data in copy:
-                    buf += data
-                    if len(buf) >= CHUNK:
-                        yield bytes(buf)
-                        buf.clear()
+        # timestamps as PostgreSQL writes them in ISO style, in UTC ("2026-05-01 00:00:00+00")
+        await conn.execute("SET DateStyle = 'ISO, YMD'")
+        await conn.execute("SET TIME ZONE 'UTC'")
+        mogrify = psycopg.AsyncClientCursor(conn).mogrify
+        copy = _CopyOut(conn)
+        done = False
+        try:
+            for i, seg in enumerate(segs):
+                opts = sql.SQL("FORMAT csv, HEADER {}").format(
+                    sql.SQL("true" if header and i == 0 else "false")
+                )
+                params = {
+                    "device": seg.device_id,
+                    "site": seg.site_id,
+                    "start": seg.start,
+                    "end": seg.end,
+                    "ann": seg.extra_flags,
+                }
+                query = (
+                    queries.calibrated if seg.calibrated and queries.calibrated else queries.plain
+                )
+                stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
+                text = mogrify(stmt, params).encode(conn.info.encoding)
+                async for chunk in copy.rows(text, buf):
+                    yield chunk
+            done = True
+        finally:
+            if not done:
+                await conn.close()  # mid-COPY: the pool must not hand this connection out
     if buf:
         yield bytes(buf)
 
 
 async def stream_csv(
-    pool: AsyncConnectionPool[Any], query: sql.Composed, segs: list[Segment]
+    pool: AsyncConnectionPool[Any], queries: Queries, segs: list[Segment]
 ) -> AsyncIterator[bytes]:
-    async for chunk in _copy_chunks(pool, query, segs, header=True):
+    async for chunk in _copy_chunks(pool, queries, segs, header=True):
         yield chunk
 
 
@@ -413,7 +549,7 @@ def _arrow_schema(cols: list[Column]) -> Any:
 
 async def stream_parquet(
     pool: AsyncConnectionPool[Any],
-    query: sql.Composed,
+    queries: Queries,
     segs: list[Segment],
     cols: list[Column],
     metadata: dict[str, str],
@@ -452,7 +588,7 @@ async def stream_parquet(
 
     pending = bytearray()
     try:
-        async for chunk in _copy_chunks(pool, query, segs, header=False):
+        async for chunk in _copy_chunks(pool, queries, segs, header=False):
             pending += chunk
             if len(pending) >= PARQUET_BATCH:
                 cut = pending.rfind(b"\n") + 1

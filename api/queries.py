@@ -38,10 +38,12 @@ __all__ = [
     "DAY_CONVENTIONS",
     "PERCENTILES",
     "Aggregate",
+    "AggregateJson",
     "DayConvention",
     "Period",
     "Scope",
     "aggregate",
+    "aggregate_json",
     "period_bounds",
     "rollups_cover",
 ]
@@ -329,7 +331,7 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-async def aggregate(
+async def _prepare(
     conn: AsyncConnection[Any],
     scope: Scope,
     quantities: list[str],
@@ -337,13 +339,11 @@ async def aggregate(
     convention: DayConvention,
     first: datetime | date,
     last: datetime | date,
-    *,
-    calibrated: bool = False,
-    hour_min_coverage_pct: float = 75.0,
-    day_min_valid_hours: int = 18,
-    min_coverage_pct: float = 90.0,
-) -> Aggregate:
-    """Series of ``period`` values from ``first`` to ``last`` (both included, snapped)."""
+    calibrated: bool,
+    hour_min_coverage_pct: float,
+    day_min_valid_hours: int,
+    min_coverage_pct: float,
+) -> tuple[sql.Composed, dict[str, Any], bool, datetime, datetime]:
     pfirst, plast, start, end = period_bounds(period, convention, first, last)
     tz = "UTC" if period == "hour" else DAY_CONVENTIONS[convention]
     min_hours = {"hour": 1, "day": day_min_valid_hours}.get(period, 1)
@@ -368,6 +368,37 @@ async def aggregate(
     }
     rollups = not calibrated and await rollups_cover(conn, list(scope.devices), start, end)
     query = build_sql(quantities, period, calibrated, scope.sites is not None, rollups)
+    return query, params, rollups, start, end
+
+
+async def aggregate(
+    conn: AsyncConnection[Any],
+    scope: Scope,
+    quantities: list[str],
+    period: Period,
+    convention: DayConvention,
+    first: datetime | date,
+    last: datetime | date,
+    *,
+    calibrated: bool = False,
+    hour_min_coverage_pct: float = 75.0,
+    day_min_valid_hours: int = 18,
+    min_coverage_pct: float = 90.0,
+) -> Aggregate:
+    """Series of ``period`` values from ``first`` to ``last`` (both included, snapped)."""
+    query, params, rollups, start, end = await _prepare(
+        conn,
+        scope,
+        quantities,
+        period,
+        convention,
+        first,
+        last,
+        calibrated,
+        hour_min_coverage_pct,
+        day_min_valid_hours,
+        min_coverage_pct,
+    )
     cur = await conn.execute(query, params)
     raw = await cur.fetchall()
     n_scope = max(1, len(scope.devices))
@@ -438,6 +469,147 @@ async def aggregate(
     return Aggregate(
         rows=rows,
         stats=stats,
+        start=start,
+        end=end,
+        computed_from="rollup_hourly" if rollups else "readings",
+    )
+
+
+_ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
+_LABEL = {
+    "hour": _ISO_UTC,
+    "day": "YYYY-MM-DD",
+    "month": "YYYY-MM",
+    "year": "YYYY",
+}
+
+#: the rows of :func:`aggregate` as one JSON array, built by PostgreSQL (same keys and values)
+_ROWS_JSON = """
+WITH a AS MATERIALIZED ({inner}), e AS (
+    SELECT a.*,
+           CASE WHEN %(is_hour)s THEN a.per_hour * %(n_scope)s ELSE a.hours * %(n_scope)s END
+               AS expected,
+           CASE WHEN %(is_hour)s THEN a.n_valid ELSE a.hours_valid END AS observed
+    FROM a
+)
+SELECT coalesce((SELECT json_agg(json_build_object(
+    'quantity', quantity,
+    'period', to_char(period_local, {label}),
+    'start', to_char(period_start AT TIME ZONE 'UTC', {iso}),
+    'end', to_char(period_end AT TIME ZONE 'UTC', {iso}),
+    'start_local', to_char(period_start AT TIME ZONE 'Europe/Oslo', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '+' || to_char((period_start AT TIME ZONE 'Europe/Oslo')
+                          - (period_start AT TIME ZONE 'UTC'), 'HH24:MI'),
+    'hours', hours,
+    'coverage', json_build_object(
+        'basis', %(basis)s::text, 'expected', expected, 'observed', observed,
+        'pct_complete', CASE WHEN expected > 0 THEN round(100.0 * observed / expected, 1) END),
+    'readings_stored', n_stored,
+    'readings_valid', n_valid,
+    'hours_valid', hours_valid,
+    'n_devices', n_devices,
+    'valid', valid,
+    'mean', round(mean::numeric, 3)::float8,
+    'min', round(vmin::numeric, 3)::float8,
+    'max', round(vmax::numeric, 3)::float8
+) ORDER BY quantity, period_start) FROM e)::text, '[]') AS rows_json,
+(SELECT json_agg(json_build_object('quantity', quantity, 'n', st_n, 'min', st_min,
+        'max', st_max, 'mean', st_mean, 'sd', st_sd, 'pct', st_pct))
+ FROM (SELECT DISTINCT ON (quantity) * FROM a ORDER BY quantity) s)::text AS stats_json
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateJson:
+    """As :class:`Aggregate`, with the rows as a JSON array (bytes) made by the database."""
+
+    rows_json: bytes
+    stats: dict[str, dict[str, Any]]
+    start: datetime
+    end: datetime
+    computed_from: str
+
+
+def _stats(quantities: list[str], found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    stats: dict[str, dict[str, Any]] = {}
+    for r in found:
+        pct = r["pct"] or [None] * len(PERCENTILES)
+        stats[r["quantity"]] = {
+            "n": int(r["n"] or 0),
+            "min": _r(r["min"]),
+            "q1": _r(pct[0]),
+            "median": _r(pct[1]),
+            "q3": _r(pct[2]),
+            "max": _r(r["max"]),
+            "mean": _r(r["mean"]),
+            "sd": _r(r["sd"]),
+            "percentiles": {k: _r(v) for k, v in zip(PERCENTILES, pct, strict=True)},
+        }
+    for q in quantities:
+        stats.setdefault(
+            q,
+            {
+                "n": 0,
+                "min": None,
+                "q1": None,
+                "median": None,
+                "q3": None,
+                "max": None,
+                "mean": None,
+                "sd": None,
+                "percentiles": dict.fromkeys(PERCENTILES),
+            },
+        )
+    return stats
+
+
+async def aggregate_json(
+    conn: AsyncConnection[Any],
+    scope: Scope,
+    quantities: list[str],
+    period: Period,
+    convention: DayConvention,
+    first: datetime | date,
+    last: datetime | date,
+    *,
+    calibrated: bool = False,
+    hour_min_coverage_pct: float = 75.0,
+    day_min_valid_hours: int = 18,
+    min_coverage_pct: float = 90.0,
+) -> AggregateJson:
+    """:func:`aggregate` for a response: PostgreSQL writes the rows' JSON, so no Python
+    object is made per row (a year of days or a month of hours is one string)."""
+    import json
+
+    query, params, rollups, start, end = await _prepare(
+        conn,
+        scope,
+        quantities,
+        period,
+        convention,
+        first,
+        last,
+        calibrated,
+        hour_min_coverage_pct,
+        day_min_valid_hours,
+        min_coverage_pct,
+    )
+    wrapped = sql.SQL(_ROWS_JSON).format(
+        inner=query, label=sql.Literal(_LABEL[period]), iso=sql.Literal(_ISO_UTC)
+    )
+    params = {
+        **params,
+        "is_hour": period == "hour",
+        "n_scope": max(1, len(scope.devices)),
+        "basis": "readings" if period == "hour" else "hours",
+    }
+    cur = await conn.execute(wrapped, params)
+    row = await cur.fetchone()
+    assert row is not None
+    found = json.loads(row["stats_json"]) if row["stats_json"] else []
+    return AggregateJson(
+        rows_json=row["rows_json"].encode(),
+        stats=_stats(quantities, found),
         start=start,
         end=end,
         computed_from="rollup_hourly" if rollups else "readings",

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import JSONResponse, Response
 
 from luftnett.api import calibration
 from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.params import DEVICE_PATH, SITE_PATH, AggregateQuery, AreaAggregateQuery
 from luftnett.api.quality import INVALID_MASK, flag_names
-from luftnett.api.queries import DAY_CONVENTIONS, PERCENTILES, Period, Scope, aggregate
+from luftnett.api.queries import DAY_CONVENTIONS, PERCENTILES, Period, Scope, aggregate_json
 from luftnett.api.routers.devices import device_exists
 from luftnett.api.routers.sites import resolve_area, site_scope
 from luftnett.contracts.units import QUANTITIES
@@ -28,6 +30,10 @@ _PERIOD: dict[str, Period] = {
     "annual": "year",
 }
 
+_OK: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
 _DESCRIPTION = (
     "Series of {what} with coverage (expected, observed, % complete) and summary statistics "
     "over the valid periods (n, min, quartiles, max, mean, sd, and the 90.4th, 98th, 99th and "
@@ -42,7 +48,9 @@ _DESCRIPTION = (
 
 async def run_aggregate(
     conn: Conn, scope: Scope, period_name: str, q: AggregateQuery, what: dict[str, Any]
-) -> dict[str, Any]:
+) -> Response:
+    """The JSON response: the head built here, the rows' array spliced in as PostgreSQL wrote
+    it (no Python object per row; see :func:`~luftnett.api.queries.aggregate_json`)."""
     period = _PERIOD[period_name]
     try:
         start, end = q.span(period, datetime.now(UTC).date())
@@ -64,7 +72,7 @@ async def run_aggregate(
     if period == "hour":
         first = datetime.combine(start, time(0), UTC)
         last = datetime.combine(end, time(23), UTC)
-    agg = await aggregate(
+    agg = await aggregate_json(
         conn,
         scope,
         q.quantity,
@@ -75,7 +83,7 @@ async def run_aggregate(
         calibrated=calibrated,
         min_coverage_pct=q.min_coverage_pct,
     )
-    return {
+    body = {
         **what,
         "period": period_name,
         "day_convention": None if period == "hour" else q.day_convention,
@@ -88,13 +96,16 @@ async def run_aggregate(
         "invalidating_flags": flag_names(INVALID_MASK),
         "percentiles": PERCENTILES,
         "statistics": agg.stats,
-        "rows": agg.rows,
     }
+    head = orjson.dumps(body)
+    return Response(head[:-1] + b',"rows":' + agg.rows_json + b"}", media_type="application/json")
 
 
 @router.get(
     "/devices/{device_id}/aggregates/{period}",
     summary="Aggregates of one device",
+    response_class=JSONResponse,
+    responses=_OK,
     description=_DESCRIPTION.format(what="hourly, daily, monthly or annual means of a device"),
 )
 async def device_aggregates(
@@ -102,7 +113,7 @@ async def device_aggregates(
     device_id: Annotated[str, Path(pattern=DEVICE_PATH)],
     period: PeriodName,
     q: Annotated[AggregateQuery, Query()],
-) -> dict[str, Any]:
+) -> Response:
     await device_exists(conn, device_id)
     return await run_aggregate(
         conn, Scope(devices=(device_id,)), period, q, {"device_id": device_id}
@@ -112,6 +123,8 @@ async def device_aggregates(
 @router.get(
     "/sites/{site_id}/aggregates/{period}",
     summary="Aggregates of one site",
+    response_class=JSONResponse,
+    responses=_OK,
     description=_DESCRIPTION.format(
         what="means of a site (its devices' readings while deployed there)"
     ),
@@ -121,7 +134,7 @@ async def site_aggregates(
     site_id: Annotated[str, Path(pattern=SITE_PATH)],
     period: PeriodName,
     q: Annotated[AggregateQuery, Query()],
-) -> dict[str, Any]:
+) -> Response:
     scope = await site_scope(conn, site_id)
     return await run_aggregate(conn, scope, period, q, {"site_id": site_id})
 
@@ -129,6 +142,8 @@ async def site_aggregates(
 @router.get(
     "/areas/aggregates/{period}",
     summary="Aggregates of an area",
+    response_class=JSONResponse,
+    responses=_OK,
     description=_DESCRIPTION.format(
         what="area means (mean over the area's devices of their valid period values); the "
         "area is given by site ids, site types and/or a bounding box"
@@ -138,7 +153,7 @@ async def area_aggregates(
     conn: Conn,
     period: PeriodName,
     q: Annotated[AreaAggregateQuery, Query()],
-) -> dict[str, Any]:
+) -> Response:
     scope, sites = await resolve_area(conn, q)
     return await run_aggregate(
         conn, scope, period, q, {"sites": sites, "devices": list(scope.devices)}

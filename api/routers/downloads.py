@@ -194,14 +194,20 @@ async def download_metadata(
 
 async def _prepare(
     conn: Conn, profiles: ProfileSet, q: DownloadQuery, parquet: bool
-) -> tuple[Any, list[export.Segment], list[export.Column]]:
+) -> tuple[export.Queries, list[export.Segment], list[export.Column]]:
     devices = await _devices(conn, q)
     start, end = q.bounds()
     cal_on = await calibration.available(conn)
-    cols = export.columns(q.shape, cal_on, _no2_factor(profiles))
-    query = export.select(q.shape, cols, cal_on, q.valid_only, parquet)
-    segs = await export.segments(conn, devices, start, end)
-    return query, segs, cols
+    factor = _no2_factor(profiles)
+    cols = export.columns(q.shape, False, factor)
+    queries = export.Queries(export.select(q.shape, cols, False, q.valid_only, parquet))
+    if cal_on:
+        with_cal = export.columns(q.shape, True, factor)
+        queries = export.Queries(
+            queries.plain, export.select(q.shape, with_cal, True, q.valid_only, parquet)
+        )
+    segs = await export.segments(conn, devices, start, end, cal_on)
+    return queries, segs, cols
 
 
 def _filename(q: DownloadQuery, ext: str) -> str:
