@@ -200,7 +200,7 @@ def _value(q: str, calibrated: bool) -> sql.Composable:
 def _rollup_hours(quantities: list[str], area: bool) -> sql.Composed:
     per_q = [
         sql.SQL(
-            "h.{n} AS {n_i}, (h.{s} / nullif(h.{n}, 0))::float8 AS {m_i}, "
+            "h.{n} AS {n_i}, h.{s}::float8 / nullif(h.{n}, 0) AS {m_i}, "
             "h.{lo}::float8 AS {lo_i}, h.{hi}::float8 AS {hi_i}"
         ).format(
             n=sql.Identifier(f"{q}_n"),
