@@ -140,3 +140,28 @@ def test_empty_download_has_a_header(api_url: str, dl_device: str) -> None:
     )
     df = pd.read_csv(io.BytesIO(r.content))
     assert len(df) == 0 and "pm25_ugm3" in df.columns
+
+
+def test_aborted_downloads_leave_no_connection_behind(
+    api_url: str, pg_url: str, dl_device: str
+) -> None:
+    """More clients walk away mid-stream than the pool has connections (10); the API closes
+    each half-read COPY's connection, so the next download and the next query still work."""
+    for _ in range(12):
+        with httpx.stream(
+            "GET",
+            f"{api_url}/api/v1/downloads/readings.csv",
+            params=_params(dl_device),
+            timeout=60,
+        ) as r:
+            assert r.status_code == 200
+            next(r.iter_raw(1024))
+    r = httpx.get(f"{api_url}/api/v1/downloads/readings.csv", params=_params(dl_device), timeout=60)
+    assert r.status_code == 200
+    assert len(pd.read_csv(io.BytesIO(r.content))) == len(_db(pg_url, dl_device))
+    assert httpx.get(f"{api_url}/api/v1/devices/{dl_device}", timeout=60).status_code == 200
+    with psycopg.connect(pg_url) as conn:
+        (copying,) = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
+        ).fetchone() or (0,)
+    assert copying == 0
