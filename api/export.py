@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -454,46 +455,87 @@ class _CopyOut:
             self._raise(failed)
 
 
-async def _copy_chunks(
-    pool: AsyncConnectionPool[Any], queries: Queries, segs: list[Segment], header: bool
-) -> AsyncIterator[bytes]:
-    """CSV bytes of the queries over every segment, gathered into chunks of ~CHUNK bytes."""
-    buf = bytearray()
+#: how far the next segment's COPY may run ahead of the one being sent (bytes): a second
+#: connection produces it meanwhile, so two PostgreSQL backends work at once; memory stays
+#: bounded by this, whatever the size of the download
+LOOKAHEAD = 64 * 1024 * 1024
+
+
+async def _produce(
+    pool: AsyncConnectionPool[Any],
+    queries: Queries,
+    seg: Segment,
+    header: bool,
+    out: asyncio.Queue[bytes | None],
+) -> None:
+    """COPY one segment into ``out`` in ~CHUNK pieces, then None."""
     async with pool.connection() as conn:
-        if not segs:
-            # an empty download still has its header line
-            segs = [Segment("", None, _EPOCH, _EPOCH)]
         # timestamps as PostgreSQL writes them in ISO style, in UTC ("2026-05-01 00:00:00+00")
         await conn.execute("SET DateStyle = 'ISO, YMD'")
         await conn.execute("SET TIME ZONE 'UTC'")
-        mogrify = psycopg.AsyncClientCursor(conn).mogrify
-        copy = _CopyOut(conn)
+        opts = sql.SQL("FORMAT csv, HEADER {}").format(sql.SQL("true" if header else "false"))
+        params = {
+            "device": seg.device_id,
+            "site": seg.site_id,
+            "start": seg.start,
+            "end": seg.end,
+            "ann": seg.extra_flags,
+        }
+        query = queries.calibrated if seg.calibrated and queries.calibrated else queries.plain
+        stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
+        text = psycopg.AsyncClientCursor(conn).mogrify(stmt, params).encode(conn.info.encoding)
+        buf = bytearray()
         done = False
         try:
-            for i, seg in enumerate(segs):
-                opts = sql.SQL("FORMAT csv, HEADER {}").format(
-                    sql.SQL("true" if header and i == 0 else "false")
-                )
-                params = {
-                    "device": seg.device_id,
-                    "site": seg.site_id,
-                    "start": seg.start,
-                    "end": seg.end,
-                    "ann": seg.extra_flags,
-                }
-                query = (
-                    queries.calibrated if seg.calibrated and queries.calibrated else queries.plain
-                )
-                stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
-                text = mogrify(stmt, params).encode(conn.info.encoding)
-                async for chunk in copy.rows(text, buf):
-                    yield chunk
+            async for chunk in _CopyOut(conn).rows(text, buf):
+                await out.put(chunk)
             done = True
         finally:
             if not done:
                 await conn.close()  # mid-COPY: the pool must not hand this connection out
     if buf:
-        yield bytes(buf)
+        await out.put(bytes(buf))
+    await out.put(None)
+
+
+async def _copy_chunks(
+    pool: AsyncConnectionPool[Any], queries: Queries, segs: list[Segment], header: bool
+) -> AsyncIterator[bytes]:
+    """CSV bytes of the queries over every segment, in order, in chunks of ~CHUNK bytes.
+
+    Segment i is sent while segment i + 1 is produced on a second connection into a queue of
+    at most LOOKAHEAD bytes; when i is done, i + 2 starts."""
+    if not segs:
+        # an empty download still has its header line
+        segs = [Segment("", None, _EPOCH, _EPOCH)]
+    pending = iter(enumerate(segs))
+    running: deque[tuple[asyncio.Task[None], asyncio.Queue[bytes | None]]] = deque()
+
+    def start_next() -> None:
+        nxt = next(pending, None)
+        if nxt is None:
+            return
+        i, seg = nxt
+        q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max(1, LOOKAHEAD // CHUNK))
+        task = asyncio.create_task(_produce(pool, queries, seg, header and i == 0, q))
+        running.append((task, q))
+
+    start_next()
+    start_next()
+    try:
+        while running:
+            task, q = running[0]
+            while (chunk := await q.get()) is not None:
+                yield chunk
+            await task  # its error, if any
+            running.popleft()
+            start_next()
+    finally:
+        for task, _ in running:
+            task.cancel()
+        if running:
+            # let them close their connections; their CancelledError stays theirs
+            await asyncio.wait([task for task, _ in running])
 
 
 async def stream_csv(

@@ -29,9 +29,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quiet import exclusive
 
 from luftnett.db.migrate import apply_migrations
 from luftnett.db.schema import VALUE_COLUMNS
@@ -45,11 +49,11 @@ YEAR = 2025
 _LOAD = """
 INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, pm25_ugm3,
                       pm10_ugm3, no2_ppb, temperature_c, rh_pct, flags, schema_version)
-SELECT %(d)s, i, %(t0)s::timestamptz + i * %(step)s::interval, %(w)s, 60, 'sds011',
-       8 + 6 * sin(i / 97.0) + random() * 3, 14 + 9 * sin(i / 97.0) + random() * 5,
+SELECT 'bench-' || lpad(d::text, 3, '0'), i, %(t0)s::timestamptz + i * %(step)s::interval, %(w)s,
+       60, 'sds011', 8 + 6 * sin(i / 97.0) + random() * 3, 14 + 9 * sin(i / 97.0) + random() * 5,
        12 + 8 * sin(i / 53.0) + random() * 4, 5 + 10 * sin(i / 5000.0), 60 + random() * 30,
        CASE WHEN random() < 0.01 THEN 8 ELSE 0 END, 1
-FROM generate_series(0, %(n)s - 1) AS i
+FROM generate_series(%(d0)s::int, %(d1)s::int - 1) AS d, generate_series(0, %(n)s - 1) AS i
 """
 
 _ROLLUP = """
@@ -57,55 +61,88 @@ INSERT INTO rollup_hourly (device_id, hour_start, window_s, n_expected, n_stored
 SELECT device_id, date_trunc('hour', ts, 'UTC'), min(window_s),
        greatest(1, round(3600 / min(window_s)::numeric))::int, count(*),
        count(*) FILTER (WHERE flags & %(mask)s = 0), {stats}
-FROM readings GROUP BY 1, 2
+FROM readings WHERE device_id = %(d)s GROUP BY 1, 2
 """
 
+_INDEX = "CREATE INDEX readings_device_ts_idx ON readings (device_id, ts DESC)"
 
-def load(url: str, devices: int, interval_min: int) -> int:
+
+def load(url: str, devices: int, interval_min: int) -> tuple[int, dict[str, float]]:
+    """Fill ``readings`` and ``rollup_hourly``; return (rows, seconds per step).
+
+    Fast path for a benchmark: the table is UNLOGGED and its index dropped while
+    ``generate_series`` fills it in a few set-based statements, then the index is built once
+    and the table made LOGGED again (one sequential rewrite), so the measured database is an
+    ordinary one.
+    """
     from luftnett.contracts.units import INVALIDATING_FLAGS
 
     n = 365 * 24 * 60 // interval_min
+    steps: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         (have,) = conn.execute("SELECT count(*) FROM readings").fetchone() or (0,)
         if have == devices * n:
             print(f"reusing {have} readings", file=sys.stderr)
-            return int(have)
+            return int(have), steps
         conn.execute("TRUNCATE readings, rollup_hourly, deployments, devices, sites CASCADE")
-        for i in range(devices):
-            d = f"bench-{i:03d}"
-            conn.execute(
-                "INSERT INTO sites (site_id, name, site_type, lat, lon) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (f"s-{i:03d}", f"Site {i}", "traffic", 59.7 + i * 1e-3, 10.2 + i * 1e-3),
-            )
-            conn.execute(
-                "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (d,)
-            )
-            conn.execute(
-                "INSERT INTO deployments (site_id, device_id, valid_from) VALUES (%s, %s, %s)",
-                (f"s-{i:03d}", d, dt.datetime(YEAR - 1, 1, 1, tzinfo=dt.UTC)),
-            )
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("SET jit = off")
+        with conn.transaction():
+            for i in range(devices):
+                d = f"bench-{i:03d}"
+                conn.execute(
+                    "INSERT INTO sites (site_id, name, site_type, lat, lon) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (f"s-{i:03d}", f"Site {i}", "traffic", 59.7 + i * 1e-3, 10.2 + i * 1e-3),
+                )
+                conn.execute(
+                    "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (d,)
+                )
+                conn.execute(
+                    "INSERT INTO deployments (site_id, device_id, valid_from) VALUES (%s, %s, %s)",
+                    (f"s-{i:03d}", d, dt.datetime(YEAR - 1, 1, 1, tzinfo=dt.UTC)),
+                )
+        conn.execute("DROP INDEX IF EXISTS readings_device_ts_idx")
+        conn.execute("ALTER TABLE readings SET UNLOGGED")
+        t = time.perf_counter()
+        for d0 in range(0, devices, 10):
             conn.execute(
                 _LOAD,
                 {
-                    "d": d,
+                    "d0": d0,
+                    "d1": min(devices, d0 + 10),
                     "t0": dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC),
                     "n": n,
                     "step": f"{interval_min} minutes",
                     "w": interval_min * 60.0,
                 },
             )
-            print(f"loaded {d}", file=sys.stderr)
+            print(f"loaded devices {d0}..{min(devices, d0 + 10) - 1}", file=sys.stderr)
+        steps["insert"] = time.perf_counter() - t
+        t = time.perf_counter()
+        conn.execute(_INDEX)
+        steps["index"] = time.perf_counter() - t
+        t = time.perf_counter()
+        conn.execute("ALTER TABLE readings SET LOGGED")
+        steps["set logged"] = time.perf_counter() - t
+        t = time.perf_counter()
         cols = ", ".join(f"{q}_{s}" for q in VALUE_COLUMNS for s in ("n", "sum", "min", "max"))
         ok = "FILTER (WHERE flags & %(mask)s = 0)"
         stats = ", ".join(
             f"count({q}) {ok}, sum({q}::numeric) {ok}, min({q}) {ok}, max({q}) {ok}"
             for q in VALUE_COLUMNS
         )
-        conn.execute("SET jit = off")
-        conn.execute(_ROLLUP.format(cols=cols, stats=stats), {"mask": int(INVALIDATING_FLAGS)})
+        for i in range(devices):
+            conn.execute(
+                _ROLLUP.format(cols=cols, stats=stats),
+                {"mask": int(INVALIDATING_FLAGS), "d": f"bench-{i:03d}"},
+            )
+        steps["rollup_hourly"] = time.perf_counter() - t
+        print(f"rollups done {steps}", file=sys.stderr)
+        t = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
-    return devices * n
+        steps["vacuum analyze"] = time.perf_counter() - t
+    return devices * n, steps
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -145,19 +182,107 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def export(base: str, n_devices: int) -> tuple[int, float, int]:
+def export(base: str, n_devices: int, fmt: str = "csv") -> tuple[int, float, int]:
+    """(rows, seconds, bytes) of one year x ``n_devices`` as wide CSV (rows counted by line)
+    or Parquet (rows read back from the file's footer)."""
     params = [("device", f"bench-{i:03d}") for i in range(n_devices)]
     params += [("start", f"{YEAR}-01-01T00:00:00Z"), ("end", f"{YEAR + 1}-01-01T00:00:00Z")]
     rows = nbytes = 0
     t = time.perf_counter()
-    with httpx.stream(
-        "GET", f"{base}/api/v1/downloads/readings.csv", params=params, timeout=None
-    ) as r:
+    with (
+        tempfile.TemporaryFile() as fh,
+        httpx.stream(
+            "GET", f"{base}/api/v1/downloads/readings.{fmt}", params=params, timeout=None
+        ) as r,
+    ):
         r.raise_for_status()
-        for chunk in r.iter_bytes():
-            rows += chunk.count(b"\n")
+        for chunk in r.iter_raw(1 << 20):
             nbytes += len(chunk)
-    return rows - 1, time.perf_counter() - t, nbytes
+            if fmt == "csv":
+                rows += chunk.count(b"\n")
+            else:
+                fh.write(chunk)
+        secs = time.perf_counter() - t
+        if fmt == "csv":
+            rows -= 1  # header
+        else:
+            import pyarrow.parquet as pq
+
+            fh.seek(0)
+            rows = pq.ParquetFile(fh).metadata.num_rows
+    return rows, secs, nbytes
+
+
+def pg_copy_rate(url: str, n_devices: int) -> tuple[int, float]:
+    """Rows/s of PostgreSQL alone: the wide CSV's COPY of ``n_devices`` to /dev/null on the
+    server (no client, no API) - the ceiling the API's export is compared with."""
+    from luftnett.api import export as ex
+
+    cols = ex.columns("wide", False, 1.9125)
+    query = ex.select("wide", cols, False, False, False)
+    rows = 0
+    t = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET DateStyle = 'ISO, YMD'")
+        conn.execute("SET TIME ZONE 'UTC'")
+        cur = psycopg.ClientCursor(conn)
+        for i in range(n_devices):
+            params = {
+                "device": f"bench-{i:03d}",
+                "site": f"s-{i:03d}",
+                "start": dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC),
+                "end": dt.datetime(YEAR + 1, 1, 1, tzinfo=dt.UTC),
+                "ann": 0,
+            }
+            cur.execute(
+                psycopg.sql.SQL("COPY ({}) TO '/dev/null' WITH (FORMAT csv)").format(query),
+                params,
+            )
+            rows += cur.rowcount
+    return rows, time.perf_counter() - t
+
+
+def in_process(url: str, devices: int, reps: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 of the same series computed in-process by ``aggregate_json`` (SQL and the
+    little Python around it, no HTTP, no FastAPI)."""
+    import asyncio
+
+    from psycopg.rows import dict_row
+
+    from luftnett.api.queries import Scope, aggregate_json
+
+    async def run() -> dict[str, tuple[float, float]]:
+        rng = random.Random(2)
+        out = {}
+        async with await psycopg.AsyncConnection.connect(
+            url, autocommit=True, row_factory=dict_row
+        ) as conn:
+            await conn.execute("SET TIME ZONE 'UTC'")
+            await conn.execute("SET jit = off")
+            cases: dict[str, tuple[Any, Any, Any]] = {
+                "30-day hourly series (PM2.5)": (
+                    "hour",
+                    dt.datetime(YEAR, 6, 1, tzinfo=dt.UTC),
+                    dt.datetime(YEAR, 6, 30, 23, tzinfo=dt.UTC),
+                ),
+                "1 year of daily means (PM2.5)": (
+                    "day",
+                    dt.date(YEAR, 1, 1),
+                    dt.date(YEAR, 12, 31),
+                ),
+            }
+            for name, (period, a, b) in cases.items():
+                times = []
+                for k in range(reps + 3):
+                    scope = Scope(devices=(f"bench-{rng.randrange(devices):03d}",))
+                    t = time.perf_counter()
+                    await aggregate_json(conn, scope, ["pm25_ugm3"], period, "Europe/Oslo", a, b)
+                    if k >= 3:
+                        times.append((time.perf_counter() - t) * 1000)
+                out[name] = (statistics.median(times), _pct(times, 95))
+        return out
+
+    return asyncio.run(run())
 
 
 def serve(url: str, port: int) -> subprocess.Popen[bytes]:
@@ -196,36 +321,68 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--interval-min", type=int, default=5)
     ap.add_argument("--export-devices", type=int, default=50)
+    ap.add_argument(
+        "--pg-devices", type=int, default=5, help="devices of the PostgreSQL-alone COPY"
+    )
+    ap.add_argument("--parquet-devices", type=int, default=10)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--pg-dir",
+        type=Path,
+        help="keep the private PostgreSQL in this directory and leave it running, so a later "
+        "run reuses the loaded data (default: a temporary one, stopped at the end)",
+    )
+    ap.add_argument("--load-only", action="store_true", help="load the data, measure nothing")
+    ap.add_argument("--load-note", help="how the reused data were loaded, for the report")
     a = ap.parse_args(argv)
     pg = None
     url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
     if url is None:
-        base = Path(tempfile.mkdtemp(prefix="luftnett-bench-api-"))
+        base = a.pg_dir or Path(tempfile.mkdtemp(prefix="luftnett-bench-api-"))
+        base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o755)
         pg = EmbeddedPostgres(base, fast=True)
         url = pg.start()
+        if a.pg_dir is not None:
+            pg = None  # leave it running for the next run
     with psycopg.connect(url) as conn:
         apply_migrations(conn)
     t = time.perf_counter()
-    n_rows = load(url, a.devices, a.interval_min)
+    n_rows, load_steps = load(url, a.devices, a.interval_min)
     load_s = time.perf_counter() - t
+    print(f"loaded {n_rows:,} rows in {load_s:.0f} s {load_steps}", file=sys.stderr)
+    if a.load_only:
+        return 0
     port = free_port()
     server = serve(url, port)
     base_url = f"http://127.0.0.1:{port}"
+    load_start = os.getloadavg()[0]
+    waited = 0.0
     try:
-        lat = latency(base_url, a.devices, a.reps)
+        with exclusive("api latency") as w:
+            waited += w
+            load_timed = os.getloadavg()[0]
+            lat = latency(base_url, a.devices, a.reps)
+            inproc = in_process(url, a.devices, a.reps)
         with psycopg.connect(url, autocommit=True) as conn:  # hide the rollups: raw path
             conn.execute("ALTER TABLE rollup_hourly RENAME TO rollup_hourly_hidden")
         try:
-            raw = latency(base_url, a.devices, max(5, a.reps // 4))
+            with exclusive("api latency, raw path") as w:
+                waited += w
+                raw = latency(base_url, a.devices, max(5, a.reps // 8))
         finally:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ALTER TABLE rollup_hourly_hidden RENAME TO rollup_hourly")
         rss_before = vm_hwm_mb(server.pid)
-        rows, secs, nbytes = export(base_url, a.export_devices)
-        rss = vm_hwm_mb(server.pid)
+        with exclusive("api export") as w:
+            waited += w
+            load_export = os.getloadavg()[0]
+            rows, secs, nbytes = export(base_url, a.export_devices)
+            rss = vm_hwm_mb(server.pid)
+            pg_rows, pg_secs = pg_copy_rate(url, a.pg_devices)
+            pq_rows, pq_secs, pq_bytes = export(base_url, a.parquet_devices, "parquet")
+            rss_pq = vm_hwm_mb(server.pid)
     finally:
         server.terminate()
         server.wait(10)
@@ -235,15 +392,25 @@ def main(argv: list[str]) -> int:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     per_dev = 365 * 24 * 60 // a.interval_min
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in load_steps.items())
     lines = [
         "## API (bench/bench_api.py)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, shared with other work "
-        f"(load average at start {os.getloadavg()[0]:.1f})",
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, shared with three other "
+        f"sessions; timed parts inside bench/quiet.py's exclusive() (waited {waited:.0f} s "
+        f"for it); load average at start {load_start:.1f}, when the latency part began "
+        f"{load_timed:.1f}, when the export began {load_export:.1f}",
         f"- data: {a.devices} devices x 1 year of {a.interval_min}-minute readings = "
-        f"{n_rows:,} rows ({per_dev:,} per device), loaded in {load_s:.0f} s; PostgreSQL "
-        "without TimescaleDB; rollup_hourly filled in bulk",
+        f"{n_rows:,} rows ({per_dev:,} per device); PostgreSQL without TimescaleDB; "
+        + (
+            f"loaded in {load_s:.0f} s ({steps}): generate_series into an UNLOGGED table "
+            "without its index, index built after, table set LOGGED again; rollup_hourly "
+            "filled in bulk"
+            if load_steps
+            else "reused from an earlier run of this script (--pg-dir)"
+            + (f"; {a.load_note}" if a.load_note else "")
+        ),
         "",
         "| request (one device, random) | served from | p50 ms | p95 ms | target p95 |",
         "|---|---|---:|---:|---:|",
@@ -254,16 +421,37 @@ def main(argv: list[str]) -> int:
     ):
         p50, p95 = lat[name]
         lines.append(
-            f"| {name} | {lat[name + ' computed_from']} | {p50:.0f} | {p95:.0f} | < {target} |"
+            f"| {name}, HTTP | {lat[name + ' computed_from']} | {p50:.0f} | {p95:.0f} "
+            f"| < {target} |"
         )
-        p50, p95 = raw[name]
-        lines.append(f"| {name} | readings (rollups hidden) | {p50:.0f} | {p95:.0f} | – |")
+        q50, q95 = inproc[name]
+        lines.append(
+            f"| {name}, in-process aggregate_json (no HTTP) | rollup_hourly | {q50:.0f} "
+            f"| {q95:.0f} | – |"
+        )
+        r50, r95 = raw[name]
+        lines.append(f"| {name}, HTTP | readings (rollups hidden) | {r50:.0f} | {r95:.0f} | – |")
+    ratio = {
+        n: raw[n][0] / lat[n][0]
+        for n in ("30-day hourly series (PM2.5)", "1 year of daily means (PM2.5)")
+    }
     lines += [
+        "",
+        "Same-run ratios (p50): raw readings / rollups "
+        + ", ".join(f"{k.split(' (')[0]} {v:.1f}x" for k, v in ratio.items())
+        + "; HTTP / in-process "
+        + ", ".join(f"{k.split(' (')[0]} {lat[k][0] / inproc[k][0]:.2f}x" for k in ratio)
+        + ".",
         "",
         f"Export: 1 year x {a.export_devices} devices as wide CSV: {rows:,} rows, "
         f"{nbytes / 1e6:.0f} MB in {secs:.1f} s = **{rows / secs:,.0f} rows/s** "
         "(target >= 300,000); API server peak RSS (VmHWM) "
-        f"**{rss:.0f} MB** (before the export {rss_before:.0f} MB; target < 300 MB).",
+        f"**{rss:.0f} MB** (before the export {rss_before:.0f} MB; target < 300 MB). "
+        f"PostgreSQL alone (the same COPY to /dev/null on the server, {a.pg_devices} devices): "
+        f"{pg_rows / pg_secs:,.0f} rows/s; API / PostgreSQL alone = "
+        f"{(rows / secs) / (pg_rows / pg_secs):.2f}.",
+        f"Parquet: {a.parquet_devices} devices, {pq_rows:,} rows, {pq_bytes / 1e6:.0f} MB in "
+        f"{pq_secs:.1f} s = {pq_rows / pq_secs:,.0f} rows/s; peak RSS after it {rss_pq:.0f} MB.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
