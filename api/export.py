@@ -51,7 +51,7 @@ __all__ = [
 
 Shape = Literal["wide", "long", "openair"]
 CHUNK = 256 * 1024
-PARQUET_BATCH = 8 * 1024 * 1024
+PARQUET_BATCH = 4 * 1024 * 1024
 #: openair column names of the pollutants (others keep their luftnett names)
 OPENAIR_NAMES = {"pm1_ugm3": "pm1", "pm25_ugm3": "pm25", "pm10_ugm3": "pm10", "no2_ppb": "no2"}
 WIND = {"ws_ms": "ws", "wd_deg": "wd"}
@@ -499,7 +499,11 @@ async def _produce(
 
 
 async def _copy_chunks(
-    pool: AsyncConnectionPool[Any], queries: Queries, segs: list[Segment], header: bool
+    pool: AsyncConnectionPool[Any],
+    queries: Queries,
+    segs: list[Segment],
+    header: bool,
+    lookahead: int = LOOKAHEAD,
 ) -> AsyncIterator[bytes]:
     """CSV bytes of the queries over every segment, in order, in chunks of ~CHUNK bytes.
 
@@ -516,7 +520,7 @@ async def _copy_chunks(
         if nxt is None:
             return
         i, seg = nxt
-        q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max(1, LOOKAHEAD // CHUNK))
+        q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max(1, lookahead // CHUNK))
         task = asyncio.create_task(_produce(pool, queries, seg, header and i == 0, q))
         running.append((task, q))
 
@@ -611,7 +615,9 @@ async def stream_parquet(
     def convert(data: bytes) -> None:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            read_options=pacsv.ReadOptions(
+                column_names=names, block_size=1 << 22, use_threads=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=read_types,
                 strings_can_be_null=True,
@@ -630,7 +636,8 @@ async def stream_parquet(
 
     pending = bytearray()
     try:
-        async for chunk in _copy_chunks(pool, queries, segs, header=False):
+        # pyarrow's batches cost memory of their own: a shorter lookahead
+        async for chunk in _copy_chunks(pool, queries, segs, header=False, lookahead=CHUNK * 16):
             pending += chunk
             if len(pending) >= PARQUET_BATCH:
                 cut = pending.rfind(b"\n") + 1
