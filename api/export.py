@@ -22,6 +22,7 @@ Shapes (columns in :func:`columns`):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 from collections import deque
 from collections.abc import AsyncIterator
@@ -634,6 +635,10 @@ async def stream_parquet(
         ]
         writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
+    # one worker thread per export: pyarrow and the allocator keep per-thread state, so
+    # spreading batches over the default pool's threads costs memory for nothing
+    pool_1 = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parquet")
+    loop = asyncio.get_running_loop()
     pending = bytearray()
     try:
         # pyarrow's batches cost memory of their own: a shorter lookahead
@@ -643,12 +648,13 @@ async def stream_parquet(
                 cut = pending.rfind(b"\n") + 1
                 data = bytes(pending[:cut])
                 del pending[:cut]
-                await asyncio.to_thread(convert, data)
+                await loop.run_in_executor(pool_1, convert, data)
                 yield sink.drain()
         if pending:
-            await asyncio.to_thread(convert, bytes(pending))
-        await asyncio.to_thread(writer.close)
+            await loop.run_in_executor(pool_1, convert, bytes(pending))
+        await loop.run_in_executor(pool_1, writer.close)
         yield sink.drain()
     finally:
+        pool_1.shutdown(wait=True)  # a batch still converting finishes before the close
         if writer.is_open:
             writer.close()
