@@ -545,12 +545,12 @@ _LABEL = {
 }
 
 #: the rows of :func:`aggregate` as one JSON array written by PostgreSQL (same keys and
-#: values), concatenated in the order of the sorted subquery (PostgreSQL's documented way to
-#: order an aggregate's input without sorting it again). Text is put together with concat():
-#: json_build_object costs three times as much per row. Every string is a quantity name (a
-#: checked identifier), a formatted time or a constant, so nothing needs escaping; numbers
-#: are rounded in float8 (cheap) and NULL becomes null. The UTC offset of Europe/Oslo is
-#: +01:00 or +02:00.
+#: values), concatenated in (quantity, period) order: an explicit ORDER BY in the aggregate,
+#: since a sorted subquery only "usually" orders an aggregate's input. Text is put together
+#: with concat(): json_build_object costs three times as much per row. Every string is a
+#: quantity name (a checked identifier), a formatted time or a constant, so nothing needs
+#: escaping; numbers are rounded in float8 (cheap) and NULL becomes null. The UTC offset of
+#: Europe/Oslo is +01:00 or +02:00.
 _ROWS_JSON = """
 WITH a AS ({inner})
 SELECT '[' || coalesce(string_agg(concat(
@@ -577,17 +577,18 @@ SELECT '[' || coalesce(string_agg(concat(
     ',"mean":', coalesce((round(mean::float8 * 1000) / 1000)::text, 'null'),
     ',"min":', coalesce((round(vmin::float8 * 1000) / 1000)::text, 'null'),
     ',"max":', coalesce((round(vmax::float8 * 1000) / 1000)::text, 'null'),
-    '}}'), ','), '') || ']' AS rows_json,
+    '}}'), ',' ORDER BY quantity, period_start), '') || ']' AS rows_json,
     json_agg(json_build_object('quantity', quantity, 'n', st_n, 'min', st_min,
-        'max', st_max, 'mean', st_mean, 'sd', st_sd, 'pct', st_pct)) FILTER (WHERE first)::text
+        'max', st_max, 'mean', st_mean, 'sd', st_sd, 'pct', st_pct) ORDER BY quantity)
+        FILTER (WHERE first)::text
         AS stats_json
 FROM (
     SELECT a.*,
            CASE WHEN %(is_hour)s THEN a.per_hour * %(n_scope)s ELSE a.hours * %(n_scope)s END
                AS expected,
            CASE WHEN %(is_hour)s THEN a.n_valid ELSE a.hours_valid END AS observed,
-           -- a's rows come ordered by quantity and time: the first of each quantity
-           a.quantity IS DISTINCT FROM lag(a.quantity) OVER () AS first
+           -- the first row of each quantity carries its summary statistics
+           row_number() OVER (PARTITION BY a.quantity ORDER BY a.period_start) = 1 AS first
     FROM a
 ) e
 """
