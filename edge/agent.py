@@ -79,9 +79,8 @@ class SensorReader:
         interval = getattr(self.driver, "INTERVAL_S", None)
         if cfg.awake_s is not None and interval:
             self.averager.expected_n = (cfg.awake_s - cfg.warmup_s) / interval
+        # sensor_list() refused awake_s for a driver without SLEEP_COMMANDS/WAKE_COMMANDS
         self.duty = duty_commands(self.driver) if cfg.awake_s is not None else None
-        if cfg.awake_s is not None and self.duty is None:
-            log.warning("driver cannot sleep; duty cycle ignored", extra={"model": cfg.model})
         self.frames = 0
         self.errors: Counter[str] = Counter()
         self.awake: bool | None = None
