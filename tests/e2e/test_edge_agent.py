@@ -360,6 +360,8 @@ def test_sigkill_mid_publish_then_restart_with_the_same_outbox(
         first = subprocess.Popen(cmd, env=env, stderr=log1)
         try:
             wait_until(lambda: len(_stored(pg_url, device_id)) >= 5, 20, "readings from run 1")
+            # `edge run` replaced itself with the lean agent process: same PID, no settings code
+            assert b"luftnett.edge.lean" in Path(f"/proc/{first.pid}/cmdline").read_bytes()
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
