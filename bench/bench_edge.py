@@ -4,8 +4,10 @@
     python bench/bench_edge.py --no-write     # prints only
     python bench/bench_edge.py --duration 20  # a shorter resource run
 
-1. Resources: ``luftnett edge run`` in its own process with 4 SDS011 emulators on ptys at the
-   real 1 s cadence (60 s windows, 30 s warm-up), publishing to a local Mosquitto, for
+1. Resources: ``luftnett edge run`` (which execs its lean agent process, same PID) with four
+   emulated sensors of the real mix on ptys at their real cadences — SDS011 (1 frame/s),
+   PMS5003 (every 2.3 s), SPS30 (polled each second, SHDLC) and DGS-NO2 (one line per CR each
+   second) — 60 s windows, 30 s warm-up, publishing to a local Mosquitto, for
    ``--duration`` seconds after a 10 s settling time: RSS (VmRSS at the end, VmHWM peak) and CPU
    (utime + stime from /proc, over the wall time). Targets: < 40 MB, < 2 % of one core.
 2. Replay: an outbox holding 1,440 (a 1-minute agent after 24 h offline) and 86,400 (a 1-second
@@ -31,9 +33,15 @@ from typing import Any
 
 from luftnett.edge.agent import EdgeAgent, EdgeConfig, SensorConfig
 from luftnett.edge.outbox import Outbox
+from luftnett.firmware_sim.no2_uart import DgsEmulator
+from luftnett.firmware_sim.pms import PmsEmulator
 from luftnett.firmware_sim.pty import PtyHost
 from luftnett.firmware_sim.sds011 import Sds011Emulator
+from luftnett.firmware_sim.sps30 import Sps30Emulator
 from luftnett.servers import EmbeddedMosquitto
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quiet import exclusive
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -54,11 +62,20 @@ def _proc(pid: int) -> tuple[float, int, int]:
 def bench_resources(
     url: str, tmp: Path, duration_s: float, arena_max: str | None = None
 ) -> dict[str, float]:
-    hosts = [PtyHost(Sds011Emulator(lambda t: (10 + t % 7, 15 + t % 5))).start() for _ in range(4)]
+    def pm(t: float) -> tuple[float, float]:
+        return 10 + t % 7, 15 + t % 5
+
+    mix: list[tuple[str, Any]] = [
+        ("sds011", Sds011Emulator(pm)),
+        ("pms5003", PmsEmulator(pm)),
+        ("sps30", Sps30Emulator(pm)),
+        ("dgs-no2", DgsEmulator(lambda t: (12 + t % 9, 18.0, 55.0))),
+    ]
+    hosts = [PtyHost(emu).start() for _, emu in mix]
     config = tmp / "edge.toml"
     sensors = "".join(
-        f'[[edge.sensors]]\nmodel = "sds011"\nport = "{h.path}"\nname = "pm-{i}"\n'
-        for i, h in enumerate(hosts)
+        f'[[edge.sensors]]\nmodel = "{model}"\nport = "{h.path}"\n'
+        for (model, _), h in zip(mix, hosts, strict=True)
     )
     config.write_text(
         f'home = "{tmp / "home"}"\nmqtt_url = "{url}"\nlog_level = "WARNING"\n'
@@ -75,17 +92,21 @@ def bench_resources(
     )
     try:
         time.sleep(10)  # imports, connect, ports open
-        cpu0, _, _ = _proc(proc.pid)
-        t0 = time.monotonic()
-        time.sleep(duration_s)
-        cpu1, rss, hwm = _proc(proc.pid)
-        wall = time.monotonic() - t0
+        with exclusive("edge agent resources"):
+            cpu0, _, _ = _proc(proc.pid)
+            t0 = time.monotonic()
+            time.sleep(duration_s)
+            cpu1, rss, hwm = _proc(proc.pid)
+            wall = time.monotonic() - t0
         frames = sum(h.emulator.frames_sent for h in hosts)  # type: ignore[attr-defined]
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+
     finally:
         proc.terminate()
         proc.wait(30)
         for h in hosts:
             h.stop()
+    assert b"luftnett.edge.lean" in cmdline, cmdline  # the lean process, same PID
     return {
         "cpu_pct": 100 * (cpu1 - cpu0) / wall,
         "rss_mb": rss / 1024,
@@ -150,14 +171,15 @@ def bench_replay(url: str, tmp: Path, n: int) -> dict[str, float]:
             )
         )
         assert len(agent.outbox) == n
-        t_start = time.perf_counter()
-        agent.start()
-        agent._connected.wait(10)
-        t0 = time.perf_counter()  # the link is up: replay starts
-        connect_s = t0 - t_start
-        while len(agent.outbox):
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - t0
+        with exclusive(f"edge replay {n}"):
+            t_start = time.perf_counter()
+            agent.start()
+            agent._connected.wait(10)
+            t0 = time.perf_counter()  # the link is up: replay starts
+            connect_s = t0 - t_start
+            while len(agent.outbox):
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - t0
         published = agent.counts["published"]
         agent.stop(0)
     assert published == n, (published, n)
@@ -173,10 +195,12 @@ def bench_replay(url: str, tmp: Path, n: int) -> dict[str, float]:
 def bench_commit(tmp: Path, n: int = 2000) -> dict[str, float]:
     box = Outbox(tmp / "commit.outbox")
     lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        box.append(_reading(i))
-        lat.append(time.perf_counter() - t)
+    docs = [_reading(i) for i in range(n)]
+    with exclusive("edge outbox commit"):
+        for doc in docs:
+            t = time.perf_counter()
+            box.append(doc)
+            lat.append(time.perf_counter() - t)
     box.close()
     q = statistics.quantiles(lat, n=100)
     return {"n": n, "p50_ms": 1000 * q[49], "p99_ms": 1000 * q[98], "mean_ms": 1000 * sum(lat) / n}
@@ -235,7 +259,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=60.0, help="resource run, seconds")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--resources-only", action="store_true", help="only the RSS/CPU run; print")
     args = ap.parse_args()
+    if args.resources_only:
+        with tempfile.TemporaryDirectory(prefix="bench-edge-") as d:
+            broker = EmbeddedMosquitto(Path(d) / "broker")
+            try:
+                print("resources", bench_resources(broker.start(), Path(d), args.duration))
+            finally:
+                broker.stop()
+        return
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as d:
         tmp = Path(d)
         broker = EmbeddedMosquitto(tmp / "broker")
