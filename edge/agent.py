@@ -311,7 +311,7 @@ class EdgeAgent:
                     self.outbox.append(r)
                 except sqlite3.Error:
                     log.exception("outbox write failed; reading lost")
-                    self.outbox.lost += 1
+                    self.outbox.count_lost()
                     continue
                 self._counts["readings"] += 1
         self._wake.set()
@@ -391,5 +391,10 @@ class EdgeAgent:
             with self._inflight_lock:
                 seqs = self._inflight.pop(mid, None)
             if seqs:
-                self.outbox.delete(seqs)
+                try:
+                    self.outbox.delete(seqs)
+                except sqlite3.Error:
+                    # kept: sent again from the outbox later, and the collector drops the copy
+                    log.exception("outbox delete failed; acknowledged readings kept")
+                    continue
                 self._counts["published"] += len(seqs)
