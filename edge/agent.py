@@ -171,7 +171,12 @@ class EdgeAgent:
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
         self.sensors = [SensorReader(s, self) for s in cfg.sensor_list()]
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox_max_rows, cfg.outbox_max_bytes)
+        self.outbox = Outbox(
+            cfg.outbox_path,
+            cfg.outbox_max_rows,
+            cfg.outbox_max_bytes,
+            reserve_bytes=cfg.outbox_reserve_bytes,
+        )
         self.clock: ClockStatus = check_clock(cfg.clock_check)
         if self.clock.suspect:
             log.warning("device clock suspect", extra={"reason": self.clock.reason})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from luftnett.edge import drivers
 from luftnett.edge.clock import ClockCheck
-from luftnett.edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
+from luftnett.edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_RESERVE_BYTES
 from luftnett.errors import ConfigError
 
 if TYPE_CHECKING:  # the agent's own process never imports the settings (see edge/lean.py)
@@ -56,6 +56,7 @@ class EdgeConfig:
     max_inflight: int = 20  # messages awaiting PUBACK
     outbox_max_rows: int = DEFAULT_MAX_ROWS
     outbox_max_bytes: int = DEFAULT_MAX_BYTES
+    outbox_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # released when the disk is full
     clock_check: ClockCheck = "year"
     health_interval_s: float = 60.0
     username: str | None = None  # else from the URL

@@ -11,17 +11,18 @@ only).
 readings are deleted in the same transaction.
 
 **Full disk: a reserve, then a ring buffer of the size the outbox had.** Beside the outbox lies
-``<outbox>.reserve``, ``reserve_bytes`` of allocated disk (1 MiB by default; made when there is
-room for twice that). The first ``SQLITE_FULL`` — the file system has no room left, whoever
-filled it — deletes the reserve, moves the WAL into the database file
-(``wal_checkpoint(TRUNCATE)``) and caps the database at the pages it has (``max_page_count``).
-From then on the outbox never grows: a reading that finds no free page sheds the oldest
-readings, 16 first, then twice as many each time, until it fits — deleted rows free their pages
-for the next ones, and the WAL (checkpointed every 64 pages) stays within the released reserve.
-Only when the outbox is empty and the reading still does not fit is it lost: it gets no ``seq``
-(no gap) and is counted as ``lost``. Once a minute the outbox looks at the free space; with room
-for twice the reserve again it remakes the reserve and lifts the cap. Without a reserve (it
-could never be made) the same steps are tried and may lose readings sooner.
+``<outbox>.reserve``, ``reserve_bytes`` of allocated disk (1 MiB by default; made when there is room
+for twice that). The first ``SQLITE_FULL`` — the file system has no room left, whoever filled it —
+deletes the reserve, moves the WAL into the database file (``wal_checkpoint(RESTART)``: the WAL file
+keeps its space for reuse) and caps the database (``max_page_count``) at the pages it has plus a
+quarter of the released reserve. The WAL is checkpointed every quarter-reserve of pages, so the
+checkpoint, the WAL and the cap fit in the reserve together. From then on the outbox does not grow
+past the cap: a reading that finds no free page sheds the oldest readings, 16 first, then twice as
+many each time, until it fits — deleted rows free their pages for the next ones. Only when the
+outbox is empty and the reading still does not fit is it lost: it gets no ``seq`` (no gap) and is
+counted as ``lost``. Once a minute the outbox looks at the free space; with room for twice the
+reserve again it remakes the reserve and lifts the cap. Without a reserve (it could never be made)
+the same steps are tried and may lose readings sooner.
 
 **Never silent.** ``shed`` and ``lost`` are kept in the outbox file (they survive restarts),
 go out together as ``readings_shed`` on the status topic, and are logged (at most once a minute
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_ROWS = 500_000
 DEFAULT_MAX_BYTES = 200_000_000
 DEFAULT_RESERVE_BYTES = 1 << 20
-WAL_CHECKPOINT_PAGES = 64  # the WAL stays near 256 kB: well inside the reserve
 SHED_FIRST = 16  # rows shed at the first try on a full disk; doubled at each further try
 _LOG_EVERY_S = 60.0
 _SPACE_CHECK_S = 60.0
@@ -105,8 +105,13 @@ class Outbox:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        self._db.execute(f"PRAGMA journal_size_limit={4096 * WAL_CHECKPOINT_PAGES * 2}")
+        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+        self._page_size = int(page_size)
+        # a quarter of the reserve each: WAL, checkpoint into the file, growth under the cap
+        quarter = max(4, reserve_bytes // 4 // self._page_size) if reserve_bytes else 64
+        self._quarter_pages = quarter
+        self._db.execute(f"PRAGMA wal_autocheckpoint={quarter}")
+        self._db.execute(f"PRAGMA journal_size_limit={2 * quarter * self._page_size}")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "stored_at" not in columns:  # an outbox written by agent 0.1
@@ -191,11 +196,12 @@ class Outbox:
         """First full disk: release the reserve, checkpoint the WAL, stop the file growing."""
         released = self._remove_reserve()
         try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("PRAGMA wal_checkpoint(RESTART)")
         except sqlite3.OperationalError as exc:
             log.error("outbox checkpoint failed on a full disk", extra={"error": str(exc)})
         (pages,) = self._db.execute("PRAGMA page_count").fetchone()
-        self._db.execute(f"PRAGMA max_page_count={int(pages)}")
+        pages = int(pages) + (self._quarter_pages if released else 0)
+        self._db.execute(f"PRAGMA max_page_count={pages}")
         self.capped = True
         self._next_space_check = float(self._clock()) + _SPACE_CHECK_S
         log.error(
@@ -204,7 +210,7 @@ class Outbox:
             extra={
                 "path": str(self.path),
                 "reserve_released": released,
-                "pages": int(pages),
+                "max_pages": pages,
                 "depth": self._depth,
             },
         )
