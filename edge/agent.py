@@ -79,9 +79,8 @@ class SensorReader:
         interval = getattr(self.driver, "INTERVAL_S", None)
         if cfg.awake_s is not None and interval:
             self.averager.expected_n = (cfg.awake_s - cfg.warmup_s) / interval
+        # sensor_list() refused awake_s for a driver without SLEEP_COMMANDS/WAKE_COMMANDS
         self.duty = duty_commands(self.driver) if cfg.awake_s is not None else None
-        if cfg.awake_s is not None and self.duty is None:
-            log.warning("driver cannot sleep; duty cycle ignored", extra={"model": cfg.model})
         self.frames = 0
         self.errors: Counter[str] = Counter()
         self.awake: bool | None = None
@@ -172,7 +171,12 @@ class EdgeAgent:
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
         self.sensors = [SensorReader(s, self) for s in cfg.sensor_list()]
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox_max_rows, cfg.outbox_max_bytes)
+        self.outbox = Outbox(
+            cfg.outbox_path,
+            cfg.outbox_max_rows,
+            cfg.outbox_max_bytes,
+            reserve_bytes=cfg.outbox_reserve_bytes,
+        )
         self.clock: ClockStatus = check_clock(cfg.clock_check)
         if self.clock.suspect:
             log.warning("device clock suspect", extra={"reason": self.clock.reason})
@@ -312,7 +316,7 @@ class EdgeAgent:
                     self.outbox.append(r)
                 except sqlite3.Error:
                     log.exception("outbox write failed; reading lost")
-                    self.outbox.lost += 1
+                    self.outbox.count_lost()
                     continue
                 self._counts["readings"] += 1
         self._wake.set()
@@ -392,5 +396,10 @@ class EdgeAgent:
             with self._inflight_lock:
                 seqs = self._inflight.pop(mid, None)
             if seqs:
-                self.outbox.delete(seqs)
+                try:
+                    self.outbox.delete(seqs)
+                except sqlite3.Error:
+                    # kept: sent again from the outbox later, and the collector drops the copy
+                    log.exception("outbox delete failed; acknowledged readings kept")
+                    continue
                 self._counts["published"] += len(seqs)

@@ -55,12 +55,15 @@ def edge_run(
 
     Readings wait in a durable outbox on disk until the broker acknowledges them. SIGTERM
     (systemd stop) and Ctrl-C stop gracefully: reading stops, the backlog gets 2 s to drain,
-    the retained status says offline.
+    the retained status says offline. With a configured broker (mqtt_url) the config is checked
+    here, then the process replaces itself (same PID) with a lean one that loads no settings
+    code; with the demo's embedded broker the agent runs in this process.
 
     Example:  luftnett edge run --config /etc/luftnett/edge.toml
     """
-    from luftnett.connect import broker_url
-    from luftnett.edge.agent import EdgeAgent
+    import logging
+
+    from luftnett.connect import broker_url, parse_mqtt_url
     from luftnett.edge.config import from_settings
 
     s = _settings(ctx, config_file)
@@ -75,6 +78,21 @@ def edge_run(
         if v is not None
     }
     s = s.model_copy(update={"edge": s.edge.model_copy(update=overrides)})
+    if s.mqtt_url is not None:
+        from luftnett.edge.lean import exec_agent
+
+        cfg = from_settings(s, s.mqtt_url)
+        parse_mqtt_url(cfg.mqtt_url)  # a bad URL is refused here, with the CLI's one line
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        try:
+            exec_agent(cfg, level)
+        except OSError as exc:
+            logging.getLogger(__name__).warning(
+                "cannot start the lean agent process; running in this one",
+                extra={"error": str(exc)},
+            )
+    from luftnett.edge.agent import EdgeAgent
+
     signal.signal(signal.SIGTERM, _term_as_interrupt)
     with broker_url(s) as url:
         cfg = from_settings(s, url)

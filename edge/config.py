@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from luftnett.edge import drivers
 from luftnett.edge.clock import ClockCheck
-from luftnett.edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
+from luftnett.edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_RESERVE_BYTES
 from luftnett.errors import ConfigError
-from luftnett.settings import Settings
+
+if TYPE_CHECKING:  # the agent's own process never imports the settings (see edge/lean.py)
+    from luftnett.settings import Settings
 
 __all__ = ["EdgeConfig", "SensorConfig", "duty_commands", "from_settings"]
 
@@ -53,6 +56,7 @@ class EdgeConfig:
     max_inflight: int = 20  # messages awaiting PUBACK
     outbox_max_rows: int = DEFAULT_MAX_ROWS
     outbox_max_bytes: int = DEFAULT_MAX_BYTES
+    outbox_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # released when the disk is full
     clock_check: ClockCheck = "year"
     health_interval_s: float = 60.0
     username: str | None = None  # else from the URL
@@ -73,6 +77,11 @@ class EdgeConfig:
                     raise ConfigError(f"sensor name {s.name!r} is used twice; names must differ")
                 name = f"{s.model}-{seen[name]}"
             window = s.window_s or self.window_s
+            if s.awake_s is not None and duty_commands(drivers.get(s.model)) is None:
+                raise ConfigError(
+                    f"sensor {name}: a {s.model} has no sleep the agent uses, so it cannot "
+                    "have a duty cycle; remove awake_s (see docs/edge.md)"
+                )
             if s.awake_s is not None and not s.warmup_s < s.awake_s < window:
                 raise ConfigError(
                     f"sensor {name}: awake_s must lie between warmup_s ({s.warmup_s:g}) and "
@@ -86,22 +95,12 @@ class EdgeConfig:
 
 
 def duty_commands(driver: ModuleType) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
-    """``(sleep, wake)`` command sequences of a driver, None if it cannot sleep.
+    """``(sleep, wake)`` command sequences of a driver, None if it has no duty cycle.
 
-    A driver offers ``SLEEP_COMMANDS``/``WAKE_COMMANDS`` or single ``SLEEP``/``WAKE`` commands;
-    waking resends ``INIT_COMMANDS`` too (they put the sensor back into measuring). The SDS011
-    driver has a command builder only, so its sleep/work commands are built here.
+    A driver that can sleep exports both ``SLEEP_COMMANDS`` and ``WAKE_COMMANDS``.
     """
-    init: tuple[bytes, ...] = tuple(getattr(driver, "INIT_COMMANDS", ()))
     sleep = getattr(driver, "SLEEP_COMMANDS", None)
     wake = getattr(driver, "WAKE_COMMANDS", None)
-    if sleep is None and isinstance(getattr(driver, "SLEEP", None), bytes):
-        sleep = (driver.SLEEP,)
-    if wake is None and isinstance(getattr(driver, "WAKE", None), bytes):
-        wake = (driver.WAKE, *init)
-    if sleep is None and getattr(driver, "MODEL", "") == "sds011":
-        sleep = (driver.command(driver.CMD_SLEEP_WORK, b"\x01\x00"),)
-        wake = init  # the SDS011's INIT_COMMANDS start with "set work"
     if sleep is None or wake is None:
         return None
     return tuple(sleep), tuple(wake)

@@ -6,35 +6,56 @@ are never reused, even across restarts. Every commit is fsync'd (``synchronous=F
 the broker's PUBACK for the message that carried it (paho keeps unacknowledged messages in memory
 only).
 
-**Bound and full-disk policy: shed the oldest, count it, say it.** The outbox holds at most
-``max_rows`` readings and ``max_bytes`` bytes of reading JSON. When a new reading would break
-the bound, the *oldest* readings are deleted in the same transaction. When the disk itself is
-full (``SQLITE_FULL``), a tenth of the backlog is shed and the write retried once; if that
-fails too the new reading is lost. Either way the loss is counted — ``shed`` is kept on disk,
-survives restarts and goes out on the status topic — and logged (at most once a minute). Why the
-oldest: after a long outage the recent past is what a city reacts to (alerts, the live map),
-old readings of a buffer that overflowed are already a gap the network knows about, and a ring
-buffer keeps the write path identical when full. Shed readings leave a gap in ``seq`` that the
-status topic explains (``readings_shed``); nothing else ever does.
+**Bound: shed the oldest, count it, say it.** The outbox holds at most ``max_rows`` readings and
+``max_bytes`` bytes of reading JSON. When a new reading would break the bound, the *oldest*
+readings are deleted in the same transaction.
+
+**Full disk: a reserve, then a ring buffer of the size the outbox had.** Beside the outbox lies
+``<outbox>.reserve``, ``reserve_bytes`` of allocated disk (1 MiB by default; made when there is room
+for twice that). The first ``SQLITE_FULL`` — the file system has no room left, whoever filled it —
+deletes the reserve, moves the WAL into the database file (``wal_checkpoint(RESTART)``: the WAL file
+keeps its space for reuse) and caps the database (``max_page_count``) at the pages it has plus a
+quarter of the released reserve. The WAL is checkpointed every quarter-reserve of pages, so the
+checkpoint, the WAL and the cap fit in the reserve together. From then on the outbox does not grow
+past the cap: a reading that finds no free page sheds the oldest readings, 16 first, then twice as
+many each time, until it fits — deleted rows free their pages for the next ones. Only when the
+outbox is empty and the reading still does not fit is it lost: it gets no ``seq`` (no gap) and is
+counted as ``lost``. Once a minute the outbox looks at the free space; with room for twice the
+reserve again it remakes the reserve and lifts the cap. Without a reserve (it could never be made)
+the same steps are tried and may lose readings sooner.
+
+**Never silent.** ``shed`` and ``lost`` are kept in the outbox file (they survive restarts),
+go out together as ``readings_shed`` on the status topic, and are logged (at most once a minute
+for shedding; at once for the reserve and every lost reading). Why the oldest: after a long
+outage the recent past is what a city reacts to (alerts, the live map), old readings of a
+buffer that overflowed are already a gap the network knows about, and a ring buffer keeps the
+write path identical when full. Shed readings leave a gap in ``seq`` that the status topic
+explains (``readings_shed``); nothing else ever does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "Outbox"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "DEFAULT_RESERVE_BYTES", "Outbox"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 500_000
 DEFAULT_MAX_BYTES = 200_000_000
+DEFAULT_RESERVE_BYTES = 1 << 20
+SHED_FIRST = 16  # rows shed at the first try on a full disk; doubled at each further try
 _LOG_EVERY_S = 60.0
+_SPACE_CHECK_S = 60.0
+_NO_CAP = 1_073_741_823  # SQLite's default max_page_count
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -45,6 +66,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('shed', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('lost', 0);
 """
 
 
@@ -60,7 +82,8 @@ def _rollback(db: sqlite3.Connection) -> None:
 class Outbox:
     """Readings waiting for the broker's acknowledgement, oldest first.
 
-    Thread-safe (one lock). ``clock`` gives UNIX seconds for ``stored_at`` (injectable).
+    Thread-safe (one lock). ``clock`` gives UNIX seconds for ``stored_at`` and for the
+    once-a-minute look at the free space (injectable). ``reserve_bytes`` = 0: no reserve.
     """
 
     def __init__(
@@ -69,6 +92,7 @@ class Outbox:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Any = time.time,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         if max_rows < 1 or max_bytes < 1:
             raise ValueError(f"outbox bounds must be positive (got {max_rows}, {max_bytes})")
@@ -81,6 +105,13 @@ class Outbox:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
+        self._page_size = int(page_size)
+        # a quarter of the reserve each: WAL, checkpoint into the file, growth under the cap
+        quarter = max(4, reserve_bytes // 4 // self._page_size) if reserve_bytes else 64
+        self._quarter_pages = quarter
+        self._db.execute(f"PRAGMA wal_autocheckpoint={quarter}")
+        self._db.execute(f"PRAGMA journal_size_limit={2 * quarter * self._page_size}")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "stored_at" not in columns:  # an outbox written by agent 0.1
@@ -90,36 +121,145 @@ class Outbox:
         ).fetchone()
         self._depth, self._bytes = int(depth), int(nbytes)
         self.lost = 0  # readings that could not be written at all (disk full), this process
+        self._lost_unsaved = 0  # of those, not yet counted in the file
         self._logged_shed = self.shed_total
         self._last_log = -_LOG_EVERY_S
+        self.reserve_path = path.with_name(path.name + ".reserve")
+        self.reserve_bytes = reserve_bytes
+        self.capped = False  # the disk was full: the database may not grow (see module doc)
+        self._next_space_check = 0.0
+        self._make_reserve()
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, reading: dict[str, Any]) -> int | None:
         """Store a reading (without ``seq``); return its sequence number, None if it was lost.
 
-        Committed and fsync'd on return. May shed the oldest readings to stay in bounds.
+        Committed and fsync'd on return. May shed the oldest readings to stay in bounds or to
+        make room on a full disk (module doc).
         """
         with self._lock:
+            if self.capped:
+                self._maybe_uncap()
             try:
-                seq = self._append(reading)
+                seq: int | None = self._append(reading)
             except sqlite3.OperationalError as exc:
                 if not _is_full(exc):
                     raise
-                log.error("outbox disk full; shedding oldest", extra={"path": str(self.path)})
-                try:
-                    self._shed_locked(max(1, self._depth // 10))
-                    seq = self._append(reading)
-                except sqlite3.OperationalError as again:
-                    if not _is_full(again):
-                        raise
-                    self.lost += 1
-                    log.error(
-                        "outbox disk full; reading lost",
-                        extra={"path": str(self.path), "lost": self.lost},
-                    )
-                    return None
+                seq = self._append_when_full(reading)
             self._maybe_log_shed()
             return seq
+
+    def count_lost(self, n: int = 1) -> None:
+        """Count readings the agent could not store at all (kept in the file when it can be)."""
+        with self._lock:
+            self.lost += n
+            self._lost_unsaved += n
+
+    # -- full disk -------------------------------------------------------------------------
+    def _append_when_full(self, reading: dict[str, Any]) -> int | None:
+        if not self.capped:
+            self._cap()
+            seq = self._try_append(reading)
+            if seq is not None:
+                return seq
+        n = SHED_FIRST
+        while self._depth:
+            try:
+                # the WAL restarts from its beginning: a delete reuses its space, needs none more
+                self._db.execute("PRAGMA wal_checkpoint(RESTART)")
+                self._shed_locked(min(n, self._depth))
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                break  # not even a delete fits
+            seq = self._try_append(reading)
+            if seq is not None:
+                return seq
+            n *= 2
+        self.lost += 1
+        self._lost_unsaved += 1
+        log.error(
+            "outbox disk full; reading lost",
+            extra={"path": str(self.path), "lost": self.lost, "depth": self._depth},
+        )
+        return None
+
+    def _try_append(self, reading: dict[str, Any]) -> int | None:
+        try:
+            return self._append(reading)
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            return None
+
+    def _cap(self) -> None:
+        """First full disk: release the reserve, checkpoint the WAL, stop the file growing."""
+        released = self._remove_reserve()
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.OperationalError as exc:
+            log.error("outbox checkpoint failed on a full disk", extra={"error": str(exc)})
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        pages = int(pages) + (self._quarter_pages if released else 0)
+        self._db.execute(f"PRAGMA max_page_count={pages}")
+        self.capped = True
+        self._next_space_check = float(self._clock()) + _SPACE_CHECK_S
+        log.error(
+            "outbox disk full: reserve released, outbox kept at its size, oldest readings shed "
+            "as needed",
+            extra={
+                "path": str(self.path),
+                "reserve_released": released,
+                "max_pages": pages,
+                "depth": self._depth,
+            },
+        )
+
+    def _maybe_uncap(self) -> None:
+        now = float(self._clock())
+        if now < self._next_space_check:
+            return
+        self._next_space_check = now + _SPACE_CHECK_S
+        if self.reserve_bytes and not self._make_reserve():
+            return
+        if not self.reserve_bytes and self._free_bytes() < 2 * DEFAULT_RESERVE_BYTES:
+            return
+        self._db.execute(f"PRAGMA max_page_count={_NO_CAP}")
+        self.capped = False
+        log.warning("outbox disk has room again: reserve remade", extra={"path": str(self.path)})
+
+    def _free_bytes(self) -> int:
+        st = os.statvfs(self.path.parent)
+        return st.f_bavail * st.f_frsize
+
+    def _make_reserve(self) -> bool:
+        """Make the reserve if there is room for twice its size; True if it is in place."""
+        if not self.reserve_bytes:
+            return False
+        with contextlib.suppress(OSError):
+            if self.reserve_path.stat().st_size >= self.reserve_bytes:
+                return True
+        try:
+            if self._free_bytes() < 2 * self.reserve_bytes:
+                return False
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_bytes)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("cannot make the outbox reserve", extra={"error": str(exc)})
+            self._remove_reserve()
+            return False
+        return True
+
+    def _remove_reserve(self) -> bool:
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def _append(self, reading: dict[str, Any]) -> int:
         db = self._db
@@ -132,6 +272,10 @@ class Outbox:
                 (seq, doc, self._clock()),
             )
             db.execute("UPDATE meta SET value = value + 1 WHERE key='next_seq'")
+            if self._lost_unsaved:
+                db.execute(
+                    "UPDATE meta SET value = value + ? WHERE key='lost'", (self._lost_unsaved,)
+                )
             depth, nbytes = self._depth + 1, self._bytes + len(doc)
             shed_n, shed_b = self._over_bound(depth, nbytes)
             db.execute("COMMIT")
@@ -139,6 +283,7 @@ class Outbox:
             _rollback(db)
             raise
         self._depth, self._bytes = depth - shed_n, nbytes - shed_b
+        self._lost_unsaved = 0
         return int(seq)
 
     def _over_bound(self, depth: int, nbytes: int) -> tuple[int, int]:
@@ -253,9 +398,15 @@ class Outbox:
 
     @property
     def shed_total(self) -> int:
-        """Readings shed by the bound or a full disk, ever (kept on disk), plus lost ones."""
+        """Readings shed (bound or full disk) and lost (never stored), ever: ``readings_shed``."""
         with self._lock:
-            return self._meta("shed") + self.lost
+            return self._meta("shed") + self._meta("lost") + self._lost_unsaved
+
+    @property
+    def lost_total(self) -> int:
+        """Readings never stored (full disk and empty outbox, or a failed write), ever."""
+        with self._lock:
+            return self._meta("lost") + self._lost_unsaved
 
     @property
     def nbytes(self) -> int:

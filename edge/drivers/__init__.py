@@ -1,8 +1,10 @@
 """Sensor drivers, one module per family with the same names in each (as PyPMS does).
 
 Every driver module exposes ``MODEL``, ``BAUD``, ``Framer`` (see :mod:`luftnett.edge.framing`)
-and ``INIT_COMMANDS`` (bytes to send after opening the port). :func:`get` maps a model string
-to its module.
+and ``INIT_COMMANDS`` (bytes to send after opening the port). A sensor the agent may put to
+sleep between windows also exports ``SLEEP_COMMANDS`` and ``WAKE_COMMANDS`` (sequences sent in
+order, ``COMMAND_GAP_S`` apart); one without them has no duty cycle (DGS-NO2, SHT31: see
+docs/sensors.md). :func:`get` maps a model string to its module.
 """
 
 from __future__ import annotations

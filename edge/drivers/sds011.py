@@ -14,6 +14,8 @@ __all__ = [
     "BAUD",
     "INIT_COMMANDS",
     "MODEL",
+    "SLEEP_COMMANDS",
+    "WAKE_COMMANDS",
     "Framer",
     "command",
     "data_frame",
@@ -71,6 +73,10 @@ INIT_COMMANDS: tuple[bytes, ...] = (
     command(CMD_REPORTING_MODE, b"\x01\x00"),
     command(CMD_PERIOD, b"\x01\x00"),
 )
+# Duty cycle: "set sleep" (acked while awake; asleep the sensor answers only sleep/work);
+# waking is the same as starting up ("set work" first, then the modes again).
+SLEEP_COMMANDS: tuple[bytes, ...] = (command(CMD_SLEEP_WORK, b"\x01\x00"),)
+WAKE_COMMANDS: tuple[bytes, ...] = INIT_COMMANDS
 
 
 def _decode(frame: bytes) -> Item:

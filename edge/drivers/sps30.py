@@ -177,9 +177,10 @@ POLL_COMMAND = READ
 # Sent after opening the port: wake (STATE 0x43 if already awake), start float output
 # (STATE 0x43 if already measuring: "already running", not a failure).
 INIT_COMMANDS: tuple[bytes, ...] = (WAKE_PULSE + WAKE, START_FLOAT)
-# Duty cycle: sleep is only allowed from Idle; the UART is off while asleep.
+# Duty cycle: sleep is only allowed from Idle, so stop measurement first; the UART is off while
+# asleep, so waking is the FF pulse + wake-up, then start measurement (as at start-up).
 SLEEP_COMMANDS: tuple[bytes, ...] = (STOP, SLEEP)
-WAKE_COMMANDS: tuple[bytes, ...] = INIT_COMMANDS
+WAKE_COMMANDS: tuple[bytes, ...] = (WAKE_PULSE + WAKE, START_FLOAT)
 
 
 def _reply_fields(cmd: int, data: bytes) -> dict[str, object]:

@@ -3,6 +3,9 @@
 ``luftnett demo`` keeps its servers' data in ``Settings.home``. While the demo runs, every
 other command uses its servers; afterwards, a command that needs the database starts the
 embedded PostgreSQL from that data directory for its own duration and stops it again.
+
+:func:`parse_mqtt_url` is all the edge agent's own process needs: the settings and the
+embedded servers are imported only by the functions that use them.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from luftnett.errors import ConfigError
-from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres
-from luftnett.settings import Settings
+
+if TYPE_CHECKING:
+    from luftnett.settings import Settings
 
 __all__ = ["MqttTarget", "broker_url", "database_url", "parse_mqtt_url"]
 
@@ -24,6 +29,8 @@ def database_url(settings: Settings) -> Iterator[str]:
     if settings.database_url is not None:
         yield settings.database_url.get_secret_value()
         return
+    from luftnett.servers import EmbeddedPostgres
+
     pg = EmbeddedPostgres(settings.home)
     if not pg.exists():
         raise ConfigError(
@@ -44,6 +51,8 @@ def broker_url(settings: Settings) -> Iterator[str]:
     if settings.mqtt_url is not None:
         yield settings.mqtt_url
         return
+    from luftnett.servers import EmbeddedMosquitto
+
     mq = EmbeddedMosquitto(settings.home)
     was_running = mq.running_port() is not None
     if not was_running and not (settings.home / "mosquitto").exists():

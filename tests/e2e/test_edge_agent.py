@@ -360,6 +360,8 @@ def test_sigkill_mid_publish_then_restart_with_the_same_outbox(
         first = subprocess.Popen(cmd, env=env, stderr=log1)
         try:
             wait_until(lambda: len(_stored(pg_url, device_id)) >= 5, 20, "readings from run 1")
+            # `edge run` replaced itself with the lean agent process: same PID, no settings code
+            assert b"luftnett.edge.lean" in Path(f"/proc/{first.pid}/cmdline").read_bytes()
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -409,3 +411,86 @@ def test_edge_check_reports_each_port(tmp_path: Path) -> None:
     assert int(ok.split("; ")[1].split()[0]) >= 5  # frames at 20/s for 1 s
     assert "cannot open" in next(line for line in lines if "unplugged" in line)
     assert lines[-1] == "outbox: not created yet"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB file system (tmpfs) for the outbox, to fill up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; tests/unit/test_edge_outbox.py covers the rest")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_full_disk_during_an_outage_keeps_the_newest_and_reports_the_loss(
+    pg_url: str, topic_root: str, device_id: str, tmp_path: Path, small_disk: Path, wait_until
+) -> None:
+    broker = _restartable_broker(tmp_path / "broker")
+    url = broker.start()
+    session = f"col-{uuid.uuid4().hex[:8]}"
+    _collector(pg_url, url, topic_root, session).stop()  # its persistent session waits for it
+    broker.stop()  # the link is down while the disk fills up
+    emu = Emulator(limit=900, interval_s=0.01)
+    with PtyHost(emu) as host:
+        cfg = _config(
+            device_id,
+            host.path,
+            url,
+            topic_root,
+            small_disk,
+            window_s=0.02,
+            outbox_reserve_bytes=64 * 1024,
+        )
+        agent = EdgeAgent(cfg).start()
+        collector = None
+        try:
+            reserve = agent.outbox.reserve_path
+            wait_until(reserve.exists, 5, "the outbox reserve")
+            # something else on the box fills the disk, leaving 40 kB
+            st = os.statvfs(small_disk)
+            (small_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 40_000))
+            s = agent.sensors[0]
+            wait_until(
+                lambda: (
+                    emu.frames_sent >= emu.limit  # 2 frames a tick: it may send one more
+                    and s.frames == emu.frames_sent
+                    and s.averager.open_frames == 0
+                ),
+                30,
+                "every frame averaged",
+            )
+            produced, shed = agent.outbox.next_seq, agent.outbox.shed_total
+            assert agent.outbox.capped and not reserve.exists()
+            assert agent.outbox.lost_total == 0  # there was always something older to shed
+            assert shed > 0 and len(agent.outbox) == produced - shed
+            broker.start()
+            collector = _collector(pg_url, url, topic_root, session)
+            wait_until(
+                lambda: (
+                    len(agent.outbox) == 0 and len(_stored(pg_url, device_id)) == produced - shed
+                ),
+                30,
+                "the kept readings stored",
+            )
+            status = _retained_status(url, topic_root, device_id)
+        finally:
+            agent.stop()
+            if collector is not None:
+                collector.stop()
+            broker.stop()
+    rows = _stored(pg_url, device_id)
+    assert [r[0] for r in rows] == list(range(shed, produced))  # the newest, once each
+    assert status["readings_shed"] == shed  # the loss, reported on the status topic
+    assert status["last_seq"] == produced - 1
+    assert sum(r[1] for r in rows) < emu.frames_sent  # the shed ones are the gap

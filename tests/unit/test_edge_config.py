@@ -9,7 +9,7 @@ import pytest
 from luftnett.edge import drivers
 from luftnett.edge.agent import Pacer
 from luftnett.edge.config import EdgeConfig, SensorConfig, duty_commands, from_settings
-from luftnett.edge.drivers import sds011
+from luftnett.edge.drivers import pms, sds011, sps30
 from luftnett.errors import ConfigError
 from luftnett.settings import Settings
 
@@ -59,6 +59,16 @@ def test_a_0_1_config_still_means_one_sensor() -> None:
             "awake_s must lie between",
             id="awake-longer-than-window",
         ),
+        pytest.param(
+            (SensorConfig("dgs-no2", "/dev/a", window_s=60, awake_s=30),),
+            "dgs-no2 has no sleep the agent uses",
+            id="dgs-no2-cannot-sleep",
+        ),
+        pytest.param(
+            (SensorConfig("sht31", "/dev/a", window_s=60, awake_s=30),),
+            "sht31 has no sleep the agent uses",
+            id="sht31-cannot-sleep",
+        ),
     ],
 )
 def test_bad_sensor_configs_are_refused_with_a_reason(
@@ -73,6 +83,19 @@ def test_duty_commands_of_the_sds011_are_its_sleep_and_work_commands() -> None:
     assert sleep == (sds011.command(sds011.CMD_SLEEP_WORK, b"\x01\x00"),)
     assert wake == sds011.INIT_COMMANDS
     assert wake[0] == sds011.command(sds011.CMD_SLEEP_WORK, b"\x01\x01")
+
+
+def test_pms_and_sps30_export_their_sleep_and_wake_sequences() -> None:
+    assert duty_commands(pms) == ((pms.SLEEP,), (pms.WAKE, pms.ACTIVE))
+    sleep, wake = duty_commands(sps30) or ((), ())
+    assert sleep == (sps30.STOP, sps30.SLEEP)  # sleep is allowed from Idle only
+    assert wake == (sps30.WAKE_PULSE + sps30.WAKE, sps30.START_FLOAT)
+    assert sleep == (bytes.fromhex("7E 00 01 00 FE 7E"), bytes.fromhex("7E 00 10 00 EF 7E"))
+
+
+@pytest.mark.parametrize("model", ["dgs-no2", "sht31"])
+def test_sensors_without_a_duty_cycle_export_no_sleep(model: str) -> None:
+    assert duty_commands(drivers.get(model)) is None
 
 
 def test_every_registered_driver_is_usable_by_the_agent() -> None:
