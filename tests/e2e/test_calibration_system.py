@@ -410,9 +410,9 @@ def test_cli_story(pg_url: str, conn: psycopg.Connection[Any], tmp_path: Path) -
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[0])["version_id"] == vid
 
-    res = cli(pg_url, "calibrate", "activate", str(vid), "--from", "2024-01-01", "--reprocess")
+    res = cli(pg_url, "calibrate", "activate", str(vid), "--from", "2024-01-01", "--wait")
     assert res.exit_code == 0, res.output
-    assert f"{24 * 5 * 6} calibrated values" in res.stdout
+    assert f"done     100.0 %  {24 * 5 * 6}/{24 * 5 * 6} readings" in res.stdout
 
     out = tmp_path / "report"
     res = cli(pg_url, "calibrate", "report", str(vid), "--out", str(out))
