@@ -44,7 +44,7 @@ from luftnett.calibration.apply_db import (
     write_calibrated,
 )
 from luftnett.calibration.model import CalibrationModel
-from luftnett.calibration.sql_model import input_expr, model_sql
+from luftnett.calibration.sql_model import ModelSQL, input_expr, model_sql
 from luftnett.errors import CalibrationError
 
 __all__ = [
@@ -115,7 +115,7 @@ class PartResult:
     device_id: str
     readings: int
     values: int
-    path: str  # 'sql', 'sql-skip-existing' or 'numpy'
+    path: str  # 'sql', 'sql-skip-existing', 'all-present' or 'numpy'
 
 
 def enqueue(
@@ -281,8 +281,9 @@ def plan_next(conn: psycopg.Connection[Any], part_rows: int = DEFAULT_PART_ROWS)
                 )
         total = sum(int(p[5]) for p in parts)
         conn.execute(
-            "UPDATE calibration_jobs SET state = %s, readings_total = %s, planned_at = now(), "
-            "finished_at = CASE WHEN %s THEN now() END WHERE job_id = %s",
+            "UPDATE calibration_jobs SET state = %s, readings_total = %s, "
+            "planned_at = clock_timestamp(), "
+            "finished_at = CASE WHEN %s THEN clock_timestamp() END WHERE job_id = %s",
             ("running" if parts else "done", total, not parts, job_id),
         )
     log.info("planned reprocessing job", extra={"job_id": job_id, "parts": len(parts),
@@ -302,15 +303,24 @@ FOR UPDATE OF p SKIP LOCKED
 """
 
 _HAS_VALUES = """
-SELECT 1 FROM calibrated_values
+SELECT count(*) FROM calibrated_values
 WHERE device_id = %(d)s AND seq BETWEEN %(slo)s AND %(shi)s AND pollutant = %(p)s
-  AND version_id = %(v)s
-LIMIT 1
+  AND version_id = %(v)s AND ts >= %(lo)s AND ts < %(hi)s
 """
 
 
+def _present(m: ModelSQL) -> sql.Composable:
+    """Every input of the model is there (the reading can be calibrated)."""
+    inputs = [e for key, (_, e) in zip(m.keys, m.columns, strict=True) if key.startswith("in:")]
+    return sql.SQL(" AND ").join(sql.SQL("({}) IS NOT NULL").format(e) for e in inputs)
+
+
 def insert_select(model: CalibrationModel, skip_existing: bool) -> sql.Composed:
-    """The ``INSERT … SELECT`` of one part (parameters d, lo, hi, p, v)."""
+    """The ``INSERT … SELECT`` of one part (parameters d, lo, hi, p, v).
+
+    Readings missing an input are left out in the scan; value and uncertainty are computed
+    once per row, in the projection (PostgreSQL raises on a float overflow instead of
+    returning ±inf, so finite inputs give finite results or an error)."""
     m = model_sql(model, "r")
     cols = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(e, sql.Identifier(n)) for n, e in m.columns
@@ -322,13 +332,21 @@ def insert_select(model: CalibrationModel, skip_existing: bool) -> sql.Composed:
     )  # fmt: skip
     return sql.SQL(
         "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, value, u) "
-        "SELECT device_id, seq, %(p)s, %(v)s, ts, value::real, u::real FROM ("
-        "SELECT device_id, seq, ts, {value} AS value, {u} AS u FROM ("
+        "SELECT device_id, seq, %(p)s, %(v)s, ts, ({value})::real, ({u})::real FROM ("
         "SELECT r.device_id, r.seq, r.ts, {cols} FROM readings r "
-        "WHERE r.device_id = %(d)s AND r.ts >= %(lo)s AND r.ts < %(hi)s{skip} OFFSET 0) t) s "
-        "WHERE abs(value) < 'Infinity'::float8 AND abs(u) < 'Infinity'::float8{conflict}"
-    ).format(value=m.value, u=m.u, cols=cols, skip=skip,
+        "WHERE r.device_id = %(d)s AND r.ts >= %(lo)s AND r.ts < %(hi)s AND {present}{skip} "
+        "OFFSET 0) t{conflict}"
+    ).format(value=m.value, u=m.u, cols=cols, skip=skip, present=_present(m),
              conflict=sql.SQL(" ON CONFLICT DO NOTHING" if skip_existing else ""))  # fmt: skip
+
+
+def count_needed(model: CalibrationModel) -> sql.Composed:
+    """How many readings of a part can be calibrated (parameters d, lo, hi)."""
+    m = model_sql(model, "r")
+    return sql.SQL(
+        "SELECT count(*) FROM readings r WHERE r.device_id = %(d)s AND r.ts >= %(lo)s "
+        "AND r.ts < %(hi)s AND {}"
+    ).format(_present(m))
 
 
 def _numpy_part(
@@ -410,7 +428,8 @@ def work_next_part(
     if error is not None:
         raise CalibrationError(f"job {job_id} part {part_no} ({dev}) failed: {error}")
     conn.execute(
-        "UPDATE calibration_jobs SET state = 'done', finished_at = now() WHERE job_id = %s "
+        "UPDATE calibration_jobs SET state = 'done', finished_at = clock_timestamp() "
+        "WHERE job_id = %s "
         "AND state = 'running' AND NOT EXISTS (SELECT 1 FROM calibration_job_parts "
         "WHERE job_id = %s AND state <> 'done')",
         (job_id, job_id),
@@ -423,7 +442,13 @@ def work_next_part(
 def _write_part(
     conn: psycopg.Connection[Any], model: CalibrationModel, params: dict[str, Any]
 ) -> tuple[int, str]:
-    skip = conn.execute(_HAS_VALUES, params).fetchone() is not None
+    row = conn.execute(_HAS_VALUES, params).fetchone()
+    have = int(row[0]) if row else 0
+    if have:
+        row = conn.execute(count_needed(model), params).fetchone()
+        if row is not None and int(row[0]) == have:
+            return 0, "all-present"  # e.g. the same version activated again
+    skip = have > 0
     try:
         with conn.transaction():
             cur = conn.execute(insert_select(model, skip), params)
@@ -485,6 +510,9 @@ def _worker(
     with psycopg.connect(url, autocommit=True, application_name=APPLICATION_NAME) as conn:
         # a backend whose worker died stops at the next check instead of finishing its part
         conn.execute("SET client_connection_check_interval = '1s'")
+        # a commit lost in a server crash only loses a part's "done" with its values: the
+        # part is pending again and redone, so the worker need not wait for the WAL flush
+        conn.execute("SET synchronous_commit = off")
         while not stop.is_set():
             try:
                 res = work_next_part(conn, models)

@@ -65,6 +65,8 @@ class ModelSQL:
     def __init__(self, model: CalibrationModel, render: InputRenderer) -> None:
         self.model = model
         self.columns: list[tuple[str, sql.Composable]] = []
+        #: what each column is, in ``columns`` order: ``in:<quantity>`` for an input
+        self.keys: list[str] = []
         self._names: dict[str, str] = {}
         self._render = render
         beta = model.coefficients
@@ -86,6 +88,7 @@ class ModelSQL:
             name = f"c{len(self.columns)}"
             self._names[key] = name
             self.columns.append((name, expr))
+            self.keys.append(key)
         return sql.Identifier(self._names[key])
 
     def _input(self, name: str) -> tuple[sql.Composable, sql.Composable]:

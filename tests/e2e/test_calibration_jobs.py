@@ -255,13 +255,17 @@ def test_activation_job_writes_new_version_and_keeps_old(
     assert n_cur == len(old)
     assert n_v2 == len(values_of(conn, dev, v2))
 
-    # the same version activated again: a new job finds the values there and adds none
+    # the same version activated again: a new job finds the values there and adds only the
+    # missing ones (here: 10 deleted, as if a part had been lost)
+    conn.execute("DELETE FROM calibrated_values WHERE device_id = %s AND version_id = %s AND "
+                 "seq BETWEEN 2000 AND 2009", (dev, v2))  # fmt: skip
     j3 = enqueue(conn, v2, "t", activate(conn, v2, day10, "t"))
     run_workers(pg_url, workers=1, part_rows=700)
     assert job_status(conn, j3).state == "done"
-    paths = {r[0] for r in conn.execute(
-        "SELECT path FROM calibration_job_parts WHERE job_id = %s", (j3,))}  # fmt: skip
-    assert paths == {"sql-skip-existing"}
+    paths = dict(conn.execute(
+        "SELECT path, sum(values_written) FROM calibration_job_parts WHERE job_id = %s "
+        "GROUP BY 1", (j3,)).fetchall())  # fmt: skip
+    assert paths == {"all-present": 0, "sql-skip-existing": 10}
     assert_values(values_of(conn, dev, v2), expected(conn, dev, v2, day10))
 
 

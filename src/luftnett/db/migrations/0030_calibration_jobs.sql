@@ -31,7 +31,7 @@ CREATE TABLE calibration_job_parts (
     seq_hi       bigint NOT NULL,
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
     values_written bigint,
-    path         text,                          -- 'sql', 'sql-skip-existing', 'numpy'
+    path         text,          -- 'sql', 'sql-skip-existing', 'all-present', 'numpy'
     error        text,
     finished_at  timestamptz,
     PRIMARY KEY (job_id, part_no),
