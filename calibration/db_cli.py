@@ -456,7 +456,9 @@ def drift(
 
     Rolling 7-day ratio of medians (its change since the first window) and the trend of the
     residuals (per 30 days, relative to the typical level); either beyond --threshold flags
-    the device and suggests a new co-location fit.
+    the device and suggests a new co-location fit. A device's calibrated values (as the
+    version in force made them) are compared where it has any in the period, else its raw
+    values; each line says which.
 
     Example:  luftnett calibrate drift --pollutant no2 --days 60
     """
@@ -479,8 +481,8 @@ def drift(
                              f"{pct(a.trend_pct_per_30d)}/30 d ({a.n_pairs} h)")  # fmt: skip
         ref = f"{d.station_id} at {d.station_distance_m:.0f} m" if d.station_id else "no station"
         verdict = "DRIFT" if d.flagged else "ok"
-        click.echo(f"{d.device_id}: {verdict} [{ref}, {d.neighbours} neighbours] "
-                   + ("; ".join(parts) or "no comparison data"))  # fmt: skip
+        click.echo(f"{d.device_id}: {verdict} [{d.basis} values, {ref}, {d.neighbours} "
+                   "neighbours] " + ("; ".join(parts) or "no comparison data"))  # fmt: skip
         if d.flagged:
             reasons = [r for a in (d.vs_reference, d.vs_neighbours) if a for r in a.reasons]
             station = d.station_id or "STATION"
