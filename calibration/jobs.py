@@ -49,6 +49,7 @@ from luftnett.errors import CalibrationError
 
 __all__ = [
     "DEFAULT_PART_ROWS",
+    "STATUS_SQL",
     "JobStatus",
     "PartResult",
     "enqueue",
@@ -56,6 +57,7 @@ __all__ = [
     "list_jobs",
     "plan_next",
     "run_workers",
+    "status_of",
     "work_next_part",
 ]
 
@@ -75,6 +77,8 @@ _ARITHMETIC = (
 
 @dataclass(frozen=True, slots=True)
 class JobStatus:
+    """One job's state and progress; a row of :data:`STATUS_SQL` in column order."""
+
     job_id: int
     version_id: int
     pollutant: str
@@ -131,12 +135,14 @@ def enqueue(
     return int(row[0])
 
 
-_STATUS = """
+#: status rows of jobs (``{where}`` a condition on ``j``, parameter ``limit``); the API's too
+STATUS_SQL = """
 SELECT j.job_id, j.version_id, v.pollutant,
-       coalesce(v.device_id, 'sensor model ' || v.sensor_model), j.state, j.readings_total,
-       coalesce(sum(p.readings) FILTER (WHERE p.state = 'done'), 0), count(p.part_no),
-       count(p.part_no) FILTER (WHERE p.state = 'done'), j.created_at, j.finished_at,
-       coalesce(j.error, min(p.error))
+       coalesce(v.device_id, 'sensor model ' || v.sensor_model) AS scope, j.state,
+       j.readings_total, coalesce(sum(p.readings) FILTER (WHERE p.state = 'done'), 0)
+       AS readings_done, count(p.part_no) AS parts_total,
+       count(p.part_no) FILTER (WHERE p.state = 'done') AS parts_done, j.created_at,
+       j.finished_at, coalesce(j.error, min(p.error)) AS error
 FROM calibration_jobs j
 JOIN calibration_versions v ON v.version_id = j.version_id
 LEFT JOIN calibration_job_parts p ON p.job_id = j.job_id
@@ -150,24 +156,14 @@ LIMIT %(limit)s
 def _status_rows(
     conn: psycopg.Connection[Any], where: sql.Composable, params: dict[str, Any]
 ) -> list[JobStatus]:
-    q = sql.SQL(_STATUS).format(where=where)
-    return [
-        JobStatus(
-            int(r[0]),
-            int(r[1]),
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            int(r[6]),
-            int(r[7]),
-            int(r[8]),
-            r[9],
-            r[10],
-            r[11],
-        )
-        for r in conn.execute(q, {"limit": 1000, **params}).fetchall()
-    ]
+    q = sql.SQL(STATUS_SQL).format(where=where)
+    return [status_of(tuple(r)) for r in conn.execute(q, {"limit": 1000, **params}).fetchall()]
+
+
+def status_of(r: tuple[Any, ...]) -> JobStatus:
+    """A :class:`JobStatus` from a row of :data:`STATUS_SQL`."""
+    return JobStatus(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), int(r[7]),
+                     int(r[8]), r[9], r[10], r[11])  # fmt: skip
 
 
 def job_status(conn: psycopg.Connection[Any], job_id: int) -> JobStatus:

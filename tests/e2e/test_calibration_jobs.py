@@ -367,3 +367,21 @@ def test_cli_activate_starts_background_job_and_waits(
     jobs = [json.loads(line) for line in res.stdout.splitlines()]
     mine = next(j for j in jobs if j["version_id"] == v)
     assert (mine["state"], mine["percent"], mine["readings_total"]) == ("done", 100.0, 1500)
+
+
+def test_api_shows_job_progress(api_url: str, pg_url: str, conn: psycopg.Connection[Any]) -> None:
+    import httpx
+
+    dev = make_device(conn, 300)
+    v = mlr(conn, dev, 0.9)
+    job = enqueue(conn, v, "t", activate(conn, v, T0, "t"))
+    r = httpx.get(f"{api_url}/api/v1/calibration/jobs/{job}", timeout=10)
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["percent"]) == ("queued", 0.0)
+    run_workers(pg_url, workers=1)
+    r = httpx.get(f"{api_url}/api/v1/calibration/jobs", params={"limit": 50}, timeout=10)
+    mine = next(j for j in r.json() if j["job_id"] == job)
+    assert (mine["state"], mine["percent"], mine["readings_done"]) == ("done", 100.0, 300)
+    assert mine["scope"] == dev
+    r = httpx.get(f"{api_url}/api/v1/calibration/jobs/999999999", timeout=10)
+    assert r.status_code == 404
