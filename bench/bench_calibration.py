@@ -9,7 +9,7 @@
    (read a chunk as bytea, ``apply``, binary COPY; ``apply_db.reprocess``) on a subset.
 
     python bench/bench_calibration.py [--rows 10000000] [--devices 100] [--numpy-rows 1000000]
-                                      [--no-write]
+                                      [--shared-buffers 1GB] [--no-write]
 
 Readings are loaded with server-side ``generate_series`` outside the timed part; each timed
 part holds /tmp/luftnett-bench.lock exclusively (bench/quiet.py). Part 2 starts a private
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from luftnett.calibration.apply_db import reprocess
 from luftnett.calibration.evaluate import evaluate_model
@@ -238,10 +239,11 @@ def report(fit: dict[str, Any], rep: dict[str, Any]) -> str:
         "one-minute readings), loaded with server-side `generate_series` in "
         f"{rep['load_s']:.0f} s, not counted. `calibrated_values` ends at "
         f"{rep['cv_bytes'] / 2**30:.1f} GiB. Median hold-out RMSE of the fits: "
-        f"{fit['median_rmse']:.2f} µg/m³ (synthetic data). PostgreSQL (default settings, "
-        "fsync off as in the tests) shares the 2 cores with the workers and with the other "
-        "helpers' processes; each timed part held the bench lock, so no other benchmark or "
-        "test suite ran meanwhile, but the machine was not idle (load above).",
+        f"{fit['median_rmse']:.2f} µg/m³ (synthetic data). PostgreSQL (shared_buffers "
+        f"{rep['shared_buffers']}, other settings default, fsync off as in the tests) shares "
+        "the 2 cores with the workers and with the other helpers' processes; each timed "
+        "part held the bench lock, so no other benchmark or test suite ran meanwhile, but "
+        "the machine was not idle (load above).",
         "",
         END,
     ]
@@ -266,6 +268,8 @@ def main(argv: list[str]) -> int:
     rows = _opt(argv, "--rows", 10_000_000)
     devices = _opt(argv, "--devices", 100)
     numpy_rows = _opt(argv, "--numpy-rows", 1_000_000)
+    # e.g. 1GB; the default is the server's (128 MB in a fresh cluster)
+    shared_buffers = argv[argv.index("--shared-buffers") + 1] if "--shared-buffers" in argv else ""
     fit = bench_fit()
     print(fit, file=sys.stderr)
     url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
@@ -276,6 +280,11 @@ def main(argv: list[str]) -> int:
         base.chmod(0o755)
         pg = EmbeddedPostgres(base, fast=True)
         url = pg.start()
+        if shared_buffers:
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(
+                    sql.Literal(shared_buffers)))  # fmt: skip
+            pg.restart()
     try:
         rep = bench_reprocess(url, rows, devices, numpy_rows)
     finally:
@@ -284,6 +293,7 @@ def main(argv: list[str]) -> int:
         if base is not None:
             shutil.rmtree(base, ignore_errors=True)
     rep["load_end"] = os.getloadavg()
+    rep["shared_buffers"] = shared_buffers or "128MB (default)"
     print(json.dumps({"fit": fit, "reprocess": rep}), file=sys.stderr)
     text = report(fit, rep)
     print(text)
