@@ -7,7 +7,8 @@ run``) then
 1. **plan** a queued job: for each device in its scope (the version's device, or every device
    of its sensor model for a fleet default) the time ranges where the job's version is the one
    in force (same rule as ``luftnett_active_version``), cut into parts of about ``part_rows``
-   readings (counted per day); the job becomes ``running`` with ``readings_total`` known;
+   readings (one count per device, then equal time spans); the job becomes ``running``
+   with ``readings_total`` known;
 2. **work** parts: each part is one transaction that claims the part (``FOR UPDATE SKIP
    LOCKED``, so several workers share a job), computes the values inside PostgreSQL with one
    set-based ``INSERT … SELECT`` (the model as SQL, :mod:`luftnett.calibration.sql_model`) and
@@ -214,32 +215,28 @@ def _windows(
     return out
 
 
-_DAYS = """
-SELECT date_bin('1 day', ts, timestamptz '2000-01-01') AS day, count(*), min(seq), max(seq)
-FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
-GROUP BY 1 ORDER BY 1
+_SPAN = """
+SELECT count(*), min(ts), max(ts) FROM readings
+WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
 """
 
 
 def _parts_of(
     conn: psycopg.Connection[Any], device_id: str, lo: datetime, hi: datetime, part_rows: int
-) -> Iterator[tuple[datetime, datetime, int, int, int]]:
-    """(from, to, readings, seq_lo, seq_hi) tiling [lo, hi), each of about ``part_rows``."""
-    days = conn.execute(_DAYS, {"d": device_id, "lo": lo, "hi": hi}).fetchall()
-    start, n, s_lo, s_hi = lo, 0, None, None
-    for day, count, smin, smax in days:
-        if n and n + count > part_rows:
-            assert s_lo is not None
-            assert s_hi is not None
-            yield start, day, n, s_lo, s_hi
-            start, n, s_lo, s_hi = day, 0, None, None
-        n += int(count)
-        s_lo = int(smin) if s_lo is None else min(s_lo, int(smin))
-        s_hi = int(smax) if s_hi is None else max(s_hi, int(smax))
-    if n:
-        assert s_lo is not None
-        assert s_hi is not None
-        yield start, hi, n, s_lo, s_hi
+) -> Iterator[tuple[datetime, datetime, int]]:
+    """(from, to, readings) tiling [lo, hi) in parts of about ``part_rows`` readings: one
+    count, then equal time spans between the first and the last reading (``readings`` is an
+    estimate per part that sums to the count)."""
+    row = conn.execute(_SPAN, {"d": device_id, "lo": lo, "hi": hi}).fetchone()
+    if row is None or not row[0]:
+        return
+    count, first, last = int(row[0]), row[1], row[2]
+    n = -(-count // part_rows)
+    inner = [first + (last - first) * k / n for k in range(1, n)]
+    edges = [lo, *sorted({t for t in inner if lo < t < hi}), hi]
+    parts = len(edges) - 1
+    for k in range(parts):
+        yield edges[k], edges[k + 1], count // parts + (1 if k < count % parts else 0)
 
 
 def plan_next(conn: psycopg.Connection[Any], part_rows: int = DEFAULT_PART_ROWS) -> int | None:
@@ -272,7 +269,7 @@ def plan_next(conn: psycopg.Connection[Any], part_rows: int = DEFAULT_PART_ROWS)
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO calibration_job_parts (job_id, part_no, device_id, ts_from, "
-                    "ts_to, readings, seq_lo, seq_hi) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    "ts_to, readings) VALUES (%s, %s, %s, %s, %s, %s)",
                     parts,
                 )
         total = sum(int(p[5]) for p in parts)
@@ -289,8 +286,7 @@ def plan_next(conn: psycopg.Connection[Any], part_rows: int = DEFAULT_PART_ROWS)
 
 # -- working ----------------------------------------------------------------------------------
 _CLAIM = """
-SELECT p.job_id, p.part_no, p.device_id, p.ts_from, p.ts_to, p.readings, p.seq_lo, p.seq_hi,
-       j.version_id
+SELECT p.job_id, p.part_no, p.device_id, p.ts_from, p.ts_to, p.readings, j.version_id
 FROM calibration_job_parts p JOIN calibration_jobs j ON j.job_id = p.job_id
 WHERE p.state = 'pending' AND j.state = 'running'
 ORDER BY p.job_id, p.part_no
@@ -298,6 +294,12 @@ LIMIT 1
 FOR UPDATE OF p SKIP LOCKED
 """
 
+_SEQ_RANGE = """
+SELECT min(seq), max(seq) FROM readings
+WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+"""
+
+# values of the version already there for the part's readings (by primary key, cheaply)
 _HAS_VALUES = """
 SELECT count(*) FROM calibrated_values
 WHERE device_id = %(d)s AND seq BETWEEN %(slo)s AND %(shi)s AND pollutant = %(p)s
@@ -404,12 +406,11 @@ def work_next_part(
         row = conn.execute(_CLAIM).fetchone()
         if row is None:
             return None
-        job_id, part_no, dev, lo, hi, n, slo, shi, vid = row
+        job_id, part_no, dev, lo, hi, n, vid = row
         try:
             with conn.transaction():
                 model, pollutant = models.get(conn, int(vid))
-                params = {"d": dev, "lo": lo, "hi": hi, "p": pollutant, "v": int(vid),
-                          "slo": slo, "shi": shi}  # fmt: skip
+                params = {"d": dev, "lo": lo, "hi": hi, "p": pollutant, "v": int(vid)}
                 values, path = _write_part(conn, model, params)
                 conn.execute(
                     "UPDATE calibration_job_parts SET state = 'done', values_written = %s, "
@@ -438,7 +439,10 @@ def work_next_part(
 def _write_part(
     conn: psycopg.Connection[Any], model: CalibrationModel, params: dict[str, Any]
 ) -> tuple[int, str]:
-    row = conn.execute(_HAS_VALUES, params).fetchone()
+    row = conn.execute(_SEQ_RANGE, params).fetchone()
+    if row is None or row[0] is None:
+        return 0, "sql"  # no readings (any more) in the part
+    row = conn.execute(_HAS_VALUES, {**params, "slo": row[0], "shi": row[1]}).fetchone()
     have = int(row[0]) if row else 0
     if have:
         row = conn.execute(count_needed(model), params).fetchone()
@@ -503,7 +507,14 @@ def _worker(
     on_part: Callable[[PartResult], None] | None,
 ) -> None:
     models = _Models({})
-    with psycopg.connect(url, autocommit=True, application_name=APPLICATION_NAME) as conn:
+    try:
+        conn = psycopg.connect(url, autocommit=True, application_name=APPLICATION_NAME)
+    except psycopg.OperationalError as exc:
+        log.error("worker cannot connect", extra={"error": str(exc).splitlines()[0]})
+        with lock:
+            stats.errors += 1
+        return
+    with conn:
         # a backend whose worker died stops at the next check instead of finishing its part
         conn.execute("SET client_connection_check_interval = '1s'")
         # a commit lost in a server crash only loses a part's "done" with its values: the
@@ -517,6 +528,11 @@ def _worker(
                 with lock:
                     stats.errors += 1
                 continue
+            except psycopg.OperationalError as exc:  # the part stays pending
+                log.error("worker lost the database", extra={"error": str(exc)})
+                with lock:
+                    stats.errors += 1
+                return
             if res is not None:
                 with lock:
                     stats.parts += 1

@@ -18,8 +18,7 @@ CREATE TABLE calibration_jobs (
 CREATE INDEX calibration_jobs_open_idx ON calibration_jobs (job_id) WHERE state IN ('queued', 'running');
 
 -- A part: the readings of one device in [ts_from, ts_to) whose version in force is the job's.
--- readings = how many there were when planned (progress counts these); seq_lo/seq_hi bound
--- their seq (to look for values written meanwhile at ingest, cheaply, by primary key).
+-- readings = how many there were when planned, estimated per part (progress counts these).
 CREATE TABLE calibration_job_parts (
     job_id       bigint NOT NULL REFERENCES calibration_jobs (job_id),
     part_no      integer NOT NULL,
@@ -27,8 +26,6 @@ CREATE TABLE calibration_job_parts (
     ts_from      timestamptz NOT NULL,
     ts_to        timestamptz NOT NULL,
     readings     bigint NOT NULL,
-    seq_lo       bigint NOT NULL,
-    seq_hi       bigint NOT NULL,
     state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
     values_written bigint,
     path         text,          -- 'sql', 'sql-skip-existing', 'all-present', 'numpy'
