@@ -7,8 +7,9 @@ every family (linear, multilinear with RH/T/absolute-humidity/cross-gas terms, E
 κ-Köhler, robust fits — a fit method, not a family) within float tolerance, including missing
 inputs. The SQL mirrors numpy term by term and in the same order of operations:
 
-* an input is ``NULLIF(x::float8, 'NaN')``: a missing (NULL) or NaN input gives a NULL value,
-  where numpy gives NaN; either way the reading gets no calibrated value;
+* an input that is missing (NULL), NaN or ±inf is NULL and gives a NULL value, where numpy
+  gives NaN (or ±inf); either way the reading gets no calibrated value (an infinite RH, which
+  numpy's Köhler clipping would turn into 99 %, gives none);
 * ``u = sqrt(greatest(gᵀ·Σ·g, 0) + s²)`` with ``g`` the gradient (the design row of a
   linear-family model, the Köhler gradient otherwise), expanded into its terms;
 * RH is clipped (``least(greatest(rh, 0), rh_max)``) before the Köhler growth factor.
@@ -42,10 +43,11 @@ def _f(x: float) -> sql.Composable:
 
 def input_expr(name: str, alias: str = "r") -> sql.Composable:
     """The float8 value of reading quantity ``name``: a column of ``readings`` or a number in
-    ``readings.extra``; NULL when missing, NaN or (in ``extra``) not a JSON number."""
+    ``readings.extra``; NULL when missing, not finite or (in ``extra``) not a JSON number."""
     if name in VALUE_COLUMNS:
         col = sql.SQL("{}.{}::float8").format(sql.Identifier(alias), sql.Identifier(name))
-        return sql.SQL("NULLIF({}, 'NaN'::float8)").format(col)
+        # NaN compares above Infinity in PostgreSQL, so this leaves out ±inf and NaN
+        return sql.SQL("CASE WHEN abs({c}) < 'Infinity'::float8 THEN {c} END").format(c=col)
     extra = sql.SQL("{}.extra").format(sql.Identifier(alias))
     return sql.SQL(
         "CASE WHEN jsonb_typeof({e}->{k}) = 'number' THEN ({e}->>{k})::float8 END"

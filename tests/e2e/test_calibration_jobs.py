@@ -285,6 +285,22 @@ def test_absurd_inputs_fall_back_to_numpy(pg_url: str, conn: psycopg.Connection[
     assert_values(values_of(conn, dev, v), expected(conn, dev, v, T0))
 
 
+def test_non_finite_inputs_get_no_value(pg_url: str, conn: psycopg.Connection[Any]) -> None:
+    dev = make_device(conn, 50)
+    conn.execute("UPDATE readings SET pm25_ugm3 = 'Infinity' WHERE device_id = %s AND seq = 3",
+                 (dev,))  # fmt: skip
+    conn.execute("UPDATE readings SET rh_pct = 'NaN' WHERE device_id = %s AND seq = 4", (dev,))
+    v = mlr(conn, dev, 1.0)
+    job = enqueue(conn, v, "t", activate(conn, v, T0, "t"))
+    run_workers(pg_url, workers=1)
+    (path,) = conn.execute("SELECT path FROM calibration_job_parts WHERE job_id = %s",
+                           (job,)).fetchone()  # fmt: skip
+    assert path == "sql"
+    got = values_of(conn, dev, v)
+    assert not {3, 4} & set(got)
+    assert_values(got, expected(conn, dev, v, T0))
+
+
 def test_fleet_default_job_covers_devices_without_their_own(
     pg_url: str, conn: psycopg.Connection[Any]
 ) -> None:
