@@ -39,13 +39,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from luftnett.calibration.apply_db import (
-    CalibratedValue,
-    CalibrationCache,
-    write_calibrated,
-)
+from luftnett.calibration.apply_db import CalibrationCache
+from luftnett.calibration.jobs_part import write_part
 from luftnett.calibration.model import CalibrationModel
-from luftnett.calibration.sql_model import ModelSQL, input_expr, model_sql
 from luftnett.errors import CalibrationError
 
 __all__ = [
@@ -67,13 +63,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PART_ROWS = 200_000
 APPLICATION_NAME = "luftnett-calibrate-worker"
 _INFINITY = datetime.max.replace(tzinfo=UTC)  # an open end: after every reading
-_F32_MAX = float(np.finfo(np.float32).max)
-#: errors PostgreSQL raises where numpy returns ±inf or NaN: the part is redone with numpy
-_ARITHMETIC = (
-    psycopg.errors.NumericValueOutOfRange,
-    psycopg.errors.DivisionByZero,
-    psycopg.errors.FloatingPointException,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,91 +283,6 @@ LIMIT 1
 FOR UPDATE OF p SKIP LOCKED
 """
 
-_SEQ_RANGE = """
-SELECT min(seq), max(seq) FROM readings
-WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
-"""
-
-# values of the version already there for the part's readings (by primary key, cheaply)
-_HAS_VALUES = """
-SELECT count(*) FROM calibrated_values
-WHERE device_id = %(d)s AND seq BETWEEN %(slo)s AND %(shi)s AND pollutant = %(p)s
-  AND version_id = %(v)s AND ts >= %(lo)s AND ts < %(hi)s
-"""
-
-
-def _present(m: ModelSQL) -> sql.Composable:
-    """Every input of the model is there (the reading can be calibrated)."""
-    inputs = [e for key, (_, e) in zip(m.keys, m.columns, strict=True) if key.startswith("in:")]
-    return sql.SQL(" AND ").join(sql.SQL("({}) IS NOT NULL").format(e) for e in inputs)
-
-
-def insert_select(model: CalibrationModel, skip_existing: bool) -> sql.Composed:
-    """The ``INSERT … SELECT`` of one part (parameters d, lo, hi, p, v).
-
-    Readings missing an input are left out in the scan; value and uncertainty are computed
-    once per row, in the projection (PostgreSQL raises on a float overflow instead of
-    returning ±inf, so finite inputs give finite results or an error)."""
-    m = model_sql(model, "r")
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(e, sql.Identifier(n)) for n, e in m.columns
-    )
-    skip = sql.SQL(
-        " AND NOT EXISTS (SELECT 1 FROM calibrated_values c WHERE c.device_id = r.device_id "
-        "AND c.seq = r.seq AND c.pollutant = %(p)s AND c.version_id = %(v)s)"
-        if skip_existing else ""
-    )  # fmt: skip
-    return sql.SQL(
-        "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, value, u) "
-        "SELECT device_id, seq, %(p)s, %(v)s, ts, ({value})::real, ({u})::real FROM ("
-        "SELECT r.device_id, r.seq, r.ts, {cols} FROM readings r "
-        "WHERE r.device_id = %(d)s AND r.ts >= %(lo)s AND r.ts < %(hi)s AND {present}{skip} "
-        "OFFSET 0) t{conflict}"
-    ).format(value=m.value, u=m.u, cols=cols, skip=skip, present=_present(m),
-             conflict=sql.SQL(" ON CONFLICT DO NOTHING" if skip_existing else ""))  # fmt: skip
-
-
-def count_needed(model: CalibrationModel) -> sql.Composed:
-    """How many readings of a part can be calibrated (parameters d, lo, hi)."""
-    m = model_sql(model, "r")
-    return sql.SQL(
-        "SELECT count(*) FROM readings r WHERE r.device_id = %(d)s AND r.ts >= %(lo)s "
-        "AND r.ts < %(hi)s AND {}"
-    ).format(_present(m))
-
-
-def _numpy_part(
-    conn: psycopg.Connection[Any], model: CalibrationModel, params: dict[str, Any]
-) -> int:
-    """The reference path: read the part's inputs, ``model.apply``, write what is finite."""
-    names = list(dict.fromkeys((model.sensor, *model.inputs)))
-    cols = sql.SQL(", ").join(input_expr(n, "r") for n in names)
-    rows = conn.execute(
-        sql.SQL("SELECT r.seq, r.ts, {} FROM readings r WHERE r.device_id = %(d)s "
-                "AND r.ts >= %(lo)s AND r.ts < %(hi)s ORDER BY r.seq").format(cols),
-        params,
-    ).fetchall()  # fmt: skip
-    if not rows:
-        return 0
-    arr = {n: np.array([np.nan if r[2 + i] is None else r[2 + i] for r in rows], np.float64)
-           for i, n in enumerate(names)}  # fmt: skip
-    with np.errstate(all="ignore"):
-        out = model.apply(arr[model.sensor], {n: arr[n] for n in model.inputs})
-    ok = (np.abs(out.value) <= _F32_MAX) & (np.abs(out.u) <= _F32_MAX)
-    values = [
-        CalibratedValue(
-            params["d"],
-            int(rows[k][0]),
-            params["p"],
-            params["v"],
-            rows[k][1],
-            float(out.value[k]),
-            float(out.u[k]),
-        )
-        for k in np.flatnonzero(ok).tolist()
-    ]
-    return write_calibrated(conn, values)
-
 
 @dataclass
 class _Models:
@@ -411,7 +315,7 @@ def work_next_part(
             with conn.transaction():
                 model, pollutant = models.get(conn, int(vid))
                 params = {"d": dev, "lo": lo, "hi": hi, "p": pollutant, "v": int(vid)}
-                values, path = _write_part(conn, model, params)
+                values, path = write_part(conn, model, params)
                 conn.execute(
                     "UPDATE calibration_job_parts SET state = 'done', values_written = %s, "
                     "path = %s, finished_at = now() WHERE job_id = %s AND part_no = %s",
@@ -434,36 +338,6 @@ def work_next_part(
     if not conn.autocommit:
         conn.commit()
     return PartResult(int(job_id), int(part_no), dev, int(n), values, path)
-
-
-def _write_part(
-    conn: psycopg.Connection[Any], model: CalibrationModel, params: dict[str, Any]
-) -> tuple[int, str]:
-    row = conn.execute(_SEQ_RANGE, params).fetchone()
-    if row is None or row[0] is None:
-        return 0, "sql"  # no readings (any more) in the part
-    row = conn.execute(_HAS_VALUES, {**params, "slo": row[0], "shi": row[1]}).fetchone()
-    have = int(row[0]) if row else 0
-    if have:
-        row = conn.execute(count_needed(model), params).fetchone()
-        if row is not None and int(row[0]) == have:
-            return 0, "all-present"  # e.g. the same version activated again
-    skip = have > 0
-    try:
-        with conn.transaction():
-            cur = conn.execute(insert_select(model, skip), params)
-        return cur.rowcount, "sql-skip-existing" if skip else "sql"
-    except psycopg.errors.UniqueViolation:
-        # values of this version written meanwhile (at ingest) outside the planned seq range
-        with conn.transaction():
-            cur = conn.execute(insert_select(model, True), params)
-        return cur.rowcount, "sql-skip-existing"
-    except _ARITHMETIC as exc:
-        why = str(exc).splitlines()[0]
-        log.warning("SQL path refused a part, redone with numpy",
-                    extra={"device_id": params["d"], "error": why})  # fmt: skip
-        with conn.transaction():
-            return _numpy_part(conn, model, params), "numpy"
 
 
 def _fail(conn: psycopg.Connection[Any], job_id: int, part_no: int, error: str) -> None:
