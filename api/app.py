@@ -21,6 +21,7 @@ from luftnett.api.routers import (
     admin,
     aggregates,
     airindex,
+    calibration_jobs,
     devices,
     downloads,
     exceedances,
@@ -106,6 +107,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(downloads.router)
     app.include_router(maps.router)
     app.include_router(admin.router)
+    app.include_router(calibration_jobs.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:

@@ -271,30 +271,57 @@ def fit_from_database(
 @click.command("activate")
 @click.argument("version_id", type=int)
 @click.option("--from", "start", required=True, help="In force from (ISO date/time, UTC).")
-@click.option("--reprocess", is_flag=True, help="Recalibrate the device's history now.")
+@click.option("--wait", is_flag=True,
+              help="Wait for the reprocessing, with a progress bar on a terminal.")  # fmt: skip
+@click.option(
+    "--no-reprocess",
+    is_flag=True,
+    help="Only activate; queue no reprocessing job (new readings still get it).",
+)
+@click.option("--no-worker", is_flag=True,
+              help="Queue the job but start no worker (a `calibrate jobs run --forever` "
+              "service works it).")  # fmt: skip
 @_by_option
-def activate(version_id: int, start: str, reprocess: bool, created_by: str | None) -> None:
-    """Make a calibration version current for its device from a date on.
+@click.pass_context
+def activate(ctx: click.Context, version_id: int, start: str, wait: bool, no_reprocess: bool,
+             no_worker: bool, created_by: str | None) -> None:  # fmt: skip
+    """Make a calibration version current for its device (or sensor model) from a date on,
+    and recompute the history it now covers in the background.
 
-    Readings from that date get this version at ingest; earlier ones keep theirs. History is
-    recomputed by `luftnett calibrate reprocess` (or --reprocess here); old values stay.
+    Readings from that date get this version at ingest. The readings already stored from
+    that date (up to the next activation) are reprocessed by a job: it is queued here and a
+    background worker (`luftnett calibrate jobs run`) is started; `luftnett calibrate jobs`
+    shows its progress. Values of older versions stay ("as calibrated by version N").
 
-    Example:  luftnett calibrate activate 12 --from 2024-03-01 --reprocess
+    Example:  luftnett calibrate activate 12 --from 2024-03-01 --wait
     """
+    from luftnett.calibration.jobs import enqueue
+    from luftnett.calibration.jobs_cli import start_background_worker, wait_with_progress
     from luftnett.calibration.store import activate as do_activate
     from luftnett.calibration.store import get_version
 
     when = parse_when(start, "--from")
+    who_by = _who(created_by)
     with _connect() as conn:
-        aid = do_activate(conn, version_id, when, _who(created_by))
+        with conn.transaction():
+            aid = do_activate(conn, version_id, when, who_by)
+            job = None if no_reprocess else enqueue(conn, version_id, who_by, aid)
         v = get_version(conn, version_id)
-    who = v.device_id or f"sensor model {v.sensor_model}"
-    click.echo(f"version {version_id} current for {who} {v.pollutant} from {when.isoformat()} "
-               f"(activation {aid})")  # fmt: skip
-    if v.status != "ok":
-        click.echo(f"warning: version {version_id} is {v.status}: {v.status_reason}", err=True)
-    if reprocess and v.device_id is not None:
-        _reprocess(v.device_id, (v.pollutant,), None, 200_000)
+        who = v.device_id or f"sensor model {v.sensor_model}"
+        click.echo(f"version {version_id} current for {who} {v.pollutant} from "
+                   f"{when.isoformat()} (activation {aid})")  # fmt: skip
+        if v.status != "ok":
+            click.echo(f"warning: version {version_id} is {v.status}: {v.status_reason}", err=True)
+        if job is None:
+            return
+        if not no_worker:
+            pid = start_background_worker(ctx)
+            click.echo(f"reprocessing job {job} queued; background worker pid {pid}; "
+                       "follow it with `luftnett calibrate jobs`")  # fmt: skip
+        else:
+            click.echo(f"reprocessing job {job} queued (no worker started)")
+        if wait:
+            wait_with_progress(conn, job)
 
 
 @click.command("versions")
@@ -429,7 +456,9 @@ def drift(
 
     Rolling 7-day ratio of medians (its change since the first window) and the trend of the
     residuals (per 30 days, relative to the typical level); either beyond --threshold flags
-    the device and suggests a new co-location fit.
+    the device and suggests a new co-location fit. A device's calibrated values (as the
+    version in force made them) are compared where it has any in the period, else its raw
+    values; each line says which.
 
     Example:  luftnett calibrate drift --pollutant no2 --days 60
     """
@@ -452,8 +481,8 @@ def drift(
                              f"{pct(a.trend_pct_per_30d)}/30 d ({a.n_pairs} h)")  # fmt: skip
         ref = f"{d.station_id} at {d.station_distance_m:.0f} m" if d.station_id else "no station"
         verdict = "DRIFT" if d.flagged else "ok"
-        click.echo(f"{d.device_id}: {verdict} [{ref}, {d.neighbours} neighbours] "
-                   + ("; ".join(parts) or "no comparison data"))  # fmt: skip
+        click.echo(f"{d.device_id}: {verdict} [{d.basis} values, {ref}, {d.neighbours} "
+                   "neighbours] " + ("; ".join(parts) or "no comparison data"))  # fmt: skip
         if d.flagged:
             reasons = [r for a in (d.vs_reference, d.vs_neighbours) if a for r in a.reasons]
             station = d.station_id or "STATION"
@@ -463,4 +492,10 @@ def drift(
         click.echo("no deployed devices with coordinates in the period")
 
 
-DB_COMMANDS = (colocations, activate, versions, report, reprocess, drift)
+def _jobs() -> click.Command:
+    from luftnett.calibration.jobs_cli import jobs
+
+    return jobs
+
+
+DB_COMMANDS = (colocations, activate, versions, report, reprocess, drift, _jobs())

@@ -4,6 +4,12 @@ For each device deployed at a site with coordinates during the period: its hourl
 (valid readings, >= 75 % coverage, as for fitting) are compared with the nearest reference
 station that measures the pollutant (at any distance; the distance is reported) and with the
 hourly median of its neighbours (other devices whose site lies within ``neighbour_radius_m``).
+
+The hourly means are of the calibrated values (``calibrated_current``: each reading as the
+version in force at its time made it) for a device that has any in the period, else of the raw
+values; :attr:`DeviceDrift.basis` says which. Drift is what a calibration has not corrected,
+so a sensor whose raw values differ from the reference by a constant gain that its
+calibration removes is not drifting, and one whose calibrated values walk away is.
 """
 
 from __future__ import annotations
@@ -38,13 +44,16 @@ WHERE lat IS NOT NULL AND lon IS NOT NULL AND %(pollutant)s = ANY(pollutants)
 
 _HOURLY = sql.SQL(
     """
-    SELECT device_id, date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS h,
-           avg({col})
-    FROM readings
-    WHERE device_id = ANY(%(devices)s) AND ts >= %(start)s AND ts < %(end)s
-      AND flags & %(mask)s = 0
+    SELECT r.device_id, date_bin('1 hour', r.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS h,
+           CASE WHEN count(r.{col}) >= %(cov)s * 3600.0 / min(r.window_s) THEN avg(r.{col}) END,
+           CASE WHEN count(c.value) >= %(cov)s * 3600.0 / min(r.window_s) THEN avg(c.value) END,
+           count(c.value)
+    FROM readings r
+    LEFT JOIN calibrated_current c
+      ON c.device_id = r.device_id AND c.seq = r.seq AND c.pollutant = %(pollutant)s
+    WHERE r.device_id = ANY(%(devices)s) AND r.ts >= %(start)s AND r.ts < %(end)s
+      AND r.flags & %(mask)s = 0
     GROUP BY 1, 2
-    HAVING count({col}) >= %(cov)s * 3600.0 / min(window_s)
     """
 )
 
@@ -57,6 +66,7 @@ class DeviceDrift:
     neighbours: int
     vs_reference: DriftAssessment | None
     vs_neighbours: DriftAssessment | None
+    basis: str = "raw"  # "calibrated" when the device has calibrated values in the period
 
     @property
     def flagged(self) -> bool:
@@ -92,14 +102,22 @@ def fleet_drift(
         )
     stations = [(r[0], float(r[1]), float(r[2])) for r in conn.execute(
         _STATIONS, {"pollutant": pollutant})]  # fmt: skip
-    hourly: dict[str, dict[datetime, float]] = {d: {} for d in sites}
+    raw: dict[str, dict[datetime, float]] = {d: {} for d in sites}
+    cal: dict[str, dict[datetime, float]] = {d: {} for d in sites}
+    has_cal: set[str] = set()
     q = _HOURLY.format(col=sql.Identifier(POLLUTANT_COLUMNS[pollutant]))
-    for dev, h, v in conn.execute(
+    for dev, h, v_raw, v_cal, n_cal in conn.execute(
         q, {"devices": list(sites), "start": start, "end": end, "mask": PAIR_FLAG_MASK,
-            "cov": MIN_COVERAGE},
+            "cov": MIN_COVERAGE, "pollutant": pollutant},
     ):  # fmt: skip
-        if v is not None:
-            hourly[dev][h] = float(v)
+        if v_raw is not None:
+            raw[dev][h] = float(v_raw)
+        if v_cal is not None:
+            cal[dev][h] = float(v_cal)
+        if n_cal:
+            has_cal.add(dev)
+    # calibrated where the device has a calibration in the period, raw otherwise
+    hourly = {d: cal[d] if d in has_cal else raw[d] for d in sites}
     targets = [device_id] if device_id is not None else sorted(sites)
     out = []
     for dev in targets:
@@ -134,6 +152,7 @@ def fleet_drift(
             ])  # fmt: skip
             vs_nb = assess_drift(hours, x, med, window_days, threshold_pct)
         out.append(DeviceDrift(
-            dev, near[0] if near else None, near[1] if near else None, len(neigh), vs_ref, vs_nb
+            dev, near[0] if near else None, near[1] if near else None, len(neigh), vs_ref, vs_nb,
+            "calibrated" if dev in has_cal else "raw",
         ))  # fmt: skip
     return out

@@ -410,9 +410,9 @@ def test_cli_story(pg_url: str, conn: psycopg.Connection[Any], tmp_path: Path) -
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[0])["version_id"] == vid
 
-    res = cli(pg_url, "calibrate", "activate", str(vid), "--from", "2024-01-01", "--reprocess")
+    res = cli(pg_url, "calibrate", "activate", str(vid), "--from", "2024-01-01", "--wait")
     assert res.exit_code == 0, res.output
-    assert f"{24 * 5 * 6} calibrated values" in res.stdout
+    assert f"done     100.0 %  {24 * 5 * 6}/{24 * 5 * 6} readings" in res.stdout
 
     out = tmp_path / "report"
     res = cli(pg_url, "calibrate", "report", str(vid), "--out", str(out))
@@ -498,3 +498,48 @@ def test_collector_writer_stores_calibrated_values(pg_url: str) -> None:
             model = get_version(c, vid).model
             out = model.apply([(10.0 if pol == "pm25" else 20.0) + seq])
             assert_allclose([value, u], [out.value[0], out.u[0]], rtol=RTOL, atol=ATOL)
+
+
+# -- drift on calibrated values -----------------------------------------------------------------
+def test_drift_compares_calibrated_values_where_there_are_any(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from luftnett.calibration.drift_db import fleet_drift
+
+    days = 28
+    # inside the area of the other tests' sites (the dashboard test fits its map to all of
+    # them), but more than 2 km (the neighbour radius) and its station nearer than theirs
+    lat, lon = 59.82 + np.random.default_rng().uniform(0, 0.02), 10.45
+    dev, ref = make_device(conn, 24 * days, lat=lat, lon=lon)
+    st = uid("ST").upper()[:20]
+    upsert_station(conn, ReferenceStation(st, "Drift station", "csv", lat, lon + 1e-4, ("pm25",)))
+    import_observations(conn, st, [
+        ReferenceObservation("pm25", T0 + i * HOUR, float(v), "validated")  # type: ignore[arg-type]
+        for i, v in enumerate(ref)
+    ], "test")  # fmt: skip
+    end = T0 + timedelta(days=days)
+    # raw values: a constant gain against the reference, no drift
+    (raw,) = fleet_drift(conn, "pm25", T0, end, dev)
+    assert raw.basis == "raw"
+    assert raw.station_id == st
+    assert raw.vs_reference is not None
+    assert not raw.flagged, raw
+    # a calibration whose values walk away from the reference (+50 % over the period): the
+    # drift check now looks at them and flags the device
+    model = FLEET_DEFAULTS[("sds011", "pm25")].model
+    vid = insert_version(conn, model, pollutant="pm25", created_by="t", device_id=dev)
+    activate(conn, vid, T0, "t")
+    conn.execute(
+        "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, value, u) "
+        "SELECT r.device_id, r.seq, 'pm25', %(v)s, r.ts, (o.value * (1 + 0.5 * "
+        "extract(epoch FROM r.ts - %(t0)s) / extract(epoch FROM %(end)s - %(t0)s)))::real, 1 "
+        "FROM readings r JOIN reference_observations o ON o.hour_start = date_trunc('hour', r.ts)"
+        " AND o.pollutant = 'pm25' AND o.station_id = %(st)s WHERE r.device_id = %(d)s",
+        {"v": vid, "t0": T0, "end": end, "d": dev, "st": st},
+    )
+    (cal,) = fleet_drift(conn, "pm25", T0, end, dev)
+    assert cal.basis == "calibrated"
+    assert cal.flagged
+    assert cal.vs_reference is not None
+    assert cal.vs_reference.ratio_change_pct is not None
+    assert cal.vs_reference.ratio_change_pct > 30
