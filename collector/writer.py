@@ -1,5 +1,7 @@
-"""Batched, idempotent writes: one transaction per batch, COPY into a temp table, then insert
-the (device, seq) pairs not seen before into the ledger and their rows into ``readings``.
+"""Batched, exactly-once writes: one transaction per batch. The devices upsert locks each
+device of the batch; the device's received seq ranges (``seq_ledger``, 0020) that overlap the
+batch are read and the rows they hold dropped (and repeats inside the batch); a binary COPY
+writes the rest straight into ``readings`` and their seq ranges join the ledger.
 
 In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
 COPY (one query per batch loads the stored neighbours the series checks need), the batch's
@@ -10,6 +12,7 @@ rollups of every device-hour that gained readings are recomputed.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,8 +22,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from luftnett.calibration.apply_db import apply_at_ingest
+from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
+from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
@@ -32,32 +36,48 @@ __all__ = ["BatchResult", "Writer"]
 log = logging.getLogger(__name__)
 
 _COLS = sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS)
-_TMP_COLS = sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in WRITE_COLUMNS)
 _I_DEVICE, _I_SEQ, _I_TS, _I_WINDOW, _I_FLAGS = (
     READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "window_s", "flags")
 )
+_BIG = 2**63
 _I_VALUE_LIST = [READING_COLUMNS.index(q) for q in VALUE_COLUMNS]
 
-_CREATE_TMP = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE readings INCLUDING DEFAULTS) "
-    "ON COMMIT DELETE ROWS"
+_COPY = sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(_COLS)
+# binary COPY types in WRITE_COLUMNS order; jsonb goes as bytea: its wire format is b"\\x01" + text
+_COPY_TYPES = {"device_id": "text", "seq": "int8", "ts": "timestamptz", "window_s": "float4",
+               "n_samples": "int4", "sensor_model": "text", "sensor_serial": "text",
+               "extra": "bytea", "flags": "int8", "schema_version": "int2",
+               "qc_checks": "int8", "qc_version": "int2"}  # fmt: skip
+_TYPES = [_COPY_TYPES.get(c, "float4") for c in WRITE_COLUMNS]
+_I_EXTRA = READING_COLUMNS.index("extra")
+
+# Exactly once: the devices upsert (sorted) holds each device's row lock to the commit, so the
+# writers of one device take turns; the next statement sees the ranges the previous one stored.
+_UPSERT_DEVICES = """
+INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ORDER BY 1
+ON CONFLICT (device_id) DO UPDATE SET
+    sensor_model = EXCLUDED.sensor_model,
+    sensor_serial = COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial),
+    agent_version = EXCLUDED.agent_version,
+    last_seen = now()
+"""
+_LEDGER_ENSURE = (
+    "INSERT INTO seq_ledger (device_id) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING"
 )
-_COPY = sql.SQL("COPY incoming ({}) FROM STDIN").format(_COLS)
-_INSERT = sql.SQL(
-    """
-    WITH dedup AS (
-        SELECT DISTINCT ON (device_id, seq) * FROM incoming ORDER BY device_id, seq
-    ), fresh AS (
-        INSERT INTO reading_keys (device_id, seq, ts)
-        SELECT device_id, seq, ts FROM dedup
-        ON CONFLICT DO NOTHING
-        RETURNING device_id, seq
-    )
-    INSERT INTO readings ({cols})
-    SELECT {tcols} FROM dedup t JOIN fresh USING (device_id, seq)
-    RETURNING device_id, ts
-    """
-).format(cols=_COLS, tcols=_TMP_COLS)
+# the received seq ranges of each device that overlap the batch's [lo, hi]
+_LEDGER_OVERLAP = """
+SELECT b.device_id, lower(r), upper(r)
+FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS b(device_id, lo, hi)
+JOIN seq_ledger l USING (device_id)
+CROSS JOIN LATERAL unnest(l.received * int8multirange(int8range(b.lo, b.hi, '[]'))) AS r
+"""
+_LEDGER_ADD = """
+UPDATE seq_ledger l SET received = l.received + n.m, updated_at = now()
+FROM (SELECT d, range_agg(int8range(lo, hi)) AS m
+      FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS u(d, lo, hi) GROUP BY d) n
+WHERE l.device_id = n.d
+"""
 
 # The stored neighbours of each device around the batch: n before its first ts, all inside
 # its span, n after its last ts. One query per batch, for the stuck and spike checks.
@@ -77,16 +97,6 @@ _HISTORY = sql.SQL(
     ) r
     """
 ).format(vals=sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(q) for q in VALUE_COLUMNS))
-
-_UPSERT_DEVICE = """
-INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
-VALUES (%s, %s, %s, %s)
-ON CONFLICT (device_id) DO UPDATE SET
-    sensor_model = EXCLUDED.sensor_model,
-    sensor_serial = COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial),
-    agent_version = EXCLUDED.agent_version,
-    last_seen = now()
-"""
 
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
@@ -127,13 +137,12 @@ class Writer:
     ) -> None:
         self.conn = conn
         self.register_unknown = register_unknown
+        self._calibration = CalibrationCache()
         self._known: set[str] = set()  # registered devices seen (devices are never deleted)
         self.source = source
         self.qc_config = qc_config
         self.rollups = rollups
         self.deferred = deferred
-        conn.execute(_CREATE_TMP)
-        conn.commit()
 
     def _history(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Stored neighbours as ``(device_id, seq, ts, 0, *values)`` rows."""
@@ -157,7 +166,8 @@ class Writer:
     def quality(
         self, rows: Sequence[tuple[Any, ...]], received_at: datetime
     ) -> list[tuple[Any, ...]]:
-        """Rows in WRITE_COLUMNS order: flags from quality control, qc_checks, qc_version."""
+        """Rows in WRITE_COLUMNS order: flags from quality control, qc_checks, qc_version;
+        ``extra`` in jsonb's binary wire format (``b"\\x01"`` + JSON text) for the COPY."""
         batch = [
             (r[_I_DEVICE], r[_I_SEQ], r[_I_TS], r[_I_FLAGS], *[r[i] for i in _I_VALUE_LIST])
             for r in rows
@@ -165,12 +175,65 @@ class Writer:
         checks, flags = qc.batch_quality(
             self._history(rows), batch, VALUE_COLUMNS, received_at, self.qc_config
         )
+        fl, ex = _I_FLAGS, _I_EXTRA
         out = []
         for r, c, f in zip(rows, checks.tolist(), flags.tolist(), strict=True):
-            row = list(r)
-            row[_I_FLAGS] = f
-            out.append((*row, c, FLAGS_VERSION))
+            extra = r[ex]
+            if extra is not None:
+                r = (*r[:ex], b"\x01" + extra.encode(), *r[ex + 1 :])
+            out.append((*r[:fl], f, *r[fl + 1 :], c, FLAGS_VERSION))
         return out
+
+    def dedupe(
+        self, rows: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, int, int]]]:
+        """The rows whose (device, seq) the ledger does not hold yet, each once (the first
+        copy in the batch), and the seq ranges ``(device, lo, hi)`` (half-open) they add.
+
+        Call inside the transaction, after the devices upsert has locked the devices."""
+        by_dev: dict[str, list[int]] = {}
+        for r in rows:
+            by_dev.setdefault(r[_I_DEVICE], []).append(r[_I_SEQ])
+        devices = sorted(by_dev)
+        self.conn.execute(_LEDGER_ENSURE, (devices,))
+        have: dict[str, list[tuple[int, int]]] = {}
+        for d, lo, hi in self.conn.execute(
+            _LEDGER_OVERLAP,
+            (devices, [min(by_dev[d]) for d in devices], [max(by_dev[d]) for d in devices]),
+        ).fetchall():
+            have.setdefault(d, []).append((lo, hi))
+        fresh: list[tuple[Any, ...]]
+        if not have and all(len(set(s)) == len(s) for s in by_dev.values()):
+            fresh = list(rows)  # the usual case: nothing seen before, no repeats in the batch
+        else:
+            starts = {d: sorted(v) for d, v in have.items()}
+            seen: set[tuple[str, int]] = set()
+            fresh = []
+            for r in rows:
+                key = (r[_I_DEVICE], r[_I_SEQ])
+                if key in seen:
+                    continue
+                seen.add(key)
+                got = starts.get(key[0])
+                if got:
+                    i = bisect_right(got, (key[1], _BIG)) - 1
+                    if i >= 0 and got[i][0] <= key[1] < got[i][1]:
+                        continue
+                fresh.append(r)
+        added: list[tuple[str, int, int]] = []
+        seqs_by_dev: dict[str, list[int]] = {}
+        for r in fresh:
+            seqs_by_dev.setdefault(r[_I_DEVICE], []).append(r[_I_SEQ])
+        for d, seqs in seqs_by_dev.items():
+            seqs.sort()
+            lo = prev = seqs[0]
+            for q in seqs[1:]:
+                if q != prev + 1:
+                    added.append((d, lo, prev + 1))
+                    lo = q
+                prev = q
+            added.append((d, lo, prev + 1))
+        return fresh, added
 
     def _refuse_unknown(self, accepted: list[Accepted]) -> tuple[list[Accepted], list[Quarantined]]:
         """Split off the messages of devices missing from ``devices`` as quarantine records."""
@@ -206,22 +269,23 @@ class Writer:
                 bad += refused
             rows = [row for a in accepted for row in a.rows]
             n_rows = len(rows)
-            devices = {a.device[0]: a.device for a in accepted}
-            if devices:
-                with self.conn.cursor() as cur:
-                    cur.executemany(_UPSERT_DEVICE, sorted(devices.values()))
+            if accepted:
+                devices = sorted({a.device[0]: a.device for a in accepted}.values())
+                self.conn.execute(_UPSERT_DEVICES, [list(c) for c in zip(*devices, strict=True)])
             if n_rows:
-                checked = self.quality(rows, received_at)
-                with self.conn.cursor() as cur:
-                    with cur.copy(_COPY) as copy:
+                fresh, added = self.dedupe(rows)
+                stored = len(fresh)
+                if fresh:
+                    checked = self.quality(fresh, received_at)
+                    with self.conn.cursor() as cur, cur.copy(_COPY) as copy:
+                        copy.set_types(_TYPES)
                         for row in checked:
                             copy.write_row(row)
-                    cur.execute(_INSERT)
-                    fresh: list[tuple[str, datetime]] = [(d, ts) for d, ts in cur.fetchall()]
-                stored = len(fresh)
-                apply_at_ingest(self.conn, rows, fresh)  # calibrated values, same txn
+                    self.conn.execute(_LEDGER_ADD, [list(c) for c in zip(*added, strict=True)])
+                    # calibrated values, same transaction
+                    calibrate_at_ingest(self.conn, fresh, self._calibration)
                 got = _hour_counts((r[_I_DEVICE], r[_I_TS]) for r in rows)
-                kept = _hour_counts(fresh)
+                kept = _hour_counts((r[_I_DEVICE], r[_I_TS]) for r in fresh)
                 record_ingest(self.conn, got, kept)
                 if self.rollups and fresh:
                     if self.deferred:
