@@ -23,15 +23,14 @@ import numpy.typing as npt
 import psycopg
 
 from luftnett.calibration.apply_db import POLLUTANT_COLUMNS, CalibrationCache
+from luftnett.collector.qc import SeriesColumns
 from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
 
 __all__ = ["calibrate_at_ingest"]
 
-_I_DEV, _I_SEQ, _I_TS, _I_EXTRA = (
-    READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "extra")
-)
-_COLUMN_INDEX = {c: READING_COLUMNS.index(c) for c in VALUE_COLUMNS}
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_I_TS, _I_EXTRA = (READING_COLUMNS.index(c) for c in ("ts", "extra"))
+_VALUE_INDEX = {c: j for j, c in enumerate(VALUE_COLUMNS)}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _PG_TO_UNIX_US = 946_684_800_000_000
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -43,7 +42,7 @@ _COPY = (
 
 
 def _records(
-    dev: list[bytes],
+    dev: npt.NDArray[np.bytes_],
     pollutant: bytes,
     seq: npt.NDArray[np.int64],
     version: int,
@@ -52,7 +51,7 @@ def _records(
     u: npt.NDArray[np.float64],
 ) -> bytes:
     """Binary COPY records of rows whose device ids all have the same byte length."""
-    n, ld, lp = len(dev), len(dev[0]), len(pollutant)
+    n, ld, lp = dev.size, dev.dtype.itemsize, len(pollutant)
     dt = np.dtype([
         ("nf", ">i2"), ("l0", ">i4"), ("dev", f"S{ld}"), ("l1", ">i4"), ("seq", ">i8"),
         ("l2", ">i4"), ("pol", f"S{lp}"), ("l3", ">i4"), ("ver", ">i8"), ("l4", ">i4"),
@@ -73,33 +72,49 @@ def _records(
 
 
 def calibrate_at_ingest(
-    conn: psycopg.Connection[Any], rows: Sequence[tuple[Any, ...]], cache: CalibrationCache
+    conn: psycopg.Connection[Any],
+    rows: Sequence[tuple[Any, ...]],
+    names: Sequence[str],
+    cols: SeriesColumns,
+    cache: CalibrationCache,
 ) -> int:
-    """Calibrate new reading rows (``READING_COLUMNS`` order) and COPY their values; return
-    how many values were written. Runs in the caller's transaction."""
-    if not rows:
+    """Calibrate new reading rows (``READING_COLUMNS`` order; ``cols`` the same rows as
+    columns, device codes indexing ``names``) and COPY their values; return how many values
+    were written. Runs in the caller's transaction."""
+    n = len(rows)
+    if not n:
         return 0
     with cache.lock:
         cache.refresh(conn)
-        by_device: dict[str, list[int]] = {}
-        for k, r in enumerate(rows):
-            by_device.setdefault(r[_I_DEV], []).append(k)
-        ts_pg = np.fromiter(((r[_I_TS] - _PG_EPOCH) // _US for r in rows), np.int64, len(rows))
-        ts_us = ts_pg + _PG_TO_UNIX_US
+        ts_us = _exact_us(rows, cols.t)
+        order = np.argsort(cols.dev, kind="stable")
+        bounds = np.flatnonzero(np.diff(cols.dev[order])) + 1
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
-        for device_id, members in by_device.items():
-            idx = np.array(members, dtype=np.int64)
+        for idx in np.split(order, bounds):
+            device_id = names[int(cols.dev[idx[0]])]
+            first = int(ts_us[idx].min())
             for pollutant in POLLUTANT_COLUMNS:
-                versions = cache.resolver(conn, device_id, pollutant).versions(ts_us[idx])
+                res = cache.resolver(conn, device_id, pollutant)
+                if not res.device_from.size:
+                    if not res.fleet_from.size:
+                        continue  # nothing in force, ever
+                    if res.fleet_from.size == 1 and first >= res.fleet_from[0]:
+                        # the usual case: one fleet default over the whole batch
+                        vid = int(res.fleet_version[0])
+                        groups.setdefault((pollutant, vid), []).append(idx)
+                        continue
+                versions = res.versions(ts_us[idx])
                 if not versions.any():
                     continue
                 for vid in np.unique(versions[versions > 0]).tolist():
                     groups.setdefault((pollutant, vid), []).append(idx[versions == vid])
         if not groups:
             return 0
-        columns: dict[str, npt.NDArray[np.float64]] = {}
+        ts_pg = ts_us - _PG_TO_UNIX_US
+        dev_bytes = [d.encode() for d in names]
+        dev_len = np.array([len(b) for b in dev_bytes], dtype=np.int64)
+        all_dev = np.array(dev_bytes)  # S<longest>; ids have no NUL bytes (contract pattern)
         extras: list[dict[str, Any]] | None = None
-        seq = np.fromiter((r[_I_SEQ] for r in rows), np.int64, len(rows))
         chunks: list[bytes] = []
         written = 0
         for (pollutant, vid), parts in groups.items():
@@ -107,11 +122,9 @@ def calibrate_at_ingest(
             model = cache.model(conn, vid)
             inputs: dict[str, npt.NDArray[np.float64]] = {}
             for name in (model.sensor, *model.inputs):
-                col = _COLUMN_INDEX.get(name)
-                if col is not None:
-                    if name not in columns:
-                        columns[name] = np.array([r[col] for r in rows], dtype=np.float64)
-                    inputs[name] = columns[name][idx]
+                j = _VALUE_INDEX.get(name)
+                if j is not None:
+                    inputs[name] = cols.vals[idx, j]
                 else:  # a quantity without a column of its own: from `extra`
                     if extras is None:
                         extras = [json.loads(r[_I_EXTRA]) if r[_I_EXTRA] else {} for r in rows]
@@ -124,15 +137,15 @@ def calibrate_at_ingest(
                 continue
             sel = idx[ok]
             value, u = out.value[ok], out.u[ok]
-            dev = [rows[k][_I_DEV].encode() for k in sel.tolist()]
-            lengths = np.fromiter(map(len, dev), np.int64, len(dev))
+            codes = cols.dev[sel]
+            lengths = dev_len[codes]
             for length in np.unique(lengths).tolist():
                 pick = np.flatnonzero(lengths == length)
                 chunks.append(
                     _records(
-                        [dev[j] for j in pick.tolist()],
+                        all_dev[codes[pick]].astype(f"S{length}"),
                         pollutant.encode(),
-                        seq[sel[pick]],
+                        cols.seq[sel[pick]],
                         vid,
                         ts_pg[sel[pick]],
                         value[pick],
@@ -144,3 +157,11 @@ def calibrate_at_ingest(
         with conn.cursor() as cur, cur.copy(_COPY) as copy:
             copy.write(_HEADER + b"".join(chunks) + _TRAILER)
     return written
+
+
+def _exact_us(rows: Sequence[tuple[Any, ...]], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Microseconds since 1970 of each row's ts: from the float seconds where a double holds
+    them to well under a microsecond (1900-2100), exactly from the datetimes otherwise."""
+    if t.size and np.abs(t).max() < 4.1e9:
+        return np.rint(t * 1e6).astype(np.int64)
+    return np.fromiter(((r[_I_TS] - _EPOCH) // _US for r in rows), np.int64, len(rows))

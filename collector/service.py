@@ -190,7 +190,7 @@ class Collector:
             return
         self._next_rollup = now + self.cfg.rollup_interval_s
         try:
-            while (n := refresh_dirty(self._conn)) > 0:
+            while not self._stop.is_set() and (n := refresh_dirty(self._conn)) > 0:
                 self.counts["rollup_hours"] += n
         except psycopg.OperationalError as exc:
             log.warning("rollup refresh failed; will retry", extra={"error": str(exc)[:200]})
