@@ -25,6 +25,7 @@ from collector_procs import (
     go,
     publish,
 )
+from quiet import exclusive
 
 from luftnett.contracts.mqtt import readings_topic
 from luftnett.settings import CollectorSettings
@@ -53,9 +54,10 @@ def receive(env: Env, w: Workload, protocol: str) -> Stage:
     try:
         sink.wait_line("subscribed")
         pubs = publish(env, root, w)
-        go(pubs)
-        finish_publishers(pubs)
-        res = json.loads(sink.wait_line("cpu_s", 300))
+        with exclusive(f"collector stages: receive {protocol} {w.name}"):
+            go(pubs)
+            finish_publishers(pubs)
+            res = json.loads(sink.wait_line("cpu_s", 300))
     finally:
         sink.stop()
     n = res["messages"]
@@ -76,14 +78,15 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
     root = "bench"
     topics = [readings_topic(root, d) for d, _ in w.messages]
     payloads = [p.encode() for _, p in w.messages]
-    cpu0 = time.process_time()
-    items: list[Accepted | Quarantined] = [
-        validate_message(root, t, p) for t, p in zip(topics, payloads, strict=True)
-    ]
-    v_cpu = time.process_time() - cpu0
+    with exclusive(f"collector stages: validate {w.name}"):
+        cpu0 = time.process_time()
+        items: list[Accepted | Quarantined] = [
+            validate_message(root, t, p) for t, p in zip(topics, payloads, strict=True)
+        ]
+        v_cpu = time.process_time() - cpu0
     out = [
         Stage(
-            "validate_message (json + pydantic + rows)",
+            "validate_message (msgspec + rows)",
             w.name,
             1e6 * v_cpu / len(items),
             1e6 * v_cpu / w.readings,
@@ -91,8 +94,8 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
     ]
     batch = CollectorSettings().batch_size
     db = env.fresh_db()
-    with psycopg.connect(db) as conn:
-        writer = Writer(conn)
+    with psycopg.connect(db) as conn, exclusive(f"collector stages: write {w.name}"):
+        writer = Writer(conn, deferred=True)  # as the collector runs it: rollups queued
         meter = CpuMeter(env)
         meter.start()
         cpu0, t0 = time.process_time(), time.time()

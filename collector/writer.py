@@ -39,7 +39,7 @@ from luftnett.db.schema import (
     WRITE_COLUMNS,
 )
 
-__all__ = ["BatchResult", "Writer"]
+__all__ = ["COPY_TYPES", "BatchResult", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,11 @@ _COPY = sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in _COPY_COLUMNS)
 )
 # binary COPY types in WRITE_COLUMNS order; jsonb goes as bytea: its wire format is b"\\x01" + text
-_COPY_TYPES = {"device_id": "text", "seq": "int8", "ts": "timestamptz", "window_s": "float4",
+COPY_TYPES = {"device_id": "text", "seq": "int8", "ts": "timestamptz", "window_s": "float4",
                "n_samples": "int4", "sensor_model": "text", "sensor_serial": "text",
                "extra": "jsonb", "flags": "int8", "schema_version": "int2",
                "qc_checks": "int8", "qc_version": "int2"}  # fmt: skip
-_TYPES = [_COPY_TYPES.get(c, "float4") for c in _COPY_COLUMNS]
+_TYPES = [COPY_TYPES.get(c, "float4") for c in _COPY_COLUMNS]
 _I_SCHEMA = READING_COLUMNS.index("schema_version")
 _V0 = READING_COLUMNS.index(VALUE_COLUMNS[0])
 _V1 = _V0 + len(VALUE_COLUMNS)
