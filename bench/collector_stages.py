@@ -2,9 +2,9 @@
 writing, measured apart so the stage that limits the whole can be named.
 
 Receiving runs in a process of its own (collector_load.py ``sink``: paho set up as the
-collector's, acking in ``on_message``), once with MQTT v5 as the collector speaks it and once with
-3.1.1 for comparison. Validating and writing run here, on the collector's own functions
-(``validate_message``, ``Writer.write`` in batches of the default batch size).
+collector's, acking in ``on_message``): plain paho with MQTT v5 and 3.1.1, and the collector's
+buffered client with 3.1.1 (its default). Validating and writing run here, on the collector's
+own functions (``validate_message``, ``Writer.write`` in batches of the default batch size).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Stage:
     note: str = ""
 
 
-def receive(env: Env, w: Workload, protocol: str) -> Stage:
+def receive(env: Env, w: Workload, protocol: str, buffered: bool = False) -> Stage:
     root = env.next_root()
     spec = {
         "host": "127.0.0.1",
@@ -48,6 +48,7 @@ def receive(env: Env, w: Workload, protocol: str) -> Stage:
         "topic_root": root,
         "client_id": f"sink-{env.runs}",
         "protocol": protocol,
+        "buffered": buffered,
         "messages": len(w.messages),
     }
     sink = Proc("sink", [sys.executable, str(LOAD), "sink", str(env.spec_file("sink", spec))], env)
@@ -63,7 +64,7 @@ def receive(env: Env, w: Workload, protocol: str) -> Stage:
     n = res["messages"]
     rate = n / res["wall_s"] if res["wall_s"] > 0 else 0.0
     return Stage(
-        f"receive: paho {protocol}, manual ack",
+        f"receive: paho {protocol}{' buffered (the collector)' if buffered else ''}, manual ack",
         w.name,
         1e6 * res["cpu_s"] / n,
         1e6 * res["cpu_s"] / (n * w.readings / len(w.messages)),
@@ -118,9 +119,13 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
 
 
 def stages(env: Env, single: Workload, batch: Workload) -> list[Stage]:
-    out = [receive(env, single, "v5"), receive(env, single, "v311")]
+    out = [
+        receive(env, single, "v5"),
+        receive(env, single, "v311"),
+        receive(env, single, "v311", buffered=True),
+    ]
     out += validate_and_write(env, single)
-    out.append(receive(env, batch, "v5"))
+    out.append(receive(env, batch, "v311", buffered=True))
     out += validate_and_write(env, batch)
     return out
 
