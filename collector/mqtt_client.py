@@ -10,8 +10,6 @@ acknowledgement, reconnects, TLS) is paho's own code; a new socket starts an emp
 
 from __future__ import annotations
 
-import socket
-import ssl
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,7 +25,7 @@ class BufferedClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._rbuf = b""
         self._rpos = 0
-        self._rsock: socket.socket | ssl.SSLSocket | None = None
+        self._rsock: object = None  # the socket the buffer was read from
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._sock is not self._rsock:  # (re)connected: nothing buffered belongs to it
