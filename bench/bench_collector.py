@@ -30,6 +30,7 @@ mq-bridge==1.2.0``); without it, its rows say why and the issue's quoted figures
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -435,10 +436,19 @@ def main(argv: list[str]) -> int:
         help="where to save the measurements (JSON)",
     )
     ap.add_argument("--render", type=Path, metavar="JSON", help="only render saved results")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rounds of the alternating runs (default: the profile's; full 3, short 1)",
+    )
     args = ap.parse_args(argv)
     if args.render:
         return emit(report(Results.from_json(args.render.read_text(encoding="utf-8"))), args)
     prof = PROFILES[args.profile]
+    if args.repeats is not None:
+        prof = dataclasses.replace(prof, repeats=max(1, args.repeats))
     quiet_per_run = prof.quiet_wait_s if args.quiet_wait is None else args.quiet_wait
     quiet_left = prof.quiet_budget_s if args.quiet_wait is None else 1e9
     steps = set(args.only.split(",")) if args.only else set(STEPS)
