@@ -30,6 +30,7 @@ mq-bridge==1.2.0``); without it, its rows say why and the issue's quoted figures
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,10 @@ from collector_report import (
     write_section,
 )
 from collector_stages import Stage, stages
+from psycopg.types.json import Jsonb
+from quiet import exclusive
 
+from luftnett.collector.writer import COPY_TYPES
 from luftnett.contracts.mqtt import readings_topic
 from luftnett.db.schema import READING_COLUMNS
 
@@ -150,12 +155,13 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
     pubs: list[Proc] = []
     try:
         pubs = publish(env, root, w, publishers)
-        meter = CpuMeter(env)
-        meter.start(consumer=[p.pid for p in procs])
-        go(pubs)
-        run.t_done, _ = poll_count(db, table, run.expected_rows, time.time())
-        run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
-        run.cpu = meter.stop({"publisher": pub_cpu})
+        with exclusive(f"collector bench: {label} {w.name}"):
+            meter = CpuMeter(env)
+            meter.start(consumer=[p.pid for p in procs])
+            go(pubs)
+            run.t_done, _ = poll_count(db, table, run.expected_rows, time.time())
+            run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
+            run.cpu = meter.stop({"publisher": pub_cpu})
         if kind == "collector":
             for p in procs:
                 for k, v in collector_batches(p).items():
@@ -180,6 +186,8 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
     go(pubs)
     finish_publishers(pubs)
     time.sleep(1.0)  # let the broker settle (it saves its store every 5 s)
+    lock = ExitStack()  # the timed part holds the machine; closed when it ends (or fails)
+    lock.enter_context(exclusive(f"collector bench: preloaded {kind} {w.name}"))
     if kind == "collector":
         p = start_collector(env, db, root, ids[0], None)
     else:
@@ -190,10 +198,12 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
         meter.start(consumer=[p.pid])
         run.t_done, _ = poll_count(db, table, run.expected_rows, run.t_first)
         run.cpu = meter.stop()
+        lock.close()
         if kind == "collector":
             run.note = f"subscribed after {collector_ready(p, 5) - p.t_start:.1f} s"
             run.batches = dict(collector_batches(p))
     finally:
+        lock.close()  # a no-op when closed above
         p.stop(signal.SIGINT if kind == "collector" else signal.SIGTERM)
         clear_sessions(env, ids)
     verify(db, table, run)
@@ -202,7 +212,7 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
 
 def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
     """The same rows as the collector stores (its own row builder), COPY'd into readings by
-    psycopg, ``chunk`` rows per transaction."""
+    psycopg in binary format (as the collector writes), ``chunk`` rows per transaction."""
     from luftnett.collector.validate import Accepted, validate_message
 
     db = env.fresh_db()
@@ -211,14 +221,26 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
         item = validate_message("bench", readings_topic("bench", device), payload.encode())
         assert isinstance(item, Accepted), item
         rows.extend(item.rows)
+    i_extra = READING_COLUMNS.index("extra")
+    rows = [
+        r
+        if r[i_extra] is None
+        else (*r[:i_extra], Jsonb(json.loads(r[i_extra])), *r[i_extra + 1 :])
+        for r in rows
+    ]
     cols = ", ".join(READING_COLUMNS)
+    types = [COPY_TYPES.get(c, "float4") for c in READING_COLUMNS]
     run = Run("bare COPY", w.name, "copy", len(w.messages), w.readings, w.readings)
-    with psycopg.connect(db) as conn:
+    with psycopg.connect(db) as conn, exclusive("collector bench: bare COPY"):
         meter = CpuMeter(env)
         meter.start()
         run.t_first = time.time()
         for i in range(0, len(rows), chunk):
-            with conn.cursor() as cur, cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY readings ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(types)
                 for r in rows[i : i + chunk]:
                     copy.write_row(r)
             conn.commit()
@@ -234,12 +256,13 @@ def publisher_alone(env: Env, w: Workload) -> Run:
     root = env.next_root()
     run = Run("publisher alone", w.name, "live", len(w.messages), w.readings, 0)
     pubs = publish(env, root, w)
-    meter = CpuMeter(env)
-    meter.start()
-    go(pubs)
-    run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
-    run.t_done = run.t_pub_acked
-    run.cpu = meter.stop({"publisher": pub_cpu})
+    with exclusive(f"collector bench: publisher alone {w.name}"):
+        meter = CpuMeter(env)
+        meter.start()
+        go(pubs)
+        run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
+        run.t_done = run.t_pub_acked
+        run.cpu = meter.stop({"publisher": pub_cpu})
     return run
 
 
@@ -269,6 +292,8 @@ def latency_run(env: Env, duration_s: float, rate: float = 1000.0, poll_s: float
     seen: dict[tuple[str, int], float] = {}
     expected = int(rate * duration_s)
     meter = CpuMeter(env)
+    lock = ExitStack()
+    lock.enter_context(exclusive("collector bench: latency"))
     meter.start(consumer=[col.pid])
     go([pub])
     with psycopg.connect(db, autocommit=True) as c:
@@ -292,6 +317,7 @@ def latency_run(env: Env, duration_s: float, rate: float = 1000.0, poll_s: float
         ]
     res = json.loads(pub.wait_line("t_first"))
     cpu = meter.stop({"publisher": res["cpu_s"]})
+    lock.close()
     pub.stop()
     col.stop()
     clear_sessions(env, [f"col-{env.runs}-lat"])
@@ -354,9 +380,10 @@ def pyspy_run(env: Env, w: Workload) -> str:
     )
     time.sleep(1.0)
     pubs = publish(env, root, w)
-    go(pubs)
-    poll_count(db, "readings", w.readings, time.time())
-    finish_publishers(pubs)
+    with exclusive("collector bench: py-spy"):
+        go(pubs)
+        poll_count(db, "readings", w.readings, time.time())
+        finish_publishers(pubs)
     col.stop()
     spy.wait(30)
     clear_sessions(env, [cid])
@@ -409,10 +436,19 @@ def main(argv: list[str]) -> int:
         help="where to save the measurements (JSON)",
     )
     ap.add_argument("--render", type=Path, metavar="JSON", help="only render saved results")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rounds of the alternating runs (default: the profile's; full 3, short 1)",
+    )
     args = ap.parse_args(argv)
     if args.render:
         return emit(report(Results.from_json(args.render.read_text(encoding="utf-8"))), args)
     prof = PROFILES[args.profile]
+    if args.repeats is not None:
+        prof = dataclasses.replace(prof, repeats=max(1, args.repeats))
     quiet_per_run = prof.quiet_wait_s if args.quiet_wait is None else args.quiet_wait
     quiet_left = prof.quiet_budget_s if args.quiet_wait is None else 1e9
     steps = set(args.only.split(",")) if args.only else set(STEPS)

@@ -376,8 +376,9 @@ def role_mqbridge(spec: dict[str, Any]) -> None:
 
 
 def role_sink(spec: dict[str, Any]) -> None:
-    """paho client set up as the collector's (manual acknowledgement, QoS 1), which acks each
-    message in ``on_message`` and does nothing else: what receiving alone costs."""
+    """paho client set up as the collector's (manual acknowledgement, QoS 1; with ``buffered``
+    the collector's BufferedClient), which acks each message in ``on_message`` and does nothing
+    else: what receiving alone costs."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -404,7 +405,9 @@ def role_sink(spec: dict[str, Any]) -> None:
             t["last"], t["cpu1"] = time.time(), time.process_time()
             done.set()
 
-    client = mqtt.Client(
+    from luftnett.collector.mqtt_client import BufferedClient
+
+    client = (BufferedClient if spec.get("buffered") else mqtt.Client)(
         CallbackAPIVersion.VERSION2,
         client_id=spec["client_id"],
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,

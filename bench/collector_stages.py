@@ -2,9 +2,9 @@
 writing, measured apart so the stage that limits the whole can be named.
 
 Receiving runs in a process of its own (collector_load.py ``sink``: paho set up as the
-collector's, acking in ``on_message``), once with MQTT v5 as the collector speaks it and once with
-3.1.1 for comparison. Validating and writing run here, on the collector's own functions
-(``validate_message``, ``Writer.write`` in batches of the default batch size).
+collector's, acking in ``on_message``): plain paho with MQTT v5 and 3.1.1, and the collector's
+buffered client with 3.1.1 (its default). Validating and writing run here, on the collector's
+own functions (``validate_message``, ``Writer.write`` in batches of the default batch size).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collector_procs import (
     go,
     publish,
 )
+from quiet import exclusive
 
 from luftnett.contracts.mqtt import readings_topic
 from luftnett.settings import CollectorSettings
@@ -39,7 +40,7 @@ class Stage:
     note: str = ""
 
 
-def receive(env: Env, w: Workload, protocol: str) -> Stage:
+def receive(env: Env, w: Workload, protocol: str, buffered: bool = False) -> Stage:
     root = env.next_root()
     spec = {
         "host": "127.0.0.1",
@@ -47,21 +48,23 @@ def receive(env: Env, w: Workload, protocol: str) -> Stage:
         "topic_root": root,
         "client_id": f"sink-{env.runs}",
         "protocol": protocol,
+        "buffered": buffered,
         "messages": len(w.messages),
     }
     sink = Proc("sink", [sys.executable, str(LOAD), "sink", str(env.spec_file("sink", spec))], env)
     try:
         sink.wait_line("subscribed")
         pubs = publish(env, root, w)
-        go(pubs)
-        finish_publishers(pubs)
-        res = json.loads(sink.wait_line("cpu_s", 300))
+        with exclusive(f"collector stages: receive {protocol} {w.name}"):
+            go(pubs)
+            finish_publishers(pubs)
+            res = json.loads(sink.wait_line("cpu_s", 300))
     finally:
         sink.stop()
     n = res["messages"]
     rate = n / res["wall_s"] if res["wall_s"] > 0 else 0.0
     return Stage(
-        f"receive: paho {protocol}, manual ack",
+        f"receive: paho {protocol}{' buffered (the collector)' if buffered else ''}, manual ack",
         w.name,
         1e6 * res["cpu_s"] / n,
         1e6 * res["cpu_s"] / (n * w.readings / len(w.messages)),
@@ -76,14 +79,15 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
     root = "bench"
     topics = [readings_topic(root, d) for d, _ in w.messages]
     payloads = [p.encode() for _, p in w.messages]
-    cpu0 = time.process_time()
-    items: list[Accepted | Quarantined] = [
-        validate_message(root, t, p) for t, p in zip(topics, payloads, strict=True)
-    ]
-    v_cpu = time.process_time() - cpu0
+    with exclusive(f"collector stages: validate {w.name}"):
+        cpu0 = time.process_time()
+        items: list[Accepted | Quarantined] = [
+            validate_message(root, t, p) for t, p in zip(topics, payloads, strict=True)
+        ]
+        v_cpu = time.process_time() - cpu0
     out = [
         Stage(
-            "validate_message (json + pydantic + rows)",
+            "validate_message (msgspec + rows)",
             w.name,
             1e6 * v_cpu / len(items),
             1e6 * v_cpu / w.readings,
@@ -91,8 +95,8 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
     ]
     batch = CollectorSettings().batch_size
     db = env.fresh_db()
-    with psycopg.connect(db) as conn:
-        writer = Writer(conn)
+    with psycopg.connect(db) as conn, exclusive(f"collector stages: write {w.name}"):
+        writer = Writer(conn, deferred=True)  # as the collector runs it: rollups queued
         meter = CpuMeter(env)
         meter.start()
         cpu0, t0 = time.process_time(), time.time()
@@ -115,9 +119,13 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
 
 
 def stages(env: Env, single: Workload, batch: Workload) -> list[Stage]:
-    out = [receive(env, single, "v5"), receive(env, single, "v311")]
+    out = [
+        receive(env, single, "v5"),
+        receive(env, single, "v311"),
+        receive(env, single, "v311", buffered=True),
+    ]
     out += validate_and_write(env, single)
-    out.append(receive(env, batch, "v5"))
+    out.append(receive(env, batch, "v311", buffered=True))
     out += validate_and_write(env, batch)
     return out
 

@@ -2,10 +2,12 @@
 
 "We lost nothing" as a number anyone can check. Per device and day (either day convention):
 
-- ``stored``: readings in the exactly-once ledger ``reading_keys`` whose ``ts`` is in the day;
+- ``stored``: stored readings whose ``ts`` is in the day (each (device, seq) is stored once:
+  the exactly-once ledger ``seq_ledger`` holds each device's received seqs as ranges);
 - ``sent``: what the device numbered: for each stored reading, its seq minus the previous stored
-  seq of the device (1 for the device's first reading), so each gap in the numbering counts on
-  the day of the reading that follows it; summed over all days this is max seq - min seq + 1;
+  seq of the device (1 for the device's first reading; taken from ``seq_ledger``), so each gap
+  in the numbering counts on the day of the reading that follows it; summed over all days this
+  is max seq - min seq + 1;
 - ``missing`` = sent - stored, and ``missing_ranges``: the seq ranges never stored;
 - ``late``: stored readings received more than ``late_after`` after their ``ts``;
 - ``duplicates``: copies the writer received but did not store (redeliveries, repeats inside
@@ -50,14 +52,14 @@ ON CONFLICT (device_id, hour_start) DO UPDATE SET
     duplicates = c.duplicates + EXCLUDED.duplicates
 """
 
-#: stored readings of a device in [start, end), each with the previous stored seq
+#: stored readings of a device in [start, end), each with the previous stored seq: the top of
+#: the device's received seq ranges cut below the reading's seq (0020: ``seq_ledger``)
 KEYS_SQL = """
-SELECT k.seq, k.ts, k.received_at,
-       (SELECT max(p.seq) FROM reading_keys p
-        WHERE p.device_id = k.device_id AND p.seq < k.seq) AS prev_seq
-FROM reading_keys k
-WHERE k.device_id = %(device)s AND k.ts >= %(start)s AND k.ts < %(end)s
-ORDER BY k.seq
+SELECT r.seq, r.ts, r.received_at,
+       upper(l.received * int8multirange(int8range(NULL, r.seq))) - 1 AS prev_seq
+FROM readings r LEFT JOIN seq_ledger l ON l.device_id = r.device_id
+WHERE r.device_id = %(device)s AND r.ts >= %(start)s AND r.ts < %(end)s
+ORDER BY r.seq
 """
 
 #: copies received but not stored, by hour of ts

@@ -31,8 +31,10 @@ __all__ = [
     "Point",
     "QcConfig",
     "QcResult",
+    "SeriesColumns",
     "batch_quality",
     "point_checks",
+    "quality_columns",
     "series_flags",
 ]
 
@@ -238,31 +240,61 @@ def batch_quality(
     (None where missing); ``history`` holds stored rows around the batch (its ``edge_flags`` is
     ignored). Same semantics as :func:`point_checks` | :func:`series_flags`.
     """
-    n_b = len(batch)
-    q_names = list(quantities)
-    # the series: stored rows, then batch rows whose (device, seq) is not there yet
-    key_pos: dict[tuple[str, int], int] = {}
+    nq = len(quantities)
     dev_ids: dict[str, int] = {}
-    rows: list[tuple[Any, ...]] = []
-    for r in history:
-        if (r[0], r[1]) not in key_pos:
-            key_pos[(r[0], r[1])] = len(rows)
-            rows.append(r)
-    batch_pos = np.empty(n_b, dtype=np.int64)
-    for i, r in enumerate(batch):
-        pos = key_pos.get((r[0], r[1]))
-        if pos is None:
-            pos = key_pos[(r[0], r[1])] = len(rows)
-            rows.append(r)
-        batch_pos[i] = pos
-    n = len(rows)
-    dev = np.fromiter((dev_ids.setdefault(r[0], len(dev_ids)) for r in rows), np.int64, n)
-    seq = np.fromiter((r[1] for r in rows), np.int64, n)
-    t = np.fromiter((r[2].timestamp() for r in rows), np.float64, n)
-    vals = np.array(
-        [[np.nan if v is None else v for v in r[4 : 4 + len(q_names)]] for r in rows],
-        dtype=np.float64,
-    ).reshape(n, len(q_names))
+
+    def columns(rows: Sequence[tuple[Any, ...]]) -> SeriesColumns:
+        n = len(rows)
+        return SeriesColumns(
+            np.fromiter((dev_ids.setdefault(r[0], len(dev_ids)) for r in rows), np.int64, n),
+            np.fromiter((r[1] for r in rows), np.int64, n),
+            np.fromiter((r[2].timestamp() for r in rows), np.float64, n),
+            np.array([r[4 : 4 + nq] for r in rows], dtype=np.float64).reshape(n, nq),
+            np.fromiter((int(r[3]) for r in rows), np.int64, n),
+        )
+
+    return quality_columns(columns(history), columns(batch), quantities, received_at, cfg)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesColumns:
+    """Readings as columns: device code, seq, ts (seconds since 1970), values (one column per
+    quantity, NaN where missing), edge flags."""
+
+    dev: np.ndarray
+    seq: np.ndarray
+    t: np.ndarray
+    vals: np.ndarray
+    edge: np.ndarray
+
+
+def quality_columns(
+    history: SeriesColumns,
+    batch: SeriesColumns,
+    quantities: Sequence[str],
+    received_at: datetime,
+    cfg: QcConfig = DEFAULT_QC,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batch_quality` on columns (device codes shared by both); the writer's entry."""
+    q_names = list(quantities)
+    n_h, n_b = history.seq.size, batch.seq.size
+    # the series: stored rows, then batch rows whose (device, seq) is not there yet (the
+    # first copy of a key wins: sorted by device, seq, then position)
+    all_dev = np.concatenate([history.dev, batch.dev])
+    all_seq = np.concatenate([history.seq, batch.seq])
+    by_key = np.lexsort((np.arange(n_h + n_b), all_seq, all_dev))
+    ks_d, ks_s = all_dev[by_key], all_seq[by_key]
+    new_key = np.ones(by_key.size, dtype=bool)
+    new_key[1:] = (ks_d[1:] != ks_d[:-1]) | (ks_s[1:] != ks_s[:-1])
+    first = by_key[new_key]
+    inverse = np.empty(by_key.size, dtype=np.int64)
+    inverse[by_key] = np.cumsum(new_key) - 1
+    batch_pos = inverse[n_h:]
+    dev = all_dev[first]
+    seq = all_seq[first]
+    t = np.concatenate([history.t, batch.t])[first]
+    vals = np.concatenate([history.vals, batch.vals])[first]
+    n = first.size
 
     order = np.lexsort((seq, t, dev))  # device, then time, then seq
     rank = np.empty(n, dtype=np.int64)
@@ -323,11 +355,8 @@ def batch_quality(
     flags = series_flags_[at]
 
     # point checks on the batch rows themselves
-    bvals = np.array(
-        [[np.nan if v is None else v for v in r[4 : 4 + len(q_names)]] for r in batch],
-        dtype=np.float64,
-    ).reshape(n_b, len(q_names))
-    edge = np.fromiter((int(r[3]) for r in batch), np.int64, n_b)
+    bvals = batch.vals
+    edge = batch.edge
     checks |= _POINT_CHECKS
     flags |= edge & _EDGE
     with np.errstate(invalid="ignore"):
@@ -339,7 +368,7 @@ def batch_quality(
             rh = bvals[:, q_names.index("rh_pct")]
             checks[~np.isnan(rh)] |= _HUMID
             flags[rh >= cfg.high_humidity_pct] |= _HUMID
-    bt = np.fromiter((r[2].timestamp() for r in batch), np.float64, n_b)
+    bt = batch.t
     now = received_at.timestamp()
     late = (bt - now > cfg.clock_ahead.total_seconds()) | (
         now - bt > cfg.clock_behind.total_seconds()

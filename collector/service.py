@@ -1,10 +1,12 @@
 """The collector process: MQTT in, database out, acknowledged only after the commit.
 
-paho runs its network loop in a thread; ``on_message`` only puts the message into a bounded
-queue. The worker takes batches (size or time), validates, writes them in one transaction and
-only then sends the PUBACKs (manual acknowledgement). If the database is down, nothing is
-acknowledged: the worker backs off and retries the same batch while the broker holds the rest
-(persistent session, QoS 1). A SIGKILL loses nothing: unacknowledged messages are redelivered.
+paho runs its network loop in a thread (reading the socket in large chunks:
+:class:`~luftnett.collector.mqtt_client.BufferedClient`); ``on_message`` only puts the message
+into a bounded queue. The worker takes batches (size or time), validates, writes them in one
+transaction and only then sends the PUBACKs (manual acknowledgement). If the database is down,
+nothing is acknowledged: the worker backs off and retries the same batch while the broker holds
+the rest (persistent session, QoS 1). A SIGKILL loses nothing: unacknowledged messages are
+redelivered.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from luftnett.collector.mqtt_client import BufferedClient
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
@@ -72,7 +75,7 @@ class Collector:
 
     def _make_client(self) -> mqtt.Client:
         target = parse_mqtt_url(self.cfg.mqtt_url)
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
             protocol=mqtt.MQTTv5 if self.cfg.mqtt_protocol == "5" else mqtt.MQTTv311,
@@ -190,7 +193,7 @@ class Collector:
             return
         self._next_rollup = now + self.cfg.rollup_interval_s
         try:
-            while (n := refresh_dirty(self._conn)) > 0:
+            while not self._stop.is_set() and (n := refresh_dirty(self._conn)) > 0:
                 self.counts["rollup_hours"] += n
         except psycopg.OperationalError as exc:
             log.warning("rollup refresh failed; will retry", extra={"error": str(exc)[:200]})

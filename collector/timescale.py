@@ -7,7 +7,7 @@ cannot drift from :mod:`luftnett.contracts.units` and :mod:`luftnett.db.schema`.
 With the extension (checked in ``pg_extension``, as 0002 created it) the migration adds:
 
 - compression of ``readings`` chunks older than 30 days (segment by device, order by ts);
-- retention: raw chunks older than 5 years are dropped (rollups, ``reading_keys`` stay);
+- retention: raw chunks older than 5 years are dropped (rollups and ``seq_ledger`` stay);
 - continuous aggregates ``readings_hourly_ca`` and, on top of it, ``readings_daily_utc01_ca``
   and ``readings_daily_oslo_ca`` with the same columns as ``rollup_hourly`` / ``rollup_daily``,
   refreshed by policies.

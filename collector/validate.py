@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from luftnett.collector.decode import REAL_MAX, fast_rows
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import ReadingFlag
 from luftnett.db.schema import READING_COLUMNS, READING_META_COLUMNS, VALUE_COLUMNS
@@ -86,10 +87,23 @@ def validate_message(root: str, topic: str, payload: bytes) -> Accepted | Quaran
         return Quarantined(
             topic, payload, "bad_topic", f"topic {topic!r} is not <root>/v1/<device>/readings"
         )
+    fast = fast_rows(payload, parsed[0])
+    if fast is not None:
+        return Accepted(device=fast[0], rows=fast[1], topic=topic, payload=payload)
     try:
         p = contract.decode_readings(payload, topic_device=parsed[0])
     except PayloadError as exc:
         return Quarantined(topic, payload, exc.reason, str(exc))
+    for i, r in enumerate(p.readings):
+        for name, v in r.values.items():
+            if name in _COLUMNS and abs(v) > REAL_MAX:
+                return Quarantined(
+                    topic,
+                    payload,
+                    "db_rejected",
+                    f"readings.{i}.values.{name}: {v!r} does not fit the column (real, "
+                    f"magnitude at most {REAL_MAX:.7g})",
+                )
     return Accepted(
         device=(p.device_id, p.sensor.model, p.sensor.serial, p.agent_version),
         rows=payload_rows(p),

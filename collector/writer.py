@@ -1,5 +1,7 @@
-"""Batched, idempotent writes: one transaction per batch, COPY into a temp table, then insert
-the (device, seq) pairs not seen before into the ledger and their rows into ``readings``.
+"""Batched, exactly-once writes: one transaction per batch. The devices upsert locks each
+device of the batch; the device's received seq ranges (``seq_ledger``, 0020) that overlap the
+batch are read and the rows they hold dropped (and repeats inside the batch); a binary COPY
+writes the rest straight into ``readings`` and their seq ranges join the ledger.
 
 In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
 COPY (one query per batch loads the stored neighbours the series checks need), the batch's
@@ -11,82 +13,116 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
-from psycopg import sql
+from psycopg import postgres, sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
-from luftnett.calibration.apply_db import apply_at_ingest
+from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
+from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
 from luftnett.contracts.units import FLAGS_VERSION
-from luftnett.db.schema import QUARANTINE_COLUMNS, READING_COLUMNS, VALUE_COLUMNS, WRITE_COLUMNS
+from luftnett.db.schema import (
+    QC_COLUMNS,
+    QUARANTINE_COLUMNS,
+    READING_COLUMNS,
+    VALUE_COLUMNS,
+    WRITE_COLUMNS,
+)
 
-__all__ = ["BatchResult", "Writer"]
+__all__ = ["COPY_TYPES", "BatchResult", "Writer"]
 
 log = logging.getLogger(__name__)
 
-_COLS = sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS)
-_TMP_COLS = sql.SQL(", ").join(sql.SQL("t.") + sql.Identifier(c) for c in WRITE_COLUMNS)
 _I_DEVICE, _I_SEQ, _I_TS, _I_WINDOW, _I_FLAGS = (
     READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "window_s", "flags")
 )
-_I_VALUE_LIST = [READING_COLUMNS.index(q) for q in VALUE_COLUMNS]
 
-_CREATE_TMP = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE readings INCLUDING DEFAULTS) "
-    "ON COMMIT DELETE ROWS"
+# COPY column order: the row up to extra, schema_version, then flags and QC (computed here)
+_COPY_COLUMNS = (*READING_COLUMNS[: READING_COLUMNS.index("flags")], "schema_version", "flags",
+                 *QC_COLUMNS)  # fmt: skip
+assert sorted(_COPY_COLUMNS) == sorted(WRITE_COLUMNS)
+assert READING_COLUMNS[-2:] == ("flags", "schema_version")
+_COPY = sql.SQL("COPY readings ({}) FROM STDIN (FORMAT BINARY)").format(
+    sql.SQL(", ").join(sql.Identifier(c) for c in _COPY_COLUMNS)
 )
-_COPY = sql.SQL("COPY incoming ({}) FROM STDIN").format(_COLS)
-_INSERT = sql.SQL(
-    """
-    WITH dedup AS (
-        SELECT DISTINCT ON (device_id, seq) * FROM incoming ORDER BY device_id, seq
-    ), fresh AS (
-        INSERT INTO reading_keys (device_id, seq, ts)
-        SELECT device_id, seq, ts FROM dedup
-        ON CONFLICT DO NOTHING
-        RETURNING device_id, seq
-    )
-    INSERT INTO readings ({cols})
-    SELECT {tcols} FROM dedup t JOIN fresh USING (device_id, seq)
-    RETURNING device_id, ts
-    """
-).format(cols=_COLS, tcols=_TMP_COLS)
+# binary COPY types in WRITE_COLUMNS order; jsonb goes as bytea: its wire format is b"\\x01" + text
+COPY_TYPES = {"device_id": "text", "seq": "int8", "ts": "timestamptz", "window_s": "float4",
+               "n_samples": "int4", "sensor_model": "text", "sensor_serial": "text",
+               "extra": "jsonb", "flags": "int8", "schema_version": "int2",
+               "qc_checks": "int8", "qc_version": "int2"}  # fmt: skip
+_TYPES = [COPY_TYPES.get(c, "float4") for c in _COPY_COLUMNS]
+_I_SCHEMA = READING_COLUMNS.index("schema_version")
+_V0 = READING_COLUMNS.index(VALUE_COLUMNS[0])
+_V1 = _V0 + len(VALUE_COLUMNS)
+assert READING_COLUMNS[_V0:_V1] == VALUE_COLUMNS
+_FIELDS = ("dev", "seq", "t", "vals", "edge")
 
-# The stored neighbours of each device around the batch: n before its first ts, all inside
-# its span, n after its last ts. One query per batch, for the stuck and spike checks.
-_HISTORY = sql.SQL(
-    """
-    SELECT b.device_id, r.seq, r.ts, {vals}
-    FROM unnest(%(devices)s::text[], %(lo)s::timestamptz[], %(hi)s::timestamptz[])
-        AS b(device_id, lo, hi)
-    CROSS JOIN LATERAL (
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts < b.lo
-         ORDER BY ts DESC LIMIT %(n)s)
-        UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts >= b.lo AND ts <= b.hi)
-        UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts > b.hi
-         ORDER BY ts LIMIT %(n)s)
-    ) r
-    """
-).format(vals=sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(q) for q in VALUE_COLUMNS))
-
-_UPSERT_DEVICE = """
+# Exactly once: the devices upsert (sorted) holds each device's row lock to the commit, so the
+# writers of one device take turns; the next statement sees the ranges the previous one stored.
+_UPSERT_DEVICES = """
 INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
-VALUES (%s, %s, %s, %s)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ORDER BY 1
 ON CONFLICT (device_id) DO UPDATE SET
     sensor_model = EXCLUDED.sensor_model,
     sensor_serial = COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial),
     agent_version = EXCLUDED.agent_version,
     last_seen = now()
 """
+_LEDGER_ENSURE = (
+    "INSERT INTO seq_ledger (device_id) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING"
+)
+# the received seq ranges of each device that overlap the batch's [lo, hi]
+_LEDGER_OVERLAP = """
+SELECT b.device_id, lower(r), upper(r)
+FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS b(device_id, lo, hi)
+JOIN seq_ledger l USING (device_id)
+CROSS JOIN LATERAL unnest(l.received * int8multirange(int8range(b.lo, b.hi, '[]'))) AS r
+"""
+_LEDGER_ADD = """
+UPDATE seq_ledger l SET received = l.received + n.m, updated_at = now()
+FROM (SELECT d, range_agg(int8range(lo, hi)) AS m
+      FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS u(d, lo, hi) GROUP BY d) n
+WHERE l.device_id = n.d
+"""
+
+# The stored neighbours of each device around the batch: n before its first ts, all inside
+# its span, n after its last ts. One query per batch, for the stuck and spike checks; one row
+# per device, each column one bytea of big-endian 8-byte values that numpy reads as it is.
+_HISTORY = sql.SQL(
+    """
+    SELECT b.device_id, string_agg(int8send(r.seq), ''),
+           string_agg(float8send(extract(epoch FROM r.ts)::float8), ''), {vals}
+    FROM unnest(%(devices)s::text[], %(lo)s::float8[], %(hi)s::float8[]) AS b(device_id, lo, hi)
+    CROSS JOIN LATERAL (
+        (SELECT * FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
+         ORDER BY ts DESC LIMIT %(n)s)
+        UNION ALL
+        (SELECT * FROM readings WHERE device_id = b.device_id
+         AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi))
+        UNION ALL
+        (SELECT * FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
+         ORDER BY ts LIMIT %(n)s)
+    ) r
+    GROUP BY b.device_id
+    """
+).format(
+    vals=sql.SQL(", ").join(
+        sql.SQL("string_agg(float8send(coalesce(r.{}::float8, 'NaN')), '')").format(
+            sql.Identifier(q)
+        )
+        for q in VALUE_COLUMNS
+    )
+)
 
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
@@ -101,10 +137,30 @@ class BatchResult:
     quarantined: int
 
 
-def _hour_counts(pairs: Iterable[tuple[str, datetime]]) -> Counter[tuple[str, datetime]]:
-    """Readings per (device, UTC hour): integer hours first, datetimes once per key."""
-    by_int = Counter((d, int(ts.timestamp()) // 3600) for d, ts in pairs)
-    return Counter({(d, datetime.fromtimestamp(h * 3600, UTC)): n for (d, h), n in by_int.items()})
+def _hour_counts(
+    names: Sequence[str], dev: np.ndarray, t: np.ndarray
+) -> Counter[tuple[str, datetime]]:
+    """Readings per (device, UTC hour of ts): counted in numpy, datetimes once per key."""
+    if not dev.size:
+        return Counter()
+    hour = np.floor(t / 3600).astype(np.int64)  # |hour| < 2**27 for any datetime
+    uniq, counts = np.unique((dev << 32) + (hour + 2**31), return_counts=True)
+    return Counter(
+        {
+            (names[k >> 32], datetime.fromtimestamp(((k & 0xFFFFFFFF) - 2**31) * 3600, UTC)): c
+            for k, c in zip(uniq.tolist(), counts.tolist(), strict=True)
+        }
+    )
+
+
+class _JsonbText(Dumper):
+    """``extra`` arrives as JSON text: jsonb's binary wire format is a version byte + text."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + str(obj).encode()
 
 
 class Writer:
@@ -127,50 +183,97 @@ class Writer:
     ) -> None:
         self.conn = conn
         self.register_unknown = register_unknown
+        self._calibration = CalibrationCache()
         self._known: set[str] = set()  # registered devices seen (devices are never deleted)
         self.source = source
         self.qc_config = qc_config
         self.rollups = rollups
         self.deferred = deferred
-        conn.execute(_CREATE_TMP)
-        conn.commit()
 
-    def _history(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Stored neighbours as ``(device_id, seq, ts, 0, *values)`` rows."""
-        span: dict[str, tuple[datetime, datetime]] = {}
-        for r in rows:
-            d, ts = r[_I_DEVICE], r[_I_TS]
-            lo, hi = span.get(d, (ts, ts))
-            span[d] = (min(lo, ts), max(hi, ts))
-        devices = sorted(span)
-        cur = self.conn.execute(
+    def _history(self, names: list[str], cols: qc.SeriesColumns) -> qc.SeriesColumns:
+        """The stored neighbours of the batch's devices as columns (same device codes)."""
+        n_dev = len(names)
+        lo = np.full(n_dev, np.inf)
+        hi = np.full(n_dev, -np.inf)
+        np.minimum.at(lo, cols.dev, cols.t)
+        np.maximum.at(hi, cols.dev, cols.t)
+        code = {d: i for i, d in enumerate(names)}
+        recs = self.conn.execute(
             _HISTORY,
-            {
-                "devices": devices,
-                "lo": [span[d][0] for d in devices],
-                "hi": [span[d][1] for d in devices],
-                "n": self.qc_config.context_n,
-            },
+            {"devices": names, "lo": lo.tolist(), "hi": hi.tolist(), "n": self.qc_config.context_n},
+            binary=True,
+        ).fetchall()
+        nq = len(VALUE_COLUMNS)
+        seqs, ts, vals, devs = [], [], [], []
+        for rec in recs:
+            seq = np.frombuffer(rec[1], dtype=">i8").astype(np.int64)
+            seqs.append(seq)
+            ts.append(np.frombuffer(rec[2], dtype=">f8").astype(np.float64))
+            vals.append(
+                np.stack([np.frombuffer(rec[3 + j], dtype=">f8") for j in range(nq)], axis=1)
+            )
+            devs.append(np.full(seq.size, code[rec[0]], dtype=np.int64))
+        if not recs:
+            e = np.empty(0, dtype=np.int64)
+            return qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
+        dev = np.concatenate(devs)
+        return qc.SeriesColumns(
+            dev,
+            np.concatenate(seqs),
+            np.concatenate(ts),
+            np.concatenate(vals).astype(np.float64),
+            np.zeros(dev.size, dtype=np.int64),
         )
-        return [(rec[0], rec[1], rec[2], 0, *rec[3:]) for rec in cur.fetchall()]
 
-    def quality(
-        self, rows: Sequence[tuple[Any, ...]], received_at: datetime
-    ) -> list[tuple[Any, ...]]:
-        """Rows in WRITE_COLUMNS order: flags from quality control, qc_checks, qc_version."""
-        batch = [
-            (r[_I_DEVICE], r[_I_SEQ], r[_I_TS], r[_I_FLAGS], *[r[i] for i in _I_VALUE_LIST])
-            for r in rows
-        ]
-        checks, flags = qc.batch_quality(
-            self._history(rows), batch, VALUE_COLUMNS, received_at, self.qc_config
-        )
-        out = []
-        for r, c, f in zip(rows, checks.tolist(), flags.tolist(), strict=True):
-            row = list(r)
-            row[_I_FLAGS] = f
-            out.append((*row, c, FLAGS_VERSION))
-        return out
+    def dedupe(
+        self, names: list[str], cols: qc.SeriesColumns
+    ) -> tuple[np.ndarray | None, list[tuple[str, int, int]]]:
+        """Indexes (in batch order) of the rows whose (device, seq) the ledger does not hold
+        yet, each once (the first copy in the batch), or None when that is every row; and
+        the seq ranges ``(device, lo, hi)`` (half-open) they add.
+
+        Call inside the transaction, after the devices upsert has locked the devices."""
+        n = cols.seq.size
+        order = np.lexsort((np.arange(n), cols.seq, cols.dev))  # device, seq, batch order
+        ds, ss = cols.dev[order], cols.seq[order]
+        new_dev = np.empty(n, dtype=bool)
+        new_dev[0] = True
+        new_dev[1:] = ds[1:] != ds[:-1]
+        starts = np.flatnonzero(new_dev)
+        ends = np.append(starts[1:], n)
+        dup = np.zeros(n, dtype=bool)
+        dup[1:] = ~new_dev[1:] & (ss[1:] == ss[:-1])  # repeats inside the batch
+        devices = [names[d] for d in ds[starts].tolist()]  # sorted: codes follow sorted names
+        self.conn.execute(_LEDGER_ENSURE, (devices,), binary=True)
+        at = {d: i for i, d in enumerate(devices)}
+        for d, lo, hi in self.conn.execute(
+            _LEDGER_OVERLAP, (devices, ss[starts].tolist(), ss[ends - 1].tolist()), binary=True
+        ).fetchall():
+            i = at[d]
+            s0, s1 = int(starts[i]), int(ends[i])
+            i0 = s0 + int(np.searchsorted(ss[s0:s1], lo, side="left"))
+            i1 = s0 + int(np.searchsorted(ss[s0:s1], hi, side="left"))
+            dup[i0:i1] = True
+        keep = ~dup
+        fds, fss = ds[keep], ss[keep]
+        added: list[tuple[str, int, int]] = []
+        if fss.size:
+            brk = np.empty(fss.size, dtype=bool)
+            brk[0] = True
+            brk[1:] = (fds[1:] != fds[:-1]) | (fss[1:] != fss[:-1] + 1)
+            r0 = np.flatnonzero(brk)
+            r1 = np.append(r0[1:], fss.size) - 1
+            added = list(
+                zip(
+                    [names[d] for d in fds[r0].tolist()],
+                    fss[r0].tolist(),
+                    (fss[r1] + 1).tolist(),
+                    strict=True,
+                )
+            )
+        if keep.all():
+            return None, added
+        return np.sort(order[keep]), added
 
     def _refuse_unknown(self, accepted: list[Accepted]) -> tuple[list[Accepted], list[Quarantined]]:
         """Split off the messages of devices missing from ``devices`` as quarantine records."""
@@ -194,6 +297,19 @@ class Writer:
         ]
         return keep, refused
 
+    def _columns(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[str], qc.SeriesColumns]:
+        """The batch as columns; device codes number the sorted device ids."""
+        names = sorted({r[_I_DEVICE] for r in rows})
+        code = {d: i for i, d in enumerate(names)}
+        n = len(rows)
+        return names, qc.SeriesColumns(
+            np.fromiter((code[r[_I_DEVICE]] for r in rows), np.int64, n),
+            np.fromiter((r[_I_SEQ] for r in rows), np.int64, n),
+            np.fromiter((r[_I_TS].timestamp() for r in rows), np.float64, n),
+            np.array([r[_V0:_V1] for r in rows], dtype=np.float64).reshape(n, _V1 - _V0),
+            np.fromiter((r[_I_FLAGS] for r in rows), np.int64, n),
+        )
+
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries)."""
         accepted = [i for i in items if isinstance(i, Accepted)]
@@ -206,22 +322,41 @@ class Writer:
                 bad += refused
             rows = [row for a in accepted for row in a.rows]
             n_rows = len(rows)
-            devices = {a.device[0]: a.device for a in accepted}
-            if devices:
-                with self.conn.cursor() as cur:
-                    cur.executemany(_UPSERT_DEVICE, sorted(devices.values()))
+            if accepted:
+                devices = sorted({a.device[0]: a.device for a in accepted}.values())
+                self.conn.execute(
+                    _UPSERT_DEVICES, [list(c) for c in zip(*devices, strict=True)], binary=True
+                )
             if n_rows:
-                checked = self.quality(rows, received_at)
-                with self.conn.cursor() as cur:
-                    with cur.copy(_COPY) as copy:
-                        for row in checked:
-                            copy.write_row(row)
-                    cur.execute(_INSERT)
-                    fresh: list[tuple[str, datetime]] = [(d, ts) for d, ts in cur.fetchall()]
+                names, cols = self._columns(rows)
+                keep, added = self.dedupe(names, cols)
+                fresh, fcols = rows, cols
+                if keep is not None:
+                    fresh = [rows[i] for i in keep.tolist()]
+                    fcols = qc.SeriesColumns(*(getattr(cols, f)[keep] for f in _FIELDS))
                 stored = len(fresh)
-                apply_at_ingest(self.conn, rows, fresh)  # calibrated values, same txn
-                got = _hour_counts((r[_I_DEVICE], r[_I_TS]) for r in rows)
-                kept = _hour_counts(fresh)
+                if fresh:
+                    checks, flags = qc.quality_columns(
+                        self._history(names, fcols),
+                        fcols,
+                        VALUE_COLUMNS,
+                        received_at,
+                        self.qc_config,
+                    )
+                    with self.conn.cursor() as cur:
+                        cur.adapters.register_dumper(None, _JsonbText)
+                        with cur.copy(_COPY) as copy:
+                            copy.set_types(_TYPES)
+                            write_row = copy.write_row
+                            for r, c, f in zip(fresh, checks.tolist(), flags.tolist(), strict=True):
+                                write_row((*r[:_I_FLAGS], r[_I_SCHEMA], f, c, FLAGS_VERSION))
+                    self.conn.execute(
+                        _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)], binary=True
+                    )
+                    # calibrated values, same transaction
+                    calibrate_at_ingest(self.conn, fresh, names, fcols, self._calibration)
+                got = _hour_counts(names, cols.dev, cols.t)
+                kept = _hour_counts(names, fcols.dev, fcols.t) if fresh else Counter()
                 record_ingest(self.conn, got, kept)
                 if self.rollups and fresh:
                     if self.deferred:

@@ -1,0 +1,204 @@
+"""The collector's msgspec decoder against the pydantic contract: whatever the fast decoder
+accepts, the contract accepts with the same rows; whatever it leaves, the contract decides.
+Payloads come from hypothesis: valid documents, then mutated ones (wrong types, edge values,
+unknown names, odd time formats)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from luftnett.collector.decode import REAL_MAX, fast_rows
+from luftnett.collector.validate import Accepted, Quarantined, payload_rows, validate_message
+from luftnett.contracts import mqtt as contract
+from luftnett.contracts.units import QUANTITIES, ReadingFlag
+from luftnett.db.schema import VALUE_COLUMNS
+from luftnett.errors import PayloadError
+
+DEVICE = "dev-001"
+TOPIC = contract.readings_topic("t", DEVICE)
+QUANTITY_NAMES = sorted(QUANTITIES)
+FLAG_NAMES = sorted(f.lower() for f in ReadingFlag.__members__)
+
+# values chosen at and across the contract's limits
+numbers = st.one_of(
+    st.integers(-3, 3),
+    st.sampled_from([0, 0.0, -0.0, 1e-300, 5e-324, 1e300, 3.5e38, -3.5e38, 86_400, 86_400.5]),
+    st.sampled_from([1_000_000, 1_000_001, 2**63 - 1, 2**63, -1, 1.5, 1e20]),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+times = st.sampled_from(
+    [
+        "2026-11-22T10:00:00Z",
+        "2026-11-22T10:00:00+01:00",
+        "2026-11-22T10:00:00.123456Z",
+        "2026-11-22T10:00:00.1234567Z",
+        "2026-11-22T10:00:00.9999995Z",
+        "2026-11-22 10:00:00Z",
+        "2026-11-22t10:00:00z",
+        "2026-11-22T10:00:00",
+        "2026-11-22T10:00Z",
+        "2026-11-22",
+        "2026-11-22T24:00:00Z",
+        "2026-11-22T10:00:60Z",
+        "2026-02-30T10:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59+23:59",
+        "2026-11-22T10:00:00-00:00",
+        "2026-11-22T10:00:00+2400",
+        "1700000000",
+    ]
+)
+names = st.one_of(st.sampled_from(QUANTITY_NAMES), st.sampled_from(["pm26", "PM25_ugm3", ""]))
+json_scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=5), times)
+
+
+@st.composite
+def readings(draw: st.DrawFn) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "seq": draw(st.integers(0, 10**6)),
+        "ts": draw(times),
+        "window_s": draw(st.sampled_from([1, 60.0, 0.5])),
+        "n_samples": draw(st.integers(0, 100)),
+        "values": draw(st.dictionaries(st.sampled_from(QUANTITY_NAMES), numbers, max_size=4)),
+    }
+    if draw(st.booleans()):
+        r["flags"] = draw(st.lists(st.sampled_from(FLAG_NAMES), max_size=2))
+    for stat in ("min", "max"):
+        if draw(st.integers(0, 3)) == 0:
+            r[stat] = draw(st.dictionaries(st.sampled_from(QUANTITY_NAMES), numbers, max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        r["n"] = draw(st.dictionaries(st.sampled_from(QUANTITY_NAMES), numbers, max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        r["n_warmup"] = draw(numbers)
+    if draw(st.integers(0, 4)) == 0:
+        r["sensor"] = {"model": draw(st.sampled_from(["pms5003", "x", "sds011\n"]))}
+    return r
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "device_id": DEVICE,
+        "agent_version": draw(st.text(max_size=45)),
+        "sensor": {"model": "sds011", "serial": draw(st.one_of(st.none(), st.text(max_size=3)))},
+        "readings": draw(st.lists(readings(), min_size=1, max_size=3)),
+    }
+    # one mutation in most documents: a field replaced, removed or added somewhere
+    kind = draw(st.integers(0, 6))
+    target = doc if kind < 3 else draw(st.sampled_from(doc["readings"]))
+    key = draw(st.sampled_from(sorted(target)))
+    if kind in (0, 3):
+        target[key] = draw(json_scalars)
+    elif kind in (1, 4):
+        del target[key]
+    elif kind == 5:
+        target[draw(names)] = draw(json_scalars)
+    elif kind == 6 and isinstance(target.get("values"), dict):
+        target["values"][draw(names)] = draw(json_scalars)
+    return doc
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return bool(a == b)
+
+
+def _rows_equal(fast: list[tuple[Any, ...]], slow: list[tuple[Any, ...]]) -> bool:
+    if len(fast) != len(slow):
+        return False
+    for f, s in zip(fast, slow, strict=True):
+        for x, y in zip(f, s, strict=True):
+            if isinstance(x, str) and isinstance(y, str) and x.startswith("{"):
+                if json.loads(x) != json.loads(y):  # extra: same JSON, any key order
+                    return False
+            elif not _same(x, y):
+                return False
+    return True
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
+    doc: dict[str, Any],
+) -> None:
+    data = json.dumps(doc).encode()
+    fast = fast_rows(data, DEVICE)
+    try:
+        p = contract.decode_readings(data, topic_device=DEVICE)
+    except PayloadError:
+        assert fast is None, f"fast decoder accepted what the contract refuses: {data!r}"
+        return
+    if fast is None:
+        return  # the contract's lax forms (or a value too large for a column): the slow way
+    device, rows = fast
+    assert device == (p.device_id, p.sensor.model, p.sensor.serial, p.agent_version)
+    assert _rows_equal(rows, payload_rows(p))
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents())
+def test_validate_message_decides_as_the_contract(doc: dict[str, Any]) -> None:
+    """Accepted exactly when the contract accepts (and the values fit their columns)."""
+    data = json.dumps(doc).encode()
+    item = validate_message("t", TOPIC, data)
+    try:
+        p = contract.decode_readings(data, topic_device=DEVICE)
+    except PayloadError as exc:
+        assert isinstance(item, Quarantined) and item.reason == exc.reason
+        return
+    too_big = any(
+        abs(v) > REAL_MAX for r in p.readings for k, v in r.values.items() if k in VALUE_COLUMNS
+    )
+    if too_big:
+        assert isinstance(item, Quarantined) and item.reason == "db_rejected"
+    else:
+        assert isinstance(item, Accepted)
+        assert _rows_equal(item.rows, payload_rows(p))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"device_id": "dev-001\n"},  # Python's "$" would let the newline through
+        {"agent_version": "x" * 41},
+        {"schema_version": 2},
+        {"readings": []},
+        {"sensor": {"model": "SDS011"}},
+        {"extra_field": 1},
+    ],
+)
+def test_fast_decoder_leaves_invalid_payloads_to_the_contract(doc: dict[str, Any]) -> None:
+    base: dict[str, Any] = {
+        "schema_version": 1,
+        "device_id": DEVICE,
+        "agent_version": "a",
+        "sensor": {"model": "sds011"},
+        "readings": [{"seq": 1, "ts": "2026-01-01T00:00:00Z", "window_s": 60, "n_samples": 1,
+                      "values": {"pm25_ugm3": 1.0}}],
+    }  # fmt: skip
+    data = json.dumps({**base, **doc}).encode()
+    assert fast_rows(data, DEVICE) is None
+    with pytest.raises(PayloadError):
+        contract.decode_readings(data, topic_device=DEVICE)
+
+
+def test_fast_decoder_limits_match_the_contract_fields() -> None:
+    """Every field of the pydantic models has its namesake in the msgspec structs."""
+    from luftnett.collector import decode
+
+    for model, struct in (
+        (contract.ReadingsPayload, decode._Payload),
+        (contract.Reading, decode._Reading),
+        (contract.SensorInfo, decode._Sensor),
+    ):
+        assert set(model.model_fields) == set(struct.__struct_fields__), model.__name__
+    assert decode._DEVICE("a" * 40) and not decode._DEVICE("a" * 41)
+    assert contract.DEVICE_ID_PATTERN == "^[a-z0-9-]{3,40}$"
