@@ -397,8 +397,7 @@ def main(argv: list[str]) -> int:
         "## API (bench/bench_api.py)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs, shared with three other "
-        f"sessions; timed parts inside bench/quiet.py's exclusive() (waited {waited:.0f} s "
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs; timed parts inside bench/quiet.py's exclusive() (waited {waited:.0f} s "
         f"for it); load average at start {load_start:.1f}, when the latency part began "
         f"{load_timed:.1f}, when the export began {load_export:.1f}",
         f"- data: {a.devices} devices x 1 year of {a.interval_min}-minute readings = "
@@ -408,8 +407,7 @@ def main(argv: list[str]) -> int:
             "without its index, index built after, table set LOGGED again; rollup_hourly "
             "filled in bulk"
             if load_steps
-            else "reused from an earlier run of this script (--pg-dir)"
-            + (f"; {a.load_note}" if a.load_note else "")
+            else (a.load_note or "reused from an earlier run of this script (--pg-dir)")
         ),
         "",
         "| request (one device, random) | served from | p50 ms | p95 ms | target p95 |",
