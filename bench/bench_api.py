@@ -397,7 +397,8 @@ def main(argv: list[str]) -> int:
         "## API (bench/bench_api.py)",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs; timed parts inside bench/quiet.py's exclusive() (waited {waited:.0f} s "
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPUs; timed parts inside "
+        f"bench/quiet.py's exclusive() (waited {waited:.0f} s "
         f"for it); load average at start {load_start:.1f}, when the latency part began "
         f"{load_timed:.1f}, when the export began {load_export:.1f}",
         f"- data: {a.devices} devices x 1 year of {a.interval_min}-minute readings = "
