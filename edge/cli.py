@@ -24,12 +24,35 @@ _CONFIG = click.option(
 
 
 def _settings(ctx: click.Context, config_file: Path | None) -> Settings:
+    config_file = config_file or ctx.meta.get("luftnett.edge.config")
     return load_settings(config_file) if config_file else settings_of(ctx)
 
 
-@click.group()
-def edge() -> None:
-    """The edge agent that runs on a field device."""
+@click.group(invoke_without_command=True)
+@_CONFIG
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Validate the config and report each port, as `luftnett edge check`.",
+)
+@click.pass_context
+def edge(ctx: click.Context, config_file: Path | None, check: bool) -> None:
+    """The edge agent that runs on a field device.
+
+    `luftnett edge --config edge.toml` runs the agent (as `edge run`) and
+    `luftnett edge --config edge.toml --check` validates the config and ports (as `edge check`);
+    the subcommands take more options.
+    """
+    if config_file is not None:
+        ctx.meta["luftnett.edge.config"] = config_file
+    if ctx.invoked_subcommand is not None:
+        if check:
+            raise click.UsageError("--check is itself a command: leave out the subcommand")
+        return
+    if config_file is None and not check:
+        click.echo(ctx.get_help())
+        return
+    ctx.invoke(edge_check if check else edge_run, config_file=config_file)
 
 
 def _term_as_interrupt(_sig: int, _frame: FrameType | None) -> None:

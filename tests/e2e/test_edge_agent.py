@@ -403,7 +403,12 @@ def test_edge_check_reports_each_port(tmp_path: Path) -> None:
             f'[[edge.sensors]]\nmodel = "sds011"\nport = "{tmp_path / "unplugged"}"\n'
         )
         res = CliRunner().invoke(main, ["edge", "check", "--config", str(config), "--seconds", "1"])
+        # the spelling, `luftnett edge --config FILE --check`, runs the same check
+        short = CliRunner().invoke(main, ["edge", "--config", str(config), "--check"])
     assert res.exit_code == 1, res.output  # the unplugged one
+    assert short.exit_code == 1, short.output
+    assert short.output.splitlines()[0].startswith("config ok: device dev-check, 2 sensor(s)")
+    assert "cannot open" in short.output
     lines = res.output.splitlines()
     assert lines[0].startswith("config ok: device dev-check, 2 sensor(s)")
     ok = next(line for line in lines if host.path in line)
