@@ -465,7 +465,7 @@ async def aggregate(
     n_scope = max(1, len(scope.devices))
     oslo = ZoneInfo("Europe/Oslo")
     rows: list[dict[str, Any]] = []
-    stats: dict[str, dict[str, Any]] = {}
+    firsts: dict[str, dict[str, Any]] = {}
     for r in raw:
         hours = int(r["hours"])
         per_hour = r["per_hour"]
@@ -498,35 +498,9 @@ async def aggregate(
             "max": _r(r["vmax"]),
         }
         rows.append(row)
-        q = r["quantity"]
-        if q not in stats:
-            pct = r["st_pct"] or [None] * len(PERCENTILES)
-            stats[q] = {
-                "n": int(r["st_n"] or 0),
-                "min": _r(r["st_min"]),
-                "q1": _r(pct[0]),
-                "median": _r(pct[1]),
-                "q3": _r(pct[2]),
-                "max": _r(r["st_max"]),
-                "mean": _r(r["st_mean"]),
-                "sd": _r(r["st_sd"]),
-                "percentiles": {k: _r(v) for k, v in zip(PERCENTILES, pct, strict=True)},
-            }
-    for q in quantities:
-        stats.setdefault(
-            q,
-            {
-                "n": 0,
-                "min": None,
-                "q1": None,
-                "median": None,
-                "q3": None,
-                "max": None,
-                "mean": None,
-                "sd": None,
-                "percentiles": dict.fromkeys(PERCENTILES),
-            },
-        )
+        if (q := r["quantity"]) not in firsts:  # statistics ride on each quantity's first row
+            firsts[r["quantity"]] = {k: r[f"st_{k}"] for k in _STAT_KEYS} | {"quantity": q}
+    stats = _stats(quantities, list(firsts.values()))
     return Aggregate(
         rows=rows,
         stats=stats,
@@ -603,6 +577,9 @@ class AggregateJson:
     start: datetime
     end: datetime
     computed_from: str
+
+
+_STAT_KEYS = ("n", "min", "max", "mean", "sd", "pct")
 
 
 def _stats(quantities: list[str], found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
