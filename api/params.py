@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal, Self
 
 from fastapi import HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,6 +19,7 @@ __all__ = [
     "AreaQuery",
     "ExceedanceQuery",
     "ReadingsQuery",
+    "TimeRange",
     "check_quantities",
 ]
 
@@ -43,7 +44,37 @@ def check_quantities(qs: list[str]) -> list[str]:
     return list(dict.fromkeys(qs))
 
 
-class ReadingsQuery(BaseModel):
+class TimeRange(BaseModel):
+    """[start, end) with both optional: end defaults to now, start to end - ``default_span``."""
+
+    default_span: ClassVar[timedelta] = timedelta(hours=24)
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    _start = field_validator("start")(lambda v: _in_range("start", v))
+    _end = field_validator("end")(lambda v: _in_range("end", v))
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(
+                f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})"
+            )
+        return self
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) with the defaults filled in."""
+        end = self.end or datetime.now(UTC)
+        start = self.start or end - self.default_span
+        if start >= end:
+            raise HTTPException(
+                422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
+            )
+        return start, end
+
+
+class ReadingsQuery(TimeRange):
     """Time range [start, end) of raw readings; default the last 24 hours."""
 
     model_config = ConfigDict(extra="forbid")
@@ -57,27 +88,6 @@ class ReadingsQuery(BaseModel):
     )
     limit: int = Field(default=10_000, ge=1, le=100_000, description="rows at most")
     order: Literal["asc", "desc"] = Field(default="asc", description="by time")
-
-    _start = field_validator("start")(lambda v: _in_range("start", v))
-    _end = field_validator("end")(lambda v: _in_range("end", v))
-
-    @model_validator(mode="after")
-    def _order(self) -> ReadingsQuery:
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValueError(
-                f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})"
-            )
-        return self
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start, end): end defaults to now, start to end - 24 h."""
-        end = self.end or datetime.now(UTC)
-        start = self.start or end - timedelta(hours=24)
-        if start >= end:
-            raise HTTPException(
-                422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
-            )
-        return start, end
 
 
 class AggregateQuery(BaseModel):

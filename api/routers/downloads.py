@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
 from luftnett import __version__
 from luftnett.api import calibration, export
 from luftnett.api.deps import Conn, Profiles, ReadAccess
-from luftnett.api.params import DEVICE_PATH, SITE_PATH
+from luftnett.api.params import DEVICE_PATH, SITE_PATH, TimeRange
 from luftnett.api.profiles import ProfileSet
 from luftnett.api.quality import FLAG_BITS, INVALID_MASK, flag_names
 from luftnett.contracts.units import FLAGS_VERSION
@@ -25,8 +25,9 @@ LICENCE = "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)"
 CITATION = "luftnett air-quality microsensor network, data downloaded {date} from {url}"
 
 
-class DownloadQuery(BaseModel):
+class DownloadQuery(TimeRange):
     model_config = ConfigDict(extra="forbid")
+    default_span: ClassVar[timedelta] = timedelta(days=7)
 
     device: list[str] = Field(default_factory=list, description="repeatable; default all devices")
     site: list[str] = Field(
@@ -60,32 +61,6 @@ class DownloadQuery(BaseModel):
             if not re.match(SITE_PATH, s):
                 raise ValueError(f"site id {s[:60]!r} is not valid: use a-z, 0-9 and '-'")
         return v
-
-    @field_validator("start", "end")
-    @classmethod
-    def _range(cls, v: datetime | None) -> datetime | None:
-        if v is not None and not datetime(1970, 1, 1, tzinfo=UTC) <= v < datetime(
-            2100, 1, 1, tzinfo=UTC
-        ):
-            raise ValueError(f"times must lie between 1970 and 2100 (got {v.isoformat()})")
-        return v
-
-    @model_validator(mode="after")
-    def _order(self) -> DownloadQuery:
-        if self.start and self.end and self.start >= self.end:
-            raise ValueError(
-                f"start ({self.start.isoformat()}) must be before end ({self.end.isoformat()})"
-            )
-        return self
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        end = self.end or datetime.now(UTC)
-        start = self.start or end - timedelta(days=7)
-        if start >= end:
-            raise HTTPException(
-                422, f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
-            )
-        return start, end
 
 
 async def _devices(conn: Conn, q: DownloadQuery) -> list[str]:
