@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -171,3 +172,29 @@ def wait_until() -> WaitUntil:
         raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
 
     return _wait
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``tmpfs("512k")``: a real small file system under tmp_path, to fill up (ENOSPC as on a
+    full SD card); unmounted afterwards. Skips where mounting is not possible (needs root)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        res = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=True)

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -419,23 +419,9 @@ def test_edge_check_reports_each_port(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs: Callable[[str], Path]) -> Path:
     """A real 4 MB file system (tmpfs) for the outbox, to fill up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; tests/unit/test_edge_outbox.py covers the rest")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+    return tmpfs("4m")
 
 
 def test_full_disk_during_an_outage_keeps_the_newest_and_reports_the_loss(

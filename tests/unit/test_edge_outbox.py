@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -98,23 +97,9 @@ def test_a_reading_that_fits_nowhere_is_lost_counted_and_takes_no_seq(tmp_path: 
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs: Callable[[str], Path]) -> Path:
     """A real 512 kB file system (tmpfs): ENOSPC, as on a full SD card."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the max_page_count tests above still run")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+    return tmpfs("512k")
 
 
 def test_a_really_full_disk_releases_the_reserve_and_keeps_the_newest(small_disk: Path) -> None:
