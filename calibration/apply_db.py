@@ -22,7 +22,7 @@ import json
 import logging
 import struct
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,6 @@ __all__ = [
     "POLLUTANT_COLUMNS",
     "CalibratedValue",
     "CalibrationCache",
-    "apply_at_ingest",
     "calibrate_rows",
     "ensure_fleet_defaults",
     "reprocess",
@@ -268,20 +267,6 @@ def write_calibrated(conn: psycopg.Connection[Any], values: Sequence[CalibratedV
                       for v in values), strict=True))  # fmt: skip
     cur = conn.execute(_INSERT_VALUES, [list(c) for c in cols])
     return cur.rowcount
-
-
-def apply_at_ingest(
-    conn: psycopg.Connection[Any],
-    rows: Sequence[tuple[Any, ...]],
-    inserted: Iterable[tuple[str, datetime]] | None = None,
-) -> int:
-    """The collector's hook: calibrate the rows just stored and write the values, in the
-    caller's transaction. ``inserted`` is the (device_id, ts) of the rows actually inserted
-    (the writer's ``RETURNING``); other rows (duplicates) are skipped."""
-    if inserted is not None:
-        keep = set(inserted)
-        rows = [r for r in rows if (r[_I["device_id"]], r[_I["ts"]]) in keep]
-    return write_calibrated(conn, calibrate_rows(conn, rows))
 
 
 # -- reprocessing ---------------------------------------------------------------------------
