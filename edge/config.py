@@ -134,6 +134,7 @@ def from_settings(settings: Settings, mqtt_url: str) -> EdgeConfig:
         replay_rate=e.replay_rate,
         outbox_max_rows=e.outbox_max_rows,
         outbox_max_bytes=e.outbox_max_bytes,
+        outbox_reserve_bytes=e.outbox_reserve_bytes,
         clock_check=e.clock_check,
         health_interval_s=e.health_interval_s,
         username=e.mqtt_username or (e.device_id if e.mqtt_password else None),

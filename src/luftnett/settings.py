@@ -110,6 +110,12 @@ class EdgeSettings(BaseModel):
     outbox_max_bytes: int = Field(
         default=200_000_000, ge=1, description="outbox bound in bytes of reading JSON"
     )
+    outbox_reserve_bytes: int = Field(
+        default=1 << 20,
+        ge=0,
+        description="disk kept in reserve beside the outbox, released when the disk is full "
+        "so the oldest readings can be shed and the newest kept; 0 = no reserve",
+    )
     clock_check: Literal["kernel", "year", "off"] = Field(
         default="kernel",
         description="when readings get clock_suspect: kernel (adjtimex unsynced or year "

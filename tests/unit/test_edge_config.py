@@ -123,6 +123,19 @@ def test_from_settings_reads_sensors_and_credentials() -> None:
     assert (sensor.warmup_s, sensor.awake_s, sensor.window_s) == (30.0, 60.0, 300.0)
 
 
+def test_outbox_bounds_default_to_the_outboxs_own_and_pass_through() -> None:
+    from luftnett.edge import outbox
+
+    c = from_settings(Settings(edge={"device_id": "school-07"}), "mqtt://broker")
+    assert (c.outbox_max_rows, c.outbox_max_bytes, c.outbox_reserve_bytes) == (
+        outbox.DEFAULT_MAX_ROWS,
+        outbox.DEFAULT_MAX_BYTES,
+        outbox.DEFAULT_RESERVE_BYTES,
+    )
+    s = Settings(edge={"device_id": "school-07", "outbox_reserve_bytes": 0})
+    assert from_settings(s, "mqtt://broker").outbox_reserve_bytes == 0
+
+
 def test_pacer_bounds_the_rate_and_allows_one_batch_at_once() -> None:
     p = Pacer(rate=1000, burst=100)
     assert p.take(1000) == 0.0  # the bucket starts full; capacity is max(burst, rate)
