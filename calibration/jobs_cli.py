@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from luftnett.calibration.jobs import JobStatus
 
-__all__ = ["jobs", "start_background_worker", "wait_with_progress"]
+__all__ = ["jobs", "start_background_worker", "status_line", "wait_with_progress"]
 
 _PART_ROWS_HELP = "Readings per part (one transaction each) when planning a job."
 
@@ -43,7 +43,8 @@ def start_background_worker(ctx: click.Context) -> int:
     return int(res.stdout.strip())
 
 
-def _line(s: JobStatus) -> str:
+def status_line(s: JobStatus) -> str:
+    """One line of a job's state and progress, as `luftnett calibrate jobs` lists it."""
     total = f"{s.readings_total:,}" if s.readings_total is not None else "?"
     extra = f"  {s.error}" if s.error else ""
     return (
@@ -70,7 +71,7 @@ def wait_with_progress(conn: psycopg.Connection[Any], job_id: int) -> JobStatus:
                     shown[0] = pct
 
             st = wait_for(conn, job_id, show)
-    click.echo(_line(st))
+    click.echo(status_line(st))
     if st.state == "failed":
         from luftnett.errors import CalibrationError
 
@@ -101,7 +102,7 @@ def jobs(ctx: click.Context, open_only: bool, as_json: bool, limit: int) -> None
     with _connect() as conn:
         rows = list_jobs(conn, open_only, limit)
     for s in rows:
-        click.echo(json.dumps(s.to_dict(), ensure_ascii=False) if as_json else _line(s))
+        click.echo(json.dumps(s.to_dict(), ensure_ascii=False) if as_json else status_line(s))
     if not rows and not as_json:
         click.echo("no reprocessing jobs" + (" open" if open_only else ""))
 

@@ -401,3 +401,49 @@ def test_api_shows_job_progress(api_url: str, pg_url: str, conn: psycopg.Connect
     assert mine["scope"] == dev
     r = httpx.get(f"{api_url}/api/v1/calibration/jobs/999999999", timeout=10)
     assert r.status_code == 404
+
+
+def test_activate_on_the_demo_database_finishes_the_job_before_it_stops() -> None:
+    """No database configured and the demo not running: `calibrate activate` starts the
+    demo's PostgreSQL for itself only, so it works the job in the foreground before stopping
+    it (a detached worker would lose the database); --no-worker says who will."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from luftnett.db.migrate import apply_migrations
+    from luftnett.servers import EmbeddedPostgres
+
+    home = Path(tempfile.mkdtemp(prefix="luftnett-cal-demo-"))
+    home.chmod(0o755)
+    pg = EmbeddedPostgres(home, fast=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUFTNETT_")}
+    env["LUFTNETT_HOME"] = str(home)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "luftnett.cli", "calibrate", *args],
+                              env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+
+    try:
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            apply_migrations(c)
+            dev = make_device(c, 1000)
+            v, v2 = mlr(c, dev, 0.8), mlr(c, dev, 0.6)
+        pg.stop()
+        res = cli("activate", str(v), "--from", "2024-01-01")
+        assert res.returncode == 0, res.stderr
+        assert "worked here, in the foreground" in res.stdout
+        assert "done" in res.stdout and "100.0 %" in res.stdout, res.stdout
+        assert "background worker" not in res.stdout
+        assert pg.running_port() is None  # the command stopped the database it started
+        res = cli("activate", str(v2), "--from", "2024-01-04", "--no-worker")
+        assert res.returncode == 0, res.stderr
+        assert "`luftnett demo` or `luftnett calibrate jobs run` works the job" in res.stdout
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            assert_values(values_of(c, dev, v), expected(c, dev, v, T0))
+            (state,) = c.execute("SELECT state FROM calibration_jobs WHERE version_id = %s",
+                                 (v2,)).fetchone() or (None,)  # fmt: skip
+            assert state == "queued"
+    finally:
+        pg.stop()
+        shutil.rmtree(home, ignore_errors=True)
