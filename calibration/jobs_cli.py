@@ -120,19 +120,29 @@ def jobs(ctx: click.Context, open_only: bool, as_json: bool, limit: int) -> None
 def run(ctx: click.Context, workers: int, forever: bool, part_rows: int, poll_s: float) -> None:
     """Work reprocessing jobs: plan queued ones, then compute their parts in PostgreSQL.
 
-    Exits when no job is queued or running (or, with --forever, runs as a service). Several
-    workers, here or in other processes, share the parts safely.
+    Exits when no job is queued or running (or, with --forever, runs as a service:
+    deploy/systemd/luftnett-calibrate-jobs.service). Several workers, here or in other
+    processes, share the parts safely. SIGTERM lets each worker finish its current part,
+    then exits; a worker killed outright loses only that part, which the next one redoes.
 
     Example:  luftnett calibrate jobs run --workers 2
     """
+    import signal
+    import threading
+
     from luftnett.calibration.db_cli import _connect
     from luftnett.calibration.jobs import run_workers
     from luftnett.cli import settings_of
     from luftnett.connect import database_url
 
-    with database_url(settings_of(ctx)) as url, _connect():  # _connect checks the tables
-        stats = run_workers(url, workers, until_idle=not forever, poll_s=poll_s,
-                            part_rows=part_rows)  # fmt: skip
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    try:
+        with database_url(settings_of(ctx)) as url, _connect():  # _connect checks the tables
+            stats = run_workers(url, workers, until_idle=not forever, poll_s=poll_s,
+                                part_rows=part_rows, stop=stop)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(
         f"{stats.parts} parts, {stats.readings:,} readings, {stats.values:,} values written, "
         f"{stats.jobs_planned} jobs planned, {stats.errors} failed parts"

@@ -447,3 +447,38 @@ def test_activate_on_the_demo_database_finishes_the_job_before_it_stops() -> Non
     finally:
         pg.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_service_unit_command_works_jobs_and_stops_on_sigterm(
+    pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """The ExecStart of deploy/systemd/luftnett-calibrate-jobs.service, as systemd runs it:
+    it works a job queued while it runs, keeps polling, and exits 0 on SIGTERM."""
+    from pathlib import Path
+
+    unit = Path(__file__).resolve().parents[2] / "deploy/systemd/luftnett-calibrate-jobs.service"
+    exec_start = next(ln.split("=", 1)[1] for ln in unit.read_text().splitlines()
+                      if ln.startswith("ExecStart="))  # fmt: skip
+    argv = exec_start.split()
+    assert argv[0] == "/opt/luftnett/bin/luftnett" and "--forever" in argv
+    env = {**os.environ, "LUFTNETT_DATABASE_URL": pg_url}
+    proc = subprocess.Popen([sys.executable, "-m", "luftnett.cli", *argv[1:]], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        dev = make_device(conn, 800)
+        v = mlr(conn, dev, 0.75)
+        job = enqueue(conn, v, "t", activate(conn, v, T0, "t"))
+        deadline = time.monotonic() + 60
+        while job_status(conn, job).state != "done":
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the service never finished the job"
+            time.sleep(0.2)
+        assert proc.poll() is None  # --forever: still polling for the next job
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "0 failed parts" in out
+    assert_values(values_of(conn, dev, v), expected(conn, dev, v, T0))
