@@ -482,3 +482,63 @@ def test_service_unit_command_works_jobs_and_stops_on_sigterm(
     assert proc.returncode == 0, err
     assert "0 failed parts" in out
     assert_values(values_of(conn, dev, v), expected(conn, dev, v, T0))
+
+
+def test_server_crash_mid_job_loses_whole_parts_only() -> None:
+    """Workers commit with synchronous_commit = off, so a server crash may lose commits that
+    were already acknowledged. A part's values and its "done" mark are one transaction: after
+    the crash every part is either done with all its values or pending with none, and the
+    next worker finishes the job with each value exactly once."""
+    import shutil
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from luftnett.db.migrate import apply_migrations
+    from luftnett.servers import EmbeddedPostgres
+
+    home = Path(tempfile.mkdtemp(prefix="luftnett-cal-crash-"))
+    home.chmod(0o755)
+    pg = EmbeddedPostgres(home)  # fsync on: a crash here is what a crash is in production
+    try:
+        url = pg.start()
+        with psycopg.connect(url, autocommit=True) as c:
+            apply_migrations(c)
+            dev = make_device(c, 6000)
+            v = mlr(c, dev, 0.85)
+            job = enqueue(c, v, "t", activate(c, v, T0, "t"))
+            stop = threading.Event()
+            kw = {"part_rows": 200, "stop": stop}
+            worker = threading.Thread(target=run_workers, args=(url, 2), kwargs=kw, daemon=True)
+            worker.start()
+            deadline = time.monotonic() + 60
+            while job_status(c, job).parts_done < 4:
+                assert time.monotonic() < deadline, "the workers never got going"
+                time.sleep(0.01)
+        pid = int((pg.datadir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: no checkpoint, no WAL flush
+        worker.join(30)
+        stop.set()
+        while pg.running_port() is not None:
+            time.sleep(0.1)
+        url = pg.start()  # crash recovery
+        with psycopg.connect(url, autocommit=True) as c:
+            parts = c.execute(
+                "SELECT state, ts_from, ts_to, values_written FROM calibration_job_parts "
+                "WHERE job_id = %s", (job,)).fetchall()  # fmt: skip
+            assert 4 <= sum(p[0] == "done" for p in parts) < len(parts)
+            for state, lo, hi, written in parts:
+                (n,) = c.execute("SELECT count(*) FROM calibrated_values WHERE device_id = %s "
+                                 "AND version_id = %s AND ts >= %s AND ts < %s",
+                                 (dev, v, lo, hi)).fetchone() or (0,)  # fmt: skip
+                assert n == (written if state == "done" else 0), (state, lo, n, written)
+            run_workers(url, 1)
+            assert job_status(c, job).state == "done"
+            assert_values(values_of(c, dev, v), expected(c, dev, v, T0))
+            row = c.execute(
+                "SELECT count(*) - count(DISTINCT seq) FROM calibrated_values "
+                "WHERE device_id = %s AND version_id = %s", (dev, v)).fetchone()  # fmt: skip
+            assert row == (0,)
+    finally:
+        pg.stop()
+        shutil.rmtree(home, ignore_errors=True)
