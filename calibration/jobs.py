@@ -221,7 +221,7 @@ def _parts_of(
     """(from, to, readings) tiling [lo, hi) in parts of about ``part_rows`` readings, in equal
     time spans between the first and the last reading.
 
-    The count is not counted: a device numbers its readings (seq strictly increasing, never
+    The readings are not counted: a device numbers them (seq strictly increasing, never
     reused), so the window holds at most last seq − first seq + 1 of them, exactly that many
     when none was lost. Counting them read every reading of the window (about 80 ms per
     100,000 on the benchmark machine, 9 s of a 10 M-reading job before any part could start);
