@@ -349,9 +349,9 @@ def _work_in_foreground(conn: psycopg.Connection[Any], url: str, job: int, home:
     from luftnett.calibration.jobs_cli import status_line
     from luftnett.errors import CalibrationError
 
-    click.echo(f"reprocessing job {job} queued; the demo's database in {home} runs only while "
-               "this command does, so the job is worked here, in the foreground (Ctrl-C "
-               "leaves the rest for `luftnett calibrate jobs run`)")  # fmt: skip
+    click.echo(f"reprocessing job {job}: the demo's database in {home} runs only while this "
+               "command does, so the job is worked here, in the foreground (Ctrl-C leaves the "
+               "rest for `luftnett calibrate jobs run`)")  # fmt: skip
 
     def show(part: PartResult) -> None:
         click.echo(status_line(job_status(conn, part.job_id)), err=True)

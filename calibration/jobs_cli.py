@@ -153,12 +153,23 @@ def run(ctx: click.Context, workers: int, forever: bool, part_rows: int, poll_s:
 
 @jobs.command("wait")
 @click.argument("job_id", type=int)
-def wait(job_id: int) -> None:
+@click.pass_context
+def wait(ctx: click.Context, job_id: int) -> None:
     """Wait for a job to finish, with a progress bar on a terminal.
+
+    On the demo's own database while `luftnett demo` is not running, no other worker can
+    reach the database, so the queue is worked here, in the foreground.
 
     Example:  luftnett calibrate jobs wait 7
     """
-    from luftnett.calibration.db_cli import _connect
+    from luftnett.calibration.db_cli import _connect, _work_in_foreground
+    from luftnett.cli import settings_of
+    from luftnett.connect import database_is_transient, database_url
 
-    with _connect() as conn:
-        wait_with_progress(conn, job_id)
+    settings = settings_of(ctx)
+    transient = database_is_transient(settings)
+    with database_url(settings) as url, _connect() as conn:
+        if transient:
+            _work_in_foreground(conn, url, job_id, settings.home)
+        else:
+            wait_with_progress(conn, job_id)

@@ -432,7 +432,7 @@ def test_activate_on_the_demo_database_finishes_the_job_before_it_stops() -> Non
         pg.stop()
         res = cli("activate", str(v), "--from", "2024-01-01")
         assert res.returncode == 0, res.stderr
-        assert "worked here, in the foreground" in res.stdout
+        assert "worked here, in the foreground" in res.stdout, res.stdout
         assert "done" in res.stdout and "100.0 %" in res.stdout, res.stdout
         assert "background worker" not in res.stdout
         assert pg.running_port() is None  # the command stopped the database it started
@@ -441,9 +441,18 @@ def test_activate_on_the_demo_database_finishes_the_job_before_it_stops() -> Non
         assert "`luftnett demo` or `luftnett calibrate jobs run` works the job" in res.stdout
         with psycopg.connect(pg.start(), autocommit=True) as c:
             assert_values(values_of(c, dev, v), expected(c, dev, v, T0))
-            (state,) = c.execute("SELECT state FROM calibration_jobs WHERE version_id = %s",
-                                 (v2,)).fetchone() or (None,)  # fmt: skip
-            assert state == "queued"
+            row = c.execute("SELECT job_id, state FROM calibration_jobs WHERE version_id = %s",
+                            (v2,)).fetchone()  # fmt: skip
+            assert row is not None and row[1] == "queued"
+            job2 = int(row[0])
+        pg.stop()
+        # waiting for it on the stopped demo database works it, rather than waiting forever
+        res = cli("jobs", "wait", str(job2))
+        assert res.returncode == 0, res.stderr
+        assert "in the foreground" in res.stdout and "100.0 %" in res.stdout, res.stdout
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            since = datetime(2024, 1, 4, tzinfo=UTC)
+            assert_values(values_of(c, dev, v2), expected(c, dev, v2, since))
     finally:
         pg.stop()
         shutil.rmtree(home, ignore_errors=True)
