@@ -329,8 +329,7 @@ def report(fit: dict[str, Any], rep: dict[str, Any]) -> str:
         f"**The 200,000 readings/s target is {'met' if met else 'not met'}** "
         f"({rate[head['what']]:,.0f}/s on {head['readings']:,} readings).",
         "",
-        NOTES,
-        "autovacuum runs started during the timed jobs: "
+        NOTES + "autovacuum runs started during the timed jobs: "
         f"{', '.join(str(r['autovacuums']) for r in [runs[0], prev, *runs[1:]])}. Readings: "
         f"{rep['rows']:,} ({rep['devices']} devices × {rep['rows'] // rep['devices']:,} "
         "one-minute readings), loaded with server-side `generate_series` in "
