@@ -293,16 +293,25 @@ def activate(ctx: click.Context, version_id: int, start: str, wait: bool, no_rep
     background worker (`luftnett calibrate jobs run`) is started; `luftnett calibrate jobs`
     shows its progress. Values of older versions stay ("as calibrated by version N").
 
+    On the demo's own database while `luftnett demo` is not running, the database runs only
+    as long as this command: the job is then worked here, in the foreground, before the
+    command exits (or, with --no-worker, left queued for `luftnett demo` or `luftnett
+    calibrate jobs run`).
+
     Example:  luftnett calibrate activate 12 --from 2024-03-01 --wait
     """
     from luftnett.calibration.jobs import enqueue
     from luftnett.calibration.jobs_cli import start_background_worker, wait_with_progress
     from luftnett.calibration.store import activate as do_activate
     from luftnett.calibration.store import get_version
+    from luftnett.cli import settings_of
+    from luftnett.connect import database_is_transient, database_url
 
     when = parse_when(start, "--from")
     who_by = _who(created_by)
-    with _connect() as conn:
+    settings = settings_of(ctx)
+    transient = database_is_transient(settings)
+    with database_url(settings) as url, _connect() as conn:
         with conn.transaction():
             aid = do_activate(conn, version_id, when, who_by)
             job = None if no_reprocess else enqueue(conn, version_id, who_by, aid)
@@ -314,6 +323,14 @@ def activate(ctx: click.Context, version_id: int, start: str, wait: bool, no_rep
             click.echo(f"warning: version {version_id} is {v.status}: {v.status_reason}", err=True)
         if job is None:
             return
+        if transient and no_worker:
+            click.echo(f"reprocessing job {job} queued (no worker started): the demo's database "
+                       f"in {settings.home} stops when this command exits; `luftnett demo` or "
+                       "`luftnett calibrate jobs run` works the job")  # fmt: skip
+            return
+        if transient:
+            _work_in_foreground(conn, url, job, settings.home)
+            return
         if not no_worker:
             pid = start_background_worker(ctx)
             click.echo(f"reprocessing job {job} queued; background worker pid {pid}; "
@@ -322,6 +339,31 @@ def activate(ctx: click.Context, version_id: int, start: str, wait: bool, no_rep
             click.echo(f"reprocessing job {job} queued (no worker started)")
         if wait:
             wait_with_progress(conn, job)
+
+
+def _work_in_foreground(conn: psycopg.Connection[Any], url: str, job: int, home: Path) -> None:
+    """Work the queue here until no job is open (the database stops when the command exits),
+    with a line of progress per part on stderr. Ctrl-C leaves the remaining parts pending
+    for the next worker."""
+    from luftnett.calibration.jobs import PartResult, job_status, run_workers
+    from luftnett.calibration.jobs_cli import status_line
+    from luftnett.errors import CalibrationError
+
+    click.echo(f"reprocessing job {job}: the demo's database in {home} runs only while this "
+               "command does, so the job is worked here, in the foreground (Ctrl-C leaves the "
+               "rest for `luftnett calibrate jobs run`)")  # fmt: skip
+
+    def show(part: PartResult) -> None:
+        click.echo(status_line(job_status(conn, part.job_id)), err=True)
+
+    run_workers(url, 1, poll_s=0.2, on_part=show)
+    st = job_status(conn, job)
+    click.echo(status_line(st))
+    if st.state != "done":
+        raise CalibrationError(
+            f"reprocessing job {job} is {st.state}: {st.error or 'the worker stopped'}; "
+            "`luftnett calibrate jobs run` takes it up again"
+        )
 
 
 @click.command("versions")

@@ -7,8 +7,8 @@ run``) then
 1. **plan** a queued job: for each device in its scope (the version's device, or every device
    of its sensor model for a fleet default) the time ranges where the job's version is the one
    in force (same rule as ``luftnett_active_version``), cut into parts of about ``part_rows``
-   readings (one count per device, then equal time spans); the job becomes ``running``
-   with ``readings_total`` known;
+   readings (estimated from the seqs of its first and last reading, then equal time spans);
+   the job becomes ``running`` with ``readings_total`` known;
 2. **work** parts: each part is one transaction that claims the part (``FOR UPDATE SKIP
    LOCKED``, so several workers share a job), computes the values inside PostgreSQL with one
    set-based ``INSERT … SELECT`` (the model as SQL, :mod:`luftnett.calibration.sql_model`) and
@@ -204,22 +204,35 @@ def _windows(
     return out
 
 
+# the first and the last reading of a window, (ts, seq): two probes of the (device_id, ts)
+# index, whatever the number of readings between them
 _SPAN = """
-SELECT count(*), min(ts), max(ts) FROM readings
-WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+SELECT f.ts, f.seq, l.ts, l.seq
+FROM (SELECT ts, seq FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+      ORDER BY ts LIMIT 1) f,
+     (SELECT ts, seq FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+      ORDER BY ts DESC LIMIT 1) l
 """
 
 
 def _parts_of(
     conn: psycopg.Connection[Any], device_id: str, lo: datetime, hi: datetime, part_rows: int
 ) -> Iterator[tuple[datetime, datetime, int]]:
-    """(from, to, readings) tiling [lo, hi) in parts of about ``part_rows`` readings: one
-    count, then equal time spans between the first and the last reading (``readings`` is an
-    estimate per part that sums to the count)."""
+    """(from, to, readings) tiling [lo, hi) in parts of about ``part_rows`` readings, in equal
+    time spans between the first and the last reading.
+
+    The readings are not counted: a device numbers them (seq strictly increasing, never
+    reused), so the window holds at most last seq − first seq + 1 of them, exactly that many
+    when none was lost. Counting them read every reading of the window (about 80 ms per
+    100,000 on the benchmark machine, 9 s of a 10 M-reading job before any part could start);
+    the seqs of the first and last reading are two index probes. ``readings`` of a part is its
+    share of that estimate; it only sizes parts and shows progress, the parts' time ranges
+    decide which readings are calibrated."""
     row = conn.execute(_SPAN, {"d": device_id, "lo": lo, "hi": hi}).fetchone()
-    if row is None or not row[0]:
+    if row is None:
         return
-    count, first, last = int(row[0]), row[1], row[2]
+    first, last = row[0], row[2]
+    count = abs(int(row[3]) - int(row[1])) + 1
     n = -(-count // part_rows)
     inner = [first + (last - first) * k / n for k in range(1, n)]
     edges = [lo, *sorted({t for t in inner if lo < t < hi}), hi]

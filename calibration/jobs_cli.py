@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from luftnett.calibration.jobs import JobStatus
 
-__all__ = ["jobs", "start_background_worker", "wait_with_progress"]
+__all__ = ["jobs", "start_background_worker", "status_line", "wait_with_progress"]
 
 _PART_ROWS_HELP = "Readings per part (one transaction each) when planning a job."
 
@@ -43,7 +43,8 @@ def start_background_worker(ctx: click.Context) -> int:
     return int(res.stdout.strip())
 
 
-def _line(s: JobStatus) -> str:
+def status_line(s: JobStatus) -> str:
+    """One line of a job's state and progress, as `luftnett calibrate jobs` lists it."""
     total = f"{s.readings_total:,}" if s.readings_total is not None else "?"
     extra = f"  {s.error}" if s.error else ""
     return (
@@ -70,7 +71,7 @@ def wait_with_progress(conn: psycopg.Connection[Any], job_id: int) -> JobStatus:
                     shown[0] = pct
 
             st = wait_for(conn, job_id, show)
-    click.echo(_line(st))
+    click.echo(status_line(st))
     if st.state == "failed":
         from luftnett.errors import CalibrationError
 
@@ -101,7 +102,7 @@ def jobs(ctx: click.Context, open_only: bool, as_json: bool, limit: int) -> None
     with _connect() as conn:
         rows = list_jobs(conn, open_only, limit)
     for s in rows:
-        click.echo(json.dumps(s.to_dict(), ensure_ascii=False) if as_json else _line(s))
+        click.echo(json.dumps(s.to_dict(), ensure_ascii=False) if as_json else status_line(s))
     if not rows and not as_json:
         click.echo("no reprocessing jobs" + (" open" if open_only else ""))
 
@@ -119,19 +120,29 @@ def jobs(ctx: click.Context, open_only: bool, as_json: bool, limit: int) -> None
 def run(ctx: click.Context, workers: int, forever: bool, part_rows: int, poll_s: float) -> None:
     """Work reprocessing jobs: plan queued ones, then compute their parts in PostgreSQL.
 
-    Exits when no job is queued or running (or, with --forever, runs as a service). Several
-    workers, here or in other processes, share the parts safely.
+    Exits when no job is queued or running (or, with --forever, runs as a service:
+    deploy/systemd/luftnett-calibrate-jobs.service). Several workers, here or in other
+    processes, share the parts safely. SIGTERM lets each worker finish its current part,
+    then exits; a worker killed outright loses only that part, which the next one redoes.
 
     Example:  luftnett calibrate jobs run --workers 2
     """
+    import signal
+    import threading
+
     from luftnett.calibration.db_cli import _connect
     from luftnett.calibration.jobs import run_workers
     from luftnett.cli import settings_of
     from luftnett.connect import database_url
 
-    with database_url(settings_of(ctx)) as url, _connect():  # _connect checks the tables
-        stats = run_workers(url, workers, until_idle=not forever, poll_s=poll_s,
-                            part_rows=part_rows)  # fmt: skip
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    try:
+        with database_url(settings_of(ctx)) as url, _connect():  # _connect checks the tables
+            stats = run_workers(url, workers, until_idle=not forever, poll_s=poll_s,
+                                part_rows=part_rows, stop=stop)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(
         f"{stats.parts} parts, {stats.readings:,} readings, {stats.values:,} values written, "
         f"{stats.jobs_planned} jobs planned, {stats.errors} failed parts"
@@ -142,12 +153,23 @@ def run(ctx: click.Context, workers: int, forever: bool, part_rows: int, poll_s:
 
 @jobs.command("wait")
 @click.argument("job_id", type=int)
-def wait(job_id: int) -> None:
+@click.pass_context
+def wait(ctx: click.Context, job_id: int) -> None:
     """Wait for a job to finish, with a progress bar on a terminal.
+
+    On the demo's own database while `luftnett demo` is not running, no other worker can
+    reach the database, so the queue is worked here, in the foreground.
 
     Example:  luftnett calibrate jobs wait 7
     """
-    from luftnett.calibration.db_cli import _connect
+    from luftnett.calibration.db_cli import _connect, _work_in_foreground
+    from luftnett.cli import settings_of
+    from luftnett.connect import database_is_transient, database_url
 
-    with _connect() as conn:
-        wait_with_progress(conn, job_id)
+    settings = settings_of(ctx)
+    transient = database_is_transient(settings)
+    with database_url(settings) as url, _connect() as conn:
+        if transient:
+            _work_in_foreground(conn, url, job_id, settings.home)
+        else:
+            wait_with_progress(conn, job_id)

@@ -37,9 +37,14 @@ _ARITHMETIC = (
     psycopg.errors.FloatingPointException,
 )
 
-_SEQ_RANGE = """
-SELECT min(seq), max(seq) FROM readings
-WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+# the seqs of the part's first and last reading: two probes of the (device_id, ts) index, not
+# a scan of the part (seq grows with ts; where a clock jump breaks that, the count below may
+# miss values, and the plain insert then collides and falls back to the skipping one)
+_SEQ_EDGES = """
+SELECT (SELECT seq FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+        ORDER BY ts LIMIT 1),
+       (SELECT seq FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts < %(hi)s
+        ORDER BY ts DESC LIMIT 1)
 """
 
 # values of the version already there for the part's readings (by primary key, cheaply)
@@ -126,10 +131,11 @@ def _numpy_part(
 def write_part(
     conn: psycopg.Connection[Any], model: CalibrationModel, params: dict[str, Any]
 ) -> tuple[int, str]:
-    row = conn.execute(_SEQ_RANGE, params).fetchone()
+    row = conn.execute(_SEQ_EDGES, params).fetchone()
     if row is None or row[0] is None:
         return 0, "sql"  # no readings (any more) in the part
-    row = conn.execute(_HAS_VALUES, {**params, "slo": row[0], "shi": row[1]}).fetchone()
+    slo, shi = min(row[0], row[1]), max(row[0], row[1])
+    row = conn.execute(_HAS_VALUES, {**params, "slo": slo, "shi": shi}).fetchone()
     have = int(row[0]) if row else 0
     if have:
         row = conn.execute(count_needed(model), params).fetchone()

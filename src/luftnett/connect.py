@@ -21,7 +21,19 @@ from luftnett.errors import ConfigError
 if TYPE_CHECKING:
     from luftnett.settings import Settings
 
-__all__ = ["MqttTarget", "broker_url", "database_url", "parse_mqtt_url"]
+__all__ = ["MqttTarget", "broker_url", "database_is_transient", "database_url", "parse_mqtt_url"]
+
+
+def database_is_transient(settings: Settings) -> bool:
+    """True when :func:`database_url` would start the demo's embedded PostgreSQL for one
+    command only (none is configured and the demo's is not running): it stops when the
+    command exits, so nothing may be left to work in the background."""
+    if settings.database_url is not None:
+        return False
+    from luftnett.servers import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(settings.home)
+    return pg.exists() and pg.running_port() is None
 
 
 @contextlib.contextmanager

@@ -401,3 +401,153 @@ def test_api_shows_job_progress(api_url: str, pg_url: str, conn: psycopg.Connect
     assert mine["scope"] == dev
     r = httpx.get(f"{api_url}/api/v1/calibration/jobs/999999999", timeout=10)
     assert r.status_code == 404
+
+
+def test_activate_on_the_demo_database_finishes_the_job_before_it_stops() -> None:
+    """No database configured and the demo not running: `calibrate activate` starts the
+    demo's PostgreSQL for itself only, so it works the job in the foreground before stopping
+    it (a detached worker would lose the database); --no-worker says who will."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from luftnett.db.migrate import apply_migrations
+    from luftnett.servers import EmbeddedPostgres
+
+    home = Path(tempfile.mkdtemp(prefix="luftnett-cal-demo-"))
+    home.chmod(0o755)
+    pg = EmbeddedPostgres(home, fast=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUFTNETT_")}
+    env["LUFTNETT_HOME"] = str(home)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "luftnett.cli", "calibrate", *args],
+                              env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+
+    try:
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            apply_migrations(c)
+            dev = make_device(c, 1000)
+            v, v2 = mlr(c, dev, 0.8), mlr(c, dev, 0.6)
+        pg.stop()
+        res = cli("activate", str(v), "--from", "2024-01-01")
+        assert res.returncode == 0, res.stderr
+        assert "worked here, in the foreground" in res.stdout, res.stdout
+        assert "done" in res.stdout and "100.0 %" in res.stdout, res.stdout
+        assert "background worker" not in res.stdout
+        assert pg.running_port() is None  # the command stopped the database it started
+        res = cli("activate", str(v2), "--from", "2024-01-04", "--no-worker")
+        assert res.returncode == 0, res.stderr
+        assert "`luftnett demo` or `luftnett calibrate jobs run` works the job" in res.stdout
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            assert_values(values_of(c, dev, v), expected(c, dev, v, T0))
+            row = c.execute("SELECT job_id, state FROM calibration_jobs WHERE version_id = %s",
+                            (v2,)).fetchone()  # fmt: skip
+            assert row is not None and row[1] == "queued"
+            job2 = int(row[0])
+        pg.stop()
+        # waiting for it on the stopped demo database works it, rather than waiting forever
+        res = cli("jobs", "wait", str(job2))
+        assert res.returncode == 0, res.stderr
+        assert "in the foreground" in res.stdout and "100.0 %" in res.stdout, res.stdout
+        with psycopg.connect(pg.start(), autocommit=True) as c:
+            since = datetime(2024, 1, 4, tzinfo=UTC)
+            assert_values(values_of(c, dev, v2), expected(c, dev, v2, since))
+    finally:
+        pg.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_service_unit_command_works_jobs_and_stops_on_sigterm(
+    pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    """The ExecStart of deploy/systemd/luftnett-calibrate-jobs.service, as systemd runs it:
+    it works a job queued while it runs, keeps polling, and exits 0 on SIGTERM."""
+    from pathlib import Path
+
+    unit = Path(__file__).resolve().parents[2] / "deploy/systemd/luftnett-calibrate-jobs.service"
+    exec_start = next(ln.split("=", 1)[1] for ln in unit.read_text().splitlines()
+                      if ln.startswith("ExecStart="))  # fmt: skip
+    argv = exec_start.split()
+    assert argv[0] == "/opt/luftnett/bin/luftnett" and "--forever" in argv
+    env = {**os.environ, "LUFTNETT_DATABASE_URL": pg_url}
+    proc = subprocess.Popen([sys.executable, "-m", "luftnett.cli", *argv[1:]], env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        dev = make_device(conn, 800)
+        v = mlr(conn, dev, 0.75)
+        job = enqueue(conn, v, "t", activate(conn, v, T0, "t"))
+        deadline = time.monotonic() + 60
+        while job_status(conn, job).state != "done":
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the service never finished the job"
+            time.sleep(0.2)
+        assert proc.poll() is None  # --forever: still polling for the next job
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "0 failed parts" in out
+    assert_values(values_of(conn, dev, v), expected(conn, dev, v, T0))
+
+
+def test_server_crash_mid_job_loses_whole_parts_only() -> None:
+    """Workers commit with synchronous_commit = off, so a server crash may lose commits that
+    were already acknowledged. A part's values and its "done" mark are one transaction: after
+    the crash every part is either done with all its values or pending with none, and the
+    next worker finishes the job with each value exactly once."""
+    import shutil
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from luftnett.db.migrate import apply_migrations
+    from luftnett.servers import EmbeddedPostgres
+
+    home = Path(tempfile.mkdtemp(prefix="luftnett-cal-crash-"))
+    home.chmod(0o755)
+    pg = EmbeddedPostgres(home)  # fsync on: a crash here is what a crash is in production
+    try:
+        url = pg.start()
+        with psycopg.connect(url, autocommit=True) as c:
+            apply_migrations(c)
+            dev = make_device(c, 6000)
+            v = mlr(c, dev, 0.85)
+            job = enqueue(c, v, "t", activate(c, v, T0, "t"))
+            stop = threading.Event()
+            kw = {"part_rows": 200, "stop": stop}
+            worker = threading.Thread(target=run_workers, args=(url, 2), kwargs=kw, daemon=True)
+            worker.start()
+            deadline = time.monotonic() + 60
+            while job_status(c, job).parts_done < 4:
+                assert time.monotonic() < deadline, "the workers never got going"
+                time.sleep(0.01)
+        pid = int((pg.datadir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown: no checkpoint, no WAL flush
+        worker.join(30)
+        stop.set()
+        while pg.running_port() is not None:
+            time.sleep(0.1)
+        url = pg.start()  # crash recovery
+        with psycopg.connect(url, autocommit=True) as c:
+            parts = c.execute(
+                "SELECT state, ts_from, ts_to, values_written FROM calibration_job_parts "
+                "WHERE job_id = %s", (job,)).fetchall()  # fmt: skip
+            assert 4 <= sum(p[0] == "done" for p in parts) < len(parts)
+            for state, lo, hi, written in parts:
+                (n,) = c.execute("SELECT count(*) FROM calibrated_values WHERE device_id = %s "
+                                 "AND version_id = %s AND ts >= %s AND ts < %s",
+                                 (dev, v, lo, hi)).fetchone() or (0,)  # fmt: skip
+                assert n == (written if state == "done" else 0), (state, lo, n, written)
+            run_workers(url, 1)
+            assert job_status(c, job).state == "done"
+            assert_values(values_of(c, dev, v), expected(c, dev, v, T0))
+            row = c.execute(
+                "SELECT count(*) - count(DISTINCT seq) FROM calibrated_values "
+                "WHERE device_id = %s AND version_id = %s", (dev, v)).fetchone()  # fmt: skip
+            assert row == (0,)
+    finally:
+        pg.stop()
+        shutil.rmtree(home, ignore_errors=True)
