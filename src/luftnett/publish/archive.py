@@ -117,7 +117,7 @@ def open_target(target: str, write: bool = True) -> Any:
         base.create_dir(root, recursive=True)
         fs = pafs.SubTreeFileSystem(root, base)
         probe = f".write-test-{uuid.uuid4().hex}"
-        with fs.open_output_stream(probe) as out:
+        with fs.open_output_stream(probe, compression=None) as out:
             out.write(b"ok")
         fs.delete_file(probe)
     except _ARROW_ERRORS as exc:
@@ -142,7 +142,7 @@ def _write_atomic(fs: Any, path: str, data: bytes) -> None:
     if parent:
         fs.create_dir(parent, recursive=True)
     tmp = f"{parent + '/' if parent else ''}.tmp-{uuid.uuid4().hex}"
-    with fs.open_output_stream(tmp) as out:
+    with fs.open_output_stream(tmp, compression=None) as out:
         out.write(data)
     fs.move(tmp, path)
 
@@ -230,7 +230,7 @@ class _Writer:
         tmp = f"{final_dir}/.tmp-{uuid.uuid4().hex}.parquet"
         csv_dir = f"csv/{final_dir}"
         rows = 0
-        with self.fs.open_output_stream(tmp) as raw_out:
+        with self.fs.open_output_stream(tmp, compression=None) as raw_out:
             sink = _HashingSink(raw_out)
             # dictionaries for the strings only: on floats they cost 4x the time for ~25 %
             strings = [f.name for f in schema if f.type == pa.string()]
@@ -240,7 +240,7 @@ class _Writer:
             if self.csv:
                 self.fs.create_dir(csv_dir, recursive=True)
                 csv_tmp = f"{csv_dir}/.tmp-{uuid.uuid4().hex}.csv.gz"
-                csv_out = self.fs.open_output_stream(csv_tmp)
+                csv_out = self.fs.open_output_stream(csv_tmp, compression=None)
                 csv_sink = _HashingSink(csv_out)
                 csv_stream = pa.CompressedOutputStream(csv_sink, "gzip")
                 csv_writer = pacsv.CSVWriter(csv_stream, schema)
