@@ -8,17 +8,21 @@ import hashlib
 import json
 import re
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import httpx
 import numpy as np
 import psycopg
 import pytest
 from click.testing import CliRunner
 from numpy.testing import assert_allclose, assert_array_equal
+from rdflib import RDF, Graph, Namespace, URIRef
 
+from luftnett.api.quality import FLAG_BITS
 from luftnett.cli import main
 from luftnett.collector.rollups import refresh
 from luftnett.contracts.units import ReadingFlag
@@ -26,6 +30,7 @@ from luftnett.db.migrate import apply_migrations
 from luftnett.errors import ConfigError, PublishError
 from luftnett.publish.archive import publish, read_manifest
 from luftnett.publish.manifest import Manifest
+from luftnett.publish.schema import fields
 from luftnett.settings import PublishSettings
 
 #: 2026-03-30 .. 2026-04-01: two days in March, one in April (two month partitions)
@@ -439,3 +444,117 @@ def test_cli_publishes_and_explains_bad_options(db: str, tmp_path: Path) -> None
     assert r.exit_code == 2 and "unknown dataset 'daily'" in r.output
     r = runner.invoke(main, ["publish"], env={**env, "LUFTNETT_PUBLISH__TARGET": ""})
     assert r.exit_code == 1 and "pass --to" in r.output
+
+
+# -- catalogue records ----------------------------------------------------------------------
+
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
+DCT = Namespace("http://purl.org/dc/terms/")
+FOAF = Namespace("http://xmlns.com/foaf/0.1/")
+VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
+CSVW = Namespace("http://www.w3.org/ns/csvw#")
+SKOS = Namespace("http://www.w3.org/2004/02/skos/core#")
+PROV = Namespace("http://www.w3.org/ns/prov#")
+EU = "http://publications.europa.eu/resource/authority"
+
+
+def _graph(text: str) -> Graph:
+    """Parse JSON-LD with rdflib (its JSON-LD parser still builds a ConjunctiveGraph inside,
+    which rdflib 7.x itself marks deprecated)."""
+    g = Graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        g.parse(data=text, format="json-ld")
+    return g
+
+
+def _check_dataset(g: Graph, ds: URIRef, name: str, n_versions: int) -> None:
+    """Every property DCAT-AP (and DCAT-AP-NO) requires or recommends for a dataset and its
+    distributions, and the data dictionary."""
+    for prop in (DCT.title, DCT.description):
+        langs = {lit.language for lit in g.objects(ds, prop)}
+        assert langs == {"nb", "en"}, (name, prop, langs)
+    assert g.value(ds, DCT.identifier) is not None
+    publisher = g.value(ds, DCT.publisher)
+    assert str(g.value(publisher, FOAF.name)) == SETTINGS.publisher_name
+    assert (publisher, RDF.type, FOAF.Agent) in g
+    contact = g.value(ds, DCAT.contactPoint)
+    assert str(g.value(contact, VCARD.hasEmail)) == f"mailto:{SETTINGS.contact_email}"
+    assert {lit.language for lit in g.objects(ds, DCAT.keyword)} == {"nb", "en"}
+    assert URIRef(f"{EU}/data-theme/ENVI") in set(g.objects(ds, DCAT.theme))
+    assert g.value(ds, DCT.accessRights) == URIRef(f"{EU}/access-right/PUBLIC")
+    assert g.value(ds, DCT.accrualPeriodicity) == URIRef(f"{EU}/frequency/DAILY")
+    period = g.value(ds, DCT.temporal)
+    assert str(g.value(period, DCAT.startDate)) == str(DAY0)
+    assert str(g.value(period, DCAT.endDate)) == str(DAY_LAST)
+    bbox = str(g.value(g.value(ds, DCT.spatial), DCAT.bbox))
+    assert bbox.startswith("POLYGON((10.75 59.91") and "10.8 59.95" in bbox
+    dists = list(g.objects(ds, DCAT.distribution))
+    assert len(dists) == 2  # Parquet and gzipped CSV
+    formats = set()
+    for d in dists:
+        assert (d, RDF.type, DCAT.Distribution) in g
+        assert str(g.value(d, DCAT.accessURL)).startswith("file:///")
+        formats.add(str(g.value(d, DCT["format"])))
+        assert g.value(d, DCT.license) == URIRef(f"{EU}/licence/CC_BY_4_0")
+        assert g.value(d, DCAT.mediaType) is not None
+    assert formats == {f"{EU}/file-type/PARQUET", f"{EU}/file-type/CSV"}
+    # data dictionary: every column with its datatype, and a unit where it has one
+    schema = g.value(ds, CSVW.tableSchema)
+    cols = list(g.objects(schema, CSVW.column))
+    names = {str(g.value(c, CSVW.name)) for c in cols}
+    want = {f.name for f in fields(name)} | {"year", "month"}
+    assert names == (want | {"pollutant"} if name == "hourly" else want)
+    units = {
+        str(g.value(c, CSVW.name)): g.value(c, URIRef("https://schema.org/unitText")) for c in cols
+    }
+    if name == "raw":
+        assert str(units["pm25_ugm3"]) == "µg/m³" and str(units["no2_ppb"]) == "ppb"
+    flags = g.value(ds, DCT.subject)
+    concepts = {str(g.value(c, SKOS.prefLabel)) for c in g.objects(flags, SKOS.hasTopConcept)}
+    assert concepts == set(FLAG_BITS)
+    cal = list(g.objects(ds, PROV.wasDerivedFrom))
+    assert len(cal) == n_versions
+    assert g.value(ds, DCAT.version) is not None
+
+
+def test_catalogue_in_the_archive_has_every_required_property(archive: Path) -> None:
+    g = _graph((archive / "catalogue" / "catalog.jsonld").read_text())
+    (cat,) = list(g.subjects(RDF.type, DCAT.Catalog))
+    assert {lit.language for lit in g.objects(cat, DCT.title)} == {"nb", "en"}
+    assert {lit.language for lit in g.objects(cat, DCT.description)} == {"nb", "en"}
+    assert g.value(cat, DCT.publisher) is not None
+    datasets = set(g.objects(cat, DCAT.dataset))
+    assert datasets == set(g.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) == 2
+    for ds in datasets:
+        name = str(ds).rsplit("/", 1)[1]
+        _check_dataset(g, ds, name, n_versions=1)
+    for name in ("hourly", "raw"):
+        one = _graph((archive / "catalogue" / f"{name}.jsonld").read_text())
+        (ds,) = list(one.subjects(RDF.type, DCAT.Dataset))
+        _check_dataset(one, ds, name, n_versions=1)
+
+
+def test_catalogue_endpoint(api_url: str) -> None:
+    r = httpx.get(f"{api_url}/api/v1/catalogue", timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/ld+json")
+    g = _graph(r.text)
+    datasets = set(g.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) == 2
+    for ds in datasets:
+        for prop in (DCT.title, DCT.description):
+            assert {lit.language for lit in g.objects(ds, prop)} == {"nb", "en"}
+        for prop in (DCT.publisher, DCAT.contactPoint, DCAT.distribution, DCT.accessRights):
+            assert g.value(ds, prop) is not None, prop
+        for d in g.objects(ds, DCAT.distribution):
+            url = str(g.value(d, DCAT.accessURL))
+            assert url.startswith(f"{api_url}/api/v1/downloads/readings.")
+            assert g.value(d, DCT.license) is not None and g.value(d, DCT["format"]) is not None
+    r = httpx.get(f"{api_url}/api/v1/catalogue/raw", timeout=60)
+    assert r.status_code == 200
+    one = _graph(r.text)
+    assert len(list(one.subjects(RDF.type, DCAT.Dataset))) == 1
+    r = httpx.get(f"{api_url}/api/v1/catalogue/daily", timeout=60)
+    assert r.status_code == 404 and "hourly, raw" in r.json()["detail"]

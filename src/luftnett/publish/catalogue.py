@@ -505,7 +505,15 @@ def write_catalogue(
         return
     with psycopg.connect(database_url) as conn:
         facts = facts_from_manifest(facts_from_db(conn), manifest)
-    access = {n: archive_access(s.base_url or target, facts.formats.get(n, [])) for n in names}
+    if s.base_url:
+        where = s.base_url
+    elif "://" in target:
+        where = target
+    else:
+        from pathlib import Path
+
+        where = Path(target).expanduser().resolve().as_uri()
+    access = {n: archive_access(where, facts.formats.get(n, [])) for n in names}
     _write_atomic(fs, paths[0], _dumps(build_catalogue(facts, s, access, tuple(names))))
     for n in names:
         doc = dataset_document(facts, s, access[n], n)
