@@ -43,7 +43,7 @@ __all__ = ["Progress", "PublishResult", "open_target", "publish", "read_manifest
 log = logging.getLogger(__name__)
 
 #: rows gathered before a raw row group is written
-ROW_GROUP = 262_144
+ROW_GROUP = 131_072
 
 LICENCE_URI = {
     "NLOD-2.0": "http://publications.europa.eu/resource/authority/licence/NLOD_2_0",
