@@ -83,8 +83,8 @@ def pg_alone(url: str, month: int) -> dict[str, float]:
             for d in devices:
                 stmt = cur.mogrify(q, {"device": d, "start": a, "end": b})
                 opt = "FORMAT binary" if fmt == "binary" else "FORMAT text"
-                conn.execute(f"COPY ({stmt}) TO '/dev/null' WITH ({opt})")
-                n += conn.pgconn.cmd_tuples or 0
+                done = conn.execute(f"COPY ({stmt}) TO '/dev/null' WITH ({opt})")
+                n += max(0, done.rowcount)
             out[fmt] = n / (time.perf_counter() - t)
             out["rows"] = n
     return out
