@@ -558,3 +558,21 @@ def test_catalogue_endpoint(api_url: str) -> None:
     assert len(list(one.subjects(RDF.type, DCAT.Dataset))) == 1
     r = httpx.get(f"{api_url}/api/v1/catalogue/daily", timeout=60)
     assert r.status_code == 404 and "hourly, raw" in r.json()["detail"]
+
+
+def test_watermark_queries_agree(db: str) -> None:
+    """The per-device index query (short spans) and the sequential one give the same days."""
+    from luftnett.publish import source
+
+    with psycopg.connect(db) as conn:
+        a = source.day_watermarks(conn, "raw", DAY0, DAY_LAST + timedelta(days=1))
+        conn.execute("SELECT 1")
+        old = source.INDEXED_SPAN
+        source.INDEXED_SPAN = timedelta(0)
+        try:
+            b = source.day_watermarks(conn, "raw", DAY0, DAY_LAST + timedelta(days=1))
+        finally:
+            source.INDEXED_SPAN = old
+    assert a == b
+    assert sorted(a) == [DAY0, DAY0 + timedelta(days=1), DAY_LAST]
+    assert sum(v["rows"] for v in a.values()) == 2 * N
