@@ -27,7 +27,7 @@ from luftnett.cli import main
 from luftnett.collector.rollups import refresh
 from luftnett.contracts.units import ReadingFlag
 from luftnett.db.migrate import apply_migrations
-from luftnett.errors import ConfigError, PublishError
+from luftnett.errors import ConfigError, PublishError, StorageError
 from luftnett.publish.archive import publish, read_manifest
 from luftnett.publish.manifest import Manifest
 from luftnett.publish.schema import fields
@@ -401,6 +401,8 @@ def test_bad_input_gives_clear_errors(db: str, tmp_path: Path) -> None:
         publish(db, str(tmp_path / "a"), SETTINGS, end=TODAY + timedelta(days=2), today=TODAY)
     with pytest.raises(ConfigError, match="not a path or a filesystem URL"):
         _publish(db, "nosuchscheme://x/y")
+    with pytest.raises(StorageError, match="cannot reach the database"):
+        _publish("postgresql://postgres@127.0.0.1:1/nothing", tmp_path / "nodb")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "manifest.json").write_text(json.dumps({"format": "something-else"}))

@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from luftnett.errors import ConfigError, PublishError
+from luftnett.errors import ConfigError, PublishError, StorageError
 from luftnett.publish import source
 from luftnett.publish.manifest import HISTORY, MANIFEST, ChunkEntry, FileEntry, Manifest
 from luftnett.publish.schema import DATASETS, Dataset
@@ -423,7 +423,13 @@ def publish(
     manifest = read_manifest(fs)
     _repair(fs, manifest)
     result = PublishResult(target, None, None)
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(database_url, autocommit=True)
+    except psycopg.Error as exc:
+        raise StorageError(
+            f"cannot reach the database ({type(exc).__name__}); check LUFTNETT_DATABASE_URL"
+        ) from exc
+    with conn:
         conn.execute("SET jit = off")
         if start is None:
             start = _first_day(conn)
@@ -493,11 +499,22 @@ def _execute(
     def run(task: _Task) -> _Done:
         src = getattr(local, "src", None)
         if src is None:
-            src = local.src = source.Source(url, settings.timezone)
+            try:
+                src = local.src = source.Source(url, settings.timezone)
+            except psycopg.Error as exc:
+                raise StorageError(
+                    f"cannot reach the database ({type(exc).__name__}); check "
+                    "LUFTNETT_DATABASE_URL"
+                ) from exc
             with lock:
                 sources.append(src)
         try:
             return _run_task(task, src, writer, state)
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"reading {task.dataset} {task.start}..{task.end} from the database failed "
+                f"({type(exc).__name__}); the archive is unchanged, run publish again"
+            ) from exc
         except _ARROW_ERRORS as exc:
             raise PublishError(
                 f"writing {task.dataset} {task.start}..{task.end} failed ({exc}); the archive "
