@@ -503,8 +503,7 @@ def _execute(
                 src = local.src = source.Source(url, settings.timezone)
             except psycopg.Error as exc:
                 raise StorageError(
-                    f"cannot reach the database ({type(exc).__name__}); check "
-                    "LUFTNETT_DATABASE_URL"
+                    f"cannot reach the database ({type(exc).__name__}); check LUFTNETT_DATABASE_URL"
                 ) from exc
             with lock:
                 sources.append(src)
