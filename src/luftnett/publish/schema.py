@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from luftnett.api import export
-from luftnett.api.calibration import CALIBRATED
 
 __all__ = [
     "DATASETS",
@@ -140,8 +139,3 @@ def arrow_schema(
             meta["unit"] = f_unit
         out.append(pa.field(f.name, types[f.arrow], metadata=meta))
     return pa.schema(out, metadata=metadata)
-
-
-def calibrated_pollutants() -> dict[str, str]:
-    """reading column -> pollutant code of the quantities that are calibrated."""
-    return dict(CALIBRATED)

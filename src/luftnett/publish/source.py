@@ -400,11 +400,6 @@ class Source:
         return out, wm
 
 
-def month_end(d: date) -> date:
-    """First day of the month after ``d``'s."""
-    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
-
-
 def days(start: date, end: date) -> Iterator[date]:
     d = start
     while d < end:
