@@ -578,3 +578,29 @@ def test_watermark_queries_agree(db: str) -> None:
     assert a == b
     assert sorted(a) == [DAY0, DAY0 + timedelta(days=1), DAY_LAST]
     assert sum(v["rows"] for v in a.values()) == 2 * N
+
+
+async def test_catalogue_endpoint_follows_the_archive(db: str, archive: Path) -> None:
+    """With publish.target set, the API's records come from the archive's manifest and point
+    at publish.base_url."""
+    from luftnett.api.app import create_app
+    from luftnett.settings import Settings
+
+    s = Settings(
+        database_url=db,
+        publish=PublishSettings(target=str(archive), base_url="https://data.example.no/air"),
+    )
+    app = create_app(s, db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/api/v1/catalogue/raw")
+    assert r.status_code == 200, r.text
+    g = _graph(r.text)
+    (ds,) = list(g.subjects(RDF.type, DCAT.Dataset))
+    urls = {str(g.value(d, DCAT.accessURL)) for d in g.objects(ds, DCAT.distribution)}
+    assert urls == {"https://data.example.no/air", "https://data.example.no/air/csv"}
+    manifest = read_manifest_local(archive)
+    assert str(g.value(ds, DCAT.version)) == str(manifest.dataset("raw").version)
+    period = g.value(ds, DCT.temporal)
+    assert str(g.value(period, DCAT.startDate)) == str(DAY0)
