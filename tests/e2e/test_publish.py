@@ -604,3 +604,12 @@ async def test_catalogue_endpoint_follows_the_archive(db: str, archive: Path) ->
     assert str(g.value(ds, DCAT.version)) == str(manifest.dataset("raw").version)
     period = g.value(ds, DCT.temporal)
     assert str(g.value(period, DCAT.startDate)) == str(DAY0)
+
+
+def test_empty_database_publishes_nothing(fresh_db_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+    res = publish(fresh_db_url, str(tmp_path / "empty"), SETTINGS, today=TODAY)
+    assert not res.changed
+    assert res.summary().startswith("nothing to publish: the database has no readings up to")
+    assert not (tmp_path / "empty" / "manifest.json").exists()

@@ -81,7 +81,8 @@ class PublishResult:
 
     def summary(self) -> str:
         if self.start is None:
-            return f"nothing to publish: the database has no readings ({self.target})"
+            upto = f" up to {self.end}" if self.end else ""
+            return f"nothing to publish: the database has no readings{upto} ({self.target})"
         parts = [
             f"{name} v{r.version}: {r.added} new, {r.replaced} replaced, {r.unchanged} "
             f"unchanged, {r.skipped} up to date, {r.files_written} files, "
@@ -434,6 +435,7 @@ def publish(
         if start is None:
             start = _first_day(conn)
             if start is None or start > end:
+                result.end = end
                 result.seconds = time.perf_counter() - t0
                 return result
         state = source.global_state(conn)
