@@ -29,6 +29,7 @@ from luftnett.api.routers import (
     maps,
     sites,
 )
+from luftnett.api.routers import catalogue as catalogue_router
 from luftnett.errors import ConfigError, LuftnettError, StorageError
 from luftnett.settings import Settings
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(maps.router)
     app.include_router(admin.router)
     app.include_router(calibration_jobs.router)
+    app.include_router(catalogue_router.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:

@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "devices": "luftnett.collector.ledger_cli:devices",
     "rollup": "luftnett.collector.rollup_cli:rollup",
     "soak": "luftnett.soak.cli:soak",
+    "publish": "luftnett.publish.cli:publish_cmd",
 }
 
 

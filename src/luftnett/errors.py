@@ -7,7 +7,8 @@
     ├── CalibrationError   a model cannot be fitted or applied
     ├── StorageError       the database refused or cannot be reached
     ├── ServiceError       an embedded server (PostgreSQL, Mosquitto) could not be started
-    └── MappingError       bad points, grids or parameters for a map
+    ├── MappingError       bad points, grids or parameters for a map
+    └── PublishError       the open-data archive cannot be written or read
 
 A message says what happened, the value, and what to do. The CLI prints one as a single
 stderr line and exits 1; the API maps it to JSON in one handler.
@@ -22,6 +23,7 @@ __all__ = [
     "LuftnettError",
     "MappingError",
     "PayloadError",
+    "PublishError",
     "ServiceError",
     "StorageError",
 ]
@@ -65,3 +67,7 @@ class ServiceError(LuftnettError):
 
 class MappingError(LuftnettError):
     """Input to a map is unusable: missing columns, too few points, duplicates, bad CRS."""
+
+
+class PublishError(LuftnettError):
+    """The open-data archive (``luftnett publish``) cannot be written or read."""

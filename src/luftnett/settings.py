@@ -38,6 +38,7 @@ __all__ = [
     "EdgeSensorSettings",
     "EdgeSettings",
     "MqttSettings",
+    "PublishSettings",
     "Settings",
     "default_home",
     "load_settings",
@@ -182,6 +183,67 @@ class ApiSettings(BaseModel):
     )
 
 
+class PublishSettings(BaseModel):
+    """`luftnett publish`: the open-data archive and its DCAT-AP catalogue records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str | None = Field(
+        default=None,
+        description="archive location (a path or a pyarrow filesystem URL: file://, s3://, "
+        "gs://, ...) used when `luftnett publish` gets no --to (the nightly unit)",
+    )
+    licence: Literal["NLOD-2.0", "CC-BY-4.0"] = Field(
+        default="CC-BY-4.0",
+        description="licence of the published data: NLOD-2.0 (Norwegian Licence for Open "
+        "Government Data) or CC-BY-4.0; both only ask for attribution (docs/publish.md)",
+    )
+    publisher_name: str = Field(
+        default="luftnett demo municipality", description="publisher (foaf:name) in the catalogue"
+    )
+    publisher_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{9}$",
+        description="publisher's Norwegian organisation number (9 digits; DCAT-AP-NO "
+        "identifies publishers by it)",
+    )
+    contact_name: str = Field(
+        default="luftnett data team", description="contact point (vcard:fn) in the catalogue"
+    )
+    contact_email: str = Field(
+        default="data@example.org",
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="contact point e-mail (vcard:hasEmail) in the catalogue",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="public URL where the archive is served (dcat:accessURL / downloadURL of "
+        "its files); unset: the archive location itself",
+    )
+    identifier_base: str = Field(
+        default="https://luftnett.example.org/catalogue",
+        description="base of the catalogue's URIs (catalogue, datasets, distributions)",
+    )
+    timezone: str = Field(
+        default="Europe/Oslo", description="local time zone of the ts_local columns"
+    )
+    nightly_at: str = Field(
+        default="03:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="UTC time of day (HH:MM) at which `publish --schedule nightly` runs",
+    )
+    lookback_days: int = Field(
+        default=7,
+        ge=0,
+        le=366,
+        description="the nightly run also re-checks this many days before yesterday, so late "
+        "readings and recalibrations there are published",
+    )
+    workers: int = Field(
+        default=2, ge=1, le=32, description="parallel database connections of a publish run"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable; see docs/configuration.md."""
 
@@ -209,6 +271,7 @@ class Settings(BaseSettings):
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,615 @@
+"""`luftnett publish`: the archive read back by DuckDB equals the database, publishing is
+idempotent and append-only, a late reading or a recalibration rewrites only what it touches
+and keeps the previous version readable, and bad input gives clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_allclose, assert_array_equal
+from rdflib import RDF, Graph, Namespace, URIRef
+
+from luftnett.api.quality import FLAG_BITS
+from luftnett.cli import main
+from luftnett.collector.rollups import refresh
+from luftnett.contracts.units import ReadingFlag
+from luftnett.db.migrate import apply_migrations
+from luftnett.errors import ConfigError, PublishError, StorageError
+from luftnett.publish.archive import publish, read_manifest
+from luftnett.publish.manifest import Manifest
+from luftnett.publish.schema import fields
+from luftnett.settings import PublishSettings
+
+#: 2026-03-30 .. 2026-04-01: two days in March, one in April (two month partitions)
+DAY0 = date(2026, 3, 30)
+DAY_LAST = date(2026, 4, 1)
+T0 = datetime(2026, 3, 30, tzinfo=UTC)
+N = 3 * 1440
+TODAY = date(2026, 4, 10)
+SETTINGS = PublishSettings(workers=2)
+
+
+@pytest.fixture(scope="module")
+def db(pg_admin_url: str) -> Iterator[str]:
+    """A database of this module's own (publish reads every device), migrated and filled:
+    two devices, one-minute readings over three days, a deployment that starts on day 2, an
+    invalidating annotation, flags, and a calibration of one device's PM2.5."""
+    name = f"t_pub_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url) as conn:
+        apply_migrations(conn)
+        conn.execute(
+            "INSERT INTO sites (site_id, name, site_type, lat, lon) VALUES "
+            "('s-a', 'A', 'traffic', 59.91, 10.75), ('s-b', 'B', 'background', 59.95, 10.80)"
+        )
+        for d in ("pub-a", "pub-b"):
+            conn.execute(
+                "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (d,)
+            )
+        conn.execute(
+            "INSERT INTO deployments (site_id, device_id, valid_from) VALUES "
+            "('s-a', 'pub-a', %s), ('s-b', 'pub-b', %s)",
+            (T0 + timedelta(days=1), T0 - timedelta(days=10)),
+        )
+        for k, d in enumerate(("pub-a", "pub-b")):
+            conn.execute(
+                "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+                "pm25_ugm3, pm10_ugm3, no2_ppb, rh_pct, flags, schema_version) "
+                "SELECT %s, i, %s::timestamptz + i * interval '1 minute' + interval '30 s', "
+                "60, 59, 'sds011', (i %% 97) / 3.0 + %s, (i %% 89) / 2.0, "
+                "CASE WHEN i %% 5 = 0 THEN NULL ELSE i %% 13 END, 50, "
+                "CASE WHEN i %% 50 = 0 THEN %s ELSE 0 END, 1 FROM generate_series(0, %s) i",
+                (d, T0, k, int(ReadingFlag.STUCK), N - 1),
+            )
+        conn.execute(
+            "INSERT INTO annotations (device_id, starts_at, ends_at, kind, invalidates, reason, "
+            "created_by) VALUES ('pub-b', %s, %s, 'maintenance', true, 'test', 'test')",
+            (T0 + timedelta(hours=5), T0 + timedelta(hours=7)),
+        )
+        _calibrate(conn, "pub-a", factor=2.0, model_id="cal-v1")
+        refresh(conn)
+        conn.commit()
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _calibrate(conn: psycopg.Connection, device: str, factor: float, model_id: str) -> int:
+    """A new calibration version of the device's PM2.5 (value = factor × raw + 1), activated
+    from the start, with its calibrated values, as `luftnett calibrate apply` leaves them."""
+    (vid,) = conn.execute(
+        "INSERT INTO calibration_versions (device_id, pollutant, kind, model_id, model, "
+        "created_by) VALUES (%s, 'pm25', 'imported', %s, '{}'::json, 'test') "
+        "RETURNING version_id",
+        (device, model_id),
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO calibration_activations (device_id, pollutant, version_id, valid_from, "
+        "created_by) VALUES (%s, 'pm25', %s, %s, 'test')",
+        (device, vid, T0 - timedelta(days=30)),
+    )
+    conn.execute(
+        "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, value, u) "
+        "SELECT device_id, seq, 'pm25', %s, ts, pm25_ugm3 * %s + 1, 0.5 FROM readings "
+        "WHERE device_id = %s AND pm25_ugm3 IS NOT NULL",
+        (vid, factor, device),
+    )
+    return int(vid)
+
+
+def _publish(url: str, target: str | Path, **kw: object) -> object:
+    return publish(url, str(target), SETTINGS, start=DAY0, end=DAY_LAST, today=TODAY, **kw)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _read(root: Path, files: list[str], sql: str = "SELECT * FROM t") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    paths = [str(root / f) for f in files if f.endswith(".parquet")]
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    con.execute(
+        f"CREATE VIEW t AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true)"
+    )
+    return con.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def archive(db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("archive")
+    res = _publish(db, root, csv=True)
+    assert res.changed  # type: ignore[attr-defined]
+    return root
+
+
+def _cols(rel: duckdb.DuckDBPyRelation) -> dict[str, list[object]]:
+    return rel.to_arrow_table().to_pydict()
+
+
+def _nan(xs: list[object]) -> list[float]:
+    return [float("nan") if x is None else float(x) for x in xs]  # type: ignore[arg-type]
+
+
+def _f32(xs: list[object]) -> np.ndarray:
+    """Values as PostgreSQL ``real``s (psycopg gives their shortest text as a float64)."""
+    return np.asarray(_nan(xs), dtype=np.float32)
+
+
+def test_raw_archive_equals_database(db: str, archive: Path) -> None:
+    con = duckdb.connect()
+    raw = _cols(
+        con.sql(
+            f"SELECT * FROM read_parquet('{archive}/dataset=raw/**/*.parquet', "
+            "hive_partitioning = true) ORDER BY device_id, ts"
+        )
+    )
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT r.device_id, r.seq, r.ts, r.pm25_ugm3, r.no2_ppb, r.effective_flags, "
+            "c.value AS cal FROM readings_effective r LEFT JOIN calibrated_current c "
+            "ON c.device_id = r.device_id AND c.seq = r.seq AND c.pollutant = 'pm25' "
+            "ORDER BY r.device_id, r.ts"
+        ).fetchall()
+    assert len(raw["seq"]) == len(rows) == 2 * N
+    assert raw["seq"] == [r[1] for r in rows]
+    assert raw["device_id"] == [r[0] for r in rows]
+    assert raw["ts"] == [r[2] for r in rows]
+    # bit for bit: the archive stores the database's float32 values
+    assert_array_equal(_f32(raw["pm25_ugm3"]), _f32([r[3] for r in rows]))
+    assert_array_equal(_f32(raw["no2_ppb"]), _f32([r[4] for r in rows]))
+    # flags as the downloads have them: stored flags plus annotated_invalid in the annotation
+    assert raw["flags"] == [r[5] for r in rows]
+    ann = int(ReadingFlag.ANNOTATED_INVALID)
+    assert sum(1 for f in raw["flags"] if f & ann) == 120
+    invalid = int(ReadingFlag.STUCK | ReadingFlag.ANNOTATED_INVALID)
+    assert raw["valid"] == [r[5] & invalid == 0 for r in rows]
+    assert_array_equal(_f32(raw["pm25_ugm3_cal"]), _f32([r[6] for r in rows]))
+    by_dev = list(zip(raw["device_id"], raw["site_id"], raw["pm25_ugm3_cal"], strict=True))
+    assert all(c is None for d, _s, c in by_dev if d == "pub-b")
+    assert sum(1 for d, _s, c in by_dev if d == "pub-a" and c is not None) > 4000
+    # site from the deployment: pub-a only from day 2 on (window ends 00:00:30 .. 23:59:30 of day 1)
+    assert sum(1 for d, s_, _c in by_dev if d == "pub-a" and s_ is None) == 1440
+    assert {s_ for d, s_, _c in by_dev if d == "pub-b"} == {"s-b"}
+    # UTC and local time (Europe/Oslo: UTC+02:00 after 2026-03-29)
+    first_utc, first_local = raw["ts"][0], raw["ts_local"][0]
+    assert first_local - first_utc.replace(tzinfo=None) == timedelta(hours=2)
+    assert set(raw["year"]) == {2026}
+    assert sorted(set(raw["month"])) == [3, 4]
+
+
+def test_hourly_archive_equals_rollups(db: str, archive: Path) -> None:
+    con = duckdb.connect()
+    hourly = _cols(
+        con.sql(
+            f"SELECT * FROM read_parquet('{archive}/dataset=hourly/**/*.parquet', "
+            "hive_partitioning = true) WHERE pollutant = 'pm25' ORDER BY device_id, hour_start"
+        )
+    )
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT device_id, hour_start, (pm25_ugm3_sum / pm25_ugm3_n)::float8, pm25_ugm3_n "
+            "FROM rollup_hourly WHERE pm25_ugm3_n > 0 ORDER BY device_id, hour_start"
+        ).fetchall()
+        (cal,) = conn.execute(
+            "SELECT avg(c.value)::float8 FROM calibrated_current c JOIN readings r "
+            "USING (device_id, seq) WHERE c.device_id = 'pub-a' AND c.pollutant = 'pm25' "
+            "AND r.flags = 0 AND c.ts >= %s AND c.ts < %s",
+            (T0 + timedelta(hours=3), T0 + timedelta(hours=4)),
+        ).fetchone()
+    assert len(hourly["mean"]) == len(rows) > 100
+    assert hourly["hour_start"] == [r[1] for r in rows]
+    assert_allclose(_nan(hourly["mean"]), [r[2] for r in rows], rtol=1e-12)
+    assert hourly["n"] == [r[3] for r in rows]
+    assert set(hourly["unit"]) == {"µg/m³"}
+    keys = list(zip(hourly["device_id"], hourly["hour_start"], strict=True))
+    i = keys.index(("pub-a", T0 + timedelta(hours=3)))
+    assert_allclose(hourly["mean_calibrated"][i], cal, rtol=1e-6)
+    assert hourly["calibration_id"][i] is not None
+    # the hours inside pub-b's invalidating annotation have no valid pm25: not listed
+    assert ("pub-b", T0 + timedelta(hours=6)) not in keys
+    pols = con.sql(
+        f"SELECT DISTINCT pollutant FROM read_parquet('{archive}/dataset=hourly/**/*.parquet', "
+        "hive_partitioning = true) ORDER BY 1"
+    ).fetchall()
+    assert [p[0] for p in pols] == ["no2", "pm10", "pm25"]  # pm1 has no values
+
+
+def test_duckdb_prunes_partitions(archive: Path) -> None:
+    con = duckdb.connect()
+    plan = con.sql(
+        "EXPLAIN ANALYZE SELECT count(*) FROM read_parquet("
+        f"'{archive}/dataset=hourly/**/*.parquet', hive_partitioning = true) "
+        "WHERE pollutant = 'pm25' AND month = 4"
+    ).fetchall()[0][1]
+    m = re.search(r"Scanning Files: (\d+)/(\d+)", plan)
+    assert m is not None, plan
+    assert (int(m.group(1)), int(m.group(2))) == (1, 6)
+    # and the answer is the one partition's rows
+    (n,) = con.execute(
+        f"SELECT count(*) FROM read_parquet('{archive}/dataset=hourly/**/*.parquet', "
+        "hive_partitioning = true) WHERE pollutant = 'pm25' AND month = 4"
+    ).fetchone()
+    manifest = read_manifest_local(archive)
+    want = sum(
+        f.rows
+        for c in manifest.dataset("hourly").chunks.values()
+        for f in c.files
+        if f.format == "parquet"
+        and f.partition == {"pollutant": "pm25", "year": "2026", "month": "4"}
+    )
+    assert n == want > 0
+
+
+def read_manifest_local(root: Path) -> Manifest:
+    return Manifest.loads((root / "manifest.json").read_text())
+
+
+def test_csv_files_hold_the_same_rows(archive: Path) -> None:
+    manifest = read_manifest_local(archive)
+    for name in ("raw", "hourly"):
+        files = [f for c in manifest.dataset(name).chunks.values() for f in c.files]
+        csvs = [f for f in files if f.format == "csv.gz"]
+        assert len(csvs) == len([f for f in files if f.format == "parquet"]) > 0
+        for f in csvs:
+            (n,) = (
+                duckdb.connect()
+                .execute(f"SELECT count(*) FROM read_csv('{archive / f.path}')")
+                .fetchone()
+            )
+            assert n == f.rows
+            assert hashlib.sha256((archive / f.path).read_bytes()).hexdigest() == f.sha256
+
+
+def test_publishing_twice_changes_nothing(db: str, archive: Path) -> None:
+    before = _snapshot(archive)
+    res = _publish(db, archive, csv=True)
+    assert not res.changed  # type: ignore[attr-defined]
+    assert _snapshot(archive) == before
+    assert all(r.skipped == 2 for r in res.datasets.values())  # type: ignore[attr-defined]
+    # forcing a re-read finds the same content: same files, still nothing new
+    res = _publish(db, archive, csv=True, force=True)
+    assert _snapshot(archive) == before
+    assert all(r.unchanged == 2 for r in res.datasets.values())  # type: ignore[attr-defined]
+
+
+def test_url_forms_give_the_same_archive(db: str, archive: Path, tmp_path: Path) -> None:
+    """A file:// URL (pyarrow LocalFileSystem behind a SubTreeFileSystem) writes the same
+    files as a plain path."""
+    _publish(db, f"file://{tmp_path}/viaurl", csv=True)
+    a = read_manifest_local(archive).dataset("raw").files()
+    b = read_manifest_local(tmp_path / "viaurl").dataset("raw").files()
+    assert a == b
+
+
+def test_late_reading_rewrites_only_its_partition(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "late"
+    _publish(db, root)
+    before = _snapshot(root)
+    m1 = read_manifest_local(root)
+    with psycopg.connect(db) as conn:
+        # a reading that arrives late for 2026-03-31 12:00:30 (pub-b, a new seq)
+        ts = datetime(2026, 3, 31, 12, 0, 30, tzinfo=UTC)
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, flags, schema_version) VALUES ('pub-b', 999999, %s, 60, 59, 'sds011', "
+            "500, 0, 1)",
+            (ts,),
+        )
+        refresh(conn, "pub-b", ts - timedelta(hours=1), ts + timedelta(hours=1))
+        conn.commit()
+    try:
+        res = _publish(db, root)
+        after = _snapshot(root)
+        m2 = read_manifest_local(root)
+        changed = {p for p in after if before.get(p) != after[p]} | set(before) - set(after)
+        data_changed = {p for p in changed if p.startswith(("dataset=", "_history/"))}
+        # only March is rewritten (hourly: every pollutant, since the hour's n_stored and
+        # coverage changed); April's files stay as they were
+        dirs = {p.split("/part-")[0] for p in data_changed}
+        assert "dataset=raw/year=2026/month=3" in dirs
+        assert "_history/dataset=raw/year=2026/month=3" in dirs
+        assert "dataset=hourly/pollutant=pm25/year=2026/month=3" in dirs
+        assert all(d.endswith("month=3") for d in dirs), dirs
+        april = {p for p in before if "month=4" in p}
+        assert april and all(after.get(p) == before[p] for p in april)
+        for name in ("raw", "hourly"):
+            assert m2.dataset(name).version == m1.dataset(name).version + 1
+            assert res.datasets[name].replaced == 1  # type: ignore[attr-defined]
+        # the old version stays readable, with its old row count
+        old = m2.version_files("raw", 1)
+        assert any(p.startswith("_history/") for p in old)
+        (n_old,) = _read(root, old, "SELECT count(*) FROM t").fetchone()
+        (n_new,) = _read(root, m2.dataset("raw").files(), "SELECT count(*) FROM t").fetchone()
+        assert (n_old, n_new) == (2 * N, 2 * N + 1)
+        # a tree scan sees the current version only
+        (n_tree,) = (
+            duckdb.connect()
+            .execute(f"SELECT count(*) FROM read_parquet('{root}/dataset=raw/**/*.parquet')")
+            .fetchone()
+        )
+        assert n_tree == n_new
+    finally:
+        with psycopg.connect(db) as conn:
+            conn.execute("DELETE FROM readings WHERE device_id = 'pub-b' AND seq = 999999")
+            refresh(conn, "pub-b")
+            conn.commit()
+
+
+def test_recalibration_makes_a_new_version_and_keeps_the_old(db: str, tmp_path: Path) -> None:
+    root = tmp_path / "recal"
+    _publish(db, root)
+    m1 = read_manifest_local(root)
+    with psycopg.connect(db) as conn:
+        vid = _calibrate(conn, "pub-a", factor=3.0, model_id="cal-v2")
+        conn.commit()
+    res = _publish(db, root)
+    m2 = read_manifest_local(root)
+    assert m2.dataset("raw").version == m1.dataset("raw").version + 1
+    assert res.datasets["raw"].replaced == 2  # type: ignore[attr-defined]  # both months
+    q = (
+        "SELECT avg(pm25_ugm3_cal / (pm25_ugm3 * 1.0 + 0.0)), max(pm25_ugm3_calibration_id) "
+        "FROM t WHERE device_id = 'pub-a' AND pm25_ugm3 > 5"
+    )
+    old_files = m2.version_files("raw", m1.dataset("raw").version)
+    ratio_old, id_old = _read(root, old_files, q).fetchone()
+    ratio_new, id_new = _read(root, m2.dataset("raw").files(), q).fetchone()
+    assert id_new == vid and id_old == vid - 1
+    assert 2.0 < ratio_old < 2.3 and 3.0 < ratio_new < 3.3  # (f × x + 1) / x for x > 5
+    # the hourly calibrated means moved too, the raw means did not
+    h_old = _read(
+        root,
+        m2.version_files("hourly", m1.dataset("hourly").version),
+        "SELECT sum(mean), sum(mean_calibrated) FROM t WHERE pollutant = 'pm25'",
+    ).fetchone()
+    h_new = _read(
+        root,
+        m2.dataset("hourly").files(),
+        "SELECT sum(mean), sum(mean_calibrated) FROM t WHERE pollutant = 'pm25'",
+    ).fetchone()
+    assert h_old[0] == pytest.approx(h_new[0], rel=1e-12)
+    assert h_new[1] > h_old[1] * 1.3
+
+
+def test_bad_input_gives_clear_errors(db: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PublishError, match="cannot write to the archive"):
+        _publish(db, blocker / "archive")
+    with pytest.raises(ConfigError, match="is after --to-date"):
+        publish(db, str(tmp_path / "a"), SETTINGS, start=DAY_LAST, end=DAY0, today=TODAY)
+    with pytest.raises(ConfigError, match="in the future"):
+        publish(db, str(tmp_path / "a"), SETTINGS, end=TODAY + timedelta(days=2), today=TODAY)
+    with pytest.raises(ConfigError, match="not a path or a filesystem URL"):
+        _publish(db, "nosuchscheme://x/y")
+    with pytest.raises(StorageError, match="cannot reach the database"):
+        _publish("postgresql://postgres@127.0.0.1:1/nothing", tmp_path / "nodb")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(PublishError, match="not a luftnett archive manifest"):
+        _publish(db, bad)
+    (bad / "manifest.json").write_text("{not json")
+    with pytest.raises(PublishError, match=r"cannot be read"):
+        _publish(db, bad)
+
+
+def test_cli_publishes_and_explains_bad_options(db: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"LUFTNETT_DATABASE_URL": db}
+    out = tmp_path / "cli"
+    r = runner.invoke(
+        main,
+        [
+            "publish",
+            "--to",
+            str(out),
+            "--from",
+            "2026-03-30",
+            "--to-date",
+            "2026-03-31",
+            "--datasets",
+            "hourly",
+        ],
+        env=env,
+    )
+    assert r.exit_code == 0, r.output
+    assert "hourly v1: 1 new" in r.output
+    assert (
+        read_manifest(__import__("luftnett.publish.archive", fromlist=["x"]).open_target(str(out)))
+        .dataset("hourly")
+        .version
+        == 1
+    )
+    r = runner.invoke(main, ["publish", "--to", str(out), "--from", "2026-13-01"], env=env)
+    assert r.exit_code == 2 and "--from" in r.output
+    r = runner.invoke(main, ["publish", "--to", str(out), "--datasets", "hourly,daily"], env=env)
+    assert r.exit_code == 2 and "unknown dataset 'daily'" in r.output
+    r = runner.invoke(main, ["publish"], env={**env, "LUFTNETT_PUBLISH__TARGET": ""})
+    assert r.exit_code == 1 and "pass --to" in r.output
+
+
+# -- catalogue records ----------------------------------------------------------------------
+
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
+DCT = Namespace("http://purl.org/dc/terms/")
+FOAF = Namespace("http://xmlns.com/foaf/0.1/")
+VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
+CSVW = Namespace("http://www.w3.org/ns/csvw#")
+SKOS = Namespace("http://www.w3.org/2004/02/skos/core#")
+PROV = Namespace("http://www.w3.org/ns/prov#")
+EU = "http://publications.europa.eu/resource/authority"
+
+
+def _graph(text: str) -> Graph:
+    """Parse JSON-LD with rdflib (its JSON-LD parser still builds a ConjunctiveGraph inside,
+    which rdflib 7.x itself marks deprecated)."""
+    g = Graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        g.parse(data=text, format="json-ld")
+    return g
+
+
+def _check_dataset(g: Graph, ds: URIRef, name: str, n_versions: int) -> None:
+    """Every property DCAT-AP (and DCAT-AP-NO) requires or recommends for a dataset and its
+    distributions, and the data dictionary."""
+    for prop in (DCT.title, DCT.description):
+        langs = {lit.language for lit in g.objects(ds, prop)}
+        assert langs == {"nb", "en"}, (name, prop, langs)
+    assert g.value(ds, DCT.identifier) is not None
+    publisher = g.value(ds, DCT.publisher)
+    assert str(g.value(publisher, FOAF.name)) == SETTINGS.publisher_name
+    assert (publisher, RDF.type, FOAF.Agent) in g
+    contact = g.value(ds, DCAT.contactPoint)
+    assert str(g.value(contact, VCARD.hasEmail)) == f"mailto:{SETTINGS.contact_email}"
+    assert {lit.language for lit in g.objects(ds, DCAT.keyword)} == {"nb", "en"}
+    assert URIRef(f"{EU}/data-theme/ENVI") in set(g.objects(ds, DCAT.theme))
+    assert g.value(ds, DCT.accessRights) == URIRef(f"{EU}/access-right/PUBLIC")
+    assert g.value(ds, DCT.accrualPeriodicity) == URIRef(f"{EU}/frequency/DAILY")
+    period = g.value(ds, DCT.temporal)
+    assert str(g.value(period, DCAT.startDate)) == str(DAY0)
+    assert str(g.value(period, DCAT.endDate)) == str(DAY_LAST)
+    bbox = str(g.value(g.value(ds, DCT.spatial), DCAT.bbox))
+    assert bbox.startswith("POLYGON((10.75 59.91") and "10.8 59.95" in bbox
+    dists = list(g.objects(ds, DCAT.distribution))
+    assert len(dists) == 2  # Parquet and gzipped CSV
+    formats = set()
+    for d in dists:
+        assert (d, RDF.type, DCAT.Distribution) in g
+        assert str(g.value(d, DCAT.accessURL)).startswith("file:///")
+        formats.add(str(g.value(d, DCT["format"])))
+        assert g.value(d, DCT.license) == URIRef(f"{EU}/licence/CC_BY_4_0")
+        assert g.value(d, DCAT.mediaType) is not None
+    assert formats == {f"{EU}/file-type/PARQUET", f"{EU}/file-type/CSV"}
+    # data dictionary: every column with its datatype, and a unit where it has one
+    schema = g.value(ds, CSVW.tableSchema)
+    cols = list(g.objects(schema, CSVW.column))
+    names = {str(g.value(c, CSVW.name)) for c in cols}
+    want = {f.name for f in fields(name)} | {"year", "month"}
+    assert names == (want | {"pollutant"} if name == "hourly" else want)
+    units = {
+        str(g.value(c, CSVW.name)): g.value(c, URIRef("https://schema.org/unitText")) for c in cols
+    }
+    if name == "raw":
+        assert str(units["pm25_ugm3"]) == "µg/m³" and str(units["no2_ppb"]) == "ppb"
+    flags = g.value(ds, DCT.subject)
+    concepts = {str(g.value(c, SKOS.prefLabel)) for c in g.objects(flags, SKOS.hasTopConcept)}
+    assert concepts == set(FLAG_BITS)
+    cal = list(g.objects(ds, PROV.wasDerivedFrom))
+    assert len(cal) == n_versions
+    assert g.value(ds, DCAT.version) is not None
+
+
+def test_catalogue_in_the_archive_has_every_required_property(archive: Path) -> None:
+    g = _graph((archive / "catalogue" / "catalog.jsonld").read_text())
+    (cat,) = list(g.subjects(RDF.type, DCAT.Catalog))
+    assert {lit.language for lit in g.objects(cat, DCT.title)} == {"nb", "en"}
+    assert {lit.language for lit in g.objects(cat, DCT.description)} == {"nb", "en"}
+    assert g.value(cat, DCT.publisher) is not None
+    datasets = set(g.objects(cat, DCAT.dataset))
+    assert datasets == set(g.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) == 2
+    for ds in datasets:
+        name = str(ds).rsplit("/", 1)[1]
+        _check_dataset(g, ds, name, n_versions=1)
+    for name in ("hourly", "raw"):
+        one = _graph((archive / "catalogue" / f"{name}.jsonld").read_text())
+        (ds,) = list(one.subjects(RDF.type, DCAT.Dataset))
+        _check_dataset(one, ds, name, n_versions=1)
+
+
+def test_catalogue_endpoint(api_url: str) -> None:
+    r = httpx.get(f"{api_url}/api/v1/catalogue", timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/ld+json")
+    g = _graph(r.text)
+    datasets = set(g.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) == 2
+    for ds in datasets:
+        for prop in (DCT.title, DCT.description):
+            assert {lit.language for lit in g.objects(ds, prop)} == {"nb", "en"}
+        for prop in (DCT.publisher, DCAT.contactPoint, DCAT.distribution, DCT.accessRights):
+            assert g.value(ds, prop) is not None, prop
+        for d in g.objects(ds, DCAT.distribution):
+            url = str(g.value(d, DCAT.accessURL))
+            assert url.startswith(f"{api_url}/api/v1/downloads/readings.")
+            assert g.value(d, DCT.license) is not None and g.value(d, DCT["format"]) is not None
+    r = httpx.get(f"{api_url}/api/v1/catalogue/raw", timeout=60)
+    assert r.status_code == 200
+    one = _graph(r.text)
+    assert len(list(one.subjects(RDF.type, DCAT.Dataset))) == 1
+    r = httpx.get(f"{api_url}/api/v1/catalogue/daily", timeout=60)
+    assert r.status_code == 404 and "hourly, raw" in r.json()["detail"]
+
+
+def test_watermark_queries_agree(db: str) -> None:
+    """The per-device index query (short spans) and the sequential one give the same days."""
+    from luftnett.publish import source
+
+    with psycopg.connect(db) as conn:
+        a = source.day_watermarks(conn, "raw", DAY0, DAY_LAST + timedelta(days=1))
+        conn.execute("SELECT 1")
+        old = source.INDEXED_SPAN
+        source.INDEXED_SPAN = timedelta(0)
+        try:
+            b = source.day_watermarks(conn, "raw", DAY0, DAY_LAST + timedelta(days=1))
+        finally:
+            source.INDEXED_SPAN = old
+    assert a == b
+    assert sorted(a) == [DAY0, DAY0 + timedelta(days=1), DAY_LAST]
+    assert sum(v["rows"] for v in a.values()) == 2 * N
+
+
+async def test_catalogue_endpoint_follows_the_archive(db: str, archive: Path) -> None:
+    """With publish.target set, the API's records come from the archive's manifest and point
+    at publish.base_url."""
+    from luftnett.api.app import create_app
+    from luftnett.settings import Settings
+
+    s = Settings(
+        database_url=db,
+        publish=PublishSettings(target=str(archive), base_url="https://data.example.no/air"),
+    )
+    app = create_app(s, db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/api/v1/catalogue/raw")
+    assert r.status_code == 200, r.text
+    g = _graph(r.text)
+    (ds,) = list(g.subjects(RDF.type, DCAT.Dataset))
+    urls = {str(g.value(d, DCAT.accessURL)) for d in g.objects(ds, DCAT.distribution)}
+    assert urls == {"https://data.example.no/air", "https://data.example.no/air/csv"}
+    manifest = read_manifest_local(archive)
+    assert str(g.value(ds, DCAT.version)) == str(manifest.dataset("raw").version)
+    period = g.value(ds, DCT.temporal)
+    assert str(g.value(period, DCAT.startDate)) == str(DAY0)
+
+
+def test_empty_database_publishes_nothing(fresh_db_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+    res = publish(fresh_db_url, str(tmp_path / "empty"), SETTINGS, today=TODAY)
+    assert not res.changed
+    assert res.summary().startswith("nothing to publish: the database has no readings up to")
+    assert not (tmp_path / "empty" / "manifest.json").exists()
