@@ -81,11 +81,21 @@ def _narrow(ent: EntityType, rels: list[tuple[str, Any]], opts: Options, cal_on:
             and n.left.owner.name == "Datastream"
         ):
             conds.append(("datastream_id", n.right.val))
+        elif (
+            isinstance(n, oast.Compare)
+            and isinstance(n.comparator, oast.Eq)
+            and isinstance(n.right, oast.String)
+            and isinstance(n.left, oast.Identifier)
+            and n.left.name == "id"
+        ):
+            conds.append(("id", n.right.val))
     for col, value in conds:
         if col == "datastream_id" and (ds := parse_datastream_id(value)) is not None:
             ctx = replace(ctx, device=ds[0], stream=ds[1])
         elif col == "id" and (ob := parse_observation_id(value)) is not None:
             ctx = replace(ctx, device=ob[0], stream=ob[1], ts=ob[2], seq=ob[3])
+        elif col in ("id", "datastream_id"):  # cannot be an Observation's: no rows
+            ctx = replace(ctx, empty=True)
         elif col == "foi_id" and isinstance(value, str):
             ctx = replace(ctx, site=value)
     return ctx
@@ -192,7 +202,9 @@ async def page(
     cur = await req.conn.execute(q, p.values)
     rows = list(await cur.fetchall())
     next_link = None
-    if len(rows) > top:
+    if len(rows) > top and top == 0:
+        rows = []
+    elif len(rows) > top:
         rows = rows[:top]
         raw = dict(opts.raw)
         raw["$top"] = str(top)

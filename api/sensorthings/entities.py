@@ -183,6 +183,7 @@ class Ctx:
     site: str | None = None  # Observations of the devices ever deployed at this site
     seq: int | None = None
     ts: dt.datetime | None = None
+    empty: bool = False  # an id that no Observation can have: no rows, no scan
     foi: bool = False  # compute each Observation's FeatureOfInterest (a subquery per row)
 
 
@@ -459,7 +460,7 @@ def _cal_join(q: str, alias: str) -> sql.Composable:
 
 
 def _obs_where(ctx: Ctx, p: Params) -> sql.Composable:
-    parts: list[sql.Composable] = []
+    parts: list[sql.Composable] = [sql.SQL(" AND false")] if ctx.empty else []
     if ctx.device is not None:
         parts.append(sql.SQL(" AND r.device_id = {}").format(p.add(ctx.device)))
     if ctx.seq is not None:

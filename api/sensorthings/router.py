@@ -133,6 +133,8 @@ async def resource(
             return await _resolve(req, path, opts, str(request.url).split("?", 1)[0])
     except OptionError as exc:
         return _error(400, str(exc))
+    except RecursionError:
+        return _error(400, "$filter or $expand is nested too deeply")
     except _NotFound as exc:
         return _error(404, str(exc))
     except pg_errors.QueryCanceled:
