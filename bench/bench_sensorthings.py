@@ -105,7 +105,7 @@ def measure(base: str, devices: int, reps: int) -> dict[str, tuple[float, float,
         deep_next: list[float] = []
         deep_skip: list[float] = []
         n_next = n_skip = 0
-        for _ in range(max(5, reps // 4)):
+        for _ in range(max(5, reps // 12)):
             dev = f"bench-{rng.randrange(devices):03d}"
             url = f"{STA}/Datastreams('{dev}:pm25_ugm3:raw')/Observations?$top=1000"
             for _page in range(100):

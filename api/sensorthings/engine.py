@@ -1,6 +1,6 @@
 """Run SensorThings requests: one SELECT per page, links, paging, ``$expand``, ``$select``.
 
-A page is ``SELECT e.* FROM (<base>) e WHERE <relation> AND <$filter> ORDER BY <$orderby>,
+A page is ``SELECT e.<columns> FROM (<base>) e WHERE <relation> AND <$filter> ORDER BY <$orderby>,
 <tie-breaker> LIMIT top + 1 OFFSET skip``: the extra row says whether ``@iot.nextLink`` is
 needed, without counting. Observations of one Datastream ordered by time page by *keyset*
 (``$skiptoken`` = the last row's time and seq in the nextLink), so page 1,000 costs what page
@@ -61,6 +61,13 @@ def format_id(ent: EntityType, value: Any) -> str:
 def _narrow(ent: EntityType, rels: list[tuple[str, Any]], opts: Options, cal_on: bool) -> Ctx:
     """The base query's context: Observations narrowed to a datastream, reading or site."""
     ctx = Ctx(cal_on=cal_on)
+    if ent.plural == "Datastreams":  # one device's: no need to build everyone's
+        for col, value in rels:
+            if col == "id" and (ds := parse_datastream_id(value)) is not None:
+                ctx = replace(ctx, device=ds[0], stream=ds[1])
+            elif col == "thing_id" and isinstance(value, str):
+                ctx = replace(ctx, device=value)
+        return ctx
     if ent.plural != "Observations":
         return ctx
     conds = list(rels)
@@ -191,8 +198,11 @@ async def page(
             )
     top = opts.top if opts.top is not None else top_default
     q = sql.SQL(
-        "SELECT e.* FROM ({base}) e WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}"
+        "SELECT {cols} FROM ({base}) e WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}"
     ).format(
+        cols=sql.SQL("e.*")
+        if ent.columns is None
+        else sql.SQL(", ").join(sql.Identifier("e", c) for c in ent.columns),
         base=base,
         w=sql.SQL(" AND ").join(where or [sql.SQL("true")]),
         o=sql.SQL(", ").join(order),
@@ -201,6 +211,9 @@ async def page(
     )
     cur = await req.conn.execute(q, p.values)
     rows = list(await cur.fetchall())
+    if ent.complete is not None:
+        for r in rows:
+            ent.complete(r)
     next_link = None
     if len(rows) > top and top == 0:
         rows = []
@@ -253,12 +266,14 @@ async def render(
             )
         expands.append(e)
     out = []
+    navs = [(f"{name}@iot.navigationLink", f"/{name}") for name in ent.navs]
+    prefix = f"{req.root}/{ent.plural}("
     for r in rows:
-        self_link = f"{req.root}/{ent.plural}({format_id(ent, r['id'])})"
+        self_link = f"{prefix}{format_id(ent, r['id'])})"
         obj: dict[str, Any] = {"@iot.id": r["id"], "@iot.selfLink": self_link}
         obj.update(ent.render(r))
-        for name in ent.navs:
-            obj[f"{name}@iot.navigationLink"] = f"{self_link}/{name}"
+        for key, suffix in navs:
+            obj[key] = self_link + suffix
         if sel is not None:
             keep = {"@iot.id"} if "id" in sel else set()
             keep |= {k for k in obj if k in sel or (k.split("@")[0] in sel and "@iot.nav" in k)}

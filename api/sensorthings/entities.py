@@ -26,15 +26,16 @@ their Observations are the values of the calibration version in force at each re
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from psycopg import sql
 
 from luftnett.api.calibration import CALIBRATED
-from luftnett.api.quality import INVALID_MASK
+from luftnett.api.quality import INVALID_MASK, flag_names
 from luftnett.contracts.units import QUANTITIES
 from luftnett.db.schema import VALUE_COLUMNS
 
@@ -197,7 +198,10 @@ class EntityType:
     render: Callable[[dict[str, Any]], dict[str, Any]]
     order: tuple[str, ...] = ("id",)  # default order and tie-breaker: base columns
     id_kind: Kind = "str"
-    extra_cols: tuple[str, ...] = field(default=())
+    #: when set, a page selects these base columns only and ``complete`` adds the rest in
+    #: Python (an Observation's id is cheaper to format here than in SQL)
+    columns: tuple[str, ...] | None = None
+    complete: Callable[[dict[str, Any]], None] | None = None
 
 
 def _lit(v: Any) -> sql.Literal:
@@ -220,6 +224,11 @@ def _values(rows: list[tuple[Any, ...]], p: Params) -> sql.Composable:
 
 def _iso(v: Any) -> str | None:
     return None if v is None else v.isoformat().replace("+00:00", "Z")
+
+
+@functools.cache
+def _flag_names(bits: int) -> list[str]:
+    return flag_names(bits)
 
 
 # --- Things ------------------------------------------------------------------------------------
@@ -315,7 +324,7 @@ def _hist(ctx: Ctx, p: Params) -> sql.Composable:
 
 
 def _render_hist(r: dict[str, Any]) -> dict[str, Any]:
-    return {"time": _iso(r["time"])}
+    return {"time": r["time"]}
 
 
 # --- Sensors, ObservedProperties ---------------------------------------------------------------
@@ -384,6 +393,7 @@ SELECT concat(d.device_id, ':', st.quantity, ':', st.kind) AS id,
             THEN (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) END AS t_last
 FROM devices d CROSS JOIN (VALUES {streams})
     AS st(quantity, kind, ord, label, description, unit_symbol, unit_name, unit_definition)
+WHERE true {where}
 """
 
 
@@ -404,7 +414,18 @@ def _datastreams(ctx: Ctx, p: Params) -> sql.Composable:
                 udef,
             )
         )
-    return sql.SQL(_DATASTREAMS).format(om=_lit(OM_MEASUREMENT), streams=_values(rows, p))
+    where: list[sql.Composable] = []
+    if ctx.device is not None:
+        where.append(sql.SQL(" AND d.device_id = {}").format(p.add(ctx.device)))
+    if ctx.stream is not None:
+        where.append(
+            sql.SQL(" AND st.quantity = {} AND st.kind = {}").format(
+                p.add(ctx.stream.quantity), p.add(ctx.stream.kind)
+            )
+        )
+    return sql.SQL(_DATASTREAMS).format(
+        om=_lit(OM_MEASUREMENT), streams=_values(rows, p), where=sql.Composed(where)
+    )
 
 
 def _render_datastream(r: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +446,7 @@ def _render_datastream(r: dict[str, Any]) -> dict[str, Any]:
 
 _OBS_ONE = """
 SELECT concat(r.device_id, {suffix}, ':', {ts_id}, ':', r.seq) AS id,
-       r.device_id, r.seq, {ord} AS ord,
+       r.device_id, r.seq, {ord} AS ord, {quantity} AS quantity, {kind} AS kind,
        r.ts AS phenomenon_time, r.ts AS result_time, {value} AS result,
        r.effective_flags AS flags,
        {u} AS u, {version} AS version_id, r.window_s, r.n_samples, r.sensor_serial,
@@ -436,7 +457,8 @@ WHERE {value} IS NOT NULL {where}
 
 _OBS_ALL = """
 SELECT concat(r.device_id, ':', x.quantity, ':', x.kind, ':', {ts_id}, ':', r.seq) AS id,
-       r.device_id, r.seq, x.ord, r.ts AS phenomenon_time, r.ts AS result_time, x.result,
+       r.device_id, r.seq, x.ord, x.quantity, x.kind, r.ts AS phenomenon_time,
+       r.ts AS result_time, x.result,
        r.effective_flags AS flags,
        x.u, x.version_id, r.window_s, r.n_samples, r.sensor_serial, r.received_at,
        concat(r.device_id, ':', x.quantity, ':', x.kind) AS datastream_id, {foi} AS foi_id
@@ -485,7 +507,8 @@ def _observations(ctx: Ctx, p: Params) -> sql.Composable:
         if s.kind == "calibrated" and not ctx.cal_on:
             return sql.SQL(
                 "SELECT NULL::text AS id, NULL::text AS device_id, NULL::bigint AS seq, "
-                "0 AS ord, NULL::timestamptz AS phenomenon_time, NULL::timestamptz AS result_time,"
+                "0 AS ord, NULL::text AS quantity, NULL::text AS kind, "
+                "NULL::timestamptz AS phenomenon_time, NULL::timestamptz AS result_time,"
                 " NULL::float8 AS result, 0::bigint AS flags, NULL::float8 AS u, "
                 "NULL::bigint AS version_id, NULL::real AS window_s, NULL::int AS n_samples, "
                 "NULL::text AS sensor_serial, NULL::timestamptz AS received_at, "
@@ -504,6 +527,8 @@ def _observations(ctx: Ctx, p: Params) -> sql.Composable:
                 "AND c.pollutant = {}"
             ).format(_lit(CALIBRATED[s.quantity]))
         return sql.SQL(_OBS_ONE).format(
+            quantity=_lit(s.quantity),
+            kind=_lit(s.kind),
             ts_id=sql.SQL(_TS_ID),
             suffix=_lit(s.suffix),
             ord=_lit(all_streams.index(s)),
@@ -542,18 +567,33 @@ def _observations(ctx: Ctx, p: Params) -> sql.Composable:
     )
 
 
-def _render_observation(r: dict[str, Any]) -> dict[str, Any]:
-    from luftnett.api.quality import flag_names
+_OBS_COLUMNS = (
+    "device_id", "seq", "quantity", "kind", "phenomenon_time", "result", "flags", "u",
+    "version_id", "window_s", "n_samples", "sensor_serial", "received_at", "foi_id",
+)  # fmt: skip
 
+
+def _complete_observation(r: dict[str, Any]) -> None:
+    """``id`` and ``datastream_id`` as the base's SQL writes them."""
+    ds = f"{r['device_id']}:{r['quantity']}:{r['kind']}"
+    ts: dt.datetime = r["phenomenon_time"].astimezone(dt.UTC)
+    stamp = ts.strftime("%Y%m%dT%H%M%S.%fZ" if ts.microsecond else "%Y%m%dT%H%M%SZ")
+    r["datastream_id"] = ds
+    r["id"] = f"{ds}:{stamp}:{r['seq']}"
+
+
+def _render_observation(r: dict[str, Any]) -> dict[str, Any]:
+    """Times stay datetimes: the response's JSON encoder (orjson) writes them as ISO 8601
+    with Z, several times faster than isoformat()."""
     quality: dict[str, Any] = {
         "flags": r["flags"],
-        "flag_names": flag_names(r["flags"]),
+        "flag_names": list(_flag_names(r["flags"])),
         "valid": not r["flags"] & INVALID_MASK,
     }
     if r["version_id"] is not None:
         quality["uncertainty"] = r["u"]
         quality["calibration_version"] = r["version_id"]
-    ts = _iso(r["phenomenon_time"])
+    ts = r["phenomenon_time"]
     return {
         "phenomenonTime": ts,
         "resultTime": ts,
@@ -564,7 +604,7 @@ def _render_observation(r: dict[str, Any]) -> dict[str, Any]:
             "window_s": r["window_s"],
             "n_samples": r["n_samples"],
             "sensor_serial": r["sensor_serial"],
-            "received_at": _iso(r["received_at"]),
+            "received_at": r["received_at"],
         },
     }
 
@@ -686,6 +726,8 @@ ENTITIES: dict[str, EntityType] = {
             },
             _observations,
             _render_observation,
+            columns=_OBS_COLUMNS,
+            complete=_complete_observation,
             # newest first, grouped by device: the order of the readings (device_id, ts DESC)
             # index, so a page needs no sort
             order=("device_id", "phenomenon_time DESC", "seq DESC", "ord"),

@@ -8,6 +8,7 @@ each step a collection, a collection member ``Nav('id')`` or a to-one entity.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any
 
@@ -48,8 +49,13 @@ class _NotFound(Exception):
     pass
 
 
+def _dumps(body: Any) -> bytes:
+    """JSON with times as ISO 8601 (``Z`` for UTC)."""
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
 def _error(status: int, message: str) -> Response:
@@ -221,7 +227,9 @@ async def _property(
     if rest == ["$value"]:
         if isinstance(value, str):
             return Response(value, media_type="text/plain")
-        return Response(orjson.dumps(value), media_type="application/json")
+        if isinstance(value, dt.datetime):
+            return Response(value.isoformat().replace("+00:00", "Z"), media_type="text/plain")
+        return Response(_dumps(value), media_type="application/json")
     if rest:
         raise _NotFound(f"nothing may follow the property {name} but $value")
     return _json({name: value})
