@@ -361,6 +361,11 @@ def test_unknown_paths_are_404(api_url: str, path: str) -> None:
     assert r.json()["message"]
 
 
+def test_writes_are_refused(api_url: str) -> None:
+    r = httpx.post(f"{api_url}{STA}/Things", json={"name": "x"}, timeout=60)
+    assert r.status_code == 405
+
+
 def test_property_and_value_paths(api_url: str, dev: str) -> None:
     assert ok(f"{api_url}{STA}/Things('{dev}')/name") == {"name": dev}
     r = get(f"{api_url}{STA}/Datastreams('{ds(dev)}')/Thing/name/$value")
@@ -393,3 +398,25 @@ def test_random_filters_never_give_a_server_error(
 ) -> None:
     r = get(f"{api_url}{STA}/{coll}", **{"$filter": " ".join(words), "$top": "3"})
     assert r.status_code < 500, f"{' '.join(words)!r} -> {r.status_code}: {r.text[:300]}"
+
+
+def test_sql_renders_with_a_real_quoting_context(pg_url: str) -> None:
+    """The composed statement is valid SQL for PostgreSQL (EXPLAIN parses and plans it)."""
+    from luftnett.api.sensorthings.entities import ENTITIES, Ctx, Params
+    from luftnett.api.sensorthings.filters import to_sql
+    from luftnett.api.sensorthings.options import parse_filter
+
+    p = Params()
+    ent = ENTITIES["Observations"]
+    where = to_sql(
+        parse_filter("year(phenomenonTime) eq 2026 and contains(Datastream/Thing/name, 'a')"),
+        ent,
+        "e",
+        Ctx(cal_on=True),
+        p,
+    )
+    q = psycopg.sql.SQL("EXPLAIN SELECT * FROM ({}) e WHERE {}").format(
+        ent.base(Ctx(cal_on=True), p), where
+    )
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(q, p.values).fetchall()
