@@ -16,8 +16,8 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett import __version__
-from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api import sensorthings
+from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.routers import (
     admin,
     aggregates,

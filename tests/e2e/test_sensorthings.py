@@ -361,6 +361,25 @@ def test_unknown_paths_are_404(api_url: str, path: str) -> None:
     assert r.json()["message"]
 
 
+# the client calls furl's deprecated pathstr itself (frost-sta-client 1.1.53)
+@pytest.mark.filterwarnings("ignore:furl.pathstr is deprecated:DeprecationWarning")
+def test_a_frost_client_browses_the_service(api_url: str, dev: str) -> None:
+    """frost-sta-client (Fraunhofer IOSB's Python client of FROST-Server) finds, navigates
+    and pages through the facade as through a FROST server."""
+    import frost_sta_client as fsc
+
+    service = fsc.SensorThingsService(f"{api_url}{STA}")
+    (thing,) = list(service.things().query().filter(f"id eq '{dev}'").list())
+    assert thing.properties["site_type"] == "school"
+    streams = {d.id: d for d in thing.get_datastreams().query().list()}
+    assert len(streams) == 9
+    found = service.datastreams().find(ds(dev, "pm10_ugm3"))
+    assert found.name == streams[ds(dev, "pm10_ugm3")].name
+    obs = list(found.get_observations().query().top(40).orderby("phenomenonTime", "ASC").list())
+    assert [o.result for o in obs] == [9.0 + (i * 5) % 31 for i in range(N)]  # 8 pages
+    assert service.observed_properties().find("no2_ppb").definition.endswith("/pollutant/8")
+
+
 def test_writes_are_refused(api_url: str) -> None:
     r = httpx.post(f"{api_url}{STA}/Things", json={"name": "x"}, timeout=60)
     assert r.status_code == 405
