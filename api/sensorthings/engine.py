@@ -58,22 +58,30 @@ def format_id(ent: EntityType, value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _narrow(ent: EntityType, rels: list[tuple[str, Any]], opts: Options, cal_on: bool) -> Ctx:
-    """The base query's context: Observations narrowed to a datastream, reading or site."""
+def _narrow(
+    ent: EntityType, rels: list[tuple[str, Any]], opts: Options, cal_on: bool
+) -> tuple[Ctx, set[str]]:
+    """The base query's context (Observations narrowed to a datastream, a reading or a site;
+    Datastreams to a device), and the relation columns the narrowing already guarantees."""
     ctx = Ctx(cal_on=cal_on)
+    implied: set[str] = set()
     if ent.plural == "Datastreams":  # one device's: no need to build everyone's
         for col, value in rels:
             if col == "id" and (ds := parse_datastream_id(value)) is not None:
                 ctx = replace(ctx, device=ds[0], stream=ds[1])
-            elif col == "thing_id" and isinstance(value, str):
+                implied.add(col)
+            elif col == "thing_id" and isinstance(value, str) and ctx.device is None:
                 ctx = replace(ctx, device=value)
-        return ctx
+                implied.add(col)
+        if len(rels) > 1:
+            implied.clear()  # Things('a')/Datastreams('b'): SQL checks both
+        return ctx, implied
     if ent.plural != "Observations":
-        return ctx
-    conds = list(rels)
+        return ctx, implied
     # Observations?$filter=Datastream/id eq '...' and ...: the same narrowing as navigation
-    node = opts.filter
-    stack = [node] if node is not None else []
+    # (the filter itself stays in the WHERE clause, so it is checked all the same)
+    conds: list[tuple[str, Any, bool]] = []
+    stack = [opts.filter] if opts.filter is not None else []
     while stack:
         n = stack.pop()
         if isinstance(n, oast.BoolOp) and isinstance(n.op, oast.And):
@@ -82,30 +90,34 @@ def _narrow(ent: EntityType, rels: list[tuple[str, Any]], opts: Options, cal_on:
             isinstance(n, oast.Compare)
             and isinstance(n.comparator, oast.Eq)
             and isinstance(n.right, oast.String)
-            and isinstance(n.left, oast.Attribute)
-            and n.left.attr == "id"
-            and isinstance(n.left.owner, oast.Identifier)
-            and n.left.owner.name == "Datastream"
         ):
-            conds.append(("datastream_id", n.right.val))
-        elif (
-            isinstance(n, oast.Compare)
-            and isinstance(n.comparator, oast.Eq)
-            and isinstance(n.right, oast.String)
-            and isinstance(n.left, oast.Identifier)
-            and n.left.name == "id"
-        ):
-            conds.append(("id", n.right.val))
-    for col, value in conds:
+            if (
+                isinstance(n.left, oast.Attribute)
+                and n.left.attr == "id"
+                and isinstance(n.left.owner, oast.Identifier)
+                and n.left.owner.name == "Datastream"
+            ):
+                conds.append(("datastream_id", n.right.val, False))
+            elif isinstance(n.left, oast.Identifier) and n.left.name == "id":
+                conds.append(("id", n.right.val, False))
+    conds += [(col, value, True) for col, value in rels]  # relations last: they win
+    for col, value, rel in conds:
         if col == "datastream_id" and (ds := parse_datastream_id(value)) is not None:
-            ctx = replace(ctx, device=ds[0], stream=ds[1])
+            ctx = replace(ctx, device=ds[0], stream=ds[1], ts=None, seq=None)
         elif col == "id" and (ob := parse_observation_id(value)) is not None:
             ctx = replace(ctx, device=ob[0], stream=ob[1], ts=ob[2], seq=ob[3])
         elif col in ("id", "datastream_id"):  # cannot be an Observation's: no rows
             ctx = replace(ctx, empty=True)
         elif col == "foi_id" and isinstance(value, str):
             ctx = replace(ctx, site=value)
-    return ctx
+            continue  # narrows to the site's devices only: the condition stays
+        else:
+            continue
+        if rel:
+            implied.add(col)
+    if len([c for c, _, rel in conds if rel and c in ("id", "datastream_id")]) > 1:
+        implied.clear()  # two relations: let SQL check both
+    return ctx, implied
 
 
 def _keyset(ent: EntityType, ctx: Ctx, opts: Options) -> bool | None:
@@ -143,7 +155,16 @@ async def page(
     one: bool = False,
 ) -> Page:
     """One page of ``ent`` where every ``(column, value)`` of ``rels`` holds."""
-    ctx = _narrow(ent, rels, opts, req.cal_on)
+    ctx, implied = _narrow(ent, rels, opts, req.cal_on)
+    if ctx.site is not None:  # the devices ever deployed there: an index scan per device
+        cur = await req.conn.execute(
+            "SELECT DISTINCT device_id FROM deployments WHERE site_id = %s", (ctx.site,)
+        )
+        devices = [r["device_id"] for r in await cur.fetchall()]
+        if len(devices) == 1:
+            ctx = replace(ctx, device=devices[0], site=None)
+        elif not devices:
+            ctx = replace(ctx, empty=True, site=None)
     if ent.plural == "Observations" and (
         one  # navigation may go on from this Observation to its FeatureOfInterest
         or any(e.nav == "FeatureOfInterest" for e in opts.expand)
@@ -158,7 +179,7 @@ async def page(
     for col, value in rels:
         if value is None:
             where.append(sql.SQL("false"))
-        else:
+        elif col not in implied:
             where.append(sql.SQL("e.{} = {}").format(sql.Identifier(col), p.add(value)))
     if opts.filter is not None:
         where.append(to_sql(opts.filter, ent, "e", ctx, p))

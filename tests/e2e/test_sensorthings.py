@@ -385,6 +385,35 @@ def test_writes_are_refused(api_url: str) -> None:
     assert r.status_code == 405
 
 
+def test_members_of_navigated_collections_belong_to_the_parent(
+    api_url: str, dev: str, pg_url: str
+) -> None:
+    other = f"sta-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sps30')", (other,))
+    theirs = ds(other)
+    assert ok(f"{api_url}{STA}/Datastreams('{theirs}')")["@iot.id"] == theirs
+    assert get(f"{api_url}{STA}/Things('{dev}')/Datastreams('{ds(dev)}')").status_code == 200
+    assert get(f"{api_url}{STA}/Things('{dev}')/Datastreams('{theirs}')").status_code == 404
+    newest = ok(f"{api_url}{STA}/Datastreams('{ds(dev)}')/Observations", **{"$top": "1"})
+    oid = newest["value"][0]["@iot.id"]
+    assert ok(f"{api_url}{STA}/Datastreams('{ds(dev)}')/Observations('{oid}')")["@iot.id"] == oid
+    r = get(f"{api_url}{STA}/Datastreams('{ds(dev, 'pm10_ugm3')}')/Observations('{oid}')")
+    assert r.status_code == 404
+    # a filter naming another Datastream than the path gives nothing
+    body = ok(
+        f"{api_url}{STA}/Datastreams('{ds(dev)}')/Observations",
+        **{"$filter": f"Datastream/id eq '{ds(dev, 'pm10_ugm3')}'"},
+    )
+    assert body["value"] == []
+    site = f"sta-site-{dev[4:]}"
+    via_site = ok(
+        f"{api_url}{STA}/FeaturesOfInterest('{site}')/Observations",
+        **{"$filter": f"Datastream/id eq '{ds(dev)}'", "$count": "true", "$top": "1"},
+    )
+    assert via_site["@iot.count"] == N
+
+
 def test_property_and_value_paths(api_url: str, dev: str) -> None:
     assert ok(f"{api_url}{STA}/Things('{dev}')/name") == {"name": dev}
     r = get(f"{api_url}{STA}/Datastreams('{ds(dev)}')/Thing/name/$value")
