@@ -18,15 +18,15 @@ from urllib.parse import urlencode
 from odata_query import ast as oast
 from psycopg import AsyncConnection, sql
 
-from luftnett.api.sensorthings.entities import (
-    ENTITIES,
+from luftnett.api.sensorthings.entities import ENTITIES
+from luftnett.api.sensorthings.filters import member, to_sql
+from luftnett.api.sensorthings.model import (
     Ctx,
     EntityType,
     Params,
     parse_datastream_id,
     parse_observation_id,
 )
-from luftnett.api.sensorthings.filters import member, to_sql
 from luftnett.api.sensorthings.options import DEFAULT_TOP, OptionError, Options
 
 __all__ = ["Page", "Request", "fetch_one", "format_id", "page", "render"]

@@ -25,102 +25,32 @@ their Observations are the values of the calibration version in force at each re
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import sql
 
 from luftnett.api.calibration import CALIBRATED
-from luftnett.api.quality import INVALID_MASK, flag_names
+from luftnett.api.quality import INVALID_MASK
+from luftnett.api.sensorthings.model import (
+    Ctx,
+    EntityType,
+    Nav,
+    Params,
+    Prop,
+    iso,
+    lit,
+    streams,
+    values_list,
+)
+from luftnett.api.sensorthings.observations import (
+    OBS_COLUMNS,
+    complete_observation,
+    observations,
+    render_observation,
+)
 from luftnett.contracts.units import QUANTITIES
-from luftnett.db.schema import VALUE_COLUMNS
 
-__all__ = [
-    "ENTITIES",
-    "KINDS",
-    "OBSERVED_PROPERTIES",
-    "Ctx",
-    "EntityType",
-    "Nav",
-    "Params",
-    "Prop",
-    "Stream",
-    "parse_datastream_id",
-    "parse_observation_id",
-    "streams",
-]
-
-Kind = Literal["str", "num", "int", "time", "bool", "json", "obj"]
-KINDS = ("raw", "calibrated")
-
-
-class Params:
-    """Named query parameters collected while a statement is composed."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def add(self, value: Any) -> sql.Placeholder:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return sql.Placeholder(name)
-
-
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """One Datastream of a device: a quantity, raw or calibrated."""
-
-    quantity: str
-    kind: str  # "raw" | "calibrated"
-
-    @property
-    def suffix(self) -> str:
-        return f":{self.quantity}:{self.kind}"
-
-
-def streams() -> list[Stream]:
-    """Every Datastream kind a device has: each column quantity raw, calibrated where it can."""
-    out = [Stream(q, "raw") for q in VALUE_COLUMNS]
-    out += [Stream(q, "calibrated") for q in VALUE_COLUMNS if q in CALIBRATED]
-    return out
-
-
-_DEVICE = r"[a-z0-9-]{3,40}"
-_DS_ID = re.compile(rf"^({_DEVICE}):([a-z0-9_]+):(raw|calibrated)$")
-_OBS_ID = re.compile(
-    rf"^({_DEVICE}):([a-z0-9_]+):(raw|calibrated):(\d{{8}}T\d{{6}}(?:\.\d{{6}})?)Z:(\d{{1,18}})$"
-)
-#: the reading's time in an Observation id: UTC, ISO 8601 basic format, microseconds if any
-_TS_ID = (
-    "concat(to_char(r.ts AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS'), "
-    "CASE WHEN mod(extract(microseconds FROM r.ts)::bigint, 1000000) <> 0 "
-    "THEN to_char(r.ts AT TIME ZONE 'UTC', '.US') END, 'Z')"
-)
-
-
-def parse_datastream_id(value: object) -> tuple[str, Stream] | None:
-    """(device, stream) of a Datastream id, or None when it cannot be one."""
-    m = _DS_ID.match(value) if isinstance(value, str) else None
-    if not m or Stream(m.group(2), m.group(3)) not in streams():
-        return None
-    return m.group(1), Stream(m.group(2), m.group(3))
-
-
-def parse_observation_id(value: object) -> tuple[str, Stream, dt.datetime, int] | None:
-    """(device, stream, time, seq) of an Observation id, or None when it cannot be one."""
-    m = _OBS_ID.match(value) if isinstance(value, str) else None
-    if not m or Stream(m.group(2), m.group(3)) not in streams():
-        return None
-    fmt = "%Y%m%dT%H%M%S.%f" if "." in m.group(4) else "%Y%m%dT%H%M%S"
-    try:
-        ts = dt.datetime.strptime(m.group(4), fmt).replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-    return m.group(1), Stream(m.group(2), m.group(3)), ts, int(m.group(5))
+__all__ = ["ENTITIES", "OBSERVED_PROPERTIES"]
 
 
 #: quantity -> (name, definition URI): EEA/INSPIRE pollutant vocabulary for the pollutants,
@@ -155,82 +85,6 @@ _SENSORS: dict[str, str] = {
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 
 
-@dataclass(frozen=True, slots=True)
-class Prop:
-    """A property that $filter, $orderby and $select may name: base column and type."""
-
-    column: str
-    kind: Kind
-    expr: str | None = None  # SQL around the column, e.g. "({} & 1) = 0"
-
-
-@dataclass(frozen=True, slots=True)
-class Nav:
-    """target rows where ``target.target_col = parent.parent_col``."""
-
-    target: str  # entity set name
-    many: bool
-    target_col: str
-    parent_col: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ctx:
-    """What a base query depends on: calibration tables present, narrowing of Observations."""
-
-    cal_on: bool
-    device: str | None = None
-    stream: Stream | None = None
-    site: str | None = None  # Observations of the devices ever deployed at this site
-    seq: int | None = None
-    ts: dt.datetime | None = None
-    empty: bool = False  # an id that no Observation can have: no rows, no scan
-    foi: bool = False  # compute each Observation's FeatureOfInterest (a subquery per row)
-
-
-@dataclass(frozen=True)
-class EntityType:
-    name: str  # singular: Thing
-    plural: str  # entity set: Things
-    props: dict[str, Prop]
-    navs: dict[str, Nav]
-    base: Callable[[Ctx, Params], sql.Composable]
-    render: Callable[[dict[str, Any]], dict[str, Any]]
-    order: tuple[str, ...] = ("id",)  # default order and tie-breaker: base columns
-    id_kind: Kind = "str"
-    #: when set, a page selects these base columns only and ``complete`` adds the rest in
-    #: Python (an Observation's id is cheaper to format here than in SQL)
-    columns: tuple[str, ...] | None = None
-    complete: Callable[[dict[str, Any]], None] | None = None
-
-
-def _lit(v: Any) -> sql.Literal:
-    return sql.Literal(v)
-
-
-def _values(rows: list[tuple[Any, ...]], p: Params) -> sql.Composable:
-    """A VALUES list of constants, as typed parameters (a '%' in a literal would be taken
-    for a placeholder)."""
-    return sql.SQL(", ").join(
-        sql.SQL("({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}::{}").format(p.add(v), sql.SQL("int" if isinstance(v, int) else "text"))
-                for v in r
-            )
-        )
-        for r in rows
-    )
-
-
-def _iso(v: Any) -> str | None:
-    return None if v is None else v.isoformat().replace("+00:00", "Z")
-
-
-@functools.cache
-def _flag_names(bits: int) -> list[str]:
-    return flag_names(bits)
-
-
 # --- Things ------------------------------------------------------------------------------------
 
 _THINGS = """
@@ -259,7 +113,7 @@ _CAL_VERSIONS = """(SELECT jsonb_object_agg(q.quantity, luftnett_active_version(
 def _things(ctx: Ctx, p: Params) -> sql.Composable:
     if ctx.cal_on:
         versions: sql.Composable = sql.SQL(_CAL_VERSIONS).format(
-            pairs=_values(list(CALIBRATED.items()), p)
+            pairs=values_list(list(CALIBRATED.items()), p)
         )
         status: sql.Composable = sql.SQL(
             "CASE WHEN (SELECT count(*) FROM jsonb_each({v}) e WHERE e.value <> 'null') > 0 "
@@ -341,7 +195,7 @@ LEFT JOIN (VALUES {known}) AS k(model, description) ON k.model = m.sensor_model
 
 
 def _sensors(ctx: Ctx, p: Params) -> sql.Composable:
-    return sql.SQL(_SENSORS_SQL).format(known=_values(list(_SENSORS.items()), p))
+    return sql.SQL(_SENSORS_SQL).format(known=values_list(list(_SENSORS.items()), p))
 
 
 def _render_sensor(r: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +215,7 @@ def _observed_properties(ctx: Ctx, p: Params) -> sql.Composable:
         "SELECT op.id, op.name, op.definition, op.description, "
         "jsonb_build_object('quantity', op.id) AS properties "
         "FROM (VALUES {rows}) AS op(id, name, definition, description)"
-    ).format(rows=_values(rows, p))
+    ).format(rows=values_list(rows, p))
 
 
 def _render_op(r: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +278,7 @@ def _datastreams(ctx: Ctx, p: Params) -> sql.Composable:
             )
         )
     return sql.SQL(_DATASTREAMS).format(
-        om=_lit(OM_MEASUREMENT), streams=_values(rows, p), where=sql.Composed(where)
+        om=lit(OM_MEASUREMENT), streams=values_list(rows, p), where=sql.Composed(where)
     )
 
 
@@ -437,176 +291,9 @@ def _render_datastream(r: dict[str, Any]) -> dict[str, Any]:
         "properties": r["properties"],
     }
     if r["t_first"] is not None:
-        out["phenomenonTime"] = f"{_iso(r['t_first'])}/{_iso(r['t_last'])}"
+        out["phenomenonTime"] = f"{iso(r['t_first'])}/{iso(r['t_last'])}"
         out["resultTime"] = out["phenomenonTime"]
     return out
-
-
-# --- Observations ------------------------------------------------------------------------------
-
-_OBS_ONE = """
-SELECT concat(r.device_id, {suffix}, ':', {ts_id}, ':', r.seq) AS id,
-       r.device_id, r.seq, {ord} AS ord, {quantity} AS quantity, {kind} AS kind,
-       r.ts AS phenomenon_time, r.ts AS result_time, {value} AS result,
-       r.effective_flags AS flags,
-       {u} AS u, {version} AS version_id, r.window_s, r.n_samples, r.sensor_serial,
-       r.received_at, concat(r.device_id, {suffix}) AS datastream_id, {foi} AS foi_id
-FROM readings_effective r {join}
-WHERE {value} IS NOT NULL {where}
-"""
-
-_OBS_ALL = """
-SELECT concat(r.device_id, ':', x.quantity, ':', x.kind, ':', {ts_id}, ':', r.seq) AS id,
-       r.device_id, r.seq, x.ord, x.quantity, x.kind, r.ts AS phenomenon_time,
-       r.ts AS result_time, x.result,
-       r.effective_flags AS flags,
-       x.u, x.version_id, r.window_s, r.n_samples, r.sensor_serial, r.received_at,
-       concat(r.device_id, ':', x.quantity, ':', x.kind) AS datastream_id, {foi} AS foi_id
-FROM readings_effective r {joins}
-CROSS JOIN LATERAL (VALUES {values}) AS x(quantity, kind, ord, result, u, version_id)
-WHERE x.result IS NOT NULL {where}
-"""
-
-_FOI_OF = (
-    "(SELECT dp.site_id FROM deployments dp WHERE dp.device_id = r.device_id "
-    "AND dp.valid_from <= r.ts AND (dp.valid_to IS NULL OR r.ts < dp.valid_to) "
-    "ORDER BY dp.valid_from DESC LIMIT 1)"
-)
-
-
-def _cal_join(q: str, alias: str) -> sql.Composable:
-    return sql.SQL(
-        " LEFT JOIN calibrated_current {c} ON {c}.device_id = r.device_id "
-        "AND {c}.seq = r.seq AND {c}.pollutant = {p}"
-    ).format(c=sql.Identifier(alias), p=_lit(CALIBRATED[q]))
-
-
-def _obs_where(ctx: Ctx, p: Params) -> sql.Composable:
-    parts: list[sql.Composable] = [sql.SQL(" AND false")] if ctx.empty else []
-    if ctx.device is not None:
-        parts.append(sql.SQL(" AND r.device_id = {}").format(p.add(ctx.device)))
-    if ctx.seq is not None:
-        parts.append(sql.SQL(" AND r.seq = {}").format(p.add(ctx.seq)))
-    if ctx.ts is not None:
-        parts.append(sql.SQL(" AND r.ts = {}").format(p.add(ctx.ts)))
-    if ctx.site is not None:
-        parts.append(
-            sql.SQL(
-                " AND r.device_id IN (SELECT dp.device_id FROM deployments dp "
-                "WHERE dp.site_id = {})"
-            ).format(p.add(ctx.site))
-        )
-    return sql.Composed(parts)
-
-
-def _observations(ctx: Ctx, p: Params) -> sql.Composable:
-    all_streams = streams()
-    where = _obs_where(ctx, p)
-    if ctx.stream is not None:
-        s = ctx.stream
-        if s.kind == "calibrated" and not ctx.cal_on:
-            return sql.SQL(
-                "SELECT NULL::text AS id, NULL::text AS device_id, NULL::bigint AS seq, "
-                "0 AS ord, NULL::text AS quantity, NULL::text AS kind, "
-                "NULL::timestamptz AS phenomenon_time, NULL::timestamptz AS result_time,"
-                " NULL::float8 AS result, 0::bigint AS flags, NULL::float8 AS u, "
-                "NULL::bigint AS version_id, NULL::real AS window_s, NULL::int AS n_samples, "
-                "NULL::text AS sensor_serial, NULL::timestamptz AS received_at, "
-                "NULL::text AS datastream_id, NULL::text AS foi_id WHERE false"
-            )
-        if s.kind == "raw":
-            value: sql.Composable = sql.SQL("r.{}::float8").format(sql.Identifier(s.quantity))
-            u: sql.Composable = sql.SQL("NULL::float8")
-            version: sql.Composable = sql.SQL("NULL::bigint")
-            join: sql.Composable = sql.SQL("")
-        else:
-            value = sql.SQL("c.value::float8")
-            u, version = sql.SQL("c.u::float8"), sql.SQL("c.version_id")
-            join = sql.SQL(
-                " JOIN calibrated_current c ON c.device_id = r.device_id AND c.seq = r.seq "
-                "AND c.pollutant = {}"
-            ).format(_lit(CALIBRATED[s.quantity]))
-        return sql.SQL(_OBS_ONE).format(
-            quantity=_lit(s.quantity),
-            kind=_lit(s.kind),
-            ts_id=sql.SQL(_TS_ID),
-            suffix=_lit(s.suffix),
-            ord=_lit(all_streams.index(s)),
-            value=value,
-            mask=_lit(INVALID_MASK),
-            u=u,
-            version=version,
-            foi=sql.SQL(_FOI_OF if ctx.foi else "NULL::text"),
-            join=join,
-            where=where,
-        )
-    joins: list[sql.Composable] = []
-    values: list[sql.Composable] = []
-    for i, s in enumerate(all_streams):
-        if s.kind == "raw":
-            values.append(
-                sql.SQL("({q}, 'raw', {i}, r.{col}::float8, NULL::float8, NULL::bigint)").format(
-                    q=_lit(s.quantity), i=_lit(i), col=sql.Identifier(s.quantity)
-                )
-            )
-        elif ctx.cal_on:
-            alias = f"cal_{s.quantity}"
-            joins.append(_cal_join(s.quantity, alias))
-            values.append(
-                sql.SQL(
-                    "({q}, 'calibrated', {i}, {a}.value::float8, {a}.u::float8, {a}.version_id)"
-                ).format(q=_lit(s.quantity), i=_lit(i), a=sql.Identifier(alias))
-            )
-    return sql.SQL(_OBS_ALL).format(
-        ts_id=sql.SQL(_TS_ID),
-        mask=_lit(INVALID_MASK),
-        foi=sql.SQL(_FOI_OF if ctx.foi else "NULL::text"),
-        joins=sql.Composed(joins),
-        values=sql.SQL(", ").join(values),
-        where=where,
-    )
-
-
-_OBS_COLUMNS = (
-    "device_id", "seq", "quantity", "kind", "phenomenon_time", "result", "flags", "u",
-    "version_id", "window_s", "n_samples", "sensor_serial", "received_at", "foi_id",
-)  # fmt: skip
-
-
-def _complete_observation(r: dict[str, Any]) -> None:
-    """``id`` and ``datastream_id`` as the base's SQL writes them."""
-    ds = f"{r['device_id']}:{r['quantity']}:{r['kind']}"
-    ts: dt.datetime = r["phenomenon_time"].astimezone(dt.UTC)
-    stamp = ts.strftime("%Y%m%dT%H%M%S.%fZ" if ts.microsecond else "%Y%m%dT%H%M%SZ")
-    r["datastream_id"] = ds
-    r["id"] = f"{ds}:{stamp}:{r['seq']}"
-
-
-def _render_observation(r: dict[str, Any]) -> dict[str, Any]:
-    """Times stay datetimes: the response's JSON encoder (orjson) writes them as ISO 8601
-    with Z, several times faster than isoformat()."""
-    quality: dict[str, Any] = {
-        "flags": r["flags"],
-        "flag_names": list(_flag_names(r["flags"])),
-        "valid": not r["flags"] & INVALID_MASK,
-    }
-    if r["version_id"] is not None:
-        quality["uncertainty"] = r["u"]
-        quality["calibration_version"] = r["version_id"]
-    ts = r["phenomenon_time"]
-    return {
-        "phenomenonTime": ts,
-        "resultTime": ts,
-        "result": r["result"],
-        "resultQuality": quality,
-        "parameters": {
-            "seq": r["seq"],
-            "window_s": r["window_s"],
-            "n_samples": r["n_samples"],
-            "sensor_serial": r["sensor_serial"],
-            "received_at": r["received_at"],
-        },
-    }
 
 
 # --- the entity sets ---------------------------------------------------------------------------
@@ -724,10 +411,10 @@ ENTITIES: dict[str, EntityType] = {
                 "Datastream": Nav("Datastreams", False, "id", "datastream_id"),
                 "FeatureOfInterest": Nav("FeaturesOfInterest", False, "id", "foi_id"),
             },
-            _observations,
-            _render_observation,
-            columns=_OBS_COLUMNS,
-            complete=_complete_observation,
+            observations,
+            render_observation,
+            columns=OBS_COLUMNS,
+            complete=complete_observation,
             # newest first, grouped by device: the order of the readings (device_id, ts DESC)
             # index, so a page needs no sort
             order=("device_id", "phenomenon_time DESC", "seq DESC", "ord"),

@@ -28,7 +28,8 @@ from typing import Any
 from odata_query import ast as oast
 from psycopg import sql
 
-from luftnett.api.sensorthings.entities import ENTITIES, Ctx, EntityType, Kind, Params
+from luftnett.api.sensorthings.entities import ENTITIES
+from luftnett.api.sensorthings.model import Ctx, EntityType, Kind, Params
 from luftnett.api.sensorthings.options import OptionError
 
 __all__ = ["FUNCTIONS", "member", "to_sql"]

@@ -20,7 +20,8 @@ from psycopg import errors as pg_errors
 from luftnett.api import calibration
 from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.sensorthings import engine
-from luftnett.api.sensorthings.entities import ENTITIES, EntityType
+from luftnett.api.sensorthings.entities import ENTITIES
+from luftnett.api.sensorthings.model import EntityType
 from luftnett.api.sensorthings.options import (
     DEFAULT_TOP,
     MAX_TOP,

@@ -450,8 +450,9 @@ def test_random_filters_never_give_a_server_error(
 
 def test_sql_renders_with_a_real_quoting_context(pg_url: str) -> None:
     """The composed statement is valid SQL for PostgreSQL (EXPLAIN parses and plans it)."""
-    from luftnett.api.sensorthings.entities import ENTITIES, Ctx, Params
+    from luftnett.api.sensorthings.entities import ENTITIES
     from luftnett.api.sensorthings.filters import to_sql
+    from luftnett.api.sensorthings.model import Ctx, Params
     from luftnett.api.sensorthings.options import parse_filter
 
     p = Params()

@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from luftnett.api.sensorthings.entities import (
-    ENTITIES,
+from luftnett.api.sensorthings.entities import ENTITIES
+from luftnett.api.sensorthings.filters import to_sql
+from luftnett.api.sensorthings.model import (
     Ctx,
     Params,
     Stream,
     parse_datastream_id,
     parse_observation_id,
 )
-from luftnett.api.sensorthings.filters import to_sql
 from luftnett.api.sensorthings.options import OptionError, parse_filter, parse_options
 
 
