@@ -130,6 +130,8 @@ async def resource(
     expand: ExpandQ = None,
     filter_: Filter = None,
 ) -> Response:
+    # the $-options are declared above for the OpenAPI description only; they are read from
+    # the query string as a whole, so an unknown or repeated option is a 400 too
     if path in ("", "/"):
         return await service_root(request)
     try:
