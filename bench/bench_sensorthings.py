@@ -93,7 +93,10 @@ def measure(base: str, devices: int, reps: int) -> dict[str, tuple[float, float,
         for k in range(reps + 3):  # interleaved, so both see the same machine
             dev = f"bench-{rng.randrange(devices):03d}"
             t0, t1 = _window(rng)
-            for name, fn in cases.items():
+            order = list(cases.items())
+            if k % 2:  # who reads the window first reads it from disk: take turns
+                order.reverse()
+            for name, fn in order:
                 t = time.perf_counter()
                 r = fn(dev, t0, t1)  # the whole body received; decoded after the clock
                 if k >= 3:  # warm-up
@@ -199,7 +202,8 @@ def main(argv: list[str]) -> int:
             else (a.load_note or "reused from an earlier run of this script (--pg-dir)")
         ),
         f"- {a.reps} requests per case after 3 warm-up ones, random device and 2-day window "
-        "(2,880 readings, so every page is full), the two first cases interleaved; time from "
+        "(2,880 readings, so every page is full), the two first cases interleaved (taking turns "
+        "to go first); time from "
         "sending the request to the whole body received (httpx, keep-alive), the client's JSON "
         "decoding left out",
         "",
