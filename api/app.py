@@ -16,6 +16,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett import __version__
+from luftnett.api import sensorthings
 from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.routers import (
     admin,
@@ -95,7 +96,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         description="Open municipal air-quality data from low-cost sensors. All values are "
         "**indicative measurements** (microsensors), never evidence of legal compliance. "
         "Read endpoints are open unless `api.read_open` is false; write and admin endpoints "
-        "need an `X-API-Key`. See docs/api.md.",
+        "need an `X-API-Key`. See docs/api.md. A read-only OGC SensorThings API 1.1 "
+        "serves the same data at [/sta/v1.1](/sta/v1.1) (docs/sensorthings.md).",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -110,6 +112,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(calibration_jobs.router)
     app.include_router(catalogue_router.router)
+    app.include_router(sensorthings.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
