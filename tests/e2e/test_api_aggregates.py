@@ -322,8 +322,10 @@ def _series(
                 (date(2026, 10, 22), date(2026, 10, 29)),
             ):
                 args = (conn, Scope(devices=(device,)), quantities, "day", convention, a, b)
-                agg = await aggregate(*args, daily_rollup=daily_rollup, **kw)  # type: ignore[arg-type]
+                # the JSON path writes times in ISO whatever the session's DateStyle
+                await conn.execute("SET DateStyle = 'German'")
                 js = await aggregate_json(*args, daily_rollup=daily_rollup, **kw)  # type: ignore[arg-type]
+                agg = await aggregate(*args, daily_rollup=daily_rollup, **kw)  # type: ignore[arg-type]
                 assert json.loads(js.rows_json) == agg.rows  # the JSON path writes the same rows
                 assert js.stats == agg.stats and js.computed_from == agg.computed_from
                 rows += agg.rows
