@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from luftnett import __version__
-from luftnett.api import sensorthings
+from luftnett.api import sensorthings, startup
 from luftnett.api.deps import Conn, ReadAccess
 from luftnett.api.routers import (
     admin,
@@ -70,6 +71,7 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     """Build the app; the pool opens in the lifespan and fails fast on a wrong DSN."""
+    startup.tune_memory()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,9 +86,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 "`luftnett demo`"
             ) from exc
         app.state.pool = pool
+        warming = asyncio.create_task(startup.prewarm(pool))  # in the background
         try:
             yield
         finally:
+            warming.cancel()
             await pool.close()
 
     app = FastAPI(

@@ -611,11 +611,15 @@ async def stream_parquet(
     }
     names = [c.name for c in cols]
     sink = _Sink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    # dictionaries only for the text columns: measured values are nearly all distinct, so a
+    # dictionary would be built, found too large and dropped for each column chunk (a larger
+    # file and more memory)
+    strings = [c.name for c in cols if c.arrow == "string"]
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=strings)
 
-    def convert(data: bytes) -> None:
+    def convert(data: bytes | memoryview) -> None:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(data),  # no copy of the batch
             read_options=pacsv.ReadOptions(
                 column_names=names, block_size=1 << 22, use_threads=False
             ),
@@ -639,19 +643,24 @@ async def stream_parquet(
     # spreading batches over the default pool's threads costs memory for nothing
     pool_1 = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parquet")
     loop = asyncio.get_running_loop()
-    pending = bytearray()
+    # the chunks of a batch are joined once (one copy); pyarrow reads that buffer in place
+    parts: list[bytes] = []
+    size = 0
     try:
         # pyarrow's batches cost memory of their own: a shorter lookahead
         async for chunk in _copy_chunks(pool, queries, segs, header=False, lookahead=CHUNK * 16):
-            pending += chunk
-            if len(pending) >= PARQUET_BATCH:
-                cut = pending.rfind(b"\n") + 1
-                data = bytes(pending[:cut])
-                del pending[:cut]
-                await loop.run_in_executor(pool_1, convert, data)
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= PARQUET_BATCH:
+                data = b"".join(parts)
+                cut = data.rfind(b"\n") + 1
+                parts = [data[cut:]] if cut < len(data) else []
+                size = len(data) - cut
+                await loop.run_in_executor(pool_1, convert, memoryview(data)[:cut])
+                del data
                 yield sink.drain()
-        if pending:
-            await loop.run_in_executor(pool_1, convert, bytes(pending))
+        if parts:
+            await loop.run_in_executor(pool_1, convert, b"".join(parts))
         await loop.run_in_executor(pool_1, writer.close)
         yield sink.drain()
     finally:

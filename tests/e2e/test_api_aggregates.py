@@ -276,7 +276,7 @@ def test_rollups_give_the_same_days(api_url: str, pg_url: str, dst_device: str) 
     with psycopg.connect(pg_url) as conn:
         refresh(conn, dst_device)
     after = _http.get(url, params=params).json()
-    assert after["computed_from"] == "rollup_hourly"
+    assert after["computed_from"] == "rollup_daily_means"  # one device's days: the daily rollup
     # hourly series of one device from the rollups take a shorter statement: same rows
     h_after = _http.get(hourly, params=h_params).json()
     assert h_after["computed_from"] == "rollup_hourly"
@@ -298,3 +298,148 @@ def test_rollups_give_the_same_days(api_url: str, pg_url: str, dst_device: str) 
         assert a["hours"] == b["hours"] and a["hours_valid"] == b["hours_valid"]
         assert a["readings_valid"] == b["readings_valid"]
         assert_allclose(a["mean"], b["mean"], atol=1e-3)
+
+
+def _series(
+    url: str, device: str, quantities: list[str], convention: str, daily_rollup: bool, **kw: int
+) -> tuple[str, list[dict[str, object]], dict[str, dict[str, object]]]:
+    """One device's daily series in-process: (computed_from, rows, statistics)."""
+    import asyncio
+    import json
+    from datetime import date
+
+    from psycopg.rows import dict_row
+
+    from luftnett.api.queries import Scope, aggregate, aggregate_json
+
+    async def run() -> tuple[str, list[dict[str, object]], dict[str, dict[str, object]]]:
+        async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+            rows: list[dict[str, object]] = []
+            stats: dict[str, dict[str, object]] = {}
+            froms = set()
+            for a, b in (
+                (date(2026, 3, 26), date(2026, 4, 1)),
+                (date(2026, 10, 22), date(2026, 10, 29)),
+            ):
+                args = (conn, Scope(devices=(device,)), quantities, "day", convention, a, b)
+                # the JSON path writes times in ISO whatever the session's DateStyle
+                await conn.execute("SET DateStyle = 'German'")
+                js = await aggregate_json(*args, daily_rollup=daily_rollup, **kw)  # type: ignore[arg-type]
+                agg = await aggregate(*args, daily_rollup=daily_rollup, **kw)  # type: ignore[arg-type]
+                assert json.loads(js.rows_json) == agg.rows  # the JSON path writes the same rows
+                assert js.stats == agg.stats and js.computed_from == agg.computed_from
+                rows += agg.rows
+                stats.update({f"{a}:{q}": v for q, v in agg.stats.items()})
+                froms.add(agg.computed_from)
+            assert len(froms) == 1
+            return froms.pop(), rows, stats
+
+    return asyncio.run(run())
+
+
+def _assert_same(
+    a: list[dict[str, object]],
+    b: list[dict[str, object]],
+    sa: dict[str, object],
+    sb: dict[str, object],
+) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        for k in ("mean", "min", "max"):
+            if x[k] is None or y[k] is None:
+                assert x[k] == y[k], (k, x, y)
+            else:
+                assert_allclose(x[k], y[k], atol=1.5e-3)  # type: ignore[arg-type]
+        rest = {k: v for k, v in x.items() if k not in ("mean", "min", "max")}
+        assert rest == {k: v for k, v in y.items() if k not in ("mean", "min", "max")}
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        p, q = sa[k], sb[k]
+        assert p["n"] == q["n"], k  # type: ignore[index]
+        for name, v in p["percentiles"].items():  # type: ignore[index]
+            w = q["percentiles"][name]  # type: ignore[index]
+            assert (v is None) == (w is None), (k, name)
+            if v is not None:
+                assert_allclose(v, w, atol=1.5e-3)
+
+
+@pytest.mark.parametrize("convention", ["Europe/Oslo", "utc+01"])
+def test_daily_means_rollup_equals_hourly_rollup(pg_url: str, convention: str) -> None:
+    """One device's days from rollup_daily_means (0040) equal those the general statement
+    computes from rollup_hourly, on both DST days, for a day with a gap (18 valid hours),
+    partial days at the ends and a quantity never sent (temperature): the table is kept by
+    triggers on rollup_daily, so the collector's refresh fills it."""
+    from luftnett.collector.rollups import refresh
+
+    device = f"dm-{uuid.uuid4().hex[:8]}"
+    _insert(
+        pg_url,
+        device,
+        f"s-{device}",
+        [
+            (START, datetime(2026, 3, 30, 10, tzinfo=UTC)),
+            (datetime(2026, 3, 30, 16, tzinfo=UTC), END),
+            (START2, END2),
+        ],
+    )
+    with psycopg.connect(pg_url) as conn:
+        refresh(conn, device)
+    qs = ["pm10_ugm3", "pm25_ugm3", "temperature_c"]
+    f1, rows1, st1 = _series(pg_url, device, qs, convention, True)
+    f0, rows0, st0 = _series(pg_url, device, qs, convention, False)
+    assert (f1, f0) == ("rollup_daily_means", "rollup_hourly")
+    assert len(rows1) == 3 * (7 + 8)
+    by_day = {(r["quantity"], r["period"]): r for r in rows1}
+    hours = 23 if convention == "Europe/Oslo" else 24
+    assert by_day[("pm10_ugm3", "2026-03-29")]["hours"] == hours
+    assert by_day[("pm10_ugm3", "2026-10-25")]["hours"] == (25 if hours == 23 else 24)
+    assert by_day[("pm10_ugm3", "2026-03-30")]["hours_valid"] == 18  # the gap: 6 h missing
+    assert by_day[("temperature_c", "2026-03-29")]["mean"] is None
+    _assert_same(rows1, rows0, st1, st0)
+    # other rules: the day threshold is applied when reading; another hour rule falls back
+    f1, rows1, st1 = _series(pg_url, device, qs, convention, True, day_min_valid_hours=23)
+    f0, rows0, st0 = _series(pg_url, device, qs, convention, False, day_min_valid_hours=23)
+    assert f1 == "rollup_daily_means"
+    assert sum(bool(r["valid"]) for r in rows1) < sum(bool(r["valid"]) for r in by_day.values())
+    _assert_same(rows1, rows0, st1, st0)
+    f1, _, _ = _series(pg_url, device, qs, convention, True, hour_min_coverage_pct=90)
+    assert f1 == "rollup_hourly"
+    # readings change: the rollups' refresh rewrites rollup_daily, its triggers these rows
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "DELETE FROM readings WHERE device_id = %s AND ts > %s AND ts <= %s",
+            (device, datetime(2026, 10, 25, 1, tzinfo=UTC), datetime(2026, 10, 25, 9, tzinfo=UTC)),
+        )
+        conn.execute(
+            "UPDATE readings SET flags = %s WHERE device_id = %s AND ts > %s AND ts <= %s",
+            (
+                int(ReadingFlag.WARMING_UP),
+                device,
+                datetime(2026, 3, 28, 3, tzinfo=UTC),
+                datetime(2026, 3, 28, 5, tzinfo=UTC),
+            ),
+        )
+        conn.commit()
+        refresh(conn, device)
+    f1, rows1, st1 = _series(pg_url, device, qs, convention, True)
+    f0, rows0, st0 = _series(pg_url, device, qs, convention, False)
+    assert f1 == "rollup_daily_means"
+    changed = {(r["quantity"], r["period"]): r for r in rows1}
+    assert (
+        changed[("pm10_ugm3", "2026-10-25")]["hours_valid"]
+        == by_day[("pm10_ugm3", "2026-10-25")]["hours_valid"] - 8
+    )
+    assert (
+        changed[("pm10_ugm3", "2026-03-28")]["hours_valid"]
+        == by_day[("pm10_ugm3", "2026-03-28")]["hours_valid"] - 2
+    )
+    _assert_same(rows1, rows0, st1, st0)
+    # all readings gone: the days go with rollup_daily (ON DELETE CASCADE)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DELETE FROM readings WHERE device_id = %s", (device,))
+        conn.commit()
+        refresh(conn, device)
+        (n,) = conn.execute(
+            "SELECT count(*) FROM rollup_daily_means WHERE device_id = %s", (device,)
+        ).fetchone() or (None,)
+    assert n == 0

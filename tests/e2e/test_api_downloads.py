@@ -92,6 +92,16 @@ def test_parquet_equals_database(api_url: str, pg_url: str, dl_device: str) -> N
     for q in ("pm25_ugm3", "pm10_ugm3", "no2_ppb"):
         assert_allclose(df[q].to_numpy(float), db[q].to_numpy(float), rtol=1e-6, equal_nan=True)
     assert list(df["flags"]) == list(db["flags"])
+    # dictionaries for the text columns only (measured values are nearly all distinct)
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(r.content)).metadata
+    encodings = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+        for i in range(meta.num_columns)
+    }
+    assert any("DICTIONARY" in e for e in encodings["device_id"])
+    assert not any("DICTIONARY" in e for e in encodings["pm25_ugm3"])
 
 
 def test_long_and_openair_shapes(api_url: str, pg_url: str, dl_device: str) -> None:
