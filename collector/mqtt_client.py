@@ -4,12 +4,16 @@ paho reads one packet with three ``recv`` calls (command byte, remaining length,
 back to ``select()`` after every packet while nothing of its own is in flight, so each
 single-reading message costs four system calls before Python even looks at it. This subclass
 reads the socket in 64 kB chunks, serves paho's small reads from that buffer, and parses every
-packet already buffered before paho selects again. Everything else (sessions, manual
-acknowledgement, reconnects, TLS) is paho's own code; a new socket starts an empty buffer.
+packet already buffered before paho selects again. :meth:`BufferedClient.ack_many` sends the
+PUBACKs of a whole batch as one write (paho's ``ack`` queues one packet, wakes its loop and
+sends once per message). Everything else (sessions, manual acknowledgement, reconnects, TLS) is
+paho's own code; a new socket starts an empty buffer.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,6 +22,7 @@ from paho.mqtt.enums import MQTTErrorCode
 __all__ = ["BufferedClient"]
 
 _CHUNK = 65536
+_PUBACK = struct.Struct("!BBH")  # PUBACK, remaining length 2, packet id (3.1.1 and 5: success)
 
 
 class BufferedClient(mqtt.Client):
@@ -50,3 +55,11 @@ class BufferedClient(mqtt.Client):
         ):
             rc = super().loop_read(1)
         return rc
+
+    def ack_many(self, mids: Sequence[int]) -> MQTTErrorCode:
+        """Acknowledge QoS 1 messages by packet id: one queued write for all of them."""
+        if not mids:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        pack = _PUBACK.pack
+        packet = b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        return self._packet_queue(mqtt.PUBACK, packet, 0, 1)

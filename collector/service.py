@@ -1,12 +1,21 @@
 """The collector process: MQTT in, database out, acknowledged only after the commit.
 
-paho runs its network loop in a thread (reading the socket in large chunks:
-:class:`~luftnett.collector.mqtt_client.BufferedClient`); ``on_message`` only puts the message
-into a bounded queue. The worker takes batches (size or time), validates, writes them in one
-transaction and only then sends the PUBACKs (manual acknowledgement). If the database is down,
-nothing is acknowledged: the worker backs off and retries the same batch while the broker holds
-the rest (persistent session, QoS 1). A SIGKILL loses nothing: unacknowledged messages are
-redelivered.
+Three threads, each stage overlapping the others' waits:
+
+* paho's network loop (reading the socket in large chunks:
+  :class:`~luftnett.collector.mqtt_client.BufferedClient`); ``on_message`` only puts the
+  message into a bounded queue;
+* the validator takes batches of messages (size or time) and validates them (payload -> rows
+  or a quarantine record), handing each validated batch to the writer;
+* the writer (the only user of the database connection) joins the validated batches waiting
+  for it into one transaction, commits it, and only then sends their PUBACKs (manual
+  acknowledgement, all of a batch in one write).
+
+So while the server copies and commits batch N, batch N+1 is received and validated; and the
+longer a commit takes, the more validated messages wait, the larger the next transaction grows.
+If the database is down, nothing is acknowledged: the writer backs off and retries the same
+batch while the broker holds the rest (persistent session, QoS 1). A SIGKILL loses nothing:
+unacknowledged messages are redelivered.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = ["Collector", "CollectorConfig"]
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
+_READY_BATCHES = 4  # validated batches the writer may have waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +75,20 @@ class Collector:
         self._q: queue.Queue[mqtt.MQTTMessage] = queue.Queue(
             maxsize=max(10_000, cfg.batch_size * 4)
         )
+        # validated batches waiting for the writer: bounded, so a slow database holds the
+        # validator back (and through it paho's loop: back-pressure up to the broker)
+        self._ready: queue.Queue[tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]] = (
+            queue.Queue(maxsize=_READY_BATCHES)
+        )
         self._stop = threading.Event()
         self._subscribed = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: Writer | None = None
         self._next_rollup = 0.0
         self._client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         target = parse_mqtt_url(self.cfg.mqtt_url)
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
@@ -126,17 +141,25 @@ class Collector:
         else:  # 3.1.1: clean_session=False keeps the session (Mosquitto supports $share here)
             self._client.connect_async(self._target.host, self._target.port, self.cfg.keepalive_s)
         self._client.loop_start()
-        self._thread = threading.Thread(target=self._work, name="collector-worker", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._validate_loop, name="collector-validate", daemon=True),
+            threading.Thread(target=self._write_loop, name="collector-write", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
         return self
 
     def wait_ready(self, timeout: float = 10) -> bool:
         return self._subscribed.wait(timeout)
 
+    def alive(self) -> bool:
+        """True while the validator and the writer threads run (after :meth:`start`)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        for t in self._threads:
+            t.join(10)
         self._client.disconnect()
         self._client.loop_stop()
         if self._conn is not None:
@@ -203,20 +226,48 @@ class Collector:
             log.error("rollup refresh refused", extra={"error": str(exc)[:200]})
             self._conn.rollback()
 
-    def _work(self) -> None:
+    def _validate_loop(self) -> None:
         while not self._stop.is_set():
-            if self.cfg.rollup_interval_s > 0:
-                self._refresh_rollups()
             batch = self._take_batch()
             if not batch:
                 continue
             items: list[Accepted | Quarantined] = [
                 validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
+            while not self._stop.is_set():
+                try:
+                    self._ready.put((batch, items), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _take_ready(self) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
+        """The validated batches waiting now, joined up to ``batch_size`` messages (at least
+        one batch; empty lists when none came within 0.2 s)."""
+        try:
+            msgs, items = self._ready.get(timeout=0.2)
+        except queue.Empty:
+            return [], []
+        msgs, items = list(msgs), list(items)
+        while len(msgs) < self.cfg.batch_size:
+            try:
+                more_msgs, more_items = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            msgs += more_msgs
+            items += more_items
+        return msgs, items
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.cfg.rollup_interval_s > 0:
+                self._refresh_rollups()
+            batch, items = self._take_ready()
+            if not batch:
+                continue
             if not self._write_with_retry(items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers
-            for m in batch:
-                self._client.ack(m.mid, m.qos)
+            self._client.ack_many([m.mid for m in batch if m.qos == 1])
             self.counts["messages"] += len(batch)
 
     def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:

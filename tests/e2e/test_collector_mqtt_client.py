@@ -90,3 +90,31 @@ def test_unacknowledged_messages_come_back_after_a_reconnect(
     finally:
         c.disconnect()
         c.loop_stop()
+
+
+def test_ack_many_acknowledges_exactly_the_given_messages(
+    mqtt_url: str, publish: Any, wait_until: Any
+) -> None:
+    """One write of many PUBACKs: the broker drops exactly those and redelivers the rest."""
+    cid = f"buf-{uuid.uuid4().hex[:8]}"
+    msgs: list[mqtt.MQTTMessage] = []
+    c = _client(mqtt_url, cid, [], ack=False)
+    c.on_message = lambda _cl, _u, m: msgs.append(m)
+    for i in range(30):
+        publish(f"{cid}/x", f"{i}".encode())
+    wait_until(lambda: len(msgs) >= 30, timeout=5, what="30 messages")
+    acked = [m for m in msgs if int(m.payload) % 3]  # 20 of 30, not in a row
+    assert c.ack_many([m.mid for m in acked]) == mqtt.MQTT_ERR_SUCCESS
+    assert c.ack_many([]) == mqtt.MQTT_ERR_SUCCESS
+    time.sleep(0.5)  # the PUBACKs reach the broker before the disconnect
+    c.disconnect()
+    c.loop_stop()
+    again: list[tuple[str, bytes]] = []
+    c = _client(mqtt_url, cid, again, ack=True)
+    try:
+        wait_until(lambda: len(again) >= 10, timeout=10, what="10 redelivered messages")
+        time.sleep(0.5)  # nothing more comes
+        assert sorted(int(p) for _t, p in again) == list(range(0, 30, 3))
+    finally:
+        c.disconnect()
+        c.loop_stop()
