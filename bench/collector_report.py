@@ -231,7 +231,7 @@ def machine(env: Env) -> dict[str, str]:
         f"{pg['full_page_writes']}, shared_buffers={pg['shared_buffers']} "
         "(EmbeddedPostgres(fast=False), data on the local disk)",
         "mosquitto": sh(["mosquitto", "-h"]) + " (EmbeddedMosquitto: persistence on, "
-        "max_inflight_messages 1000, max_queued_messages 100000)",
+        "max_inflight_messages 10000, max_queued_messages 100000)",
         "python": f"Python {platform.python_version()}, psycopg {psycopg.__version__}, "
         f"paho-mqtt {paho.__version__}, mq-bridge {mqb}",
     }

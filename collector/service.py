@@ -47,7 +47,8 @@ __all__ = ["Collector", "CollectorConfig"]
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
-_READY_BATCHES = 4  # validated batches the writer may have waiting
+_READY_BATCHES = 8  # validated chunks the writer may have waiting
+_CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,8 @@ class CollectorConfig:
     mqtt_url: str
     topic_root: str = "luftnett"
     client_id: str = "luftnett-collector"
-    batch_size: int = 500
+    batch_size: int = 2000  # messages per transaction, at most
+    batch_readings: int = 50_000  # readings per transaction, at most (one message may exceed)
     flush_interval_s: float = 1.0
     shared_group: str | None = None
     keepalive_s: int = 30
@@ -66,6 +68,10 @@ class CollectorConfig:
     # MQTT 3.1.1 parses about a third faster in paho than 5 (no property decoding per message);
     # both keep a persistent session, and Mosquitto serves $share subscriptions to both.
     mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
+
+
+def _readings(items: list[Accepted | Quarantined]) -> int:
+    return sum(len(i.rows) for i in items if isinstance(i, Accepted))
 
 
 class Collector:
@@ -80,6 +86,7 @@ class Collector:
         self._ready: queue.Queue[tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]] = (
             queue.Queue(maxsize=_READY_BATCHES)
         )
+        self._held: tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]] | None = None
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -181,7 +188,7 @@ class Collector:
 
     # -- worker ------------------------------------------------------------------------------
     def _take_batch(self) -> list[mqtt.MQTTMessage]:
-        """Up to ``batch_size`` messages: whatever is queued now, lingering briefly for more.
+        """A chunk of messages: whatever is queued now, lingering briefly for more.
 
         Under load the queue refills while a batch is written, so batches grow by themselves;
         at low load a message waits at most ``linger_s`` (never more than ``flush_interval_s``)
@@ -194,7 +201,8 @@ class Collector:
         except queue.Empty:
             return batch
         deadline = time.monotonic() + self.cfg.flush_interval_s
-        while len(batch) < self.cfg.batch_size:
+        size = min(self.cfg.batch_size, _CHUNK)
+        while len(batch) < size:
             try:
                 batch.append(self._q.get_nowait())
                 continue
@@ -242,20 +250,33 @@ class Collector:
                     continue
 
     def _take_ready(self) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
-        """The validated batches waiting now, joined up to ``batch_size`` messages (at least
-        one batch; empty lists when none came within 0.2 s)."""
-        try:
-            msgs, items = self._ready.get(timeout=0.2)
-        except queue.Empty:
-            return [], []
-        msgs, items = list(msgs), list(items)
-        while len(msgs) < self.cfg.batch_size:
+        """The validated chunks waiting now, joined up to ``batch_size`` messages and
+        ``batch_readings`` readings (at least one chunk; empty lists when none came within
+        0.2 s). A chunk that would pass a limit waits for the next transaction."""
+        if self._held is not None:
+            first, self._held = self._held, None
+        else:
             try:
-                more_msgs, more_items = self._ready.get_nowait()
+                first = self._ready.get(timeout=0.2)
+            except queue.Empty:
+                return [], []
+        msgs, items = list(first[0]), list(first[1])
+        n_readings = _readings(items)
+        while len(msgs) < self.cfg.batch_size and n_readings < self.cfg.batch_readings:
+            try:
+                more = self._ready.get_nowait()
             except queue.Empty:
                 break
-            msgs += more_msgs
-            items += more_items
+            more_readings = _readings(more[1])
+            if (
+                len(msgs) + len(more[0]) > self.cfg.batch_size
+                or n_readings + more_readings > self.cfg.batch_readings
+            ):
+                self._held = more
+                break
+            msgs += more[0]
+            items += more[1]
+            n_readings += more_readings
         return msgs, items
 
     def _write_loop(self) -> None:
