@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from luftnett.collector.mqtt_client import BufferedClient
+from luftnett.collector.mqtt_client import BufferedClient, Inbox
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
@@ -78,9 +78,7 @@ class Collector:
     def __init__(self, cfg: CollectorConfig) -> None:
         self.cfg = cfg
         self.counts: Counter[str] = Counter()
-        self._q: queue.Queue[mqtt.MQTTMessage] = queue.Queue(
-            maxsize=max(10_000, cfg.batch_size * 4)
-        )
+        self._q = Inbox(maxsize=max(10_000, cfg.batch_size * 4))
         # validated batches waiting for the writer: bounded, so a slow database holds the
         # validator back (and through it paho's loop: back-pressure up to the broker)
         self._ready: queue.Queue[tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]] = (
@@ -195,26 +193,19 @@ class Collector:
         before it is written. The broker only sends as many unacknowledged messages as its
         inflight window allows, so waiting for a full batch would stall the stream.
         """
-        batch: list[mqtt.MQTTMessage] = []
-        try:
-            batch.append(self._q.get(timeout=0.2))
-        except queue.Empty:
+        batch = self._q.take(min(self.cfg.batch_size, _CHUNK), timeout=0.2)
+        if not batch:
             return batch
-        deadline = time.monotonic() + self.cfg.flush_interval_s
         size = min(self.cfg.batch_size, _CHUNK)
+        deadline = time.monotonic() + self.cfg.flush_interval_s
         while len(batch) < size:
-            try:
-                batch.append(self._q.get_nowait())
-                continue
-            except queue.Empty:
-                pass
             wait = min(self.cfg.linger_s, deadline - time.monotonic())
             if wait <= 0:
                 break
-            try:
-                batch.append(self._q.get(timeout=wait))
-            except queue.Empty:
+            more = self._q.take(size - len(batch), timeout=wait)
+            if not more:
                 break
+            batch += more
         return batch
 
     def _refresh_rollups(self) -> None:

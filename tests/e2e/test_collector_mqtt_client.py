@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from luftnett.collector.mqtt_client import BufferedClient
+from luftnett.collector.mqtt_client import BufferedClient, ReceivedMessage
 from luftnett.connect import parse_mqtt_url
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +103,8 @@ def test_ack_many_acknowledges_exactly_the_given_messages(
     for i in range(30):
         publish(f"{cid}/x", f"{i}".encode())
     wait_until(lambda: len(msgs) >= 30, timeout=5, what="30 messages")
+    assert all(isinstance(m, ReceivedMessage) and m.qos == 1 for m in msgs)
+    assert msgs[0].info.mid == msgs[0].mid  # paho's MQTTMessageInfo, made on first use
     acked = [m for m in msgs if int(m.payload) % 3]  # 20 of 30, not in a row
     assert c.ack_many([m.mid for m in acked]) == mqtt.MQTT_ERR_SUCCESS
     assert c.ack_many([]) == mqtt.MQTT_ERR_SUCCESS
