@@ -64,6 +64,11 @@ class BufferedClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None  # the socket the buffer was read from
+        self._filtered = False  # message_callback_add was used
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._sock is not self._rsock:  # (re)connected: nothing buffered belongs to it
@@ -98,7 +103,12 @@ class BufferedClient(mqtt.Client):
         msg.dup, msg.qos, msg.retain = res.dup, res.qos, res.retain
         msg.properties, msg.payload = res.properties, res.payload
         msg.timestamp = time.monotonic()
-        self._handle_on_message(msg)
+        if self._filtered:
+            self._handle_on_message(msg)
+        elif (on_message := self.on_message) is not None:
+            # no per-topic callbacks: straight to on_message (paho would match the topic first)
+            with self._in_callback_mutex:
+                on_message(self, self._userdata, msg)
         if msg.qos == 1 and not self._manual_ack:
             return self._send_command_with_mid(mqtt.PUBACK, msg.mid, False)
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -120,3 +120,25 @@ def test_ack_many_acknowledges_exactly_the_given_messages(
     finally:
         c.disconnect()
         c.loop_stop()
+
+
+def test_per_topic_callbacks_still_take_their_messages(
+    mqtt_url: str, publish: Any, wait_until: Any
+) -> None:
+    """on_message gets messages straight; once message_callback_add is used, paho matches."""
+    cid = f"buf-{uuid.uuid4().hex[:8]}"
+    plain: list[tuple[str, bytes]] = []
+    c = _client(mqtt_url, cid, plain, ack=True)
+    special: list[str] = []
+    try:
+        publish(f"{cid}/a", b"1")
+        wait_until(lambda: len(plain) == 1, timeout=5, what="the plain message")
+        c.message_callback_add(f"{cid}/special/#", lambda _c, _u, m: special.append(m.topic))
+        publish(f"{cid}/special/x", b"2")
+        publish(f"{cid}/b", b"3")
+        wait_until(lambda: len(plain) == 2 and special, timeout=5, what="both routes")
+        assert special == [f"{cid}/special/x"]
+        assert plain == [(f"{cid}/a", b"1"), (f"{cid}/b", b"3")]
+    finally:
+        c.disconnect()
+        c.loop_stop()
