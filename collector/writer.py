@@ -104,24 +104,25 @@ _HISTORY = sql.SQL(
            string_agg(float8send(extract(epoch FROM r.ts)::float8), ''), {vals}
     FROM unnest(%(devices)s::text[], %(lo)s::float8[], %(hi)s::float8[]) AS b(device_id, lo, hi)
     CROSS JOIN LATERAL (
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
          ORDER BY ts DESC LIMIT %(n)s)
         UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id
          AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi))
         UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
          ORDER BY ts LIMIT %(n)s)
     ) r
     GROUP BY b.device_id
     """
 ).format(
+    cols=sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", "ts", *VALUE_COLUMNS)),
     vals=sql.SQL(", ").join(
         sql.SQL("string_agg(float8send(coalesce(r.{}::float8, 'NaN')), '')").format(
             sql.Identifier(q)
         )
         for q in VALUE_COLUMNS
-    )
+    ),
 )
 
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
