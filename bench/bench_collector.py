@@ -471,6 +471,13 @@ def main(argv: list[str]) -> int:
     errors: list[str] = []
     lat = backlog = spy = None
     stage_rows: list[Stage] = []
+
+    def save() -> None:
+        """Save what is measured so far (a long run on a busy machine may be cut short)."""
+        res = Results(args.profile, machine(env), env.mqb_problem, runs, lat, backlog,
+                      stage_rows, spy, errors, time.time() - t_start)  # fmt: skip
+        args.results.write_text(res.to_json(), encoding="utf-8")
+
     with servers(args.mqbridge_python) as env:
         if env.mqb_problem and "mqbridge" in steps:
             errors.append(f"mq-bridge: {env.mqb_problem}; the issue's quoted figures are shown")
@@ -522,6 +529,7 @@ def main(argv: list[str]) -> int:
                     say(f"  failed: {exc}")
                     continue
                 runs.append(r)
+                save()
                 say(
                     f"  {r.consumer} {r.workload}: {r.rate:,.0f} readings/s, "
                     f"{r.rows:,}/{r.expected_rows:,} rows, pub {r.pub_rate:,.0f} msg/s, "
@@ -532,6 +540,7 @@ def main(argv: list[str]) -> int:
             say(f"latency{busy}")
             try:
                 lat = latency_run(env, prof.latency_s)
+                save()
                 say(f"  {lat}")
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"latency: {type(exc).__name__}: {str(exc)[:300]}")
@@ -540,6 +549,7 @@ def main(argv: list[str]) -> int:
             say(f"backlog{busy}")
             try:
                 backlog = backlog_run(env, prof.backlog_per_device)
+                save()
                 say(f"  {backlog}")
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"backlog: {type(exc).__name__}: {str(exc)[:300]}")

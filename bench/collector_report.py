@@ -231,7 +231,7 @@ def machine(env: Env) -> dict[str, str]:
         f"{pg['full_page_writes']}, shared_buffers={pg['shared_buffers']} "
         "(EmbeddedPostgres(fast=False), data on the local disk)",
         "mosquitto": sh(["mosquitto", "-h"]) + " (EmbeddedMosquitto: persistence on, "
-        "max_inflight_messages 1000, max_queued_messages 100000)",
+        "max_inflight_messages 10000, max_queued_messages 100000)",
         "python": f"Python {platform.python_version()}, psycopg {psycopg.__version__}, "
         f"paho-mqtt {paho.__version__}, mq-bridge {mqb}",
     }
@@ -457,8 +457,9 @@ def report(res: Results) -> str:
         "process under test runs on its own (collector: `python -m luftnett.cli collector run`, "
         f"defaults batch_size {batch_size}, flush_interval_s {flush_s}). "
         "Publisher: pre-encoded MQTT v5 QoS 1 "
-        "packets written over a raw socket with up to 1,000 unacknowledged (the broker's Receive "
-        "Maximum); paho's `publish()` would itself cap a run near 5,000 msg/s here. Readings/s "
+        "packets written over a raw socket with up to 1,000 unacknowledged (its window; the "
+        "broker allows 10,000); paho's `publish()` would itself cap a run near 5,000 msg/s here. "
+        "Readings/s "
         "runs from the first publish to the poll of `count(*)` that finds the last row (poll "
         "interval 1 % of the elapsed time, 20-500 ms). CPU % is of one core over the run "
         "(2 cores = 200 %): a consumer near 100 % is bound by one Python thread (the GIL). "

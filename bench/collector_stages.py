@@ -93,7 +93,8 @@ def validate_and_write(env: Env, w: Workload) -> list[Stage]:
             1e6 * v_cpu / w.readings,
         )
     ]
-    batch = CollectorSettings().batch_size
+    cs = CollectorSettings()  # the collector's transaction limits: messages and readings
+    batch = max(1, min(cs.batch_size, cs.batch_readings * len(w.messages) // w.readings))
     db = env.fresh_db()
     with psycopg.connect(db) as conn, exclusive(f"collector stages: write {w.name}"):
         writer = Writer(conn, deferred=True)  # as the collector runs it: rollups queued

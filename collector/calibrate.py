@@ -26,7 +26,7 @@ from luftnett.calibration.apply_db import POLLUTANT_COLUMNS, CalibrationCache
 from luftnett.collector.qc import SeriesColumns
 from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
 
-__all__ = ["calibrate_at_ingest"]
+__all__ = ["calibrate_at_ingest", "exact_us"]
 
 _I_TS, _I_EXTRA = (READING_COLUMNS.index(c) for c in ("ts", "extra"))
 _VALUE_INDEX = {c: j for j, c in enumerate(VALUE_COLUMNS)}
@@ -86,7 +86,7 @@ def calibrate_at_ingest(
         return 0
     with cache.lock:
         cache.refresh(conn)
-        ts_us = _exact_us(rows, cols.t)
+        ts_us = exact_us(rows, cols.t)
         order = np.argsort(cols.dev, kind="stable")
         bounds = np.flatnonzero(np.diff(cols.dev[order])) + 1
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
@@ -159,7 +159,7 @@ def calibrate_at_ingest(
     return written
 
 
-def _exact_us(rows: Sequence[tuple[Any, ...]], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+def exact_us(rows: Sequence[tuple[Any, ...]], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     """Microseconds since 1970 of each row's ts: from the float seconds where a double holds
     them to well under a microsecond (1900-2100), exactly from the datetimes otherwise."""
     if t.size and np.abs(t).max() < 4.1e9:

@@ -32,6 +32,7 @@ def collector_run(ctx: click.Context) -> None:
                 topic_root=s.mqtt.topic_root,
                 client_id=c.client_id,
                 batch_size=c.batch_size,
+                batch_readings=c.batch_readings,
                 flush_interval_s=c.flush_interval_s,
                 shared_group=c.shared_group,
                 register_unknown_devices=c.register_unknown_devices,

@@ -4,20 +4,58 @@ paho reads one packet with three ``recv`` calls (command byte, remaining length,
 back to ``select()`` after every packet while nothing of its own is in flight, so each
 single-reading message costs four system calls before Python even looks at it. This subclass
 reads the socket in 64 kB chunks, serves paho's small reads from that buffer, and parses every
-packet already buffered before paho selects again. Everything else (sessions, manual
-acknowledgement, reconnects, TLS) is paho's own code; a new socket starts an empty buffer.
+packet already buffered before paho selects again. :meth:`BufferedClient.ack_many` sends the
+PUBACKs of a whole batch as one write (paho's ``ack`` queues one packet, wakes its loop and
+sends once per message). A received QoS 0/1 message is built without the
+``MQTTMessageInfo`` paho gives every message (a ``threading.Condition`` each, a tenth of the
+collector's CPU; it serves only ``wait_for_publish`` of outgoing messages) and without paho's
+debug log formatting. Everything else (sessions, manual acknowledgement, reconnects, TLS,
+callbacks) is paho's own code; a new socket starts an empty buffer.
 """
 
 from __future__ import annotations
 
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
-__all__ = ["BufferedClient"]
+try:
+    from paho.mqtt._packet import decode_publish
+except ImportError:  # pragma: no cover - older paho: its own _handle_publish runs
+    decode_publish = None  # type: ignore[assignment]
+
+__all__ = ["BufferedClient", "Inbox", "ReceivedMessage"]
 
 _CHUNK = 65536
+_PUBACK = struct.Struct("!BBH")  # PUBACK, remaining length 2, packet id (3.1.1 and 5: success)
+
+
+class ReceivedMessage(mqtt.MQTTMessage):
+    """A received message: paho's, without the per-message ``MQTTMessageInfo`` (made on
+    first use of ``info``, which nothing does for a received message)."""
+
+    def __init__(self, mid: int = 0, topic: bytes = b"") -> None:
+        self.timestamp = 0.0
+        self.state = mqtt.mqtt_ms_invalid
+        self.dup = False
+        self.mid = mid
+        self._topic = topic
+        self.payload = b""
+        self.qos = 0
+        self.retain = False
+        self.properties = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "info":
+            self.info = mqtt.MQTTMessageInfo(self.mid)
+            return self.info
+        raise AttributeError(name)
 
 
 class BufferedClient(mqtt.Client):
@@ -26,6 +64,11 @@ class BufferedClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None  # the socket the buffer was read from
+        self._filtered = False  # message_callback_add was used
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._sock is not self._rsock:  # (re)connected: nothing buffered belongs to it
@@ -50,3 +93,73 @@ class BufferedClient(mqtt.Client):
         ):
             rc = super().loop_read(1)
         return rc
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        header = self._in_packet["command"]
+        if decode_publish is None or header & 0x06 == 0x04:  # QoS 2: paho's own path
+            return super()._handle_publish()
+        res = decode_publish(header, self._in_packet["packet"], self._protocol)
+        msg = ReceivedMessage(res.mid, res.topic)
+        msg.dup, msg.qos, msg.retain = res.dup, res.qos, res.retain
+        msg.properties, msg.payload = res.properties, res.payload
+        msg.timestamp = time.monotonic()
+        if self._filtered:
+            self._handle_on_message(msg)
+        elif (on_message := self.on_message) is not None:
+            # no per-topic callbacks: straight to on_message (paho would match the topic first)
+            with self._in_callback_mutex:
+                on_message(self, self._userdata, msg)
+        if msg.qos == 1 and not self._manual_ack:
+            return self._send_command_with_mid(mqtt.PUBACK, msg.mid, False)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def ack_many(self, mids: Sequence[int]) -> MQTTErrorCode:
+        """Acknowledge QoS 1 messages by packet id: one queued write for all of them."""
+        if not mids:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        pack = _PUBACK.pack
+        packet = b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        return self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+
+class Inbox:
+    """A bounded FIFO between paho's loop (``put``, one message at a time) and the collector
+    (``take``, many at a time): one lock, and a wake-up only when the taker waits, where
+    ``queue.Queue`` locks and notifies per item on both sides. ``put`` blocks while full
+    (back-pressure: paho stops reading, the broker holds the rest)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[mqtt.MQTTMessage] = deque()
+        self._max = maxsize
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._takers = 0
+        self._putters = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            while len(self._items) >= self._max:
+                self._putters += 1
+                self._not_full.wait()
+                self._putters -= 1
+            self._items.append(item)
+            if self._takers:
+                self._not_empty.notify()
+
+    def take(self, n: int, timeout: float) -> list[mqtt.MQTTMessage]:
+        """Up to ``n`` items; waits up to ``timeout`` s only when there is none."""
+        with self._lock:
+            if not self._items and timeout > 0:
+                self._takers += 1
+                self._not_empty.wait(timeout)
+                self._takers -= 1
+            items = self._items
+            k = min(n, len(items))
+            out = [items.popleft() for _ in range(k)]
+            if k and self._putters:
+                self._not_full.notify_all()
+            return out

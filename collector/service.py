@@ -1,12 +1,21 @@
 """The collector process: MQTT in, database out, acknowledged only after the commit.
 
-paho runs its network loop in a thread (reading the socket in large chunks:
-:class:`~luftnett.collector.mqtt_client.BufferedClient`); ``on_message`` only puts the message
-into a bounded queue. The worker takes batches (size or time), validates, writes them in one
-transaction and only then sends the PUBACKs (manual acknowledgement). If the database is down,
-nothing is acknowledged: the worker backs off and retries the same batch while the broker holds
-the rest (persistent session, QoS 1). A SIGKILL loses nothing: unacknowledged messages are
-redelivered.
+Three threads, each stage overlapping the others' waits:
+
+* paho's network loop (reading the socket in large chunks:
+  :class:`~luftnett.collector.mqtt_client.BufferedClient`); ``on_message`` only puts the
+  message into a bounded queue;
+* the validator takes batches of messages (size or time) and validates them (payload -> rows
+  or a quarantine record), handing each validated batch to the writer;
+* the writer (the only user of the database connection) joins the validated batches waiting
+  for it into one transaction, commits it, and only then sends their PUBACKs (manual
+  acknowledgement, all of a batch in one write).
+
+So while the server copies and commits batch N, batch N+1 is received and validated; and the
+longer a commit takes, the more validated messages wait, the larger the next transaction grows.
+If the database is down, nothing is acknowledged: the writer backs off and retries the same
+batch while the broker holds the rest (persistent session, QoS 1). A SIGKILL loses nothing:
+unacknowledged messages are redelivered.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from luftnett.collector.mqtt_client import BufferedClient
+from luftnett.collector.mqtt_client import BufferedClient, Inbox
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
@@ -38,6 +47,8 @@ __all__ = ["Collector", "CollectorConfig"]
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
+_READY_BATCHES = 8  # validated chunks the writer may have waiting
+_CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,8 @@ class CollectorConfig:
     mqtt_url: str
     topic_root: str = "luftnett"
     client_id: str = "luftnett-collector"
-    batch_size: int = 500
+    batch_size: int = 2000  # messages per transaction, at most
+    batch_readings: int = 50_000  # readings per transaction, at most (one message may exceed)
     flush_interval_s: float = 1.0
     shared_group: str | None = None
     keepalive_s: int = 30
@@ -58,22 +70,30 @@ class CollectorConfig:
     mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
 
 
+def _readings(items: list[Accepted | Quarantined]) -> int:
+    return sum(len(i.rows) for i in items if isinstance(i, Accepted))
+
+
 class Collector:
     def __init__(self, cfg: CollectorConfig) -> None:
         self.cfg = cfg
         self.counts: Counter[str] = Counter()
-        self._q: queue.Queue[mqtt.MQTTMessage] = queue.Queue(
-            maxsize=max(10_000, cfg.batch_size * 4)
+        self._q = Inbox(maxsize=max(10_000, cfg.batch_size * 4))
+        # validated batches waiting for the writer: bounded, so a slow database holds the
+        # validator back (and through it paho's loop: back-pressure up to the broker)
+        self._ready: queue.Queue[tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]] = (
+            queue.Queue(maxsize=_READY_BATCHES)
         )
+        self._held: tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]] | None = None
         self._stop = threading.Event()
         self._subscribed = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: Writer | None = None
         self._next_rollup = 0.0
         self._client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         target = parse_mqtt_url(self.cfg.mqtt_url)
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
@@ -126,17 +146,25 @@ class Collector:
         else:  # 3.1.1: clean_session=False keeps the session (Mosquitto supports $share here)
             self._client.connect_async(self._target.host, self._target.port, self.cfg.keepalive_s)
         self._client.loop_start()
-        self._thread = threading.Thread(target=self._work, name="collector-worker", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._validate_loop, name="collector-validate", daemon=True),
+            threading.Thread(target=self._write_loop, name="collector-write", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
         return self
 
     def wait_ready(self, timeout: float = 10) -> bool:
         return self._subscribed.wait(timeout)
 
+    def alive(self) -> bool:
+        """True while the validator and the writer threads run (after :meth:`start`)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        for t in self._threads:
+            t.join(10)
         self._client.disconnect()
         self._client.loop_stop()
         if self._conn is not None:
@@ -158,32 +186,26 @@ class Collector:
 
     # -- worker ------------------------------------------------------------------------------
     def _take_batch(self) -> list[mqtt.MQTTMessage]:
-        """Up to ``batch_size`` messages: whatever is queued now, lingering briefly for more.
+        """A chunk of messages: whatever is queued now, lingering briefly for more.
 
         Under load the queue refills while a batch is written, so batches grow by themselves;
         at low load a message waits at most ``linger_s`` (never more than ``flush_interval_s``)
         before it is written. The broker only sends as many unacknowledged messages as its
         inflight window allows, so waiting for a full batch would stall the stream.
         """
-        batch: list[mqtt.MQTTMessage] = []
-        try:
-            batch.append(self._q.get(timeout=0.2))
-        except queue.Empty:
+        batch = self._q.take(min(self.cfg.batch_size, _CHUNK), timeout=0.2)
+        if not batch:
             return batch
+        size = min(self.cfg.batch_size, _CHUNK)
         deadline = time.monotonic() + self.cfg.flush_interval_s
-        while len(batch) < self.cfg.batch_size:
-            try:
-                batch.append(self._q.get_nowait())
-                continue
-            except queue.Empty:
-                pass
+        while len(batch) < size:
             wait = min(self.cfg.linger_s, deadline - time.monotonic())
             if wait <= 0:
                 break
-            try:
-                batch.append(self._q.get(timeout=wait))
-            except queue.Empty:
+            more = self._q.take(size - len(batch), timeout=wait)
+            if not more:
                 break
+            batch += more
         return batch
 
     def _refresh_rollups(self) -> None:
@@ -203,20 +225,61 @@ class Collector:
             log.error("rollup refresh refused", extra={"error": str(exc)[:200]})
             self._conn.rollback()
 
-    def _work(self) -> None:
+    def _validate_loop(self) -> None:
         while not self._stop.is_set():
-            if self.cfg.rollup_interval_s > 0:
-                self._refresh_rollups()
             batch = self._take_batch()
             if not batch:
                 continue
             items: list[Accepted | Quarantined] = [
                 validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
+            while not self._stop.is_set():
+                try:
+                    self._ready.put((batch, items), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _take_ready(self) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
+        """The validated chunks waiting now, joined up to ``batch_size`` messages and
+        ``batch_readings`` readings (at least one chunk; empty lists when none came within
+        0.2 s). A chunk that would pass a limit waits for the next transaction."""
+        if self._held is not None:
+            first, self._held = self._held, None
+        else:
+            try:
+                first = self._ready.get(timeout=0.2)
+            except queue.Empty:
+                return [], []
+        msgs, items = list(first[0]), list(first[1])
+        n_readings = _readings(items)
+        while len(msgs) < self.cfg.batch_size and n_readings < self.cfg.batch_readings:
+            try:
+                more = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            more_readings = _readings(more[1])
+            if (
+                len(msgs) + len(more[0]) > self.cfg.batch_size
+                or n_readings + more_readings > self.cfg.batch_readings
+            ):
+                self._held = more
+                break
+            msgs += more[0]
+            items += more[1]
+            n_readings += more_readings
+        return msgs, items
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.cfg.rollup_interval_s > 0:
+                self._refresh_rollups()
+            batch, items = self._take_ready()
+            if not batch:
+                continue
             if not self._write_with_retry(items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers
-            for m in batch:
-                self._client.ack(m.mid, m.qos)
+            self._client.ack_many([m.mid for m in batch if m.qos == 1])
             self.counts["messages"] += len(batch)
 
     def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:

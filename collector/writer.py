@@ -12,6 +12,7 @@ rollups of every device-hour that gained readings are recomputed.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from psycopg.pq import Format
 
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
-from luftnett.collector.calibrate import calibrate_at_ingest
+from luftnett.collector.calibrate import calibrate_at_ingest, exact_us
+from luftnett.collector.copybin import reading_records
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
@@ -66,6 +68,8 @@ _V0 = READING_COLUMNS.index(VALUE_COLUMNS[0])
 _V1 = _V0 + len(VALUE_COLUMNS)
 assert READING_COLUMNS[_V0:_V1] == VALUE_COLUMNS
 _FIELDS = ("dev", "seq", "t", "vals", "edge")
+_BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_BIN_TRAILER = struct.pack(">h", -1)
 
 # Exactly once: the devices upsert (sorted) holds each device's row lock to the commit, so the
 # writers of one device take turns; the next statement sees the ranges the previous one stored.
@@ -104,24 +108,25 @@ _HISTORY = sql.SQL(
            string_agg(float8send(extract(epoch FROM r.ts)::float8), ''), {vals}
     FROM unnest(%(devices)s::text[], %(lo)s::float8[], %(hi)s::float8[]) AS b(device_id, lo, hi)
     CROSS JOIN LATERAL (
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
          ORDER BY ts DESC LIMIT %(n)s)
         UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id
          AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi))
         UNION ALL
-        (SELECT * FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
+        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
          ORDER BY ts LIMIT %(n)s)
     ) r
     GROUP BY b.device_id
     """
 ).format(
+    cols=sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", "ts", *VALUE_COLUMNS)),
     vals=sql.SQL(", ").join(
         sql.SQL("string_agg(float8send(coalesce(r.{}::float8, 'NaN')), '')").format(
             sql.Identifier(q)
         )
         for q in VALUE_COLUMNS
-    )
+    ),
 )
 
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
@@ -310,6 +315,36 @@ class Writer:
             np.fromiter((r[_I_FLAGS] for r in rows), np.int64, n),
         )
 
+    def _copy_readings(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        names: list[str],
+        cols: qc.SeriesColumns,
+        flags: np.ndarray,
+        checks: np.ndarray,
+    ) -> None:
+        """One binary COPY: numpy lays out the records of most rows (``copybin``); psycopg's
+        ``write_row`` writes the rest (rows with ``extra``) after them."""
+        recs, left = reading_records(
+            rows, names, cols.dev, cols.seq, exact_us(rows, cols.t), cols.vals, flags, checks,
+            FLAGS_VERSION,
+        )  # fmt: skip
+        with self.conn.cursor() as cur:
+            cur.adapters.register_dumper(None, _JsonbText)
+            with cur.copy(_COPY) as copy:
+                copy.set_types(_TYPES)
+                if recs:
+                    copy.write(_BIN_HEADER + recs)
+                if not left.size:
+                    if recs:
+                        copy.write(_BIN_TRAILER)  # psycopg adds it only after write_row
+                    return
+                write_row = copy.write_row
+                for i in left.tolist():
+                    r = rows[i]
+                    write_row((*r[:_I_FLAGS], r[_I_SCHEMA], int(flags[i]), int(checks[i]),
+                               FLAGS_VERSION))  # fmt: skip
+
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries)."""
         accepted = [i for i in items if isinstance(i, Accepted)]
@@ -343,13 +378,7 @@ class Writer:
                         received_at,
                         self.qc_config,
                     )
-                    with self.conn.cursor() as cur:
-                        cur.adapters.register_dumper(None, _JsonbText)
-                        with cur.copy(_COPY) as copy:
-                            copy.set_types(_TYPES)
-                            write_row = copy.write_row
-                            for r, c, f in zip(fresh, checks.tolist(), flags.tolist(), strict=True):
-                                write_row((*r[:_I_FLAGS], r[_I_SCHEMA], f, c, FLAGS_VERSION))
+                    self._copy_readings(fresh, names, fcols, flags, checks)
                     self.conn.execute(
                         _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)], binary=True
                     )

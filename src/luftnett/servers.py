@@ -299,7 +299,7 @@ class EmbeddedMosquitto:
             f"persistence_location {self.dir}/\n"
             "autosave_interval 5\n"
             "max_queued_messages 100000\n"
-            "max_inflight_messages 1000\n"
+            "max_inflight_messages 10000\n"  # the collector's window (deploy/ too)
             f"log_dest file {self.dir}/mosquitto.log\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )

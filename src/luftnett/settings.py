@@ -141,7 +141,20 @@ class CollectorSettings(BaseModel):
         default="luftnett-collector",
         description="MQTT client id; the persistent session is kept under it (unique per process)",
     )
-    batch_size: int = Field(default=500, ge=1, le=50_000, description="messages per transaction")
+    batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=50_000,
+        description="most messages per transaction (under load; at low load a batch is what "
+        "arrived within a few milliseconds). Keep it below the broker's max_inflight_messages "
+        "(deploy/: 10000), which caps the messages waiting for their acknowledgement",
+    )
+    batch_readings: int = Field(
+        default=50_000,
+        ge=1,
+        le=1_000_000,
+        description="most readings per transaction (multi-reading messages)",
+    )
     flush_interval_s: float = Field(
         default=1.0, gt=0, description="max wait before a partial batch is written, seconds"
     )

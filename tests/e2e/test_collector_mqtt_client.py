@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from luftnett.collector.mqtt_client import BufferedClient
+from luftnett.collector.mqtt_client import BufferedClient, ReceivedMessage
 from luftnett.connect import parse_mqtt_url
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +87,58 @@ def test_unacknowledged_messages_come_back_after_a_reconnect(
     try:
         wait_until(lambda: len(again) >= 20, timeout=10, what="20 redelivered messages")
         assert sorted(again) == sorted(first)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_ack_many_acknowledges_exactly_the_given_messages(
+    mqtt_url: str, publish: Any, wait_until: Any
+) -> None:
+    """One write of many PUBACKs: the broker drops exactly those and redelivers the rest."""
+    cid = f"buf-{uuid.uuid4().hex[:8]}"
+    msgs: list[mqtt.MQTTMessage] = []
+    c = _client(mqtt_url, cid, [], ack=False)
+    c.on_message = lambda _cl, _u, m: msgs.append(m)
+    for i in range(30):
+        publish(f"{cid}/x", f"{i}".encode())
+    wait_until(lambda: len(msgs) >= 30, timeout=5, what="30 messages")
+    assert all(isinstance(m, ReceivedMessage) and m.qos == 1 for m in msgs)
+    assert msgs[0].info.mid == msgs[0].mid  # paho's MQTTMessageInfo, made on first use
+    acked = [m for m in msgs if int(m.payload) % 3]  # 20 of 30, not in a row
+    assert c.ack_many([m.mid for m in acked]) == mqtt.MQTT_ERR_SUCCESS
+    assert c.ack_many([]) == mqtt.MQTT_ERR_SUCCESS
+    time.sleep(0.5)  # the PUBACKs reach the broker before the disconnect
+    c.disconnect()
+    c.loop_stop()
+    again: list[tuple[str, bytes]] = []
+    c = _client(mqtt_url, cid, again, ack=True)
+    try:
+        wait_until(lambda: len(again) >= 10, timeout=10, what="10 redelivered messages")
+        time.sleep(0.5)  # nothing more comes
+        assert sorted(int(p) for _t, p in again) == list(range(0, 30, 3))
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_per_topic_callbacks_still_take_their_messages(
+    mqtt_url: str, publish: Any, wait_until: Any
+) -> None:
+    """on_message gets messages straight; once message_callback_add is used, paho matches."""
+    cid = f"buf-{uuid.uuid4().hex[:8]}"
+    plain: list[tuple[str, bytes]] = []
+    c = _client(mqtt_url, cid, plain, ack=True)
+    special: list[str] = []
+    try:
+        publish(f"{cid}/a", b"1")
+        wait_until(lambda: len(plain) == 1, timeout=5, what="the plain message")
+        c.message_callback_add(f"{cid}/special/#", lambda _c, _u, m: special.append(m.topic))
+        publish(f"{cid}/special/x", b"2")
+        publish(f"{cid}/b", b"3")
+        wait_until(lambda: len(plain) == 2 and special, timeout=5, what="both routes")
+        assert special == [f"{cid}/special/x"]
+        assert plain == [(f"{cid}/a", b"1"), (f"{cid}/b", b"3")]
     finally:
         c.disconnect()
         c.loop_stop()

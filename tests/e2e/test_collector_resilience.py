@@ -318,7 +318,7 @@ def test_every_kind_of_bad_payload_is_quarantined_and_unknown_devices_replay(
         wait_until(lambda: len(quarantined()) == 5, timeout=40, what="5 quarantine records")
         assert quarantined() == bad  # each verbatim, each with its reason
         assert _stats(pg_url, known) == (1, 1)  # the good one went through
-        assert col._thread is not None and col._thread.is_alive()
+        assert col.alive()
     finally:
         col.stop()
     # once the device is registered (here: by replaying deliberately), its readings are stored

@@ -1,0 +1,100 @@
+"""The numpy-laid binary COPY records of readings store exactly what psycopg's write_row stores,
+for every shape a row can take: NULL values in any column, no serial, empty and non-ASCII
+serials, ``extra`` (left to write_row), device ids of several lengths, times before 1970."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+import uuid
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from luftnett.collector.calibrate import exact_us
+from luftnett.collector.copybin import reading_records
+from luftnett.collector.writer import _COPY_COLUMNS, _TYPES, _JsonbText
+from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
+
+pytestmark = pytest.mark.e2e
+
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_I = {c: READING_COLUMNS.index(c) for c in READING_COLUMNS}
+
+
+def _rows(prefix: str) -> list[tuple[Any, ...]]:
+    rng = np.random.default_rng(5)
+    t0 = dt.datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=dt.UTC)
+    serials = [None, "abc", "ØÆÅ-77", "", "s" * 64]
+    rows = []
+    for i in range(200):
+        vals: list[float | None] = [float(v) for v in rng.normal(20, 10, len(VALUE_COLUMNS))]
+        for j in range(len(vals)):
+            if rng.random() < 0.3:
+                vals[j] = None
+        extra = json.dumps({"co2_ppm": 400 + i}) if i % 7 == 0 else None
+        ts = (
+            t0 + dt.timedelta(seconds=61 * i) if i % 11 else dt.datetime(1969, 7, 20, tzinfo=dt.UTC)
+        )
+        rows.append((
+            f"{prefix}{'x' * (i % 3)}", i, ts, 60.0 + i % 5 / 3, 60 + i,
+            "sds011" if i % 2 else "pms5003",
+            serials[i % len(serials)], *vals, extra, i % 4, 1,
+        ))  # fmt: skip
+    return rows
+
+
+def test_numpy_records_store_what_write_row_stores(pg_url: str) -> None:
+    prefix = f"cb-{uuid.uuid4().hex[:8]}-"
+    rows = _rows(prefix)
+    names = sorted({r[0] for r in rows})
+    dev = np.array([names.index(r[0]) for r in rows], dtype=np.int64)
+    seq = np.array([r[1] for r in rows], dtype=np.int64)
+    t = np.array([r[2].timestamp() for r in rows])
+    vals = np.array([r[_I[VALUE_COLUMNS[0]] : _I["extra"]] for r in rows], dtype=np.float64)
+    flags = np.array([r[_I["flags"]] * 3 for r in rows], dtype=np.int64)
+    checks = np.arange(len(rows), dtype=np.int64) * 5
+    recs, left = reading_records(rows, names, dev, seq, exact_us(rows, t), vals, flags, checks, 2)
+    assert left.tolist() == [i for i, r in enumerate(rows) if r[_I["extra"]]]  # row by row
+    assert recs  # and numpy laid out the rest
+
+    cols = ", ".join(_COPY_COLUMNS)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TEMP TABLE twin (LIKE readings INCLUDING DEFAULTS)")
+        with conn.cursor() as cur:
+            cur.adapters.register_dumper(None, _JsonbText)
+            with cur.copy(f"COPY twin ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_TYPES)
+                for i, r in enumerate(rows):
+                    copy.write_row((*r[: _I["flags"]], r[_I["schema_version"]], int(flags[i]),
+                                    int(checks[i]), 2))  # fmt: skip
+            with cur.copy(f"COPY readings ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_TYPES)
+                copy.write(_HEADER + recs)
+                copy.write(_TRAILER)
+        # the numpy records hold every row but those left over, column for column
+        got = conn.execute(
+            f"SELECT {cols} FROM readings WHERE device_id LIKE %s ORDER BY seq", (prefix + "%",)
+        ).fetchall()
+        want = conn.execute(
+            f"SELECT {cols} FROM twin WHERE NOT seq = ANY(%s) ORDER BY seq", (left.tolist(),)
+        ).fetchall()
+        assert len(got) == len(rows) - left.size
+        assert got == want
+        conn.rollback()
+
+
+def test_a_nul_in_a_text_field_is_left_to_write_row() -> None:
+    """numpy's S type drops NULs, so such a row goes row by row (and PostgreSQL refuses it)."""
+    rows = _rows("cb-nul-")[:4]
+    rows[1] = (*rows[1][:6], "a\x00b", *rows[1][7:])
+    names = sorted({r[0] for r in rows})
+    dev = np.array([names.index(r[0]) for r in rows], dtype=np.int64)
+    z = np.zeros(len(rows), dtype=np.int64)
+    vals = np.full((len(rows), len(VALUE_COLUMNS)), 1.0)
+    _recs, left = reading_records(rows, names, dev, z, z, vals, z, z, 1)
+    assert left.tolist() == [0, 1]  # row 0 has extra, row 1 the NUL
