@@ -535,7 +535,9 @@ def test_server_crash_mid_job_loses_whole_parts_only() -> None:
             parts = c.execute(
                 "SELECT state, ts_from, ts_to, values_written FROM calibration_job_parts "
                 "WHERE job_id = %s", (job,)).fetchall()  # fmt: skip
-            assert 4 <= sum(p[0] == "done" for p in parts) < len(parts)
+            # 4 parts were seen done before the crash, but with synchronous_commit = off the
+            # crash may take any of them back: only "not all" is certain
+            assert sum(p[0] == "done" for p in parts) < len(parts)
             for state, lo, hi, written in parts:
                 (n,) = c.execute("SELECT count(*) FROM calibrated_values WHERE device_id = %s "
                                  "AND version_id = %s AND ts >= %s AND ts < %s",
