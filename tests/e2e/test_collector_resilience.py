@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,7 @@ def test_sigkill_with_10000_readings_in_flight_loses_nothing(
     client_id = f"col-{uuid.uuid4().hex[:8]}"
     env = _collector_env(pg_url, mqtt_url, topic_root, client_id)
     cmd = [sys.executable, "-m", "luftnett.cli", "collector", "run"]
+    # 1. the persistent session: the collector subscribes, then stops cleanly
     first = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -118,30 +120,40 @@ def test_sigkill_with_10000_readings_in_flight_loses_nothing(
     reader = threading.Thread(target=lambda: lines.extend(first.stderr or []), daemon=True)
     reader.start()
     try:
-        # the persistent session must exist before we publish: wait for the subscription
         wait_until(
             lambda: any('"subscribed"' in ln for ln in lines),
             timeout=20,
             what="the collector's subscription",
         )
-        pub = Publisher(mqtt_url)
-        for d in devices:  # 4 devices x 500 messages x 5 readings = 10,000 readings
-            for m in range(500):
-                pub.send(
-                    contract.readings_topic(topic_root, d), _payload(d, range(m * 5, m * 5 + 5))
-                )
-        wait_until(lambda: _stats(pg_url, prefix)[0] >= 1000, timeout=60, what="1,000 stored")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        killed_at = _stats(pg_url, prefix)[0]
-        pub.close()  # everything reached the broker, which holds it for the session
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        first.send_signal(signal.SIGINT)
+        first.wait(20)
         reader.join(5)
         if first.stderr:
             first.stderr.close()
+    # 2. all 10,000 readings wait in the broker for that session (a collector running while
+    # they are published can store them all before a kill lands: it is that fast)
+    pub = Publisher(mqtt_url)
+    for d in devices:  # 4 devices x 500 messages x 5 readings = 10,000 readings
+        for m in range(500):
+            pub.send(contract.readings_topic(topic_root, d), _payload(d, range(m * 5, m * 5 + 5)))
+    pub.close()
+    # 3. a collector starts on them and is killed as soon as its first transaction commits
+    killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            probe = "SELECT EXISTS (SELECT 1 FROM readings WHERE device_id LIKE %s)"
+            while conn.execute(probe, (prefix + "%",)).fetchone() != (True,):
+                assert time.monotonic() < deadline, "the collector stored nothing"
+                time.sleep(0.002)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        killed_at = _stats(pg_url, prefix)[0]
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
     assert killed_at < 10_000, "the kill came too late to prove anything"
     second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
