@@ -36,15 +36,13 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quiet import exclusive
+from quiet import exclusive, write_section
 
 from luftnett.db.migrate import apply_migrations
 from luftnett.db.schema import VALUE_COLUMNS
 from luftnett.servers import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_api:start -->", "<!-- bench_api:end -->"
 YEAR = 2025
 
 _LOAD = """
@@ -358,16 +356,6 @@ def serve(url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("API did not start")
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        doc = head + START + "\n" + text.rstrip("\n") + "\n" + END + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + START + "\n" + text.rstrip("\n") + "\n" + END + "\n"
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100)
@@ -581,7 +569,7 @@ def main(argv: list[str]) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_write:
-        write_section(text)
+        write_section("bench_api", text)
     return 0
 
 

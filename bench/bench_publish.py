@@ -38,7 +38,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quiet import exclusive
+from quiet import exclusive, write_section
 
 from luftnett.publish import source
 from luftnett.publish.archive import publish
@@ -46,8 +46,6 @@ from luftnett.servers import EmbeddedPostgres
 from luftnett.settings import PublishSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench_publish:start -->", "<!-- bench_publish:end -->"
 YEAR = 2025
 TARGET_RATE = 500_000
 TARGET_RSS_MB = 500
@@ -90,16 +88,6 @@ def pg_alone(url: str, month: int) -> dict[str, float]:
                 out[fmt] = n / (time.perf_counter() - t)
                 out["rows"] = n
     return out
-
-
-def write_section(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        doc = head + START + "\n" + text.rstrip("\n") + "\n" + END + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + START + "\n" + text.rstrip("\n") + "\n" + END + "\n"
-    DOC.write_text(doc, encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
@@ -226,7 +214,7 @@ def main(argv: list[str]) -> int:
     text = "\n".join(lines)
     print(text)
     if not a.no_write:
-        write_section(text)
+        write_section("bench_publish", text)
     if a.out is None:
         shutil.rmtree(out, ignore_errors=True)
     return 0

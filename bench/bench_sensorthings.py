@@ -33,14 +33,13 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import load, serve, write_section
-from quiet import exclusive
+from bench_api import load, serve
+from quiet import exclusive, write_section
 
 from luftnett.db.migrate import apply_migrations
 from luftnett.servers import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_sensorthings:start -->", "<!-- bench_sensorthings:end -->"
 YEAR = 2025
 STA = "/sta/v1.1"
 
@@ -228,20 +227,8 @@ def main(argv: list[str]) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_write:
-        write_section_at(text)
+        write_section("bench_sensorthings", text)
     return 0
-
-
-def write_section_at(text: str) -> None:
-    """bench_api's section writer, with this benchmark's markers."""
-    import bench_api
-
-    saved = bench_api.START, bench_api.END
-    bench_api.START, bench_api.END = START, END
-    try:
-        write_section(text)
-    finally:
-        bench_api.START, bench_api.END = saved
 
 
 if __name__ == "__main__":

@@ -38,3 +38,20 @@ def exclusive(what: str) -> Iterator[float]:
             yield waited
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_section(name: str, text: str) -> None:
+    """Put ``text`` between ``<!-- name:start -->`` and ``<!-- name:end -->`` in
+    docs/benchmarks.md (appended with its markers when they are not there yet)."""
+    from pathlib import Path
+
+    doc_path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    doc = doc_path.read_text(encoding="utf-8") if doc_path.exists() else "# Benchmarks\n"
+    body = start + "\n" + text.rstrip("\n") + "\n" + end
+    if start in doc and end in doc:
+        head, rest = doc.split(start, 1)
+        doc = head + body + rest.split(end, 1)[1]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + body + "\n"
+    doc_path.write_text(doc, encoding="utf-8")
