@@ -149,6 +149,22 @@ _HOURS_ROLLUP = """
     WHERE h.device_id = ANY(%(devices)s) AND h.hour_start >= %(start)s AND h.hour_start < %(end)s
 """
 
+#: The end of every series statement: per-quantity summary statistics of the valid periods,
+#: joined to the series ({per_hour}: the readings expected per hour, when known).
+_STATS_TAIL = """), stats AS (
+    SELECT quantity, count(mean)::int AS n, min(mean) AS min, max(mean) AS max,
+           avg(mean) AS mean, stddev_samp(mean) AS sd,
+           percentile_cont(%(pcts)s::float8[]) WITHIN GROUP (ORDER BY mean) AS pct
+    FROM series WHERE valid AND mean IS NOT NULL GROUP BY quantity
+)
+SELECT s.*, {per_hour} AS per_hour,
+       st.n AS st_n, st.min AS st_min, st.max AS st_max, st.mean AS st_mean, st.sd AS st_sd,
+       st.pct AS st_pct
+FROM series s LEFT JOIN stats st USING (quantity)
+ORDER BY s.quantity, s.period_start
+"""
+_PER_HOUR = "(SELECT max(n_expected) FROM hours)"
+
 _SQL = """
 WITH hours AS ({hours}), hq AS (
     SELECT h.device_id, h.hour_start, h.n_expected, h.n_stored, x.quantity, x.n_valid, x.mean,
@@ -185,18 +201,7 @@ WITH hours AS ({hours}), hq AS (
     FROM periods p CROSS JOIN unnest(%(quantities)s::text[]) AS q(quantity)
     LEFT JOIN dpv d ON d.period_local = p.period_local AND d.quantity = q.quantity
     GROUP BY 1, 2, 3, 4
-), stats AS (
-    SELECT quantity, count(mean)::int AS n, min(mean) AS min, max(mean) AS max,
-           avg(mean) AS mean, stddev_samp(mean) AS sd,
-           percentile_cont(%(pcts)s::float8[]) WITHIN GROUP (ORDER BY mean) AS pct
-    FROM series WHERE valid AND mean IS NOT NULL GROUP BY quantity
-)
-SELECT s.*, (SELECT max(n_expected) FROM hours) AS per_hour,
-       st.n AS st_n, st.min AS st_min, st.max AS st_max, st.mean AS st_mean, st.sd AS st_sd,
-       st.pct AS st_pct
-FROM series s LEFT JOIN stats st USING (quantity)
-ORDER BY s.quantity, s.period_start
-"""
+""" + _STATS_TAIL.replace("{per_hour}", _PER_HOUR)  # noqa: S608 (constants only)
 
 
 #: Hourly series of ONE device from the rollups: each row is one rollup hour, so the grouping
@@ -223,18 +228,7 @@ WITH hours AS (
     FROM generate_series(%(pfirst)s::timestamp, %(plast)s::timestamp, interval '1 hour') AS p
     CROSS JOIN unnest(%(quantities)s::text[]) AS q(quantity)
     LEFT JOIN hours h ON h.hour_start = p AT TIME ZONE 'UTC' AND h.quantity = q.quantity
-), stats AS (
-    SELECT quantity, count(mean)::int AS n, min(mean) AS min, max(mean) AS max,
-           avg(mean) AS mean, stddev_samp(mean) AS sd,
-           percentile_cont(%(pcts)s::float8[]) WITHIN GROUP (ORDER BY mean) AS pct
-    FROM series WHERE valid AND mean IS NOT NULL GROUP BY quantity
-)
-SELECT s.*, (SELECT max(n_expected) FROM hours) AS per_hour,
-       st.n AS st_n, st.min AS st_min, st.max AS st_max, st.mean AS st_mean, st.sd AS st_sd,
-       st.pct AS st_pct
-FROM series s LEFT JOIN stats st USING (quantity)
-ORDER BY s.quantity, s.period_start
-"""
+""" + _STATS_TAIL.replace("{per_hour}", _PER_HOUR)  # noqa: S608 (constants only)
 
 
 def _hourly_one(quantities: list[str]) -> sql.Composed:
@@ -281,18 +275,7 @@ WITH days AS (
     FROM generate_series(%(pfirst)s::timestamp, %(plast)s::timestamp, interval '1 day') AS p
     CROSS JOIN unnest(%(quantities)s::text[]) AS q(quantity)
     LEFT JOIN dq d ON d.day = p::date AND d.quantity = q.quantity
-), stats AS (
-    SELECT quantity, count(mean)::int AS n, min(mean) AS min, max(mean) AS max,
-           avg(mean) AS mean, stddev_samp(mean) AS sd,
-           percentile_cont(%(pcts)s::float8[]) WITHIN GROUP (ORDER BY mean) AS pct
-    FROM series WHERE valid AND mean IS NOT NULL GROUP BY quantity
-)
-SELECT s.*, NULL::int AS per_hour,
-       st.n AS st_n, st.min AS st_min, st.max AS st_max, st.mean AS st_mean, st.sd AS st_sd,
-       st.pct AS st_pct
-FROM series s LEFT JOIN stats st USING (quantity)
-ORDER BY s.quantity, s.period_start
-"""
+""" + _STATS_TAIL.replace("{per_hour}", "NULL::int")  # noqa: S608 (constants only)
 
 
 def _daily_one(quantities: list[str]) -> sql.Composed:
