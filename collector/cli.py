@@ -17,8 +17,13 @@ def collector() -> None:
 def collector_run(ctx: click.Context) -> None:
     """Subscribe to readings, validate, dedupe, quarantine and store them.
 
+    Also publishes, per device, the seq ranges the database holds (retained on
+    <root>/v1/<device>/stored, every collector.confirm_interval_s when they change): edge
+    agents keep each reading until it shows up there, so a broker crash loses nothing.
+
     Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
     """
+    from luftnett.collector.confirm import Confirmer
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.connect import broker_url, database_url
 
@@ -40,9 +45,16 @@ def collector_run(ctx: click.Context) -> None:
                 mqtt_protocol=c.mqtt_protocol,
             )
         ).start()
+        confirmer = (
+            Confirmer(db_url, mq_url, s.mqtt.topic_root, c.confirm_interval_s).start()
+            if c.confirm_interval_s > 0
+            else None
+        )
         try:
             wait_forever("collector")
         finally:
+            if confirmer is not None:
+                confirmer.stop()
             col.stop()
 
 

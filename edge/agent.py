@@ -3,9 +3,12 @@
 Threads: one reader per sensor (pyserial blocks), paho's network loop (``loop_start``) and a
 publisher that drains the outbox and publishes the retained status. Callbacks only put into
 queues or set events; the publisher does the I/O. A reading leaves the outbox only after the
-broker acknowledged the message that carried it (QoS 1). A backlog goes out oldest first, in
-batches of ``publish_batch``, at most ``replay_rate`` readings/s and ``max_inflight`` messages
-awaiting their PUBACK.
+broker acknowledged the message that carried it (QoS 1) — and, with the end-to-end
+acknowledgement (``confirm``, docs/reliability.md), only once the collector side confirms on
+``<root>/v1/<device>/stored`` that the database holds it; acknowledged readings left unconfirmed
+for ``confirm_timeout_s`` are sent again. A backlog goes out oldest first, in batches of
+``publish_batch``, at most ``replay_rate`` readings/s and ``max_inflight`` messages awaiting
+their PUBACK.
 """
 
 from __future__ import annotations
@@ -185,6 +188,12 @@ class EdgeAgent:
         self._stop = threading.Event()  # stop reading
         self._halt = threading.Event()  # stop publishing now
         self._acks: queue.Queue[int] = queue.Queue()
+        self._confirms: queue.Queue[list[tuple[int, int]]] = queue.Queue()
+        # wait for the database's confirmation before forgetting a reading (module doc)
+        self._e2e = cfg.confirm == "on" or (
+            cfg.confirm == "auto" and self.outbox.confirmations_seen
+        )
+        self._next_requeue = time.monotonic() + min(30.0, cfg.confirm_timeout_s / 4)
         self._connected = threading.Event()
         self._status_due = threading.Event()
         self._inflight: dict[int, list[int]] = {}  # mid -> seqs
@@ -230,6 +239,7 @@ class EdgeAgent:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
         self._target = target
         return client
@@ -240,6 +250,10 @@ class EdgeAgent:
             return
         self._connected.set()
         self._status_due.set()
+        if self.cfg.confirm != "off":
+            self._client.subscribe(
+                contract.stored_topic(self.cfg.topic_root, self.cfg.device_id), qos=contract.QOS
+            )
         self._wake.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -250,6 +264,18 @@ class EdgeAgent:
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         self._acks.put(mid)
+        self._wake.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            stored = contract.StoredPayload.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            log.warning("bad stored confirmation ignored", extra={"error": str(exc)[:200]})
+            return
+        if stored.device_id != self.cfg.device_id:
+            log.warning("stored confirmation for another device ignored")
+            return
+        self._confirms.put(list(stored.stored))
         self._wake.set()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -357,7 +383,9 @@ class EdgeAgent:
                 break
             self._wake.wait(0.5)
             self._wake.clear()
+            self._drain_confirms()
             self._drain_acks()
+            self._maybe_requeue()
             self.health.tick()
             if not self._connected.is_set():
                 last_sent = -1
@@ -397,9 +425,45 @@ class EdgeAgent:
                 seqs = self._inflight.pop(mid, None)
             if seqs:
                 try:
-                    self.outbox.delete(seqs)
+                    if self._e2e:
+                        self.outbox.mark_acked(seqs)  # kept until the database confirms it
+                    else:
+                        self.outbox.delete(seqs)
                 except sqlite3.Error:
                     # kept: sent again from the outbox later, and the collector drops the copy
                     log.exception("outbox delete failed; acknowledged readings kept")
                     continue
                 self._counts["published"] += len(seqs)
+
+    def _drain_confirms(self) -> None:
+        while True:
+            try:
+                ranges = self._confirms.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                n = self.outbox.confirm(ranges)
+            except sqlite3.Error:
+                log.exception("outbox confirm failed; readings kept (confirmed again later)")
+                continue
+            if not self._e2e and self.cfg.confirm == "auto":
+                log.info("collector side confirms stored readings: end-to-end acknowledgement on")
+            self._e2e = self.cfg.confirm != "off"
+            self._counts["confirmed"] += n
+
+    def _maybe_requeue(self) -> None:
+        """Acknowledged by the broker, never confirmed: the broker may have lost them."""
+        if not self._e2e or time.monotonic() < self._next_requeue:
+            return
+        self._next_requeue = time.monotonic() + min(30.0, self.cfg.confirm_timeout_s / 4)
+        try:
+            n = self.outbox.requeue_unconfirmed(self.cfg.confirm_timeout_s)
+        except sqlite3.Error:
+            log.exception("outbox requeue failed")
+            return
+        if n:
+            self._counts["resent"] += n
+            log.warning(
+                "readings acknowledged by the broker but not confirmed stored: sending again",
+                extra={"readings": n, "confirm_timeout_s": self.cfg.confirm_timeout_s},
+            )

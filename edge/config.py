@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from luftnett.edge import drivers
 from luftnett.edge.clock import ClockCheck
@@ -20,7 +20,11 @@ from luftnett.errors import ConfigError
 if TYPE_CHECKING:  # the agent's own process never imports the settings (see edge/lean.py)
     from luftnett.settings import Settings
 
-__all__ = ["EdgeConfig", "SensorConfig", "duty_commands", "from_settings"]
+__all__ = ["ConfirmMode", "EdgeConfig", "SensorConfig", "duty_commands", "from_settings"]
+
+#: end-to-end acknowledgement: ``auto`` waits for the database's confirmation once the collector
+#: side has sent one (ever, on this outbox); ``on`` always; ``off`` forgets on the broker's PUBACK
+ConfirmMode = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,8 @@ class EdgeConfig:
     outbox_reserve_bytes: int = DEFAULT_RESERVE_BYTES  # released when the disk is full
     clock_check: ClockCheck = "year"
     health_interval_s: float = 60.0
+    confirm: ConfirmMode = "auto"
+    confirm_timeout_s: float = 600.0  # acknowledged but unconfirmed this long: sent again
     username: str | None = None  # else from the URL
     password: str | None = field(default=None, repr=False)
     tls_ca_file: Path | None = None  # trust this CA (mqtts://); None: the system's
@@ -137,6 +143,8 @@ def from_settings(settings: Settings, mqtt_url: str) -> EdgeConfig:
         outbox_reserve_bytes=e.outbox_reserve_bytes,
         clock_check=e.clock_check,
         health_interval_s=e.health_interval_s,
+        confirm=e.confirm,
+        confirm_timeout_s=e.confirm_timeout_s,
         username=e.mqtt_username or (e.device_id if e.mqtt_password else None),
         password=e.mqtt_password.get_secret_value() if e.mqtt_password else None,
         tls_ca_file=e.tls_ca_file,

@@ -2,9 +2,12 @@
 
 A reading gets its sequence number when it is stored here, in the same transaction, so numbers
 are never reused, even across restarts. Every commit is fsync'd (``synchronous=FULL``): once
-:meth:`Outbox.append` returns, a power cut cannot take the reading back. It is deleted only after
-the broker's PUBACK for the message that carried it (paho keeps unacknowledged messages in memory
-only).
+:meth:`Outbox.append` returns, a power cut cannot take the reading back. It is deleted after the
+broker's PUBACK for the message that carried it (paho keeps unacknowledged messages in memory
+only) — or, with the end-to-end acknowledgement (docs/reliability.md), only once the collector
+side says the database holds it (:meth:`Outbox.confirm`): after its PUBACK it is marked
+``acked_at`` and no longer sent, and if no confirmation comes within a timeout it is sent again
+(:meth:`Outbox.requeue_unconfirmed`).
 
 **Bound: shed the oldest, count it, say it.** The outbox holds at most ``max_rows`` readings and
 ``max_bytes`` bytes of reading JSON. When a new reading would break the bound, the *oldest*
@@ -61,12 +64,14 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq       INTEGER PRIMARY KEY,
     reading   TEXT NOT NULL,
-    stored_at REAL
+    stored_at REAL,
+    acked_at  REAL              -- the broker's PUBACK, awaiting the database's confirmation
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('shed', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('lost', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('confirmed', 0);
 """
 
 
@@ -116,6 +121,12 @@ class Outbox:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "stored_at" not in columns:  # an outbox written by agent 0.1
             self._db.execute("ALTER TABLE outbox ADD COLUMN stored_at REAL")
+        if "acked_at" not in columns:  # an outbox written before the end-to-end acknowledgement
+            self._db.execute("ALTER TABLE outbox ADD COLUMN acked_at REAL")
+        # what is still to send, found without walking past readings awaiting confirmation
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS outbox_unacked ON outbox (seq) WHERE acked_at IS NULL"
+        )
         depth, nbytes = self._db.execute(
             "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
         ).fetchone()
@@ -340,8 +351,72 @@ class Outbox:
             )
             self._logged_shed, self._last_log = total, now
 
+    def mark_acked(self, seqs: list[int]) -> None:
+        """The broker acknowledged these: stop sending them, keep them until :meth:`confirm`."""
+        if not seqs:
+            return
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET acked_at = ? WHERE seq IN (SELECT value FROM json_each(?)) "
+                "AND acked_at IS NULL",
+                (self._clock(), json.dumps(seqs)),
+            )
+
+    def confirm(self, ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> int:
+        """Forget the readings whose seq lies in one of the half-open ``[first, end)`` ranges
+        the database holds (acknowledged or not: a copy may have arrived without its PUBACK).
+        Return how many were deleted. Remembers, on disk, that confirmations arrive."""
+        deleted = 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for lo, hi in ranges:
+                    sizes = db.execute(
+                        "DELETE FROM outbox WHERE seq >= ? AND seq < ? RETURNING length(reading)",
+                        (int(lo), int(hi)),
+                    ).fetchall()
+                    deleted += len(sizes)
+                    self._depth -= len(sizes)
+                    self._bytes -= sum(int(x[0]) for x in sizes)
+                db.execute("UPDATE meta SET value = 1 WHERE key='confirmed'")
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                (depth, nbytes) = db.execute(
+                    "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
+                ).fetchone()
+                self._depth, self._bytes = int(depth), int(nbytes)
+                raise
+        return deleted
+
+    def requeue_unconfirmed(self, older_than_s: float) -> int:
+        """Send again what the broker acknowledged more than ``older_than_s`` ago and the
+        database has not confirmed (the broker may have lost it). Return how many."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE outbox SET acked_at = NULL WHERE acked_at IS NOT NULL AND acked_at < ?",
+                (float(self._clock()) - older_than_s,),
+            )
+            return int(cur.rowcount)
+
+    @property
+    def confirmations_seen(self) -> bool:
+        """True once this outbox received a confirmation from the collector side (ever)."""
+        with self._lock:
+            return self._meta("confirmed") > 0
+
+    @property
+    def unconfirmed(self) -> int:
+        """Readings acknowledged by the broker and awaiting the database's confirmation."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL"
+            ).fetchone()
+        return int(n)
+
     def delete(self, seqs: list[int]) -> None:
-        """Forget readings the broker acknowledged."""
+        """Forget readings the broker acknowledged (without the end-to-end acknowledgement)."""
         if not seqs:
             return
         with self._lock:
@@ -362,10 +437,12 @@ class Outbox:
 
     # -- reading ---------------------------------------------------------------------------
     def pending(self, limit: int, after: int = -1) -> list[dict[str, Any]]:
-        """Oldest stored readings with ``seq > after``."""
+        """Oldest readings still to send (not acknowledged by the broker) with ``seq > after``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT reading FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+                "SELECT reading FROM outbox WHERE seq > ? AND acked_at IS NULL ORDER BY seq "
+                "LIMIT ?",
+                (after, limit),
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
@@ -373,7 +450,8 @@ class Outbox:
         """Like :meth:`pending`, as ``(seq, reading JSON)``: what the publisher splices."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, reading FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, reading FROM outbox WHERE seq > ? AND acked_at IS NULL "
+                "ORDER BY seq LIMIT ?",
                 (after, limit),
             ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]

@@ -47,6 +47,11 @@ def acl_pattern(topic_root: str) -> str:
     return f"pattern write {topic_root}/v1/%u/#"
 
 
+def acl_read_pattern(topic_root: str) -> str:
+    """A device reads the collector side's confirmations of what the database holds."""
+    return f"pattern read {topic_root}/v1/%u/stored"
+
+
 def _users(passwd_file: Path) -> set[str]:
     if not passwd_file.exists():
         return set()
@@ -82,14 +87,16 @@ def _write_entry(passwd_file: Path, user: str, password: str, use_tool: bool) ->
 
 
 def ensure_acl(acl_file: Path, topic_root: str) -> bool:
-    """Put the device pattern at the top of ``acl_file`` unless it is there; True if added."""
-    pattern = acl_pattern(topic_root)
+    """Put the device patterns at the top of ``acl_file`` unless there; True if any was added."""
     text = acl_file.read_text() if acl_file.exists() else ""
-    if any(line.strip() == pattern for line in text.splitlines()):
+    have = {line.strip() for line in text.splitlines()}
+    missing = [p for p in (acl_pattern(topic_root), acl_read_pattern(topic_root)) if p not in have]
+    if not missing:
         return False
     header = (
         "# luftnett devices: user name = device id; each writes only under its own topics\n"
-        f"{pattern}\n\n"
+        + "".join(f"{p}\n" for p in missing)
+        + "\n"
     )
     acl_file.parent.mkdir(parents=True, exist_ok=True)
     acl_file.write_text(header + text)

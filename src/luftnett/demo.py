@@ -146,6 +146,13 @@ def run_demo(
         ).start()
         stack.callback(collector.stop)
         collector.wait_ready(10)
+        if settings.collector.confirm_interval_s > 0:  # end-to-end acknowledgement to the edge
+            from luftnett.collector.confirm import Confirmer
+
+            confirmer = Confirmer(
+                db_url, mqtt_url, settings.mqtt.topic_root, settings.collector.confirm_interval_s
+            ).start()
+            stack.callback(confirmer.stop)
 
         # 3b. reprocessing jobs queued by `luftnett calibrate activate`: worked here while the
         # demo runs (its database stops with the demo; a part cut short is redone next time)

@@ -335,6 +335,19 @@ class EmbeddedMosquitto:
         self.stop()
         self.start()
 
+    def kill(self, forget_unsaved: bool = True) -> None:
+        """Crash the broker (SIGKILL: nothing saved). ``forget_unsaved`` also deletes its
+        persistence file, as if the crash came before the next ``autosave_interval``."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+        if forget_unsaved:
+            (self.dir / "mosquitto.db").unlink(missing_ok=True)
+
 
 @contextlib.contextmanager
 def running(*servers: EmbeddedPostgres | EmbeddedMosquitto) -> Iterator[None]:

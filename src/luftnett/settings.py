@@ -125,6 +125,19 @@ class EdgeSettings(BaseModel):
     health_interval_s: float = Field(
         default=60.0, gt=0, description="retained status (health) published this often, seconds"
     )
+    confirm: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="end-to-end acknowledgement: keep each reading after the broker's PUBACK "
+        "until the collector side confirms the database holds it (`<root>/v1/<device>/stored`). "
+        "auto: once such a confirmation has arrived on this outbox; on: always; off: forget on "
+        "PUBACK (a broker crash can then lose acknowledged readings)",
+    )
+    confirm_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a reading the broker acknowledged but the database has not confirmed "
+        "within this many seconds is sent again (the collector drops copies)",
+    )
     mqtt_username: str | None = Field(
         default=None, description="broker user; default the device_id when a password is set"
     )
@@ -176,6 +189,13 @@ class CollectorSettings(BaseModel):
         default="3.1.1",
         description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "
         "both keep a persistent session and take $share subscriptions on Mosquitto)",
+    )
+    confirm_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="publish each device's stored seq ranges (retained, "
+        "`<root>/v1/<device>/stored`) this often when they changed, so edge agents forget a "
+        "reading only once the database holds it; 0: off",
     )
 
 

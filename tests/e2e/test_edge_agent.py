@@ -7,6 +7,7 @@ which are exactly the oldest and exactly as many as it reports.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from luftnett.collector.confirm import Confirmer
 from luftnett.collector.service import Collector, CollectorConfig
 from luftnett.connect import parse_mqtt_url
 from luftnett.contracts import mqtt as contract
@@ -194,6 +197,72 @@ def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
     _assert_exact(rows, produced)
     assert backlog >= 3
     assert sum(r[1] for r in rows) == emu.frames_sent == 160  # every frame, in one reading
+
+
+@pytest.mark.parametrize("confirm", ["on", "off"])
+def test_broker_crash_after_puback_loses_nothing_with_the_end_to_end_ack(
+    confirm: str, pg_url: str, topic_root: str, device_id: str, tmp_path: Path, wait_until
+) -> None:
+    """The broker acknowledges readings, queues them for a collector that is down, and crashes
+    before saving them. With ``confirm = "on"`` the agent still holds them (acknowledged, not
+    confirmed stored) and sends them again; with ``"off"`` (the control) they are gone."""
+    broker = _restartable_broker(tmp_path / "broker")
+    url = broker.start()
+    session = f"col-{uuid.uuid4().hex[:8]}"
+    _collector(pg_url, url, topic_root, session).stop()  # its session queues what comes now
+    confirmer = Confirmer(pg_url, url, topic_root, interval_s=0.2).start()
+    emu = Emulator(limit=60)
+    cfg = _config(
+        device_id,
+        "",
+        url,
+        topic_root,
+        tmp_path,
+        window_s=0.2,
+        confirm=confirm,
+        confirm_timeout_s=2.0,
+    )
+    collector = None
+    with PtyHost(emu) as host:
+        agent = EdgeAgent(
+            dataclasses.replace(cfg, sensors=(dataclasses.replace(cfg.sensors[0], port=host.path),))
+        ).start()
+        try:
+            wait_until(lambda: _all_frames_averaged(agent, emu), 20, "every frame averaged")
+            produced = agent.outbox.next_seq
+            if confirm == "on":  # all acknowledged by the broker, none confirmed: all kept
+                wait_until(
+                    lambda: agent.outbox.unconfirmed == len(agent.outbox) == produced,
+                    15,
+                    "every reading acknowledged by the broker",
+                )
+            else:
+                wait_until(lambda: len(agent.outbox) == 0, 15, "every reading acknowledged")
+            assert _stored(pg_url, device_id) == []  # nothing reached the database yet
+            # the crash: no SIGTERM (which saves), and no autosave since the readings came
+            broker.kill(forget_unsaved=True)
+            assert broker.start() == url
+            collector = _collector(pg_url, url, topic_root, session)
+            if confirm == "on":
+                wait_until(
+                    lambda: _delivered(pg_url, agent, device_id), 30, "the held readings stored"
+                )
+                assert agent.counts["resent"] >= produced
+                assert agent.counts["confirmed"] == produced
+            else:
+                time.sleep(4 * cfg.confirm_timeout_s)  # what the "on" case waits for, and more
+        finally:
+            agent.stop()
+            confirmer.stop()
+            if collector is not None:
+                collector.stop()
+            broker.stop()
+    rows = _stored(pg_url, device_id)
+    assert produced >= 10
+    if confirm == "on":
+        _assert_exact(rows, produced)
+    else:
+        assert rows == [], "the control lost nothing: the crash did not lose the broker's queue"
 
 
 def test_garbage_on_the_wire_is_counted_and_every_frame_still_arrives(

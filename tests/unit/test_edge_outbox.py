@@ -223,3 +223,50 @@ def test_sigkill_inside_a_commit_never_loses_a_committed_reading(tmp_path: Path)
         assert all(len(json.loads(r[0])["pad"]) == 20_000 for r in rows)  # none half-written
         box.close()
         assert kills < 200, f"only {inside} of {kills} kills landed inside an append"
+
+
+def test_end_to_end_ack_keeps_acknowledged_readings_until_the_database_confirms(
+    tmp_path: Path,
+) -> None:
+    now = [1000.0]
+    box = Outbox(tmp_path / "o.sqlite", clock=lambda: now[0])
+    for i in range(10):
+        box.append(reading(i))
+    assert not box.confirmations_seen
+    box.mark_acked([0, 1, 2, 3, 4, 5])  # the broker's PUBACKs
+    assert [r["seq"] for r in box.pending(100)] == [6, 7, 8, 9]  # not sent again
+    assert (len(box), box.unconfirmed) == (10, 6)  # but kept
+    # the database holds 0-2 and, without our having seen the PUBACK, 7
+    assert box.confirm([(0, 3), (7, 8)]) == 4
+    assert box.confirmations_seen
+    assert (len(box), box.unconfirmed) == (6, 3)
+    now[0] += 5.0
+    assert box.requeue_unconfirmed(10.0) == 0  # too young to suspect the broker
+    now[0] += 10.0
+    assert box.requeue_unconfirmed(10.0) == 3  # acknowledged 15 s ago, never confirmed
+    assert [r["seq"] for r in box.pending(100)] == [3, 4, 5, 6, 8, 9]
+    assert box.unconfirmed == 0
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")  # the flag and the rows are on disk
+    assert again.confirmations_seen and len(again) == 6 and again.nbytes > 0
+    assert again.confirm([(0, 100)]) == 6 and len(again) == 0 and again.nbytes == 0
+    again.close()
+
+
+def test_an_outbox_from_before_the_end_to_end_ack_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, reading TEXT NOT NULL, stored_at REAL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('next_seq', 2), ('shed', 0), ('lost', 0);"
+        """INSERT INTO outbox VALUES (0, '{"seq":0}', 1.0), (1, '{"seq":1}', 1.0);"""
+    )
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    assert [r["seq"] for r in box.pending(10)] == [0, 1]
+    box.mark_acked([0])
+    assert [r["seq"] for r in box.pending(10)] == [1] and not box.confirmations_seen
+    assert box.append(reading(2)) == 2
+    box.close()

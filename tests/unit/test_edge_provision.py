@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from luftnett.edge.provision import acl_pattern, add_device, hash_password
+from luftnett.edge.provision import acl_pattern, acl_read_pattern, add_device, hash_password
 from luftnett.errors import ConfigError
 
 
@@ -36,8 +36,9 @@ def test_add_device_writes_a_hash_and_the_acl_pattern_once(tmp_path: Path, use_t
     users = [line.split(":")[0] for line in text.splitlines()]
     assert users == ["dev-a", "dev-b"]
     lines = acl.read_text().splitlines()
-    assert lines.count(acl_pattern("luftnett")) == 1
-    assert lines.index(acl_pattern("luftnett")) < lines.index("user luftnett-collector")
+    for pattern in (acl_pattern("luftnett"), acl_read_pattern("luftnett")):
+        assert lines.count(pattern) == 1
+        assert lines.index(pattern) < lines.index("user luftnett-collector")
     with pytest.raises(ConfigError, match="already has credentials"):
         add_device("dev-a", passwd, acl, use_tool=use_tool)
     pw_a2, _, _ = add_device("dev-a", passwd, acl, replace=True, use_tool=use_tool)

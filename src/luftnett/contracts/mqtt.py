@@ -4,6 +4,9 @@ Topics (``<root>`` defaults to ``luftnett``)::
 
     <root>/v1/<device_id>/readings   QoS 1, not retained: a ReadingsPayload (a batch of readings)
     <root>/v1/<device_id>/status     QoS 1, retained: a StatusPayload; the last will says "offline"
+    <root>/v1/<device_id>/stored     QoS 1, retained, published by the collector side: a
+                                     StoredPayload, the seqs of the device committed to the
+                                     database (end-to-end acknowledgement, docs/reliability.md)
 
 The ``v1`` in the topic is the topic layout version; ``schema_version`` inside a payload is the
 payload version. Collectors accept every payload version they know and quarantine the rest.
@@ -36,12 +39,14 @@ __all__ = [
     "SensorHealth",
     "SensorInfo",
     "StatusPayload",
+    "StoredPayload",
     "decode_readings",
     "encode",
     "parse_topic",
     "readings_subscription",
     "readings_topic",
     "status_topic",
+    "stored_topic",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -49,6 +54,7 @@ TOPIC_VERSION = "v1"
 QOS = 1
 MAX_BATCH = 1000
 MAX_PAYLOAD_BYTES = 1_000_000
+MAX_STORED_RANGES = 1000  # a StoredPayload lists at most this many (the newest) seq ranges
 DEVICE_ID_PATTERN = r"^[a-z0-9-]{3,40}$"
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
@@ -63,6 +69,10 @@ def readings_topic(root: str, device_id: str) -> str:
 
 def status_topic(root: str, device_id: str) -> str:
     return f"{root}/{TOPIC_VERSION}/{device_id}/status"
+
+
+def stored_topic(root: str, device_id: str) -> str:
+    return f"{root}/{TOPIC_VERSION}/{device_id}/stored"
 
 
 def readings_subscription(root: str, shared_group: str | None = None) -> str:
@@ -161,7 +171,12 @@ class StatusPayload(BaseModel):
     ts: AwareDatetime | None = None
     agent_version: str = Field(default="", max_length=40)
     uptime_s: float | None = Field(default=None, ge=0, description="seconds since agent start")
-    outbox_depth: int | None = Field(default=None, ge=0, description="readings not yet acked")
+    outbox_depth: int | None = Field(
+        default=None,
+        ge=0,
+        description="readings in the outbox: not yet acked by the broker, "
+        "or (end-to-end acknowledgement) not yet confirmed stored",
+    )
     oldest_unsent_age_s: float | None = Field(
         default=None, ge=0, description="age of the oldest reading in the outbox, seconds"
     )
@@ -178,6 +193,31 @@ class StatusPayload(BaseModel):
     sensors: dict[str, SensorHealth] | None = Field(
         default=None, description="sensor name -> health"
     )
+
+
+class StoredPayload(BaseModel):
+    """Retained, per device: which of its seqs are committed to the database.
+
+    ``stored`` holds half-open ``[first, end)`` ranges in ascending order, the newest
+    :data:`MAX_STORED_RANGES` of them; ``complete`` is false when older ranges were left out.
+    An edge agent forgets a reading only once its seq lies in one of these ranges.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    ts: AwareDatetime = Field(description="when the database was read")
+    stored: list[tuple[int, int]] = Field(max_length=MAX_STORED_RANGES)
+    complete: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StoredPayload:
+        last = None
+        for lo, hi in self.stored:
+            if not 0 <= lo < hi or (last is not None and lo < last):
+                raise ValueError("stored ranges must be [first, end) with first < end, ascending")
+            last = hi
+        return self
 
 
 def encode(payload: BaseModel) -> bytes:
