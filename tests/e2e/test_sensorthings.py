@@ -503,8 +503,12 @@ def test_datastreams_follow_the_sensor_models_quantities(api_url: str, pg_url: s
     }
     assert get(f"{api_url}{STA}/Datastreams('{ds(no2)}')").status_code == 404
     assert ok(f"{api_url}{STA}/Datastreams('{ds(no2, 'no2_ppb')}')")["@iot.id"]
-    obs = ok(f"{api_url}{STA}/Observations", **{"$filter": f"Datastream/Thing/id eq '{no2}'"})
-    assert [o["result"] for o in obs["value"]] == [12]
+    obs = ok(f"{api_url}{STA}/Datastreams('{ds(no2, 'no2_ppb')}')/Observations")["value"]
+    assert [o["result"] for o in obs] == [12]
+    # the PM2.5 value stored with it: no Datastream, so no Observation by its id either
+    oid = obs[0]["@iot.id"].replace(":no2_ppb:", ":pm25_ugm3:")
+    assert get(f"{api_url}{STA}/Observations('{oid}')").status_code == 404
+    assert get(f"{api_url}{STA}/Observations('{obs[0]['@iot.id']}')").status_code == 200
     direct = get(f"{api_url}{STA}/Datastreams('{ds(no2)}')/Observations")
     assert direct.status_code == 404 or direct.json()["value"] == []
     n_odd = len(ok(f"{api_url}{STA}/Things('{odd}')/Datastreams")["value"])
