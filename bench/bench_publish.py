@@ -90,6 +90,18 @@ def pg_alone(url: str, month: int) -> dict[str, float]:
     return out
 
 
+def server_cpu(pg_dir: Path) -> float | None:
+    """CPU seconds of the PostgreSQL server's processes that have ended (the postmaster's
+    reaped children: each publish connection's backend once it closed); None when the server
+    is not one this script started."""
+    pid_file = pg_dir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pg-dir", type=Path, default=Path("/tmp/luftnett-bench10-pg"))
@@ -125,6 +137,8 @@ def main(argv: list[str]) -> int:
         rss_before = rss_mb()
         with exclusive("publish") as w1:
             load_start = os.getloadavg()[0]
+            cpu0 = time.process_time()
+            srv0 = server_cpu(a.pg_dir) if pg is not None else None
 
             def progress(done: int, total: int, rows: int) -> None:
                 print(f"  {done}/{total} chunks, {rows:,} rows", file=sys.stderr)
@@ -141,6 +155,9 @@ def main(argv: list[str]) -> int:
             )
             seconds = time.perf_counter() - t
             load_end = os.getloadavg()[0]
+            client_cpu = time.process_time() - cpu0
+            time.sleep(0.5)  # the backends exit once their connections closed
+            srv1 = server_cpu(a.pg_dir) if srv0 is not None else None
             t = time.perf_counter()
             again = publish(
                 url,
@@ -158,6 +175,17 @@ def main(argv: list[str]) -> int:
     size = sum(p.stat().st_size for p in out.rglob("*.parquet"))
     raw, hourly = res.datasets["raw"], res.datasets["hourly"]
     rate = res.rows_read / seconds
+    import adbc_driver_postgresql  # type: ignore[import-untyped]
+
+    us_client = client_cpu / res.rows_read * 1e6
+    cpu_line = f"CPU per source row: publishing process {us_client:.2f} µs"
+    if srv0 is not None and srv1 is not None:
+        us_server = (srv1 - srv0) / res.rows_read * 1e6
+        cpu_line += (
+            f", PostgreSQL backends {us_server:.2f} µs: {us_client + us_server:.2f} µs in all, "
+            f"so two otherwise idle cores allow at most ~{2e6 / (us_client + us_server):,.0f} "
+            "rows/s"
+        )
     per_row = size / max(1, raw.rows_written + hourly.rows_written)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -177,7 +205,8 @@ def main(argv: list[str]) -> int:
         f"{n_readings:,} one-minute readings of {n_devices} devices in {YEAR} and their "
         "rollup_hourly rows, "
         + ("tables pre-read with pg_prewarm" if not a.no_prewarm else "cold cache")
-        + f"; {a.months} months published, publish.workers = {a.workers}.",
+        + f"; {a.months} months published, publish.workers = {a.workers}, "
+        f"adbc-driver-postgresql {adbc_driver_postgresql.__version__}.",
         "",
         "| what | rows | seconds | rows/s | target |",
         "|---|---|---|---|---|",
@@ -201,15 +230,15 @@ def main(argv: list[str]) -> int:
         f"Throughput target {'met' if rate >= TARGET_RATE else '**not met**'}; RSS target "
         f"{'met' if peak < TARGET_RSS_MB else '**not met**'}.",
         "",
-        "Where the time goes (profiles of one month, one worker): PostgreSQL producing the "
-        "rows (index scan and binary COPY output, ~1.5-1.7 µs per row in its backend) and "
-        "ADBC decoding them into Arrow (~1.5 µs) are most of it; the Arrow work (device and "
-        "site columns, local time, validity: ~0.4 µs) and the Parquet encoding with zstd "
-        "(~0.3-0.7 µs with dictionaries for strings only; 4x that with dictionaries on the "
-        "floats too) are the rest. With two workers both cores are busy (two PostgreSQL "
-        "backends and two client threads), so the machine's two cores bound the rate at "
-        "roughly 2 / (4-4.5 µs) ≈ 450-500k rows/s with nothing else running; the load "
-        "average of the other jobs on this shared machine during the run costs the rest.",
+        cpu_line + " (the load average is other helpers' work on the same two cores).",
+        "",
+        "Where the time goes (py-spy and CPU accounting of one month): PostgreSQL producing "
+        "the rows (per-device index scan and binary COPY output, ~1.4-2.2 µs per row of "
+        "backend CPU) is now the largest part; the client decodes the binary COPY into "
+        "Arrow (~0.5 µs with adbc-driver-postgresql 1.8, ~1.5 µs with 1.9-1.13, whose "
+        "decoder costs ~3x: the dependency is pinned below 1.9), builds the device, site, "
+        "local-time and validity columns (~0.3 µs) and encodes Parquet with zstd (~0.4-0.5 "
+        "µs; lz4 ~0.35 µs for files ~29 % larger, `publish.compression`).",
     ]
     text = "\n".join(lines)
     print(text)

@@ -39,6 +39,7 @@ from luftnett.api.sensorthings.model import (
     Prop,
     iso,
     lit,
+    measured,
     streams,
     values_list,
 )
@@ -247,7 +248,7 @@ SELECT concat(d.device_id, ':', st.quantity, ':', st.kind) AS id,
             THEN (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) END AS t_last
 FROM devices d CROSS JOIN (VALUES {streams})
     AS st(quantity, kind, ord, label, description, unit_symbol, unit_name, unit_definition)
-WHERE true {where}
+WHERE {measured} {where}
 """
 
 
@@ -278,7 +279,10 @@ def _datastreams(ctx: Ctx, p: Params) -> sql.Composable:
             )
         )
     return sql.SQL(_DATASTREAMS).format(
-        om=lit(OM_MEASUREMENT), streams=values_list(rows, p), where=sql.Composed(where)
+        om=lit(OM_MEASUREMENT),
+        streams=values_list(rows, p),
+        measured=measured("d.sensor_model", sql.SQL("st.quantity"), p),
+        where=sql.Composed(where),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from luftnett.api.calibration import CALIBRATED
+from luftnett.contracts.units import MODEL_QUANTITIES
 from luftnett.db.schema import VALUE_COLUMNS
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Stream",
     "iso",
     "lit",
+    "measured",
     "parse_datastream_id",
     "parse_observation_id",
     "streams",
@@ -165,6 +167,21 @@ def values_list(rows: list[tuple[Any, ...]], p: Params) -> sql.Composable:
             )
         )
         for r in rows
+    )
+
+
+def measured(model: str, quantity: sql.Composable, p: Params) -> sql.Composable:
+    """SQL: the sensor model (column expression ``model``) measures ``quantity``
+    (:data:`luftnett.contracts.units.MODEL_QUANTITIES`; a model not listed there measures
+    every column quantity)."""
+    pairs = [(m, q) for m, qs in sorted(MODEL_QUANTITIES.items()) for q in qs if q in VALUE_COLUMNS]
+    return sql.SQL("({m} NOT IN ({known}) OR ({m}, {q}) IN (VALUES {pairs}))").format(
+        m=sql.SQL(model),
+        q=quantity,
+        known=sql.SQL(", ").join(
+            sql.SQL("{}::text").format(p.add(m)) for m in sorted(MODEL_QUANTITIES)
+        ),
+        pairs=values_list(pairs, p),
     )
 
 

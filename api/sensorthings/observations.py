@@ -14,7 +14,7 @@ from psycopg import sql
 
 from luftnett.api.calibration import CALIBRATED
 from luftnett.api.quality import INVALID_MASK, flag_names
-from luftnett.api.sensorthings.model import TS_ID_SQL, Ctx, Params, lit, streams
+from luftnett.api.sensorthings.model import TS_ID_SQL, Ctx, Params, lit, measured, streams
 
 __all__ = ["OBS_COLUMNS", "complete_observation", "observations", "render_observation"]
 
@@ -32,7 +32,8 @@ SELECT concat(r.device_id, {suffix}, ':', {ts_id}, ':', r.seq) AS id,
        {u} AS u, {version} AS version_id, r.window_s, r.n_samples, r.sensor_serial,
        r.received_at, concat(r.device_id, {suffix}) AS datastream_id, {foi} AS foi_id
 FROM readings_effective r {join}
-WHERE {value} IS NOT NULL {where}
+WHERE {value} IS NOT NULL
+  AND r.device_id IN (SELECT dd.device_id FROM devices dd WHERE {measured}) {where}
 """
 
 _OBS_ALL = """
@@ -44,7 +45,8 @@ SELECT concat(r.device_id, ':', x.quantity, ':', x.kind, ':', {ts_id}, ':', r.se
        concat(r.device_id, ':', x.quantity, ':', x.kind) AS datastream_id, {foi} AS foi_id
 FROM readings_effective r {joins}
 CROSS JOIN LATERAL (VALUES {values}) AS x(quantity, kind, ord, result, u, version_id)
-WHERE x.result IS NOT NULL {where}
+WHERE x.result IS NOT NULL
+  AND EXISTS (SELECT 1 FROM devices dd WHERE dd.device_id = r.device_id AND {measured}) {where}
 """
 
 _FOI_OF = (
@@ -118,6 +120,7 @@ def observations(ctx: Ctx, p: Params) -> sql.Composable:
             version=version,
             foi=sql.SQL(_FOI_OF if ctx.foi else "NULL::text"),
             join=join,
+            measured=measured("dd.sensor_model", lit(s.quantity), p),
             where=where,
         )
     joins: list[sql.Composable] = []
@@ -143,6 +146,7 @@ def observations(ctx: Ctx, p: Params) -> sql.Composable:
         foi=sql.SQL(_FOI_OF if ctx.foi else "NULL::text"),
         joins=sql.Composed(joins),
         values=sql.SQL(", ").join(values),
+        measured=measured("dd.sensor_model", sql.SQL("x.quantity"), p),
         where=where,
     )
 

@@ -275,6 +275,17 @@ class PublishSettings(BaseModel):
     workers: int = Field(
         default=2, ge=1, le=32, description="parallel database connections of a publish run"
     )
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
+        default="zstd",
+        description="Parquet compression codec: zstd is the smallest, lz4 and snappy cost less "
+        "CPU for larger files (docs/publish.md has the measured trade-off)",
+    )
+    keep_versions: int | None = Field(
+        default=None,
+        ge=1,
+        description="dataset versions whose replaced files stay in _history/ (the newest N); "
+        "unset keeps every version",
+    )
 
 
 class Settings(BaseSettings):

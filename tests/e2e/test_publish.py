@@ -613,3 +613,166 @@ def test_empty_database_publishes_nothing(fresh_db_url: str, tmp_path: Path) -> 
     assert not res.changed
     assert res.summary().startswith("nothing to publish: the database has no readings up to")
     assert not (tmp_path / "empty" / "manifest.json").exists()
+
+
+def _data_files(root: Path) -> dict[str, str]:
+    return {p: h for p, h in _snapshot(root).items() if p.startswith(("dataset=", "_history/"))}
+
+
+def test_calibrated_values_added_later_rewrite_only_their_chunk(db: str, tmp_path: Path) -> None:
+    """Values a calibration job adds to the version already in force (no new activation, no
+    new version) change the chunk's watermark: the next run rewrites that month only."""
+    root = tmp_path / "latecal"
+    with psycopg.connect(db) as conn:
+        (vid,) = conn.execute(
+            "SELECT luftnett_active_version('pub-a', 'pm25', %s)", (T0,)
+        ).fetchone()
+        april = datetime(2026, 4, 1, tzinfo=UTC)
+        held = conn.execute(
+            "DELETE FROM calibrated_values WHERE device_id = 'pub-a' AND version_id = %s "
+            "AND ts >= %s RETURNING device_id, seq, pollutant, version_id, ts, value, u",
+            (vid, april),
+        ).fetchall()
+        conn.commit()
+    assert len(held) > 1000
+    try:
+        _publish(db, root)
+        before = _data_files(root)
+        m1 = read_manifest_local(root)
+        q = "SELECT count(pm25_ugm3_cal) FROM t WHERE device_id = 'pub-a' AND month = 4"
+        assert _read(root, m1.dataset("raw").files(), q).fetchone() == (0,)
+        assert not _publish(db, root).changed  # type: ignore[attr-defined]
+        with psycopg.connect(db) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, "
+                "value, u) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                held,
+            )
+            conn.commit()
+        res = _publish(db, root)
+        m2 = read_manifest_local(root)
+        after = _data_files(root)
+        changed = {p for p in after if before.get(p) != after[p]} | set(before) - set(after)
+        dirs = {p.split("/part-")[0] for p in changed}
+        assert "dataset=raw/year=2026/month=4" in dirs
+        assert "dataset=hourly/pollutant=pm25/year=2026/month=4" in dirs
+        # March, and April's other pollutants (no calibrated column changed), stay as they were
+        assert all(d.endswith("month=4") for d in dirs), dirs
+        assert not any("pollutant=pm10" in d for d in dirs)
+        for name in ("raw", "hourly"):
+            assert res.datasets[name].replaced == 1  # type: ignore[attr-defined]
+            assert m2.dataset(name).version == m1.dataset(name).version + 1
+        (n_cal,) = _read(root, m2.dataset("raw").files(), q).fetchone()
+        assert n_cal == len(held)
+        (h,) = _read(
+            root,
+            m2.dataset("hourly").files(),
+            "SELECT count(mean_calibrated) FROM t WHERE pollutant = 'pm25' "
+            "AND device_id = 'pub-a' AND month = 4",
+        ).fetchone()
+        assert h == 24
+        assert not _publish(db, root).changed  # type: ignore[attr-defined]
+    finally:
+        with psycopg.connect(db) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, "
+                "value, u) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                held,
+            )
+            conn.commit()
+
+
+def test_keep_versions_prunes_history(db: str, tmp_path: Path) -> None:
+    """Three versions (a late reading comes and goes); keeping 2, then 1, deletes the files
+    only forgotten versions list, and every version the manifest still lists stays readable."""
+    root = tmp_path / "prune"
+    _publish(db, root)
+    ts = datetime(2026, 3, 31, 12, 0, 30, tzinfo=UTC)
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, flags, schema_version) VALUES ('pub-b', 999998, %s, 60, 59, 'sds011', "
+            "500, 0, 1)",
+            (ts,),
+        )
+        refresh(conn, "pub-b", ts - timedelta(hours=1), ts + timedelta(hours=1))
+        conn.commit()
+    try:
+        _publish(db, root)
+    finally:
+        with psycopg.connect(db) as conn:
+            conn.execute("DELETE FROM readings WHERE device_id = 'pub-b' AND seq = 999998")
+            refresh(conn, "pub-b")
+            conn.commit()
+    _publish(db, root)
+    m = read_manifest_local(root)
+    assert [v["version"] for v in m.dataset("raw").versions] == [1, 2, 3]
+    history = {p for p in _snapshot(root) if p.startswith("_history/")}
+    assert history
+
+    def check(keep: int) -> Manifest:
+        s = SETTINGS.model_copy(update={"keep_versions": keep})
+        had = {p for p in _snapshot(root) if p.startswith("_history/")}
+        res = publish(db, str(root), s, start=DAY0, end=DAY_LAST, today=TODAY)
+        m = read_manifest_local(root)
+        listed = {p for ds in m.datasets.values() for v in ds.versions for p in v["files"]}
+        on_disk = {p for p in _snapshot(root) if p.startswith(("dataset=", "_history/"))}
+        assert {p for p in listed if not p.startswith("catalogue")} == on_disk
+        assert res.pruned == len(had - on_disk) > 0
+        return m
+
+    m = check(2)
+    assert [v["version"] for v in m.dataset("raw").versions] == [2, 3]
+    assert len({p for p in _snapshot(root) if p.startswith("_history/")}) < len(history)
+    (n2,) = _read(root, m.version_files("raw", 2), "SELECT count(*) FROM t").fetchone()
+    assert n2 == 2 * N + 1
+    with pytest.raises(PublishError, match="no version 1"):
+        m.version_files("raw", 1)
+    m = check(1)
+    assert [v["version"] for v in m.dataset("raw").versions] == [3]
+    assert not {p for p in _snapshot(root) if p.startswith("_history/")}
+    (n3,) = _read(root, m.dataset("raw").files(), "SELECT count(*) FROM t").fetchone()
+    assert n3 == 2 * N
+    # the option on the command line
+    r = CliRunner().invoke(
+        main, ["publish", "--to", str(root), "--keep-versions", "0"], catch_exceptions=False
+    )
+    assert r.exit_code == 2 and "--keep-versions" in r.output
+
+
+def test_nightly_schedule_publishes_yesterday_then_nothing(db: str, tmp_path: Path) -> None:
+    """The scheduled loop with its own clock: it sleeps until nightly_at, publishes
+    yesterday (lookback 0) from the real database, and the next night adds nothing."""
+    from luftnett.publish.cli import run_nightly
+
+    root = tmp_path / "nightly"
+    now = [datetime(2026, 4, 1, 22, 15, tzinfo=UTC)]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += timedelta(seconds=s)
+
+    s = PublishSettings(workers=1, nightly_at="01:30", lookback_days=0)
+    first, second = run_nightly(db, str(root), s, clock=lambda: now[0], sleep=sleep, ticks=2)
+    assert slept == [3 * 3600 + 15 * 60, 24 * 3600]
+    assert (first.start, first.end) == (DAY_LAST, DAY_LAST)
+    m1 = read_manifest_local(root)
+    (n, lo, hi) = _read(
+        root, m1.dataset("raw").files(), "SELECT count(*), min(epoch(ts)), max(epoch(ts)) FROM t"
+    ).fetchone()
+    with psycopg.connect(db) as conn:
+        (want,) = conn.execute(
+            "SELECT count(*) FROM readings WHERE ts >= %s AND ts < %s",
+            (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)),
+        ).fetchone()
+    assert n == want == 2 * 1440
+    day = datetime(2026, 4, 1, tzinfo=UTC).timestamp()
+    assert day <= lo <= hi < day + 86400
+    snap = _data_files(root)
+    assert (second.start, second.end) == (DAY_LAST + timedelta(days=1),) * 2
+    m2 = read_manifest_local(root)
+    assert _data_files(root) == snap
+    for name in ("raw", "hourly"):
+        assert m2.dataset(name).version == m1.dataset(name).version == 1
+        assert second.datasets[name].files_written == 0

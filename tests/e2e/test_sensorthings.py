@@ -147,8 +147,13 @@ def test_navigation_thing_datastreams_observations(api_url: str, dev: str, pg_ur
     assert thing["properties"]["calibration_status"] == "calibrated"
     dss = ok(thing["Datastreams@iot.navigationLink"])["value"]
     ids = {d["@iot.id"] for d in dss}
-    assert ds(dev) in ids and ds(dev, kind="calibrated") in ids and ds(dev, "rh_pct") in ids
-    assert len(ids) == 9  # six quantities raw, three calibrated
+    # an SDS011 measures PM2.5 and PM10 (MODEL_QUANTITIES): each raw and calibrated
+    assert ids == {
+        ds(dev),
+        ds(dev, "pm10_ugm3"),
+        ds(dev, kind="calibrated"),
+        ds(dev, "pm10_ugm3", "calibrated"),
+    }
     pm25 = next(d for d in dss if d["@iot.id"] == ds(dev))
     assert pm25["unitOfMeasurement"] == {
         "name": "microgram per cubic metre",
@@ -242,20 +247,22 @@ def test_result_quality_carries_flags(api_url: str, dev: str, pg_url: str) -> No
 def test_expand_datastreams_and_nested_options(api_url: str, dev: str) -> None:
     body = ok(f"{api_url}{STA}/Things", **{"$filter": f"id eq '{dev}'", "$expand": "Datastreams"})
     (thing,) = body["value"]
-    assert len(thing["Datastreams"]) == 9
+    assert len(thing["Datastreams"]) == 4
     for d in thing["Datastreams"]:
         assert d["@iot.selfLink"] == f"{api_url}{STA}/Datastreams('{d['@iot.id']}')"
     nested = ok(
         f"{api_url}{STA}/Things('{dev}')",
         **{
             "$select": "name",
-            "$expand": "Datastreams($top=2;$filter=properties/kind eq 'raw' and "
+            "$expand": "Datastreams($top=1;$filter=properties/kind eq 'raw' and "
             "properties/quantity ne 'pm1_ugm3';$expand=Observations($top=3;$select=result;"
             "$orderby=phenomenonTime asc))",
         },
     )
     assert set(nested) == {"name", "Datastreams", "Datastreams@iot.nextLink"}
-    assert [d["@iot.id"] for d in nested["Datastreams"]] == [ds(dev), ds(dev, "pm10_ugm3")]
+    assert [d["@iot.id"] for d in nested["Datastreams"]] == [ds(dev)]
+    rest = ok(nested["Datastreams@iot.nextLink"])
+    assert [d["@iot.id"] for d in rest["value"]] == [ds(dev, "pm10_ugm3")]
     first = nested["Datastreams"][0]
     assert first["Observations"] == [{"result": 5.0 + (i * 7) % 23} for i in range(3)]
     more = ok(first["Observations@iot.nextLink"])
@@ -372,7 +379,7 @@ def test_a_frost_client_browses_the_service(api_url: str, dev: str) -> None:
     (thing,) = list(service.things().query().filter(f"id eq '{dev}'").list())
     assert thing.properties["site_type"] == "school"
     streams = {d.id: d for d in thing.get_datastreams().query().list()}
-    assert len(streams) == 9
+    assert len(streams) == 4  # PM2.5 and PM10 of an SDS011, raw and calibrated
     found = service.datastreams().find(ds(dev, "pm10_ugm3"))
     assert found.name == streams[ds(dev, "pm10_ugm3")].name
     obs = list(found.get_observations().query().top(40).orderby("phenomenonTime", "ASC").list())
@@ -469,3 +476,40 @@ def test_sql_renders_with_a_real_quoting_context(pg_url: str) -> None:
     )
     with psycopg.connect(pg_url) as conn:
         assert conn.execute(q, p.values).fetchall()
+
+
+def test_datastreams_follow_the_sensor_models_quantities(api_url: str, pg_url: str) -> None:
+    """A device gets the Datastreams of what its sensor model measures (MODEL_QUANTITIES), a
+    model the registry does not know gets every column quantity; a value stored for a
+    quantity the model does not measure is no Observation (it would have no Datastream)."""
+    from luftnett.contracts.units import MODEL_QUANTITIES
+
+    no2, odd = f"sta-{uuid.uuid4().hex[:8]}", f"sta-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'dgs-no2'), "
+            "(%s, 'homemade')",
+            (no2, odd),
+        )
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, no2_ppb, flags, schema_version) VALUES "
+            "(%s, 1, %s, 60, 60, 'dgs-no2', 99, 12, 0, 1)",
+            (no2, T0),
+        )
+    got = {d["@iot.id"] for d in ok(f"{api_url}{STA}/Things('{no2}')/Datastreams")["value"]}
+    assert got == {ds(no2, q) for q in MODEL_QUANTITIES["dgs-no2"]} | {
+        ds(no2, "no2_ppb", "calibrated")
+    }
+    assert get(f"{api_url}{STA}/Datastreams('{ds(no2)}')").status_code == 404
+    assert ok(f"{api_url}{STA}/Datastreams('{ds(no2, 'no2_ppb')}')")["@iot.id"]
+    obs = ok(f"{api_url}{STA}/Datastreams('{ds(no2, 'no2_ppb')}')/Observations")["value"]
+    assert [o["result"] for o in obs] == [12]
+    # the PM2.5 value stored with it: no Datastream, so no Observation by its id either
+    oid = obs[0]["@iot.id"].replace(":no2_ppb:", ":pm25_ugm3:")
+    assert get(f"{api_url}{STA}/Observations('{oid}')").status_code == 404
+    assert get(f"{api_url}{STA}/Observations('{obs[0]['@iot.id']}')").status_code == 200
+    direct = get(f"{api_url}{STA}/Datastreams('{ds(no2)}')/Observations")
+    assert direct.status_code == 404 or direct.json()["value"] == []
+    n_odd = len(ok(f"{api_url}{STA}/Things('{odd}')/Datastreams")["value"])
+    assert n_odd == 9  # six column quantities raw, three calibrated

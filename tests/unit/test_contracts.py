@@ -111,3 +111,22 @@ def test_schema_columns_come_from_the_units_registry() -> None:
     assert set(VALUE_COLUMNS) <= set(READING_COLUMNS)
     # edge flag names map onto the registry
     assert ReadingFlag["WARMING_UP"] == 1
+
+
+def test_model_quantities_match_the_drivers() -> None:
+    """MODEL_QUANTITIES names every driver and exactly the quantities its decoder reports."""
+    from luftnett.contracts.units import MODEL_QUANTITIES, QUANTITIES
+    from luftnett.edge.drivers import DRIVERS, no2_uart, pms, sds011, sht31, sps30
+
+    assert set(MODEL_QUANTITIES) == set(DRIVERS)
+    for qs in MODEL_QUANTITIES.values():
+        assert set(qs) <= set(QUANTITIES)
+    decoded = {
+        "sds011": sds011._decode(sds011.data_frame(12.3, 20.1)),
+        "sht31": sht31._decode(sht31.measurement_line(21.5, 40.0)),
+    }
+    for model, item in decoded.items():
+        assert set(item.values) == set(MODEL_QUANTITIES[model]), model  # type: ignore[union-attr]
+    assert MODEL_QUANTITIES["pms5003"] == MODEL_QUANTITIES["pms7003"] == pms.WORDS
+    assert MODEL_QUANTITIES["sps30"] == sps30.VALUES
+    assert MODEL_QUANTITIES["dgs-no2"] == tuple(f for f in no2_uart._FIELDS if f in QUANTITIES)

@@ -16,6 +16,7 @@ __all__ = [
     "EDGE_FLAGS",
     "FLAGS_VERSION",
     "INVALIDATING_FLAGS",
+    "MODEL_QUANTITIES",
     "QUANTITIES",
     "QUERY_TIME_FLAGS",
     "Quantity",
@@ -58,6 +59,44 @@ _ALL = (
 
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in _ALL}
 COLUMN_QUANTITIES: tuple[str, ...] = tuple(q.name for q in _ALL if q.column)
+
+_PLANTOWER = (
+    "pm1_cf1",
+    "pm25_cf1",
+    "pm10_cf1",
+    "pm1_ugm3",
+    "pm25_ugm3",
+    "pm10_ugm3",
+    "nc03_per_01l",
+    "nc05_per_01l",
+    "nc10_per_01l",
+    "nc25_per_01l",
+    "nc50_per_01l",
+    "nc100_per_01l",
+)
+
+#: sensor model (the edge driver's name, ``readings.sensor_model``) -> the quantities its
+#: driver reports; the SensorThings facade offers a device the Datastreams of these (a model
+#: not listed here gets every column quantity). tests/unit/test_contracts.py checks it
+#: against the drivers' own value names.
+MODEL_QUANTITIES: dict[str, tuple[str, ...]] = {
+    "sds011": ("pm25_ugm3", "pm10_ugm3"),
+    **dict.fromkeys(("pms5003", "pms7003"), _PLANTOWER),
+    "sps30": (
+        "pm1_ugm3",
+        "pm25_ugm3",
+        "pm4_ugm3",
+        "pm10_ugm3",
+        "nc05_cm3",
+        "nc1_cm3",
+        "nc25_cm3",
+        "nc4_cm3",
+        "nc10_cm3",
+        "typical_size_um",
+    ),
+    "dgs-no2": ("no2_ppb", "temperature_c", "rh_pct"),
+    "sht31": ("temperature_c", "rh_pct"),
+}
 
 FLAGS_VERSION = 2  # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations)
 

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: rows gathered before a raw row group is written
 ROW_GROUP = 131_072
+#: dictionary-encode the strings only (on floats dictionaries cost 4x the time for ~25 %)
+DICTIONARY: Any = ["device_id", "site_id", "sensor_model", "unit"]
 
 LICENCE_URI = {
     "NLOD-2.0": "http://publications.europa.eu/resource/authority/licence/NLOD_2_0",
@@ -78,6 +80,8 @@ class PublishResult:
     rows_read: int = 0
     seconds: float = 0.0
     changed: bool = False
+    #: files deleted from _history/ (publish.keep_versions)
+    pruned: int = 0
 
     def summary(self) -> str:
         if self.start is None:
@@ -93,6 +97,7 @@ class PublishResult:
             f"published {self.start}..{self.end} to {self.target}: "
             + "; ".join(parts)
             + f" ({self.rows_read:,} source rows in {self.seconds:.1f} s)"
+            + (f"; {self.pruned} old files pruned from {HISTORY}/" if self.pruned else "")
         )
 
 
@@ -195,10 +200,13 @@ class _Done:
 class _Writer:
     """Writes one chunk's files: Parquet (zstd) and, on request, gzipped CSV."""
 
-    def __init__(self, fs: Any, csv: bool, metadata: dict[str, str]) -> None:
+    def __init__(
+        self, fs: Any, csv: bool, metadata: dict[str, str], compression: str = "zstd"
+    ) -> None:
         self.fs = fs
         self.csv = csv
         self.metadata = metadata
+        self.compression = compression
 
     def _finish(
         self, tmp: str, sink: _HashingSink, final_dir: str, stem: str, ext: str, old: set[str]
@@ -233,9 +241,9 @@ class _Writer:
         rows = 0
         with self.fs.open_output_stream(tmp, compression=None) as raw_out:
             sink = _HashingSink(raw_out)
-            # dictionaries for the strings only: on floats they cost 4x the time for ~25 %
-            strings = [f.name for f in schema if f.type == pa.string()]
-            writer = pq.ParquetWriter(sink, schema, compression="zstd", use_dictionary=strings)
+            writer = pq.ParquetWriter(
+                sink, schema, compression=self.compression, use_dictionary=DICTIONARY
+            )
             csv_sink = csv_out = csv_stream = csv_writer = None
             csv_tmp = ""
             if self.csv:
@@ -295,6 +303,9 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
     base = {"year": str(task.start.year), "month": str(task.start.month)}
     files: list[FileEntry] = []
     written = rows_written = 0
+    # read before the rows: a value added meanwhile is in the files but not in the marker,
+    # so the next run reads the chunk again (never the other way round)
+    cal = source.cal_marker(source.cal_days(src.conn, task.start, task.end), task.start, task.end)
     if task.dataset == "raw":
         wms: list[dict[str, Any]] = []
 
@@ -319,11 +330,13 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
             "newest": newest.astimezone(UTC).isoformat() if newest else None,
             "flags": sum(w["flags"] for w in wms),
             "state": state,
+            "cal": cal,
         }
         rows_read = wm["rows"]
     else:
         by_pollutant, wm = src.hourly(task.start, task.end)
         wm["state"] = state
+        wm["cal"] = cal
         rows_read = wm["rows"]
         for pol, t in sorted(by_pollutant.items()):
             got, n, w = writer.write(
@@ -449,9 +462,10 @@ def publish(
                 lo = min(c.start for c in meeting)
                 hi = max(c.end for c in meeting)
                 day_wm = source.day_watermarks(conn, name, lo, hi)
+                day_cal = source.cal_days(conn, lo, hi)
             for c in meeting:
                 if not force:
-                    now = source.chunk_watermark(name, day_wm, c.start, c.end, state)
+                    now = source.chunk_watermark(name, day_wm, c.start, c.end, state, day_cal)
                     if now == c.watermark:
                         res.skipped += 1
                         continue
@@ -466,6 +480,13 @@ def publish(
         _write_atomic(fs, MANIFEST, manifest.dumps().encode("utf-8"))
         _move_replaced(fs, done)
         result.changed = True
+    if settings.keep_versions is not None:
+        dropped = _drop_versions(manifest, settings.keep_versions)
+        if dropped:
+            # the manifest first: it never lists a file that is gone
+            _write_atomic(fs, MANIFEST, manifest.dumps().encode("utf-8"))
+            result.changed = True
+        result.pruned = _prune_history(fs, manifest)
     from luftnett.publish.catalogue import write_catalogue
 
     write_catalogue(fs, database_url, manifest, settings, target, force=changed)
@@ -493,7 +514,7 @@ def _execute(
         "luftnett.publisher": settings.publisher_name,
         "luftnett.schema": "docs/publish.md",
     }
-    writer = _Writer(fs, csv, meta)
+    writer = _Writer(fs, csv, meta, settings.compression)
     local = threading.local()
     sources: list[source.Source] = []
     lock = threading.Lock()
@@ -618,3 +639,29 @@ def _move_replaced(fs: Any, done: list[_Done]) -> None:
                 dest = f"{HISTORY}/{f.path}"
                 fs.create_dir(dest.rpartition("/")[0], recursive=True)
                 fs.move(f.path, dest)
+
+
+def _drop_versions(manifest: Manifest, keep: int) -> int:
+    """Forget all but the newest ``keep`` versions of each dataset; the number forgotten."""
+    dropped = 0
+    for ds in manifest.datasets.values():
+        if len(ds.versions) > keep:
+            dropped += len(ds.versions) - keep
+            ds.versions = ds.versions[-keep:]
+    return dropped
+
+
+def _prune_history(fs: Any, manifest: Manifest) -> int:
+    """Delete the files under _history/ that no version in the manifest lists (those of
+    forgotten versions, and any a run interrupted after writing the manifest left)."""
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(HISTORY).type != pafs.FileType.Directory:
+        return 0
+    listed = {p for ds in manifest.datasets.values() for v in ds.versions for p in v["files"]}
+    n = 0
+    for info in fs.get_file_info(pafs.FileSelector(HISTORY, recursive=True)):
+        if info.type == pafs.FileType.File and info.path not in listed:
+            fs.delete_file(info.path)
+            n += 1
+    return n

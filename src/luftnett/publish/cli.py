@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from luftnett.cli import settings_of
 from luftnett.errors import ConfigError, LuftnettError
 
-__all__ = ["next_run", "publish_cmd"]
+if TYPE_CHECKING:
+    from luftnett.publish.archive import PublishResult
+    from luftnett.settings import PublishSettings
+
+__all__ = ["next_run", "publish_cmd", "run_nightly"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,14 @@ def _datasets(value: str) -> tuple[Any, ...]:
     help="Keep running: publish yesterday (and re-check publish.lookback_days before it) "
     "every night at publish.nightly_at UTC.",
 )
+@click.option(
+    "--keep-versions",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Keep the newest N dataset versions readable and delete older versions' replaced "
+    "files from _history/ (default: publish.keep_versions; unset keeps every version).",
+)
 @click.option("--once", is_flag=True, help="Publish once and exit (the default).")
 @click.pass_context
 def publish_cmd(
@@ -86,6 +99,7 @@ def publish_cmd(
     csv: bool,
     force: bool,
     schedule: str | None,
+    keep_versions: int | None,
     once: bool,
 ) -> None:
     """Publish the readings as an open-data archive: Hive-partitioned Parquet
@@ -105,6 +119,10 @@ def publish_cmd(
         raise click.UsageError("--schedule and --once exclude each other")
     names = _datasets(datasets)
     settings = settings_of(ctx)
+    if keep_versions is not None:
+        settings = settings.model_copy(
+            update={"publish": settings.publish.model_copy(update={"keep_versions": keep_versions})}
+        )
     target = target or settings.publish.target
     if not target:
         raise ConfigError("no archive location: pass --to DIR|URL or set LUFTNETT_PUBLISH__TARGET")
@@ -161,22 +179,51 @@ def _once(
 
 
 def _nightly(url: str, target: str, settings: Any, names: tuple[Any, ...], csv: bool) -> None:
-    from luftnett.publish.archive import publish
+    run_nightly(url, target, settings.publish, names, csv)
 
-    s = settings.publish
-    while True:
-        now = datetime.now(UTC)
+
+def run_nightly(
+    url: str,
+    target: str,
+    s: PublishSettings,
+    names: tuple[Any, ...] = ("hourly", "raw"),
+    csv: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+    ticks: int | None = None,
+) -> list[PublishResult]:
+    """The nightly loop: sleep until ``s.nightly_at`` UTC, publish yesterday and the
+    ``s.lookback_days`` before it, repeat; ``ticks`` runs (None: forever). ``clock`` and
+    ``sleep`` are the wall clock and time.sleep unless a caller (a test) brings its own.
+    A failed run is logged and the loop goes on; the results of the runs are returned."""
+    from luftnett.publish.archive import PublishResult, publish
+
+    results: list[PublishResult] = []
+    while ticks is None or len(results) < ticks:
+        now = clock()
         nxt = next_run(now, s.nightly_at)
         log.info("next publication scheduled", extra={"at": nxt.isoformat(), "target": target})
         click.echo(f"next publication at {nxt:%Y-%m-%d %H:%M} UTC to {target}", err=True)
-        time.sleep(max(0.0, (nxt - datetime.now(UTC)).total_seconds()))
+        sleep(max(0.0, (nxt - clock()).total_seconds()))
         yesterday = nxt.date() - timedelta(days=1)
         first = yesterday - timedelta(days=s.lookback_days)
         try:
-            res = publish(url, target, s, start=first, end=yesterday, datasets=names, csv=csv)
+            res = publish(
+                url,
+                target,
+                s,
+                start=first,
+                end=yesterday,
+                datasets=names,
+                csv=csv,
+                today=nxt.date(),
+            )
         except LuftnettError as exc:
             log.error("nightly publication failed", extra={"error": str(exc)})
             click.echo(f"error: nightly publication failed: {exc}", err=True)
-            continue
-        log.info("nightly publication done", extra={"summary": res.summary()})
-        click.echo(res.summary())
+            res = PublishResult(target, None, None)
+        else:
+            log.info("nightly publication done", extra={"summary": res.summary()})
+            click.echo(res.summary())
+        results.append(res)
+    return results

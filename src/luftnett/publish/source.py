@@ -38,6 +38,8 @@ from luftnett.publish.schema import HOURLY_VALID_PCT, POLLUTANTS, arrow_schema
 
 __all__ = [
     "Source",
+    "cal_days",
+    "cal_marker",
     "day_watermarks",
     "global_state",
     "utc_midnight",
@@ -81,14 +83,51 @@ SELECT
 """
 
 
+#: any table that decides which calibration version is current besides the activations
+#: (calibration_spans, where a migration adds it): digested row by row, whatever its columns
+_SPANS_STATE = """
+SELECT coalesce(md5(string_agg(s::text, ',' ORDER BY s::text)), '') FROM calibration_spans s
+"""
+
+
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
+
+
 def global_state(conn: psycopg.Connection[Any]) -> str:
     """Digest of what every chunk depends on besides its own rows: deployments (site ids),
-    annotations (``annotated_invalid``) and calibration activations and versions."""
+    annotations (``annotated_invalid``) and calibration activations, versions and spans."""
     parts = [str(v) for v in (conn.execute(_STATE).fetchone() or ())]
-    row = conn.execute("SELECT to_regclass('calibration_activations') IS NOT NULL").fetchone()
-    if row and row[0]:
+    if _exists(conn, "calibration_activations"):
         parts += [str(v) for v in (conn.execute(_CAL_STATE).fetchone() or ())]
+    if _exists(conn, "calibration_spans"):
+        parts += [str(v) for v in (conn.execute(_SPANS_STATE).fetchone() or ())]
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
+
+
+#: the calibrated values of a span, every version: a value added to a version that is
+#: already active (a job finishing later, a re-run with --force) changes the count, one
+#: replaced by another version's changes the sum of version ids
+_DAY_CAL = """
+SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS rows, sum(version_id) AS versions
+FROM calibrated_values WHERE ts >= %(start)s AND ts < %(end)s GROUP BY 1
+"""
+
+
+def cal_days(conn: psycopg.Connection[Any], start: date, end: date) -> dict[date, list[int]]:
+    """Per UTC day in ``[start, end)``: [calibrated values, sum of their version ids] (days
+    without calibrated values are absent; empty without the calibration tables)."""
+    if not _exists(conn, "calibrated_values"):
+        return {}
+    params = {"start": utc_midnight(start), "end": utc_midnight(end)}
+    return {r[0]: [int(r[1]), int(r[2] or 0)] for r in conn.execute(_DAY_CAL, params).fetchall()}
+
+
+def cal_marker(days: dict[date, list[int]], start: date, end: date) -> list[int]:
+    """The calibrated part of chunk ``[start, end)``'s watermark from :func:`cal_days`."""
+    mine = [v for d, v in days.items() if start <= d < end]
+    return [sum(v[0] for v in mine), sum(v[1] for v in mine)]
 
 
 _DAY_RAW = """
@@ -147,9 +186,15 @@ def day_watermarks(
 
 
 def chunk_watermark(
-    dataset: str, days: dict[date, dict[str, Any]], start: date, end: date, state: str
+    dataset: str,
+    days: dict[date, dict[str, Any]],
+    start: date,
+    end: date,
+    state: str,
+    cal: dict[date, list[int]],
 ) -> dict[str, Any]:
-    """The watermark of chunk ``[start, end)`` from :func:`day_watermarks`."""
+    """The watermark of chunk ``[start, end)`` from :func:`day_watermarks` and
+    :func:`cal_days`."""
     mine = [v for d, v in days.items() if start <= d < end]
     if dataset == "raw":
         newest = max((v["newest"] for v in mine), default=None)
@@ -158,12 +203,14 @@ def chunk_watermark(
             "newest": newest.isoformat() if newest else None,
             "flags": sum(v["flags"] for v in mine),
             "state": state,
+            "cal": cal_marker(cal, start, end),
         }
     return {
         "rows": sum(v["rows"] for v in mine),
         "stored": sum(v["stored"] for v in mine),
         "valid": sum(v["valid"] for v in mine),
         "state": state,
+        "cal": cal_marker(cal, start, end),
     }
 
 
