@@ -16,8 +16,8 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,7 @@ _FIELDS = ("dev", "seq", "t", "vals", "edge")
 _GET_DEVICE, _GET_SEQ, _GET_TS, _GET_FLAGS = (
     itemgetter(i) for i in (_I_DEVICE, _I_SEQ, _I_TS, _I_FLAGS)
 )
-_GET_VALUES = itemgetter(slice(_V0, _V1))
+_GET_VALUE = [itemgetter(i) for i in range(_V0, _V1)]
 _BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _BIN_TRAILER = struct.pack(">h", -1)
 
@@ -314,12 +314,21 @@ class Writer:
         names = sorted(set(dev_ids))
         code = {d: i for i, d in enumerate(names)}
         n = len(rows)
-        vals = np.array(list(map(_GET_VALUES, rows)), dtype=np.float64)  # None -> NaN
+        # values column by column: most columns of a batch are all set or all missing (a
+        # sensor measures the same quantities every time), which need no None check per value
+        vals = np.full((n, _V1 - _V0), np.nan)
+        for j, get in enumerate(_GET_VALUE):
+            col = list(map(get, rows))
+            missing = col.count(None)
+            if missing == 0:
+                vals[:, j] = col
+            elif missing < n:
+                vals[:, j] = np.array(col, dtype=np.float64)  # None -> NaN
         return names, qc.SeriesColumns(
             np.fromiter(map(code.__getitem__, dev_ids), np.int64, n),
             np.fromiter(map(_GET_SEQ, rows), np.int64, n),
             np.fromiter(map(datetime.timestamp, map(_GET_TS, rows)), np.float64, n),
-            vals.reshape(n, _V1 - _V0),
+            vals,
             np.fromiter(map(_GET_FLAGS, rows), np.int64, n),
         )
 
