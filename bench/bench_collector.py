@@ -429,7 +429,13 @@ def main(argv: list[str]) -> int:
         "--py-spy",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="profile one single-reading run of the collector (default: on in full)",
+        help="profile one run of the collector (default: on in full)",
+    )
+    ap.add_argument(
+        "--py-spy-workload",
+        choices=("single", "batch100"),
+        default="single",
+        help="the workload of the profiled run (the profile's message count)",
     )
     ap.add_argument(
         "--quiet-wait",
@@ -577,7 +583,7 @@ def main(argv: list[str]) -> int:
         if args.py_spy or (args.py_spy is None and args.profile == "full"):
             busy = quiet()
             say(f"py-spy{busy}")
-            spy = pyspy_run(env, single)
+            spy = pyspy_run(env, batch if args.py_spy_workload == "batch100" else single)
         res = Results(
             args.profile,
             machine(env),
