@@ -432,6 +432,11 @@ def main(argv: list[str]) -> int:
         help="profile one run of the collector (default: on in full)",
     )
     ap.add_argument(
+        "--workloads",
+        default="single,batch100",
+        help="comma-separated workloads of the end-to-end steps: single, batch100",
+    )
+    ap.add_argument(
         "--py-spy-workload",
         choices=("single", "batch100"),
         default="single",
@@ -512,7 +517,10 @@ def main(argv: list[str]) -> int:
             ]
         if "copy" in steps:
             plan.append(("copy", lambda: copy_run(env, batch)))
+        wanted = set(args.workloads.split(","))
         for w, nw in ((single, n_single), (batch, n_batch)):
+            if w.name not in wanted:
+                continue
             if "collector" in steps:
                 plan.append(
                     ("collector", lambda w=w: live_run(env, "collector", w, 1, args.publishers))
