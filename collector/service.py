@@ -8,8 +8,9 @@ Three threads, each stage overlapping the others' waits:
 * the validator takes batches of messages (size or time) and validates them (payload -> rows
   or a quarantine record), handing each validated batch to the writer;
 * the writers (``writers`` of them, default 2, each with a database connection of its own)
-  each own a share of the devices (a hash of the device id): the validator splits every
-  validated chunk by device and hands each writer its part. A writer joins the parts waiting
+  each own a share of the devices (a hash of the topic, which names the device): the
+  validator splits every validated chunk by topic and hands each writer its part (a device's
+  quarantine records included, so its messages keep their order). A writer joins the parts waiting
   for it into one transaction, commits it, and only then sends their PUBACKs (manual
   acknowledgement, all of a transaction in one write).
 
@@ -278,16 +279,18 @@ class Collector:
     def _split(
         self, batch: list[mqtt.MQTTMessage], items: list[Accepted | Quarantined]
     ) -> list[_Chunk]:
-        """The chunk's messages by writer: a device's always to the same one (a hash of its id,
-        stable across restarts); quarantine records to the first."""
+        """The chunk's messages by writer: all messages of a topic (one device's, whether
+        stored or quarantined) to the same one, in their order (a hash of the topic, stable
+        across restarts)."""
         n = len(self._slots)
         if n == 1:
             return [(batch, items)]
         parts: list[_Chunk] = [([], []) for _ in range(n)]
+        crc32 = zlib.crc32
         for m, item in zip(batch, items, strict=True):
-            k = zlib.crc32(item.device[0].encode()) % n if isinstance(item, Accepted) else 0
-            parts[k][0].append(m)
-            parts[k][1].append(item)
+            part = parts[crc32(m.topic.encode()) % n]
+            part[0].append(m)
+            part[1].append(item)
         return parts
 
     def _take_ready(self, slot: _Slot) -> _Chunk:

@@ -1,5 +1,5 @@
-"""The collector's writers: each validated chunk is split by device, a device's messages always
-go to the same writer in their order, quarantine records to the first."""
+"""The collector's writers: each validated chunk is split by topic (device), so a device's
+messages, stored or quarantined, always go to the same writer in their order."""
 
 from __future__ import annotations
 
@@ -21,27 +21,27 @@ def _collector(writers: int) -> Collector:
     )
 
 
-def _chunk(
-    devices: list[str | None],
-) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
-    msgs, items = [], []
+def _chunk(devices: list[str]) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
+    """One message per entry; every fifth is a quarantine record of its device's topic."""
+    msgs: list[mqtt.MQTTMessage] = []
+    items: list[Accepted | Quarantined] = []
     for i, d in enumerate(devices):
-        m = mqtt.MQTTMessage(mid=i + 1, topic=f"luftnett/v1/{d}/readings".encode())
-        msgs.append(m)
-        if d is None:
-            items.append(Quarantined("bad", b"{", "not_json", "test"))
+        topic = f"luftnett/v1/{d}/readings"
+        msgs.append(mqtt.MQTTMessage(mid=i + 1, topic=topic.encode()))
+        if i % 5 == 4:
+            items.append(Quarantined(topic, b"{", "not_json", "test"))
         else:
-            items.append(Accepted((d, "sds011", None, "1"), [], "t", b"{}"))
+            items.append(Accepted((d, "sds011", None, "1"), [], topic, b"{}"))
     return msgs, items
 
 
 @pytest.mark.parametrize("writers", [2, 3])
 def test_a_device_always_goes_to_the_same_writer_in_order(writers: int) -> None:
     col = _collector(writers)
-    devices: list[str | None] = [f"dev-{i % 17:03d}" for i in range(200)] + [None, None]
+    devices = [f"dev-{i % 17:03d}" for i in range(200)] + ["not a device", "x"]
     msgs, items = _chunk(devices)
     owner: dict[str, int] = {}
-    for _ in range(2):  # a second chunk: the same devices land where they did
+    for _ in range(2):  # a second chunk: the same topics land where they did
         parts = col._split(msgs, items)
         assert len(parts) == writers
         seen = sorted(m.mid for p in parts for m in p[0])
@@ -51,15 +51,13 @@ def test_a_device_always_goes_to_the_same_writer_in_order(writers: int) -> None:
             assert [m.mid for m in pm] == sorted(m.mid for m in pm)  # order kept
             for m, item in zip(pm, pi, strict=True):
                 assert item is items[m.mid - 1]  # each message keeps its own item
-                if isinstance(item, Quarantined):
-                    assert k == 0
-                else:
-                    assert owner.setdefault(item.device[0], k) == k
-    assert len(set(owner.values())) == writers  # 17 devices spread over every writer
+                assert owner.setdefault(item.topic, k) == k  # stored or quarantined alike
+    assert len(owner) == 19
+    assert len(set(owner.values())) == writers  # 19 topics spread over every writer
 
 
 def test_one_writer_takes_the_chunk_as_it_is() -> None:
-    msgs, items = _chunk(["dev-001", None, "dev-002"])
+    msgs, items = _chunk(["dev-001", "dev-002", "dev-003", "dev-004", "dev-005"])
     assert _collector(1)._split(msgs, items) == [(msgs, items)]
 
 
