@@ -93,7 +93,7 @@ def fast_rows(
     if p.device_id != topic_device or _DEVICE(p.device_id) is None or not _sensor_ok(p.sensor):
         return None
     device_id, sensor = p.device_id, p.sensor
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     dumps = json.dumps
     cols = _COLUMNS
     known = _KNOWN_QUANTITIES
