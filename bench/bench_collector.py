@@ -123,10 +123,11 @@ def start_consumers(
     env: Env, kind: str, db: str, root: str, w: Workload, n: int
 ) -> tuple[list[Proc], str, list[str]]:
     """Start ``n`` consumers of ``kind``; return them, their table and their MQTT client ids."""
-    if kind == "collector":
+    if kind in ("collector", "collector-1w"):
         group = "bench" if n > 1 else None
         ids = [f"col-{env.runs}-{k}" for k in range(n)]
-        procs = [start_collector(env, db, root, cid, group) for cid in ids]
+        writers = 1 if kind == "collector-1w" else None  # None: the default (2)
+        procs = [start_collector(env, db, root, cid, group, writers) for cid in ids]
         for p in procs:
             collector_ready(p)
         return procs, "readings", ids
@@ -149,7 +150,11 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
     """Consumers subscribed first; publish everything as fast as possible; time to the last
     committed row."""
     db, root = env.fresh_db(), env.next_root()
-    label = f"{kind} x{n}" if kind == "collector" else kind
+    label = (
+        f"{kind} x{n}"
+        if kind == "collector"
+        else ("collector x1, 1 writer" if kind == "collector-1w" else kind)
+    )
     run = Run(label, w.name, "live", len(w.messages), w.readings, expected_rows(kind, w))
     procs, table, ids = start_consumers(env, kind, db, root, w, n)
     pubs: list[Proc] = []
@@ -162,13 +167,17 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
             run.t_done, _ = poll_count(db, table, run.expected_rows, time.time())
             run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
             run.cpu = meter.stop({"publisher": pub_cpu})
-        if kind == "collector":
+        if kind in ("collector", "collector-1w"):
             for p in procs:
                 for k, v in collector_batches(p).items():
                     run.batches[k] = run.batches.get(k, 0) + v
     finally:
         for p in [*pubs, *procs]:
-            p.stop(signal.SIGINT if p in procs and kind == "collector" else signal.SIGTERM)
+            p.stop(
+                signal.SIGINT
+                if p in procs and kind in ("collector", "collector-1w")
+                else signal.SIGTERM
+            )
         clear_sessions(env, ids)
     verify(db, table, run)
     return run
@@ -398,6 +407,7 @@ STEPS = (
     "pub",
     "copy",
     "collector",
+    "collector1w",
     "collector2",
     "mqbridge",
     "naive",
@@ -419,7 +429,18 @@ def main(argv: list[str]) -> int:
         "--py-spy",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="profile one single-reading run of the collector (default: on in full)",
+        help="profile one run of the collector (default: on in full)",
+    )
+    ap.add_argument(
+        "--workloads",
+        default="single,batch100",
+        help="comma-separated workloads of the end-to-end steps: single, batch100",
+    )
+    ap.add_argument(
+        "--py-spy-workload",
+        choices=("single", "batch100"),
+        default="single",
+        help="the workload of the profiled run (the profile's message count)",
     )
     ap.add_argument(
         "--quiet-wait",
@@ -496,11 +517,16 @@ def main(argv: list[str]) -> int:
             ]
         if "copy" in steps:
             plan.append(("copy", lambda: copy_run(env, batch)))
+        wanted = set(args.workloads.split(","))
         for w, nw in ((single, n_single), (batch, n_batch)):
+            if w.name not in wanted:
+                continue
             if "collector" in steps:
                 plan.append(
                     ("collector", lambda w=w: live_run(env, "collector", w, 1, args.publishers))
                 )
+            if "collector1w" in steps:
+                plan.append(("collector1w", lambda w=w: live_run(env, "collector-1w", w)))
             if "collector2" in steps:
                 plan.append(
                     ("collector2", lambda w=w: live_run(env, "collector", w, 2, args.publishers))
@@ -565,7 +591,7 @@ def main(argv: list[str]) -> int:
         if args.py_spy or (args.py_spy is None and args.profile == "full"):
             busy = quiet()
             say(f"py-spy{busy}")
-            spy = pyspy_run(env, single)
+            spy = pyspy_run(env, batch if args.py_spy_workload == "batch100" else single)
         res = Results(
             args.profile,
             machine(env),

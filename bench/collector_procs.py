@@ -177,7 +177,9 @@ class Proc:
                 self.p.wait()
 
 
-def start_collector(env: Env, db: str, root: str, client_id: str, group: str | None) -> Proc:
+def start_collector(
+    env: Env, db: str, root: str, client_id: str, group: str | None, writers: int | None = None
+) -> Proc:
     extra = {
         "LUFTNETT_DATABASE_URL": db,
         "LUFTNETT_MQTT_URL": env.mq.url,
@@ -188,6 +190,8 @@ def start_collector(env: Env, db: str, root: str, client_id: str, group: str | N
     }
     if group:
         extra["LUFTNETT_COLLECTOR__SHARED_GROUP"] = group
+    if writers is not None:
+        extra["LUFTNETT_COLLECTOR__WRITERS"] = str(writers)
     cmd = [sys.executable, "-m", "luftnett.cli", "collector", "run"]
     return Proc(client_id, cmd, env, extra)
 

@@ -568,7 +568,12 @@ def report(res: Results) -> str:
             "",
         ]
     if spy:
-        out += ["### Where the collector spends its time (py-spy, single-reading run)", "", spy, ""]
+        out += [
+            "### Where the collector spends its time (py-spy, the `--py-spy-workload` run)",
+            "",
+            spy,
+            "",
+        ]
     if errors:
         out += ["### Not measured", "", *(f"- {e}" for e in errors), ""]
     out.append(END)

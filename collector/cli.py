@@ -43,6 +43,7 @@ def collector_run(ctx: click.Context) -> None:
                 register_unknown_devices=c.register_unknown_devices,
                 rollup_interval_s=c.rollup_interval_s,
                 mqtt_protocol=c.mqtt_protocol,
+                writers=c.writers,
             )
         ).start()
         confirmer = (

@@ -93,14 +93,30 @@ def fast_rows(
     if p.device_id != topic_device or _DEVICE(p.device_id) is None or not _sensor_ok(p.sensor):
         return None
     device_id, sensor = p.device_id, p.sensor
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     dumps = json.dumps
     cols = _COLUMNS
     known = _KNOWN_QUANTITIES
     bits = _FLAG_BITS
+    model, serial = sensor.model, sensor.serial
+    append = rows.append
+    c0, c1, c2, c3, c4, c5 = VALUE_COLUMNS
     for r in p.readings:
         vals = r.values
         keys = vals.keys()
+        if (
+            keys <= cols
+            and r.min is None
+            and r.max is None
+            and r.n is None
+            and r.n_warmup is None
+            and not r.flags
+            and r.sensor is None
+        ):  # the common reading: column values only, no flags, the payload's sensor
+            get = vals.get
+            append((device_id, r.seq, r.ts, r.window_s, r.n_samples, model, serial,
+                    get(c0), get(c1), get(c2), get(c3), get(c4), get(c5), None, 0, 1))  # fmt: skip
+            continue
         extra: dict[str, Any] | None = None
         if not keys <= cols:
             if not keys <= known:
@@ -126,7 +142,7 @@ def fast_rows(
             if not _sensor_ok(r.sensor):
                 return None
             s = r.sensor
-        rows.append(
+        append(
             (
                 device_id,
                 r.seq,

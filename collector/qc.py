@@ -310,8 +310,11 @@ def quality_columns(
     same_dev = np.empty(n, dtype=bool)
     same_dev[0] = False
     same_dev[1:] = d_s[1:] == d_s[:-1]
+    # a quantity no reading of the series has (most sensors measure two or three of the
+    # columns) can neither be stuck nor spike: skipped, the same result for less work
+    present = [bool(c) for c in (~np.isnan(v_s)).any(axis=0).tolist()]
     for j, q in enumerate(q_names):
-        if q not in cfg.spike_jump:
+        if q not in cfg.spike_jump or not present[j]:
             continue
         v = v_s[:, j]
         cont = np.zeros(n, dtype=bool)
@@ -333,7 +336,7 @@ def quality_columns(
     inside &= d_s[nb_c] == d_s[:, None]
     for j, q in enumerate(q_names):
         jump = cfg.spike_jump.get(q)
-        if jump is None:
+        if jump is None or not present[j]:
             continue
         v = v_s[:, j]
         neigh = np.where(inside, v[nb_c], np.nan)

@@ -7,11 +7,18 @@ Three threads, each stage overlapping the others' waits:
   message into a bounded queue;
 * the validator takes batches of messages (size or time) and validates them (payload -> rows
   or a quarantine record), handing each validated batch to the writer;
-* the writer (the only user of the database connection) joins the validated batches waiting
+* the writers (``writers`` of them, default 2, each with a database connection of its own)
+  each own a share of the devices (a hash of the topic, which names the device): the
+  validator splits every validated chunk by topic and hands each writer its part (a device's
+  quarantine records included, so its messages keep their order). A writer joins the parts waiting
   for it into one transaction, commits it, and only then sends their PUBACKs (manual
-  acknowledgement, all of a batch in one write).
+  acknowledgement, all of a transaction in one write).
 
-So while the server copies and commits batch N, batch N+1 is received and validated; and the
+So while the server copies and commits batch N, batch N+1 is received and validated, and while
+one writer's transaction runs on the server the other writer does its client work (quality
+control, calibration, COPY records) for the next: client and server work overlap. A device's
+messages always go to the same writer, in order, so two writers never wait for each other's
+device locks, and each message is acknowledged only after its own transaction committed. The
 longer a commit takes, the more validated messages wait, the larger the next transaction grows.
 If the database is down, nothing is acknowledged: the writer backs off and retries the same
 batch while the broker holds the rest (persistent session, QoS 1). A SIGKILL loses nothing:
@@ -25,6 +32,7 @@ import queue
 import ssl
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -68,6 +76,28 @@ class CollectorConfig:
     # MQTT 3.1.1 parses about a third faster in paho than 5 (no property decoding per message);
     # both keep a persistent session, and Mosquitto serves $share subscriptions to both.
     mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
+    writers: int = 2  # writer threads, each with its own connection and share of the devices
+
+
+_Chunk = tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]
+
+
+class _Slot:
+    """One writer: its database connection, its queue of validated chunks (bounded, so a slow
+    database holds the validator back, and through it paho's loop: back-pressure up to the
+    broker) and the chunk it holds back for its next transaction."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.ready: queue.Queue[_Chunk] = queue.Queue(maxsize=_READY_BATCHES)
+        self.held: _Chunk | None = None
+        self.conn: psycopg.Connection[Any] | None = None
+        self.writer: Writer | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.writer = None
 
 
 def _readings(items: list[Accepted | Quarantined]) -> int:
@@ -77,19 +107,15 @@ def _readings(items: list[Accepted | Quarantined]) -> int:
 class Collector:
     def __init__(self, cfg: CollectorConfig) -> None:
         self.cfg = cfg
+        if cfg.writers < 1:
+            raise ValueError(f"writers must be at least 1, not {cfg.writers}")
         self.counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
         self._q = Inbox(maxsize=max(10_000, cfg.batch_size * 4))
-        # validated batches waiting for the writer: bounded, so a slow database holds the
-        # validator back (and through it paho's loop: back-pressure up to the broker)
-        self._ready: queue.Queue[tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]] = (
-            queue.Queue(maxsize=_READY_BATCHES)
-        )
-        self._held: tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]] | None = None
+        self._slots = [_Slot(k) for k in range(cfg.writers)]
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._conn: psycopg.Connection[Any] | None = None
-        self._writer: Writer | None = None
         self._next_rollup = 0.0
         self._client = self._make_client()
 
@@ -132,7 +158,8 @@ class Collector:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Collector:
-        self._connect_db()
+        for slot in self._slots:
+            self._connect_db(slot)
         if self.cfg.mqtt_protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = SESSION_EXPIRY_S
@@ -148,7 +175,12 @@ class Collector:
         self._client.loop_start()
         self._threads = [
             threading.Thread(target=self._validate_loop, name="collector-validate", daemon=True),
-            threading.Thread(target=self._write_loop, name="collector-write", daemon=True),
+            *(
+                threading.Thread(
+                    target=self._write_loop, args=(slot,), name=f"collector-write-{k}", daemon=True
+                )
+                for k, slot in enumerate(self._slots)
+            ),
         ]
         for t in self._threads:
             t.start()
@@ -167,21 +199,25 @@ class Collector:
             t.join(10)
         self._client.disconnect()
         self._client.loop_stop()
-        if self._conn is not None:
-            self._conn.close()
+        for slot in self._slots:
+            slot.close()
 
-    def _connect_db(self) -> bool:
+    def _count(self, **n: int) -> None:
+        with self._counts_lock:
+            self.counts.update(n)
+
+    def _connect_db(self, slot: _Slot) -> bool:
         try:
-            self._conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
-            self._writer = Writer(
-                self._conn,
+            slot.conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
+            slot.writer = Writer(
+                slot.conn,
                 deferred=self.cfg.rollup_interval_s > 0,
                 register_unknown=self.cfg.register_unknown_devices,
             )
             return True
         except psycopg.OperationalError as exc:
             log.warning("database unavailable", extra={"error": str(exc).strip()[:200]})
-            self._conn = self._writer = None
+            slot.conn = slot.writer = None
             return False
 
     # -- worker ------------------------------------------------------------------------------
@@ -208,22 +244,21 @@ class Collector:
             batch += more
         return batch
 
-    def _refresh_rollups(self) -> None:
+    def _refresh_rollups(self, slot: _Slot) -> None:
         """Refresh the device-hours the batches marked; a failure leaves them marked."""
         now = time.monotonic()
-        if self._conn is None or now < self._next_rollup:
+        if slot.conn is None or now < self._next_rollup:
             return
         self._next_rollup = now + self.cfg.rollup_interval_s
         try:
-            while not self._stop.is_set() and (n := refresh_dirty(self._conn)) > 0:
-                self.counts["rollup_hours"] += n
+            while not self._stop.is_set() and (n := refresh_dirty(slot.conn)) > 0:
+                self._count(rollup_hours=n)
         except psycopg.OperationalError as exc:
             log.warning("rollup refresh failed; will retry", extra={"error": str(exc)[:200]})
-            self._conn.close()
-            self._conn = self._writer = None
+            slot.close()
         except psycopg.Error as exc:
             log.error("rollup refresh refused", extra={"error": str(exc)[:200]})
-            self._conn.rollback()
+            slot.conn.rollback()
 
     def _validate_loop(self) -> None:
         while not self._stop.is_set():
@@ -233,29 +268,47 @@ class Collector:
             items: list[Accepted | Quarantined] = [
                 validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
             ]
-            while not self._stop.is_set():
-                try:
-                    self._ready.put((batch, items), timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            for slot, part in zip(self._slots, self._split(batch, items), strict=True):
+                while part[0] and not self._stop.is_set():
+                    try:
+                        slot.ready.put(part, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
 
-    def _take_ready(self) -> tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]:
+    def _split(
+        self, batch: list[mqtt.MQTTMessage], items: list[Accepted | Quarantined]
+    ) -> list[_Chunk]:
+        """The chunk's messages by writer: all messages of a topic (one device's, whether
+        stored or quarantined) to the same one, in their order (a hash of the topic, stable
+        across restarts)."""
+        n = len(self._slots)
+        if n == 1:
+            return [(batch, items)]
+        parts: list[_Chunk] = [([], []) for _ in range(n)]
+        crc32 = zlib.crc32
+        for m, item in zip(batch, items, strict=True):
+            part = parts[crc32(m.topic.encode()) % n]
+            part[0].append(m)
+            part[1].append(item)
+        return parts
+
+    def _take_ready(self, slot: _Slot) -> _Chunk:
         """The validated chunks waiting now, joined up to ``batch_size`` messages and
         ``batch_readings`` readings (at least one chunk; empty lists when none came within
         0.2 s). A chunk that would pass a limit waits for the next transaction."""
-        if self._held is not None:
-            first, self._held = self._held, None
+        if slot.held is not None:
+            first, slot.held = slot.held, None
         else:
             try:
-                first = self._ready.get(timeout=0.2)
+                first = slot.ready.get(timeout=0.2)
             except queue.Empty:
                 return [], []
         msgs, items = list(first[0]), list(first[1])
         n_readings = _readings(items)
         while len(msgs) < self.cfg.batch_size and n_readings < self.cfg.batch_readings:
             try:
-                more = self._ready.get_nowait()
+                more = slot.ready.get_nowait()
             except queue.Empty:
                 break
             more_readings = _readings(more[1])
@@ -263,51 +316,49 @@ class Collector:
                 len(msgs) + len(more[0]) > self.cfg.batch_size
                 or n_readings + more_readings > self.cfg.batch_readings
             ):
-                self._held = more
+                slot.held = more
                 break
             msgs += more[0]
             items += more[1]
             n_readings += more_readings
         return msgs, items
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, slot: _Slot) -> None:
         while not self._stop.is_set():
-            if self.cfg.rollup_interval_s > 0:
-                self._refresh_rollups()
-            batch, items = self._take_ready()
+            if self.cfg.rollup_interval_s > 0 and slot.index == 0:
+                self._refresh_rollups(slot)
+            batch, items = self._take_ready(slot)
             if not batch:
                 continue
-            if not self._write_with_retry(items):
+            if not self._write_with_retry(slot, items):
                 return  # stopping before it was written: unacknowledged, the broker redelivers
             self._client.ack_many([m.mid for m in batch if m.qos == 1])
-            self.counts["messages"] += len(batch)
+            self._count(messages=len(batch))
 
-    def _write_with_retry(self, items: list[Accepted | Quarantined]) -> bool:
+    def _write_with_retry(self, slot: _Slot, items: list[Accepted | Quarantined]) -> bool:
         """Write until it succeeds (True) or the collector stops (False)."""
         delay = 0.5
         while True:
-            if self._writer is None and not self._connect_db():
+            if slot.writer is None and not self._connect_db(slot):
                 pass
-            elif self._writer is not None:
+            elif slot.writer is not None:
                 try:
-                    res = self._writer.write(items)
+                    res = slot.writer.write(items)
                 except psycopg.OperationalError as exc:
                     log.warning("write failed; will retry", extra={"error": str(exc)[:200]})
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = self._writer = None
+                    slot.close()
                 except psycopg.Error as exc:
                     # the database refused some content: isolate it, quarantine it, keep the rest
                     log.warning(
                         "batch refused; writing one by one", extra={"error": str(exc)[:200]}
                     )
                     try:
-                        items = self._isolate(items)
+                        items = self._isolate(slot, items)
                     except psycopg.OperationalError:
-                        self._conn = self._writer = None
+                        slot.close()
                     continue
                 else:
-                    self.counts.update(
+                    self._count(
                         stored=res.stored,
                         duplicates=res.duplicates,
                         quarantined=res.quarantined,
@@ -326,23 +377,25 @@ class Collector:
                 return False
             delay = min(delay * 2, 30.0)
 
-    def _isolate(self, items: list[Accepted | Quarantined]) -> list[Accepted | Quarantined]:
+    def _isolate(
+        self, slot: _Slot, items: list[Accepted | Quarantined]
+    ) -> list[Accepted | Quarantined]:
         """Write each message alone (idempotent); return quarantine records for those the
         database refuses, plus the quarantine records that were already in the batch."""
-        assert self._writer is not None
+        assert slot.writer is not None
         left: list[Accepted | Quarantined] = []
         for item in items:
             if isinstance(item, Quarantined):
                 left.append(item)
                 continue
             try:
-                res = self._writer.write([item])
+                res = slot.writer.write([item])
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
                 left.append(Quarantined(item.topic, item.payload, "db_rejected", str(exc)[:500]))
             else:
-                self.counts.update(
+                self._count(
                     stored=res.stored, duplicates=res.duplicates, quarantined=res.quarantined
                 )
         return left

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,10 @@ _V0 = READING_COLUMNS.index(VALUE_COLUMNS[0])
 _V1 = _V0 + len(VALUE_COLUMNS)
 assert READING_COLUMNS[_V0:_V1] == VALUE_COLUMNS
 _FIELDS = ("dev", "seq", "t", "vals", "edge")
+_GET_DEVICE, _GET_SEQ, _GET_TS, _GET_FLAGS = (
+    itemgetter(i) for i in (_I_DEVICE, _I_SEQ, _I_TS, _I_FLAGS)
+)
+_GET_VALUE = [itemgetter(i) for i in range(_V0, _V1)]
 _BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _BIN_TRAILER = struct.pack(">h", -1)
 
@@ -304,15 +309,27 @@ class Writer:
 
     def _columns(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[str], qc.SeriesColumns]:
         """The batch as columns; device codes number the sorted device ids."""
-        names = sorted({r[_I_DEVICE] for r in rows})
+        # map + itemgetter: the per-row loops run in C (a generator per column cost ~2 µs/row)
+        dev_ids = list(map(_GET_DEVICE, rows))
+        names = sorted(set(dev_ids))
         code = {d: i for i, d in enumerate(names)}
         n = len(rows)
+        # values column by column: most columns of a batch are all set or all missing (a
+        # sensor measures the same quantities every time), which need no None check per value
+        vals = np.full((n, _V1 - _V0), np.nan)
+        for j, get in enumerate(_GET_VALUE):
+            col = list(map(get, rows))
+            missing = col.count(None)
+            if missing == 0:
+                vals[:, j] = col
+            elif missing < n:
+                vals[:, j] = np.array(col, dtype=np.float64)  # None -> NaN
         return names, qc.SeriesColumns(
-            np.fromiter((code[r[_I_DEVICE]] for r in rows), np.int64, n),
-            np.fromiter((r[_I_SEQ] for r in rows), np.int64, n),
-            np.fromiter((r[_I_TS].timestamp() for r in rows), np.float64, n),
-            np.array([r[_V0:_V1] for r in rows], dtype=np.float64).reshape(n, _V1 - _V0),
-            np.fromiter((r[_I_FLAGS] for r in rows), np.int64, n),
+            np.fromiter(map(code.__getitem__, dev_ids), np.int64, n),
+            np.fromiter(map(_GET_SEQ, rows), np.int64, n),
+            np.fromiter(map(datetime.timestamp, map(_GET_TS, rows)), np.float64, n),
+            vals,
+            np.fromiter(map(_GET_FLAGS, rows), np.int64, n),
         )
 
     def _copy_readings(

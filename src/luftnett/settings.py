@@ -185,6 +185,14 @@ class CollectorSettings(BaseModel):
         description="refresh the rollups of freshly stored device-hours this often, seconds "
         "(0: in every batch's transaction)",
     )
+    writers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="writer threads, each with a database connection of its own and a share of "
+        "the devices (by a hash of the device id), so that one writer's client work overlaps "
+        "the other's transaction on the server",
+    )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1",
         description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "
