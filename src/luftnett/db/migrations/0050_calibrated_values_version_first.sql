@@ -133,9 +133,12 @@ ALTER TABLE calibrated_values DROP CONSTRAINT calibrated_values_pkey;
 ALTER TABLE calibrated_values ADD PRIMARY KEY (device_id, version_id, seq);
 
 -- Same columns and rows as before: each value as the version in force at its reading's time.
+-- device_id and pollutant are the span's (equal to the value's by the join): a reader's
+-- "device_id = r.device_id AND pollutant = 'pm25'" then finds the reading's spans by their
+-- key, and each span's version completes the key of calibrated_values with seq.
 DROP VIEW calibrated_current;
 CREATE VIEW calibrated_current AS
-SELECT c.device_id, c.seq, c.pollutant, c.version_id, c.ts, c.value, c.u
+SELECT s.device_id, c.seq, s.pollutant, c.version_id, c.ts, c.value, c.u
 FROM calibration_spans s
 JOIN calibrated_values c
   ON c.device_id = s.device_id AND c.version_id = s.version_id AND c.pollutant = s.pollutant
