@@ -83,10 +83,10 @@ def _check_spans(conn: psycopg.Connection[Any], devices: list[str]) -> None:
 
 
 op = st.one_of(
-    st.tuples(st.just("own"), st.integers(0, 2), st.sampled_from(POLLUTANTS),
-              st.integers(0, DAYS)),  # fmt: skip
-    st.tuples(st.just("fleet"), st.integers(0, 1), st.sampled_from(POLLUTANTS),
-              st.integers(0, DAYS)),  # fmt: skip
+    st.tuples(st.just("own"), st.integers(0, 2), st.sampled_from(POLLUTANTS), st.integers(0, DAYS)),
+    st.tuples(
+        st.just("fleet"), st.integers(0, 1), st.sampled_from(POLLUTANTS), st.integers(0, DAYS)
+    ),
     st.tuples(st.just("model"), st.integers(0, 2), st.integers(0, 1)),
     st.tuples(st.just("reactivate"), st.integers(0, 30), st.integers(0, DAYS)),
     st.tuples(st.just("delete"), st.integers(0, 30)),
@@ -94,7 +94,9 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=st.lists(op, min_size=1, max_size=14))
 def test_spans_equal_the_active_version(conn: psycopg.Connection[Any], ops: list[Any]) -> None:
     tag = uuid.uuid4().hex[:8]
@@ -121,9 +123,9 @@ def test_spans_equal_the_active_version(conn: psycopg.Connection[Any], ops: list
             conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, %s)",
                          (devices[-1], models[o[1]]))  # fmt: skip
         elif activations and o[0] == "reactivate":  # an activation moved to another date
+            moved, to = activations[o[1] % len(activations)], T0 + timedelta(days=o[2])
             conn.execute("UPDATE calibration_activations SET valid_from = %s "
-                         "WHERE activation_id = %s",
-                         (T0 + timedelta(days=o[2]), activations[o[1] % len(activations)]))  # fmt: skip
+                         "WHERE activation_id = %s", (to, moved))  # fmt: skip
         elif activations and o[0] == "delete":
             conn.execute("DELETE FROM calibration_activations WHERE activation_id = %s",
                          (activations.pop(o[1] % len(activations)),))  # fmt: skip
