@@ -118,8 +118,9 @@ def mlr_version(conn: psycopg.Connection[Any], slope: float) -> int:
 
 
 # -- the previous layout, for same-run ratios ---------------------------------------------------
-PK_NOW = "(device_id, version_id, seq)"  # migration 0050
-PK_BEFORE = "(device_id, seq, version_id)"  # migrations 0031-0041
+# the key of migration 0031 (kept by 0050), and the alternative measured against it
+PK_BEFORE = "(device_id, seq, version_id)"
+PK_NOW = "(device_id, version_id, seq)"  # a version's values together per device
 # calibrated_current before migration 0050 (0011): the version resolved per value
 VIEW_BEFORE = """
 CREATE VIEW calibrated_current AS
@@ -128,15 +129,15 @@ WHERE c.version_id = luftnett_active_version(c.device_id, c.pollutant, c.ts)
 """
 # calibrated_current of migration 0050 (the statement after its DROP VIEW)
 VIEW_NOW = (
-    (ROOT / "src/luftnett/db/migrations/0050_calibrated_values_version_first.sql")
+    (ROOT / "src/luftnett/db/migrations/0050_calibration_spans.sql")
     .read_text(encoding="utf-8")
     .split("DROP VIEW calibrated_current;", 1)[1]
 )
 
 
 def set_layout(conn: psycopg.Connection[Any], before: bool) -> None:
-    """The primary key and calibrated_current of migration 0050, or of 0031 (rebuilt here,
-    outside any timed part)."""
+    """calibrated_current of migration 0050 with the version-first key (PK_NOW), or the view
+    before 0050 with the key of 0031 (rebuilt here, outside any timed part)."""
     t = time.perf_counter()
     (view,) = conn.execute(
         "SELECT pg_get_viewdef('calibrated_current'::regclass)").fetchone() or ("",)  # fmt: skip
@@ -328,7 +329,7 @@ def bench_reprocess(url: str, rows: int, devices: int, numpy_rows: int) -> dict[
                      "SELECT 'bench', device_id, %s FROM devices", (T0,))  # fmt: skip
         va, v1, v2, v3, v4 = (mlr_version(conn, s) for s in (0.7, 0.6, 0.65, 0.62, 0.68))
         runs = [timed_job(url, conn, va, 2, "first activation, no values yet")]
-        runs[0]["key"] = PK_NOW
+        runs[0]["key"] = PK_BEFORE  # as migrated
         # alternating layouts; each job adds a version of old values for the next one, so the
         # new key runs always with one more old version than the old key's run before it
         for v, before in ((v1, True), (v2, False), (v3, True), (v4, False)):
@@ -393,12 +394,12 @@ NOTES = (
     "writes `calibrated_values` with its primary key, and marks the part done. The layouts "
     "alternate in one run: *key (device_id, seq, version_id)* is the table as it was before "
     "migration 0050 (that key, `calibrated_current` resolving the version per value), rebuilt "
-    "outside the timed parts; *key (device_id, version_id, seq)* is 0050's (with "
-    "`calibration_spans`). Each job leaves one more version of old values for the next, so "
-    "each new-key job runs with one more old version in the table than the old-key job before "
-    "it (the ratio errs against the new key). Before each job `calibrated_values` is vacuumed "
-    "outside the timed part (between two activations autovacuum has caught up in a running "
-    "system); "
+    "outside the timed parts; *key (device_id, version_id, seq)* is the alternative key, with "
+    "0050's `calibrated_current` (`calibration_spans`). Each job leaves one more version of "
+    "old values for the next, so each new-key job runs with one more old version in the "
+    "table than the old-key job before it (the ratio errs against the new key). Before each "
+    "job `calibrated_values` is vacuumed outside the timed part (between two activations "
+    "autovacuum has caught up in a running system); "
 )
 
 

@@ -202,4 +202,4 @@ def test_view_rows_before_and_after_the_migration(fresh_db_url: str) -> None:
             "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
             "WHERE indrelid = 'calibrated_values'::regclass AND indisprimary"
         ).fetchone()
-        assert key is not None and "(device_id, version_id, seq)" in key[0]
+        assert key is not None and "(device_id, seq, version_id)" in key[0]  # as 0031 made it

@@ -52,23 +52,17 @@ WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
 GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
 ORDER BY s.site_id, h
 """)
-# The calibrated value of each reading is looked up per reading (OFFSET 0 keeps the lookup a
-# unit: calibration span, then the (device_id, version_id, seq) key of calibrated_values;
-# joined freely, PostgreSQL may probe that key by device_id alone, reading every value of the
-# device per reading).
 CALIBRATED_HOURLY = sql.SQL("""
 SELECT s.site_id, s.name, s.site_type, s.lat, s.lon,
        extract(epoch FROM date_trunc('hour', r.ts AT TIME ZONE 'UTC'))::double precision AS h,
        count(*), avg(c.value), stddev_samp(c.value), sum(r.window_s), avg(c.u)
-FROM readings r
-JOIN LATERAL (SELECT cc.value, cc.u FROM calibrated_current cc
-              WHERE cc.device_id = r.device_id AND cc.seq = r.seq
-                AND cc.pollutant = %(pollutant)s OFFSET 0) c ON true
+FROM calibrated_current c
+JOIN readings r ON r.device_id = c.device_id AND r.seq = c.seq
 JOIN deployments d ON d.device_id = r.device_id
     AND r.ts >= d.valid_from AND (d.valid_to IS NULL OR r.ts < d.valid_to)
 JOIN sites s ON s.site_id = d.site_id
 WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
-    AND s.lat IS NOT NULL AND s.lon IS NOT NULL
+    AND c.pollutant = %(pollutant)s AND s.lat IS NOT NULL AND s.lon IS NOT NULL
 GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
 ORDER BY s.site_id, h
 """)

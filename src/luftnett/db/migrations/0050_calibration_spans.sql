@@ -1,16 +1,17 @@
--- 0050: calibrated_values keyed (device_id, version_id, seq): a version's values lie together
--- per device, so a reprocessing job appends into fresh index pages instead of splitting every
--- leaf where the new version's keys fall between the older versions' (docs/calibration.md,
--- "Layout"). Writers keep their column lists; ON CONFLICT infers the key by its columns, in
--- any order.
+-- 0050: calibration_spans, and calibrated_current as calibrated values joined to their span.
 --
--- Readers look a value up by (device_id, seq, pollutant) without knowing the version, which
--- the new key cannot serve by itself. calibration_spans holds, per device and pollutant,
--- exactly what luftnett_active_version(device, pollutant, t) resolves, as intervals
--- [valid_from, valid_to) of t with one version each (adjacent equal versions merged, times
--- with no version in force left out). calibrated_current joins a reading's span to the key:
--- a few index probes (one per span of the device and pollutant) instead of one.
+-- calibration_spans holds, per device and pollutant, exactly what
+-- luftnett_active_version(device, pollutant, t) resolves, as intervals [valid_from, valid_to)
+-- of t with one version each (adjacent equal versions merged, times with no version in force
+-- left out). calibrated_current joins a reading's spans (by their key) to the primary key of
+-- calibrated_values (device_id, seq, version_id): a few index probes per reading instead of
+-- resolving the version per value with the function (docs/calibration.md, "Layout").
 -- Triggers keep the spans in step with calibration_activations and devices.sensor_model.
+--
+-- The primary key of calibrated_values stays as 0031 made it, (device_id, seq, version_id).
+-- The version before seq, (device_id, version_id, seq), which lets a reprocessing job append a
+-- version's values instead of interleaving them with the older versions', was measured and did
+-- not make reprocessing faster (docs/benchmarks.md, "Calibration").
 
 CREATE TABLE calibration_spans (
     device_id   text COLLATE "C" NOT NULL,
@@ -127,10 +128,6 @@ FROM (SELECT DISTINCT d.device_id, a.pollutant
       JOIN devices d ON d.device_id = a.device_id OR d.sensor_model = a.sensor_model
       ORDER BY 1, 2) k;
 ANALYZE calibration_spans;
-
--- The key, version before seq.
-ALTER TABLE calibrated_values DROP CONSTRAINT calibrated_values_pkey;
-ALTER TABLE calibrated_values ADD PRIMARY KEY (device_id, version_id, seq);
 
 -- Same columns and rows as before: each value as the version in force at its reading's time.
 -- device_id and pollutant are the span's (equal to the value's by the join): a reader's
