@@ -46,12 +46,11 @@ def collector_run(ctx: click.Context) -> None:
                 writers=c.writers,
             )
         ).start()
-        confirmer = (
-            Confirmer(db_url, mq_url, s.mqtt.topic_root, c.confirm_interval_s).start()
-            if c.confirm_interval_s > 0
-            else None
-        )
-        try:
+        confirmer = None
+        try:  # from here on a Ctrl-C or SIGTERM (even during the next line) stops both cleanly
+            if c.confirm_interval_s > 0:
+                confirmer = Confirmer(db_url, mq_url, s.mqtt.topic_root, c.confirm_interval_s)
+                confirmer.start()
             wait_forever("collector")
         finally:
             if confirmer is not None:
