@@ -528,7 +528,8 @@ async def _prefetch(
             if j == 0 or seg.start >= seg.end:
                 continue  # the first segment's COPY starts at once: nothing to win there
             async with sent:
-                await sent.wait_for(lambda j=j: j <= pos[0] + PREFETCH_AHEAD)
+                while j > pos[0] + PREFETCH_AHEAD:
+                    await sent.wait()
             params = {"device": seg.device_id, "start": seg.start, "end": seg.end}
             async with conn.transaction():
                 await conn.execute("SET LOCAL enable_indexscan = off")
