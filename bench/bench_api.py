@@ -171,6 +171,31 @@ def fill_daily(conn: psycopg.Connection[Any], devices: int) -> None:
             print(f"rollup_daily: {i + 1} devices", file=sys.stderr)
 
 
+def fill_calibrated(url: str, devices: list[str]) -> float:
+    """Calibrated values for ``devices`` with the calibration job code: the fleet defaults
+    installed and activated (sds011: PM2.5 and PM10), then each device's history reprocessed
+    (``reprocess``, what ``luftnett calibrate jobs run`` does per part). Devices that already
+    have calibrated values are skipped; returns the seconds spent."""
+    from luftnett.calibration.apply_db import ensure_fleet_defaults, reprocess
+
+    t = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        with conn.transaction():
+            ensure_fleet_defaults(conn)
+        for d in devices:
+            have = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE device_id = %s)", (d,)
+            ).fetchone()
+            conn.commit()
+            if have and have[0]:
+                continue
+            res = reprocess(conn, d)
+            print(f"calibrated {d}: {res.values:,} values", file=sys.stderr)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE calibrated_values")
+    return time.perf_counter() - t
+
+
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
