@@ -17,7 +17,9 @@ __all__ = [
     "available",
     "cal_columns",
     "cal_joins",
+    "cal_joins_by_version",
     "device_calibration",
+    "version_param",
 ]
 
 #: reading column -> pollutant code of the calibration tables
@@ -51,6 +53,30 @@ def cal_joins(on: bool, alias: str = "r") -> sql.Composable:
             " LEFT JOIN calibrated_current {c} ON {c}.device_id = {r}.device_id "
             "AND {c}.seq = {r}.seq AND {c}.pollutant = {p}"
         ).format(c=sql.Identifier(f"cal_{q}"), r=sql.Identifier(alias), p=sql.Literal(p))
+        for q, p in CALIBRATED.items()
+    ]
+    return sql.Composed(parts)
+
+
+def version_param(pollutant: str) -> str:
+    """The query parameter of a pollutant's version in :func:`cal_joins_by_version`."""
+    return f"v_{pollutant}"
+
+
+def cal_joins_by_version() -> sql.Composable:
+    """LEFT JOINs of one device's calibrated values of one known version per quantity
+    (parameters ``%(device)s`` and ``%(v_<pollutant>)s``, NULL when none is in force): for a
+    stretch of time over which the version in force does not change (``luftnett_active_version``
+    evaluated once per stretch, see api/export.py), the same rows as :func:`cal_joins`,
+    without evaluating the version rule of ``calibrated_current`` for every reading (which
+    cost ~450 µs a reading on the benchmark data). The device is a parameter rather than
+    ``r.device_id`` so that the planner can estimate the join and hash the device's values
+    instead of probing the index per reading (measured 2x faster for a device-year)."""
+    parts = [
+        sql.SQL(
+            " LEFT JOIN calibrated_values {c} ON {c}.device_id = %(device)s "
+            "AND {c}.seq = r.seq AND {c}.version_id = %({v})s::bigint AND {c}.pollutant = {p}"
+        ).format(c=sql.Identifier(f"cal_{q}"), v=sql.SQL(version_param(p)), p=sql.Literal(p))
         for q, p in CALIBRATED.items()
     ]
     return sql.Composed(parts)

@@ -77,8 +77,11 @@ class Segment:
     #: bits OR-ed into every reading's flags here: ANNOTATED_INVALID inside an active
     #: invalidating staff annotation, else 0
     extra_flags: int = 0
-    #: the device has calibrated values (the calibration joins are needed)
+    #: the device has calibrated values here (the calibration joins are needed)
     calibrated: bool = False
+    #: the calibration version in force over the whole segment per pollutant of
+    #: calibration.CALIBRATED (None: none in force), when ``calibrated``
+    versions: tuple[int | None, ...] = ()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -279,7 +282,7 @@ def select(
         where.append(_s("v.value IS NOT NULL"))
     return sql.SQL("SELECT {cols} FROM readings r{cal}{long} WHERE {where} ORDER BY r.ts").format(
         cols=sql.SQL(", ").join(exprs),
-        cal=calibration.cal_joins(cal_on),
+        cal=calibration.cal_joins_by_version() if cal_on else sql.SQL(""),
         long=_long_values(cal_on) if shape == "long" else sql.SQL(""),
         where=sql.SQL(" AND ").join(where),
     )
@@ -332,6 +335,57 @@ def _cut(seg: Segment, spans: list[tuple[datetime, datetime]]) -> list[Segment]:
 
 _HAS_CALIBRATED = "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE device_id = %(device)s)"
 
+#: the version in force per pollutant at the start and at every activation inside
+#: [start, end) that can concern the device (its own, or fleet-wide by sensor model): the
+#: version in force can change only there. Evaluated by ``luftnett_active_version``, the rule
+#: ``calibrated_current`` applies per reading.
+_VERSIONS = """
+SELECT pts.t, array_agg(luftnett_active_version(%(device)s, p.pollutant, pts.t)
+                        ORDER BY p.ord) AS versions
+FROM (SELECT %(start)s::timestamptz AS t
+      UNION
+      SELECT a.valid_from FROM calibration_activations a
+      WHERE (a.device_id = %(device)s OR a.device_id IS NULL)
+        AND a.valid_from > %(start)s AND a.valid_from < %(end)s) AS pts
+CROSS JOIN unnest(%(pollutants)s::text[]) WITH ORDINALITY AS p(pollutant, ord)
+GROUP BY pts.t ORDER BY pts.t
+"""
+
+
+async def _version_spans(
+    conn: AsyncConnection[Any], device: str, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, tuple[int | None, ...]]]:
+    """[start, end) cut where the version in force of any calibrated pollutant changes."""
+    params = {
+        "device": device,
+        "start": start,
+        "end": end,
+        "pollutants": list(calibration.CALIBRATED.values()),
+    }
+    cur = await conn.execute(_VERSIONS, params)
+    out: list[tuple[datetime, datetime, tuple[int | None, ...]]] = []
+    for r in await cur.fetchall():
+        t, versions = r["t"], tuple(r["versions"])
+        if out and out[-1][2] == versions:
+            continue
+        if out:
+            out[-1] = (out[-1][0], t, out[-1][2])
+        out.append((t, end, versions))
+    return out
+
+
+def _by_version(
+    seg: Segment, spans: list[tuple[datetime, datetime, tuple[int | None, ...]]]
+) -> list[Segment]:
+    """``seg`` cut at the version changes; pieces with no version in force skip the joins."""
+    out: list[Segment] = []
+    for a, b, versions in spans:
+        a, b = max(a, seg.start), min(b, seg.end)
+        if a < b:
+            on = any(v is not None for v in versions)
+            out.append(replace(seg, start=a, end=b, calibrated=on, versions=versions if on else ()))
+    return out
+
 
 async def segments(
     conn: AsyncConnection[Any],
@@ -359,15 +413,16 @@ async def segments(
             mine.append(Segment(d, None, t, end))
         cur = await conn.execute(_ANNOTATIONS, params)
         spans = _merge([(r["a"], r["b"]) for r in await cur.fetchall()])
-        calibrated = False
+        versions: list[tuple[datetime, datetime, tuple[int | None, ...]]] = []
         if cal_on:
             cur = await conn.execute(_HAS_CALIBRATED, params)
             row = await cur.fetchone()
-            calibrated = bool(row and row["exists"])
+            if row and row["exists"]:
+                versions = await _version_spans(conn, d, start, end)
         for seg in mine:
             if seg.start < seg.end:
                 for piece in _cut(seg, spans) if spans else [seg]:
-                    out.append(replace(piece, calibrated=calibrated))
+                    out += _by_version(piece, versions) if versions else [piece]
     return out
 
 
@@ -482,6 +537,8 @@ async def _produce(
             "end": seg.end,
             "ann": seg.extra_flags,
         }
+        for p, v in zip(calibration.CALIBRATED.values(), seg.versions, strict=False):
+            params[calibration.version_param(p)] = v
         query = queries.calibrated if seg.calibrated and queries.calibrated else queries.plain
         stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
         text = psycopg.AsyncClientCursor(conn).mogrify(stmt, params).encode(conn.info.encoding)
@@ -499,6 +556,45 @@ async def _produce(
     await out.put(None)
 
 
+#: how many segments past the one being sent the prefetcher may have read (see _prefetch)
+PREFETCH_AHEAD = 2
+
+#: the rows of one segment, read by a bitmap heap scan that asks the OS for its heap blocks
+#: ahead of reading them (posix_fadvise through effective_io_concurrency); count(r.flags)
+#: makes it visit every heap block (count(*) would skip the all-visible ones)
+_PREFETCH = """
+SELECT count(r.flags) FROM readings r
+WHERE r.device_id = %(device)s AND r.ts >= %(start)s AND r.ts < %(end)s
+"""
+
+
+async def _prefetch(
+    pool: AsyncConnectionPool[Any], segs: list[Segment], sent: asyncio.Condition, pos: list[int]
+) -> None:
+    """Bring the index and heap blocks of the coming segments into the OS page cache.
+
+    A COPY's index scan reads one 8 KiB block at a time and waits for each one the OS does not
+    have yet (from a cold cache the two COPY backends spent much of their time waiting). This
+    third connection reads each coming segment's rows first, with a bitmap scan that keeps
+    ``effective_io_concurrency`` reads in flight, at most PREFETCH_AHEAD segments past the
+    one being sent (``pos[0]``), so the COPYs then find their blocks in the page cache. It
+    costs one cheap aggregate per segment (no rows leave the server); a failure here only
+    means the COPYs read for themselves."""
+    async with pool.connection() as conn:
+        for j, seg in enumerate(segs):
+            if j == 0 or seg.start >= seg.end:
+                continue  # the first segment's COPY starts at once: nothing to win there
+            async with sent:
+                while j > pos[0] + PREFETCH_AHEAD:
+                    await sent.wait()
+            params = {"device": seg.device_id, "start": seg.start, "end": seg.end}
+            async with conn.transaction():
+                await conn.execute("SET LOCAL enable_indexscan = off")
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                await conn.execute("SET LOCAL effective_io_concurrency = 64")
+                await conn.execute(_PREFETCH, params)
+
+
 async def _copy_chunks(
     pool: AsyncConnectionPool[Any],
     queries: Queries,
@@ -509,12 +605,20 @@ async def _copy_chunks(
     """CSV bytes of the queries over every segment, in order, in chunks of ~CHUNK bytes.
 
     Segment i is sent while segment i + 1 is produced on a second connection into a queue of
-    at most LOOKAHEAD bytes; when i is done, i + 2 starts."""
+    at most LOOKAHEAD bytes; when i is done, i + 2 starts. With more than two segments a third
+    connection prefetches the blocks of the coming ones (:func:`_prefetch`)."""
     if not segs:
         # an empty download still has its header line
         segs = [Segment("", None, _EPOCH, _EPOCH)]
     pending = iter(enumerate(segs))
     running: deque[tuple[asyncio.Task[None], asyncio.Queue[bytes | None]]] = deque()
+    sent = asyncio.Condition()
+    pos = [0]  # index of the segment being sent
+    prefetcher = (
+        asyncio.create_task(_prefetch(pool, segs, sent, pos))
+        if len(segs) > 2 and PREFETCH_AHEAD > 0
+        else None
+    )
 
     def start_next() -> None:
         nxt = next(pending, None)
@@ -534,13 +638,21 @@ async def _copy_chunks(
                 yield chunk
             await task  # its error, if any
             running.popleft()
+            async with sent:
+                pos[0] += 1
+                sent.notify_all()
             start_next()
     finally:
-        for task, _ in running:
+        tasks = [task for task, _ in running]
+        if prefetcher is not None:
+            if prefetcher.done() and not prefetcher.cancelled():
+                prefetcher.exception()  # a failed prefetch only costs speed
+            tasks.append(prefetcher)
+        for task in tasks:
             task.cancel()
-        if running:
+        if tasks:
             # let them close their connections; their CancelledError stays theirs
-            await asyncio.wait([task for task, _ in running])
+            await asyncio.wait(tasks)
 
 
 async def stream_csv(

@@ -14,7 +14,12 @@
    series and of a year of daily means for one device (random device each call); targets
    p95 < 50 ms and < 100 ms. The same from raw ``readings`` (rollups hidden) for comparison.
 3. Streams one year x ``export_devices`` devices as wide CSV, counts rows, and reads the
-   server's peak RSS (VmHWM); targets >= 300,000 rows/s and < 300 MB.
+   server's peak RSS (VmHWM); targets >= 300,000 rows/s and < 300 MB. The first export runs
+   right after the cold start (PostgreSQL restarted, OS page cache dropped).
+4. With ``--calibrated-devices N``: installs the fleet defaults and fills calibrated values
+   for the last N devices with the calibration job code (outside the timed parts; this
+   WRITES to the database, so run it on a copy of a shared data directory), then exports
+   them warm as wide CSV against the same number of uncalibrated devices.
 """
 
 from __future__ import annotations
@@ -171,6 +176,31 @@ def fill_daily(conn: psycopg.Connection[Any], devices: int) -> None:
             print(f"rollup_daily: {i + 1} devices", file=sys.stderr)
 
 
+def fill_calibrated(url: str, devices: list[str]) -> float:
+    """Calibrated values for ``devices`` with the calibration job code: the fleet defaults
+    installed and activated (sds011: PM2.5 and PM10), then each device's history reprocessed
+    (``reprocess``, what ``luftnett calibrate jobs run`` does per part). Devices that already
+    have calibrated values are skipped; returns the seconds spent."""
+    from luftnett.calibration.apply_db import ensure_fleet_defaults, reprocess
+
+    t = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        with conn.transaction():
+            ensure_fleet_defaults(conn)
+        for d in devices:
+            have = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE device_id = %s)", (d,)
+            ).fetchone()
+            conn.commit()
+            if have and have[0]:
+                continue
+            res = reprocess(conn, d)
+            print(f"calibrated {d}: {res.values:,} values", file=sys.stderr)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE calibrated_values")
+    return time.perf_counter() - t
+
+
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -224,10 +254,10 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def export(base: str, n_devices: int, fmt: str = "csv") -> tuple[int, float, int]:
-    """(rows, seconds, bytes) of one year x ``n_devices`` as wide CSV (rows counted by line)
-    or Parquet (rows read back from the file's footer)."""
-    params = [("device", f"bench-{i:03d}") for i in range(n_devices)]
+def export(base: str, n_devices: int, fmt: str = "csv", first: int = 0) -> tuple[int, float, int]:
+    """(rows, seconds, bytes) of one year x ``n_devices`` (from bench-``first`` on) as wide CSV
+    (rows counted by line) or Parquet (rows read back from the file's footer)."""
+    params = [("device", f"bench-{i:03d}") for i in range(first, first + n_devices)]
     params += [("start", f"{YEAR}-01-01T00:00:00Z"), ("end", f"{YEAR + 1}-01-01T00:00:00Z")]
     rows = nbytes = 0
     t = time.perf_counter()
@@ -371,6 +401,13 @@ def main(argv: list[str]) -> int:
         default=[10, 50],
         help="Parquet downloads, one after the other in the same server (peak RSS after each)",
     )
+    ap.add_argument(
+        "--calibrated-devices",
+        type=int,
+        default=0,
+        help="calibrate the last N devices (writes to the database: use a copy of shared "
+        "data) and compare their export with N uncalibrated ones (default 0: skipped)",
+    )
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument(
@@ -406,6 +443,12 @@ def main(argv: list[str]) -> int:
     print(f"loaded {n_rows:,} rows in {load_s:.0f} s {load_steps}", file=sys.stderr)
     if a.load_only:
         return 0
+    n_cal = a.calibrated_devices
+    cal_fill = (
+        fill_calibrated(url, [f"bench-{i:03d}" for i in range(a.devices - n_cal, a.devices)])
+        if n_cal
+        else 0.0
+    )
     port = free_port()
     load_start = os.getloadavg()[0]
     waited = 0.0
@@ -461,6 +504,16 @@ def main(argv: list[str]) -> int:
         with exclusive("PostgreSQL alone") as w:
             waited += w
             pg_rows, pg_secs = pg_copy_rate(url, a.pg_devices)
+        cal_rates: dict[str, tuple[int, float]] = {}
+        if n_cal:
+            first = {"calibrated": a.devices - n_cal, "uncalibrated": a.devices - 2 * n_cal}
+            for f in first.values():
+                export(base_url, n_cal, first=f)  # page cache warm: outside the timed part
+            with exclusive("api export, calibrated") as w:
+                waited += w
+                for what, f in first.items():
+                    cal_rows, cal_secs, _ = export(base_url, n_cal, first=f)
+                    cal_rates[what] = (cal_rows, cal_secs)
         parquet = []
         for n_pq in a.parquet_devices:
             with exclusive(f"api export, Parquet {n_pq}") as w:
@@ -560,6 +613,15 @@ def main(argv: list[str]) -> int:
         f"from the first): {rows2:,} rows in {secs2:.1f} s = **{rows2 / secs2:,.0f} rows/s** "
         f"(API / PostgreSQL alone = {(rows2 / secs2) / (pg_rows / pg_secs):.2f}).",
     ]
+    if cal_rates:
+        (cr, cs), (ur, us) = cal_rates["calibrated"], cal_rates["uncalibrated"]
+        lines.append(
+            f"Calibrated devices, warm: {n_cal} devices x 1 year with calibrated PM2.5 and PM10 "
+            f"(fleet defaults; {cr * 2:,} calibrated values filled by the calibration job code "
+            f"in {cal_fill:.0f} s before, untimed): {cr:,} rows in {cs:.1f} s = "
+            f"**{cr / cs:,.0f} rows/s**; {n_cal} uncalibrated devices in the same run "
+            f"{ur / us:,.0f} rows/s; calibrated / uncalibrated = {(cr / cs) / (ur / us):.2f}."
+        )
     for n_pq, pq_rows, pq_secs, pq_bytes, hwm in parquet:
         lines.append(
             f"Parquet, {n_pq} devices (same server, after the above): {pq_rows:,} rows, "

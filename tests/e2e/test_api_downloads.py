@@ -175,3 +175,82 @@ def test_aborted_downloads_leave_no_connection_behind(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND state = 'active'"
         ).fetchone() or (0,)
     assert copying == 0
+
+
+def test_calibrated_export_equals_calibrated_current(api_url: str, pg_url: str) -> None:
+    """A device whose PM2.5 version changes mid-download (fleet default, then its own), PM10
+    gets its own version on day 3 and NO2 none: every calibrated value, uncertainty and id
+    is the one ``calibrated_current`` has for the reading."""
+    device = f"dlcal-{uuid.uuid4().hex[:8]}"
+    model = f"model-{device}"  # a sensor model of its own: no other test's fleet defaults
+    t_d1 = datetime(2026, 5, 2, 12, 30, tzinfo=UTC)
+    t_d2 = datetime(2026, 5, 3, tzinfo=UTC)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model) VALUES (%s, %s)", (device, model)
+        )
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, pm10_ugm3, no2_ppb, flags, schema_version) "
+            "SELECT %s, i, %s::timestamptz + i * interval '1 minute', 60, 59, %s, "
+            "(i %% 97) / 3.0, (i %% 89) / 2.0, i %% 13, 0, 1 FROM generate_series(0, 4319) i",
+            (device, START, model),
+        )
+        versions = {}
+        for name, owner, pollutant, frm, factor in (
+            ("fleet", None, "pm25", datetime(1970, 1, 1, tzinfo=UTC), 2),
+            ("own25", device, "pm25", t_d1, 3),
+            ("own10", device, "pm10", t_d2, 4),
+        ):
+            (vid,) = conn.execute(
+                "INSERT INTO calibration_versions (device_id, sensor_model, pollutant, kind, "
+                "model_id, model, created_by) VALUES (%s, %s, %s, 'imported', %s, '{}'::json, "
+                "'test') RETURNING version_id",
+                (owner, None if owner else model, pollutant, f"{name}-{device}"),
+            ).fetchone() or (0,)
+            conn.execute(
+                "INSERT INTO calibration_activations (device_id, sensor_model, pollutant, "
+                "version_id, valid_from, created_by) VALUES (%s, %s, %s, %s, %s, 'test')",
+                (owner, None if owner else model, pollutant, vid, frm),
+            )
+            col = {"pm25": "pm25_ugm3", "pm10": "pm10_ugm3"}[pollutant]
+            # every version's values of every reading are kept, as reprocessing leaves them
+            conn.execute(
+                f"INSERT INTO calibrated_values (device_id, seq, pollutant, version_id, ts, "
+                f"value, u) SELECT device_id, seq, %s, %s, ts, {col} * %s + 1, {col} / 10 + %s "
+                "FROM readings WHERE device_id = %s",
+                (pollutant, vid, factor, factor, device),
+            )
+            versions[name] = vid
+        want = conn.execute(
+            "SELECT r.seq, c25.value, c25.u, c25.version_id, c10.value, c10.u, c10.version_id "
+            "FROM readings r LEFT JOIN calibrated_current c25 ON c25.device_id = r.device_id "
+            "AND c25.seq = r.seq AND c25.pollutant = 'pm25' LEFT JOIN calibrated_current c10 "
+            "ON c10.device_id = r.device_id AND c10.seq = r.seq AND c10.pollutant = 'pm10' "
+            "WHERE r.device_id = %s ORDER BY r.ts",
+            (device,),
+        ).fetchall()
+    db = pd.DataFrame(
+        want, columns=["seq", "v25", "u25", "id25", "v10", "u10", "id10"], dtype=float
+    )
+    r = httpx.get(f"{api_url}/api/v1/downloads/readings.csv", params=_params(device), timeout=120)
+    assert r.status_code == 200, r.text
+    df = pd.read_csv(io.BytesIO(r.content))
+    assert len(df) == len(db) == 4320
+    assert list(df["seq"]) == list(db["seq"].astype(int))
+    for got, exp in (
+        ("pm25_ugm3_cal", "v25"),
+        ("pm25_ugm3_u", "u25"),
+        ("pm25_ugm3_calibration_id", "id25"),
+        ("pm10_ugm3_cal", "v10"),
+        ("pm10_ugm3_u", "u10"),
+        ("pm10_ugm3_calibration_id", "id10"),
+    ):
+        assert_allclose(df[got].to_numpy(float), db[exp].to_numpy(), rtol=1e-6, equal_nan=True)
+    # the version did change inside the download, and NO2 has none
+    before = pd.to_datetime(df["ts"]) < pd.Timestamp(t_d1)
+    assert (df.loc[before, "pm25_ugm3_calibration_id"] == versions["fleet"]).all()
+    assert (df.loc[~before, "pm25_ugm3_calibration_id"] == versions["own25"]).all()
+    assert df.loc[pd.to_datetime(df["ts"]) < pd.Timestamp(t_d2), "pm10_ugm3_cal"].isna().all()
+    assert df.loc[pd.to_datetime(df["ts"]) >= pd.Timestamp(t_d2), "pm10_ugm3_cal"].notna().all()
+    assert df["no2_ppb_cal"].isna().all()
