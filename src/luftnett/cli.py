@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -190,12 +191,22 @@ def status(ctx: click.Context) -> None:
             click.echo(f"{table:12s} {n}")
 
 
+def _term_as_interrupt(_sig: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def wait_forever(what: str) -> None:
-    """Block until Ctrl-C, for long-running services."""
+    """Block until Ctrl-C or SIGTERM (systemd's and docker's stop), for long-running services;
+    either returns, so the caller's clean-up runs. A shell's background job (``cmd &`` without
+    job control) starts with SIGINT ignored: stop it with SIGTERM."""
     click.echo(f"{what} running; Ctrl-C stops", err=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        while True:
-            time.sleep(3600)
+    previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

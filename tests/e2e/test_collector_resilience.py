@@ -126,7 +126,7 @@ def test_sigkill_with_10000_readings_in_flight_loses_nothing(
             what="the collector's subscription",
         )
     finally:
-        first.send_signal(signal.SIGINT)
+        first.send_signal(signal.SIGTERM)  # systemd's stop; SIGINT is ignored in background jobs
         first.wait(20)
         reader.join(5)
         if first.stderr:
@@ -163,7 +163,7 @@ def test_sigkill_with_10000_readings_in_flight_loses_nothing(
             what="all 10,000 readings after the restart",
         )
     finally:
-        second.send_signal(signal.SIGINT)
+        second.send_signal(signal.SIGTERM)
         second.wait(20)
     rows, distinct = _stats(pg_url, prefix)
     assert (rows, distinct) == (10_000, 10_000)

@@ -119,7 +119,7 @@ class CollectorProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)  # as systemd stops it (SIGINT: see wait_forever)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
