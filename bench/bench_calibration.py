@@ -19,6 +19,7 @@ may write to. Writes its section of docs/benchmarks.md.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -519,18 +520,25 @@ def write_section(text: str) -> None:
     DOC.write_text(doc, encoding="utf-8")
 
 
-def _opt(argv: list[str], name: str, default: int) -> int:
-    return int(argv[argv.index(name) + 1]) if name in argv else default
-
-
 def main(argv: list[str]) -> int:
-    rows = _opt(argv, "--rows", 10_000_000)
-    devices = _opt(argv, "--devices", 100)
-    numpy_rows = _opt(argv, "--numpy-rows", 1_000_000)
     global READ_TIMEOUT_S
-    READ_TIMEOUT_S = _opt(argv, "--read-timeout", READ_TIMEOUT_S)
-    # e.g. 1GB; the default is the server's (128 MB in a fresh cluster)
-    shared_buffers = argv[argv.index("--shared-buffers") + 1] if "--shared-buffers" in argv else ""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000, help="readings to reprocess")
+    ap.add_argument("--devices", type=int, default=100, help="devices they belong to")
+    ap.add_argument(
+        "--numpy-rows", type=int, default=1_000_000, help="readings of the numpy-path comparison"
+    )
+    ap.add_argument(
+        "--read-timeout", type=int, default=READ_TIMEOUT_S, help="seconds a reader may take"
+    )
+    ap.add_argument(
+        "--shared-buffers", default="", help="e.g. 1GB; default: the server's (128 MB fresh)"
+    )
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
+    rows, devices, numpy_rows = args.rows, args.devices, args.numpy_rows
+    READ_TIMEOUT_S = args.read_timeout
+    shared_buffers = args.shared_buffers
     fit = bench_fit()
     print(fit, file=sys.stderr)
     url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
@@ -558,7 +566,7 @@ def main(argv: list[str]) -> int:
     print(json.dumps({"fit": fit, "reprocess": rep}), file=sys.stderr)
     text = report(fit, rep)
     print(text)
-    if "--no-write" not in argv:
+    if not args.no_write:
         write_section(text)
         print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
