@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from luftnett.cli import settings_of, wait_forever
 from luftnett.settings import Settings, load_settings
+from luftnett.signals import sigterm_as_interrupt
 
 _CONFIG = click.option(
     "--config",
@@ -53,10 +52,6 @@ def edge(ctx: click.Context, config_file: Path | None, check: bool) -> None:
         click.echo(ctx.get_help())
         return
     ctx.invoke(edge_check if check else edge_run, config_file=config_file)
-
-
-def _term_as_interrupt(_sig: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 @edge.command("run")
@@ -116,8 +111,7 @@ def edge_run(
             )
     from luftnett.edge.agent import EdgeAgent
 
-    signal.signal(signal.SIGTERM, _term_as_interrupt)
-    with broker_url(s) as url:
+    with sigterm_as_interrupt(), broker_url(s) as url:
         cfg = from_settings(s, url)
         agent = EdgeAgent(cfg).start()
         ports = ", ".join(f"{x.name}@{x.port}" for x in cfg.sensor_list())

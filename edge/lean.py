@@ -20,15 +20,14 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from luftnett.edge.config import EdgeConfig, SensorConfig
 from luftnett.errors import LuftnettError
+from luftnett.signals import sigterm_as_interrupt
 
 __all__ = ["config_from_json", "config_to_json", "exec_agent", "main"]
 
@@ -84,10 +83,6 @@ def _read_fd(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _term_as_interrupt(_sig: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m luftnett.edge.lean",
@@ -99,23 +94,23 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, level = config_from_json(_read_fd(args.config_fd))
     logsetup.setup(level)
-    signal.signal(signal.SIGTERM, _term_as_interrupt)
     from luftnett.edge.agent import EdgeAgent
 
-    try:
-        agent = EdgeAgent(cfg).start()
-    except LuftnettError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
-    ports = ", ".join(f"{x.name}@{x.port}" for x in cfg.sensor_list())
-    sys.stderr.write(f"edge agent {cfg.device_id} ({ports}) running; Ctrl-C stops\n")
-    sys.stderr.flush()
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
-    finally:
-        agent.stop()
+    with sigterm_as_interrupt():  # systemd's stop runs the same clean-up as Ctrl-C
+        try:
+            agent = EdgeAgent(cfg).start()
+        except LuftnettError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 1
+        ports = ", ".join(f"{x.name}@{x.port}" for x in cfg.sensor_list())
+        sys.stderr.write(f"edge agent {cfg.device_id} ({ports}) running; Ctrl-C stops\n")
+        sys.stderr.flush()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+        finally:
+            agent.stop()
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import signal
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import click
 from luftnett import __version__
 from luftnett.errors import LuftnettError
 from luftnett.settings import Settings, load_settings
+from luftnett.signals import sigterm_as_interrupt
 
 # Subcommand groups that live beside their code: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
@@ -191,22 +191,14 @@ def status(ctx: click.Context) -> None:
             click.echo(f"{table:12s} {n}")
 
 
-def _term_as_interrupt(_sig: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def wait_forever(what: str) -> None:
     """Block until Ctrl-C or SIGTERM (systemd's and docker's stop), for long-running services;
     either returns, so the caller's clean-up runs. A shell's background job (``cmd &`` without
     job control) starts with SIGINT ignored: stop it with SIGTERM."""
     click.echo(f"{what} running; Ctrl-C stops", err=True)
-    previous = signal.signal(signal.SIGTERM, _term_as_interrupt)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,11 +8,9 @@ system binaries and keep their data in ``Settings.home`` for the next run.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 
 import psycopg
 
@@ -20,6 +18,7 @@ from luftnett.db.migrate import apply_migrations, timescale_enabled
 from luftnett.firmware_sim.city import DemoSite
 from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres, free_port, port_open
 from luftnett.settings import Settings
+from luftnett.signals import sigterm_as_interrupt
 
 __all__ = ["run_demo"]
 
@@ -38,18 +37,6 @@ INSERT INTO deployments (site_id, device_id, valid_from)
 SELECT %s, %s, now() WHERE NOT EXISTS (
     SELECT 1 FROM deployments WHERE device_id = %s AND valid_to IS NULL)
 """
-
-
-@contextlib.contextmanager
-def _term_as_interrupt() -> Iterator[None]:
-    def handler(_sig: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 PmSource = Callable[[float], tuple[float, float]]
@@ -98,7 +85,7 @@ def run_demo(
     from luftnett.firmware_sim.sds011 import Sds011Emulator
 
     stack = contextlib.ExitStack()
-    with _term_as_interrupt(), stack:
+    with sigterm_as_interrupt(), stack:
         # 1. servers
         if settings.database_url is None:
             pg = EmbeddedPostgres(settings.home)
