@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from luftnett.contracts.units import MODEL_QUANTITIES
 from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
 
 __all__ = [
@@ -43,20 +44,7 @@ MAX_SPEC_UGM3 = 1000
 CMD_READ, CMD_MODE, CMD_SLEEP = 0xE2, 0xE1, 0xE4
 
 #: value names of the 12 data words, in frame order (data 13 is version / error code)
-WORDS = (
-    "pm1_cf1",
-    "pm25_cf1",
-    "pm10_cf1",
-    "pm1_ugm3",
-    "pm25_ugm3",
-    "pm10_ugm3",
-    "nc03_per_01l",
-    "nc05_per_01l",
-    "nc10_per_01l",
-    "nc25_per_01l",
-    "nc50_per_01l",
-    "nc100_per_01l",
-)
+WORDS = MODEL_QUANTITIES["pms5003"]
 
 
 def _sum16(data: bytes) -> bytes:

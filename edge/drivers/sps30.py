@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from itertools import pairwise
 
+from luftnett.contracts.units import MODEL_QUANTITIES
 from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
 
 __all__ = [
@@ -86,18 +87,7 @@ FORMAT_FLOAT, FORMAT_UINT16 = 0x03, 0x05
 STATUS_SPEED, STATUS_LASER, STATUS_FAN = 1 << 21, 1 << 5, 1 << 4
 
 #: the ten measured quantities in frame order; in uint16 format the size travels in nm
-VALUES = (
-    "pm1_ugm3",
-    "pm25_ugm3",
-    "pm4_ugm3",
-    "pm10_ugm3",
-    "nc05_cm3",
-    "nc1_cm3",
-    "nc25_cm3",
-    "nc4_cm3",
-    "nc10_cm3",
-    "typical_size_um",
-)
+VALUES = MODEL_QUANTITIES["sps30"]
 MAX_SPEC_UGM3, MAX_SPEC_CM3 = 1000.0, 3000.0
 
 

@@ -76,9 +76,10 @@ _PLANTOWER = (
 )
 
 #: sensor model (the edge driver's name, ``readings.sensor_model``) -> the quantities its
-#: driver reports; the SensorThings facade offers a device the Datastreams of these (a model
-#: not listed here gets every column quantity). tests/unit/test_contracts.py checks it
-#: against the drivers' own value names.
+#: driver reports, in the order of the sensor's frame (the PMS and SPS30 drivers decode their
+#: words in this order); the SensorThings facade offers a device the Datastreams of these (a
+#: model not listed here gets every column quantity). tests/unit/test_contracts.py checks it
+#: against what the drivers decode.
 MODEL_QUANTITIES: dict[str, tuple[str, ...]] = {
     "sds011": ("pm25_ugm3", "pm10_ugm3"),
     **dict.fromkeys(("pms5003", "pms7003"), _PLANTOWER),
