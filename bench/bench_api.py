@@ -41,11 +41,11 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quiet import exclusive, write_section
+from quiet import bench_database, exclusive, write_section
 
 from luftnett.db.migrate import apply_migrations
 from luftnett.db.schema import VALUE_COLUMNS
-from luftnett.servers import EmbeddedPostgres, free_port
+from luftnett.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 YEAR = 2025
@@ -424,17 +424,8 @@ def main(argv: list[str]) -> int:
         help="skip the cold start (PostgreSQL restarted, OS page cache dropped, API started)",
     )
     a = ap.parse_args(argv)
-    pg = None
-    pg_handle = None
-    url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
-    if url is None:
-        base = a.pg_dir or Path(tempfile.mkdtemp(prefix="luftnett-bench-api-"))
-        base.mkdir(parents=True, exist_ok=True)
-        base.chmod(0o755)
-        pg = pg_handle = EmbeddedPostgres(base, fast=True)
-        url = pg.start()
-        if a.pg_dir is not None:
-            pg = None  # leave it running for the next run
+    url, pg_handle, stop = bench_database(a.pg_dir, "luftnett-bench-api-")
+    pg = pg_handle if stop else None  # with --pg-dir it stays running for the next run
     with psycopg.connect(url) as conn:
         apply_migrations(conn)
     t = time.perf_counter()

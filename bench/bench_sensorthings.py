@@ -25,7 +25,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,10 +33,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import load, serve
-from quiet import exclusive, write_section
+from quiet import bench_database, exclusive, write_section
 
 from luftnett.db.migrate import apply_migrations
-from luftnett.servers import EmbeddedPostgres, free_port
+from luftnett.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 YEAR = 2025
@@ -147,16 +146,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--load-only", action="store_true", help="load the data, measure nothing")
     ap.add_argument("--load-note", help="how reused data were loaded, for the report")
     a = ap.parse_args(argv)
-    pg = None
-    url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
-    if url is None:
-        base = a.pg_dir or Path(tempfile.mkdtemp(prefix="luftnett-bench-sta-"))
-        base.mkdir(parents=True, exist_ok=True)
-        base.chmod(0o755)
-        pg = EmbeddedPostgres(base, fast=True)
-        url = pg.start()
-        if a.pg_dir is not None:
-            pg = None  # leave it running for the next run
+    url, server, stop = bench_database(a.pg_dir, "luftnett-bench-sta-")
+    pg = server if stop else None  # with --pg-dir it stays running for the next run
     with psycopg.connect(url) as conn:
         apply_migrations(conn)
     t = time.perf_counter()

@@ -19,6 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from luftnett.servers import EmbeddedPostgres
 
 LOCK_PATH = os.environ.get("LUFTNETT_BENCH_LOCK", "/tmp/luftnett-bench.lock")
 
@@ -55,3 +61,22 @@ def write_section(name: str, text: str) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + body + "\n"
     doc_path.write_text(doc, encoding="utf-8")
+
+
+def bench_database(pg_dir: Path | None, prefix: str) -> tuple[str, EmbeddedPostgres | None, bool]:
+    """The benchmark's database: ``$LUFTNETT_BENCH_DATABASE_URL``, else a private PostgreSQL in
+    ``pg_dir`` (started or reused, left running for the next run) or in a new temporary dir.
+    Returns ``(url, server or None, stop it at the end)``."""
+    import tempfile
+    from pathlib import Path
+
+    from luftnett.servers import EmbeddedPostgres
+
+    url = os.environ.get("LUFTNETT_BENCH_DATABASE_URL")
+    if url is not None:
+        return url, None, False
+    base = pg_dir if pg_dir is not None else Path(tempfile.mkdtemp(prefix=prefix))
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    pg = EmbeddedPostgres(base, fast=True)
+    return pg.start(), pg, pg_dir is None
