@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,15 +21,12 @@ import numpy.typing as npt
 import psycopg
 
 from luftnett.calibration.apply_db import POLLUTANT_COLUMNS, CalibrationCache
-from luftnett.collector.qc import SeriesColumns
-from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
+from luftnett.collector.columns import BatchColumns
+from luftnett.db.schema import VALUE_COLUMNS
 
-__all__ = ["calibrate_at_ingest", "exact_us"]
+__all__ = ["calibrate_at_ingest"]
 
-_I_TS, _I_EXTRA = (READING_COLUMNS.index(c) for c in ("ts", "extra"))
 _VALUE_INDEX = {c: j for j, c in enumerate(VALUE_COLUMNS)}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _PG_TO_UNIX_US = 946_684_800_000_000
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
@@ -72,21 +67,17 @@ def _records(
 
 
 def calibrate_at_ingest(
-    conn: psycopg.Connection[Any],
-    rows: Sequence[tuple[Any, ...]],
-    names: Sequence[str],
-    cols: SeriesColumns,
-    cache: CalibrationCache,
+    conn: psycopg.Connection[Any], cols: BatchColumns, cache: CalibrationCache
 ) -> int:
-    """Calibrate new reading rows (``READING_COLUMNS`` order; ``cols`` the same rows as
-    columns, device codes indexing ``names``) and COPY their values; return how many values
-    were written. Runs in the caller's transaction."""
-    n = len(rows)
+    """Calibrate new readings and COPY their values; return how many values were written.
+    Runs in the caller's transaction."""
+    n = len(cols)
     if not n:
         return 0
+    names = cols.names
     with cache.lock:
         cache.refresh(conn)
-        ts_us = exact_us(rows, cols.t)
+        ts_us = cols.ts_us
         order = np.argsort(cols.dev, kind="stable")
         bounds = np.flatnonzero(np.diff(cols.dev[order])) + 1
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
@@ -127,7 +118,7 @@ def calibrate_at_ingest(
                     inputs[name] = cols.vals[idx, j]
                 else:  # a quantity without a column of its own: from `extra`
                     if extras is None:
-                        extras = [json.loads(r[_I_EXTRA]) if r[_I_EXTRA] else {} for r in rows]
+                        extras = [json.loads(e) if e else {} for e in cols.extra or [None] * n]
                     inputs[name] = np.array(
                         [extras[k].get(name) for k in idx.tolist()], dtype=np.float64
                     )
@@ -157,11 +148,3 @@ def calibrate_at_ingest(
         with conn.cursor() as cur, cur.copy(_COPY) as copy:
             copy.write(_HEADER + b"".join(chunks) + _TRAILER)
     return written
-
-
-def exact_us(rows: Sequence[tuple[Any, ...]], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Microseconds since 1970 of each row's ts: from the float seconds where a double holds
-    them to well under a microsecond (1900-2100), exactly from the datetimes otherwise."""
-    if t.size and np.abs(t).max() < 4.1e9:
-        return np.rint(t * 1e6).astype(np.int64)
-    return np.fromiter(((r[_I_TS] - _EPOCH) // _US for r in rows), np.int64, len(rows))

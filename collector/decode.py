@@ -2,9 +2,9 @@
 
 :mod:`luftnett.contracts.mqtt` (pydantic) stays the one definition of a readings payload.
 This module restates its types and limits as msgspec structs, which parse and check a payload
-in C about ten times faster, and builds the reading rows straight from them. It is a filter,
+in C about ten times faster, and builds the reading columns straight from them. It is a filter,
 never a second opinion: a payload it accepts is one the contract accepts, with the same rows
-(tests/unit/test_collector_decode.py holds both to that with hypothesis, and checks every limit
+(:meth:`~luftnett.collector.columns.ReadingColumns.rows`; tests/unit/test_collector_decode.py holds both to that with hypothesis, and checks every limit
 here against the pydantic field metadata); whatever it does not accept (bad input, or a form
 the contract's lax parsing allows, such as a number as a string) goes to
 :func:`~luftnett.contracts.mqtt.decode_readings`, which accepts it or gives the reason code.
@@ -15,17 +15,21 @@ from __future__ import annotations
 import json
 import re
 import sys
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import repeat
+from operator import floordiv, sub
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from luftnett.collector.columns import Device, ReadingColumns
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
 
-__all__ = ["REAL_MAX", "fast_rows"]
+__all__ = ["REAL_MAX", "fast_columns"]
 
 _F_MAX = sys.float_info.max
 # finite: JSON has no NaN, and an overflowing literal (1e999) parses as inf, refused here
@@ -73,17 +77,64 @@ _KNOWN_QUANTITIES = frozenset(QUANTITIES)
 _FLAG_BITS = {f.name.lower(): int(f.value) for f in ReadingFlag if f.name}
 _COLUMNS = frozenset(VALUE_COLUMNS)
 _STATS = ("min", "max", "n", "n_warmup")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def _sensor_ok(s: _Sensor) -> bool:
     return _MODEL(s.model) is not None
 
 
-def fast_rows(
-    data: bytes, topic_device: str
-) -> tuple[tuple[str, str, str | None, str], list[tuple[Any, ...]]] | None:
-    """``(device, rows)`` as :func:`~luftnett.collector.validate.payload_rows` builds them, or
-    None when this decoder does not accept the payload (the contract's parser decides then)."""
+_ASTUPLE = msgspec.structs.astuple
+_GET = dict.get
+
+
+def _plain(readings: list[_Reading]) -> ReadingColumns | None:
+    """The columns of readings that hold column values only (no flags, window statistics or
+    sensor of their own): one pass per field, in C, no loop per reading; or None when some
+    reading is not plain."""
+    if len(readings) == 1:  # a message of one reading (the usual live message): no passes
+        r = readings[0]
+        if (
+            r.values.keys() <= _COLUMNS
+            and r.min is None
+            and r.max is None
+            and r.n is None
+            and r.n_warmup is None
+            and not r.flags
+            and r.sensor is None
+        ):
+            return ReadingColumns([r.seq], [(r.ts - _EPOCH) // _US], [r.window_s],
+                                  [r.n_samples], {c: [v] for c, v in r.values.items()})  # fmt: skip
+        return None
+    (seq, ts, window_s, n_samples, values, flags, sensor, n, mn, mx, n_warmup) = zip(
+        *map(_ASTUPLE, readings)
+    )
+    k = len(seq)
+    if any(flags) or sensor.count(None) != k or n.count(None) != k or mn.count(None) != k:
+        return None
+    if mx.count(None) != k or n_warmup.count(None) != k:
+        return None
+    named = set().union(*values)
+    if not named <= _COLUMNS:
+        return None
+    return ReadingColumns(
+        seq=seq,
+        ts_us=_micros(ts),
+        window_s=window_s,
+        n_samples=n_samples,
+        values={c: list(map(_GET, values, repeat(c))) for c in named},
+    )
+
+
+def _micros(ts: Sequence[datetime]) -> list[int]:
+    return list(map(floordiv, map(sub, ts, repeat(_EPOCH)), repeat(_US)))
+
+
+def fast_columns(data: bytes, topic_device: str) -> tuple[Device, ReadingColumns] | None:
+    """``(device, columns)`` of a payload, as :func:`~luftnett.collector.validate.
+    payload_rows` gives its rows, or None when this decoder does not accept the payload (the
+    contract's parser decides then)."""
     if len(data) > contract.MAX_PAYLOAD_BYTES or _SUB_MICRO(data) is not None:
         return None
     try:
@@ -92,36 +143,26 @@ def fast_rows(
         return None
     if p.device_id != topic_device or _DEVICE(p.device_id) is None or not _sensor_ok(p.sensor):
         return None
-    device_id, sensor = p.device_id, p.sensor
-    rows: list[tuple[Any, ...]] = []
+    device = (p.device_id, p.sensor.model, p.sensor.serial, p.agent_version)
+    cols = _plain(p.readings)
+    if cols is not None:
+        return device, cols
+    # some reading has flags, window statistics, a sensor of its own or quantities without
+    # a column: reading by reading
     dumps = json.dumps
-    cols = _COLUMNS
     known = _KNOWN_QUANTITIES
     bits = _FLAG_BITS
-    model, serial = sensor.model, sensor.serial
-    append = rows.append
-    c0, c1, c2, c3, c4, c5 = VALUE_COLUMNS
+    extras: list[str | None] = []
+    edge: list[int] = []
+    sensors: list[tuple[str, str | None]] = []
     for r in p.readings:
         vals = r.values
         keys = vals.keys()
-        if (
-            keys <= cols
-            and r.min is None
-            and r.max is None
-            and r.n is None
-            and r.n_warmup is None
-            and not r.flags
-            and r.sensor is None
-        ):  # the common reading: column values only, no flags, the payload's sensor
-            get = vals.get
-            append((device_id, r.seq, r.ts, r.window_s, r.n_samples, model, serial,
-                    get(c0), get(c1), get(c2), get(c3), get(c4), get(c5), None, 0, 1))  # fmt: skip
-            continue
         extra: dict[str, Any] | None = None
-        if not keys <= cols:
+        if not keys <= _COLUMNS:
             if not keys <= known:
                 return None
-            extra = {k: vals[k] for k in keys - cols}
+            extra = {k: vals[k] for k in keys - _COLUMNS}
         if r.min is not None or r.max is not None or r.n is not None or r.n_warmup is not None:
             for stat in (r.min, r.max, r.n):
                 if stat and not stat.keys() <= known:
@@ -137,24 +178,24 @@ def fast_rows(
             if bit is None:
                 return None
             flags |= bit
-        s = sensor
+        s = p.sensor
         if r.sensor is not None:
             if not _sensor_ok(r.sensor):
                 return None
             s = r.sensor
-        append(
-            (
-                device_id,
-                r.seq,
-                r.ts,
-                r.window_s,
-                r.n_samples,
-                s.model,
-                s.serial,
-                *map(vals.get, VALUE_COLUMNS),
-                dumps(extra) if extra else None,
-                flags,
-                1,
-            )
-        )
-    return (device_id, sensor.model, sensor.serial, p.agent_version), rows
+        extras.append(dumps(extra) if extra else None)
+        edge.append(flags)
+        sensors.append((s.model, s.serial))
+    rs = p.readings
+    values = [r.values for r in rs]
+    named = set().union(*values) & _COLUMNS
+    return device, ReadingColumns(
+        seq=[r.seq for r in rs],
+        ts_us=_micros([r.ts for r in rs]),
+        window_s=[r.window_s for r in rs],
+        n_samples=[r.n_samples for r in rs],
+        values={c: list(map(_GET, values, repeat(c))) for c in named},
+        flags=edge if any(edge) else None,
+        sensors=sensors if any(r.sensor is not None for r in rs) else None,
+        extra=extras if any(extras) else None,
+    )

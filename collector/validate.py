@@ -1,4 +1,4 @@
-"""Turn a received MQTT message into reading rows, or a quarantine record with its reason."""
+"""Turn a received MQTT message into reading columns, or a quarantine record with its reason."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from luftnett.collector.decode import REAL_MAX, fast_rows
+from luftnett.collector.columns import Device, ReadingColumns
+from luftnett.collector.decode import REAL_MAX, fast_columns
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import ReadingFlag
 from luftnett.db.schema import READING_COLUMNS, READING_META_COLUMNS, VALUE_COLUMNS
@@ -17,10 +18,15 @@ __all__ = ["Accepted", "Quarantined", "validate_message"]
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    device: tuple[str, str, str | None, str]  # device_id, model, serial, agent_version
-    rows: list[tuple[Any, ...]]  # in READING_COLUMNS order
+    device: Device  # device_id, model, serial, agent_version
+    readings: ReadingColumns
     topic: str
     payload: bytes
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The readings as rows in READING_COLUMNS order (not the hot path)."""
+        return self.readings.rows(self.device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,9 @@ def validate_message(root: str, topic: str, payload: bytes) -> Accepted | Quaran
         return Quarantined(
             topic, payload, "bad_topic", f"topic {topic!r} is not <root>/v1/<device>/readings"
         )
-    fast = fast_rows(payload, parsed[0])
+    fast = fast_columns(payload, parsed[0])
     if fast is not None:
-        return Accepted(device=fast[0], rows=fast[1], topic=topic, payload=payload)
+        return Accepted(device=fast[0], readings=fast[1], topic=topic, payload=payload)
     try:
         p = contract.decode_readings(payload, topic_device=parsed[0])
     except PayloadError as exc:
@@ -106,7 +112,7 @@ def validate_message(root: str, topic: str, payload: bytes) -> Accepted | Quaran
                 )
     return Accepted(
         device=(p.device_id, p.sensor.model, p.sensor.serial, p.agent_version),
-        rows=payload_rows(p),
+        readings=ReadingColumns.from_rows(payload_rows(p)),
         topic=topic,
         payload=payload,
     )

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,8 @@ from psycopg.pq import Format
 
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
-from luftnett.collector.calibrate import calibrate_at_ingest, exact_us
+from luftnett.collector.calibrate import calibrate_at_ingest
+from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
@@ -46,9 +46,7 @@ __all__ = ["COPY_TYPES", "BatchResult", "Writer"]
 
 log = logging.getLogger(__name__)
 
-_I_DEVICE, _I_SEQ, _I_TS, _I_WINDOW, _I_FLAGS = (
-    READING_COLUMNS.index(c) for c in ("device_id", "seq", "ts", "window_s", "flags")
-)
+_I_FLAGS = READING_COLUMNS.index("flags")
 
 # COPY column order: the row up to extra, schema_version, then flags and QC (computed here)
 _COPY_COLUMNS = (*READING_COLUMNS[: READING_COLUMNS.index("flags")], "schema_version", "flags",
@@ -65,14 +63,6 @@ COPY_TYPES = {"device_id": "text", "seq": "int8", "ts": "timestamptz", "window_s
                "qc_checks": "int8", "qc_version": "int2"}  # fmt: skip
 _TYPES = [COPY_TYPES.get(c, "float4") for c in _COPY_COLUMNS]
 _I_SCHEMA = READING_COLUMNS.index("schema_version")
-_V0 = READING_COLUMNS.index(VALUE_COLUMNS[0])
-_V1 = _V0 + len(VALUE_COLUMNS)
-assert READING_COLUMNS[_V0:_V1] == VALUE_COLUMNS
-_FIELDS = ("dev", "seq", "t", "vals", "edge")
-_GET_DEVICE, _GET_SEQ, _GET_TS, _GET_FLAGS = (
-    itemgetter(i) for i in (_I_DEVICE, _I_SEQ, _I_TS, _I_FLAGS)
-)
-_GET_VALUE = [itemgetter(i) for i in range(_V0, _V1)]
 _BIN_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _BIN_TRAILER = struct.pack(">h", -1)
 
@@ -307,45 +297,12 @@ class Writer:
         ]
         return keep, refused
 
-    def _columns(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[str], qc.SeriesColumns]:
-        """The batch as columns; device codes number the sorted device ids."""
-        # map + itemgetter: the per-row loops run in C (a generator per column cost ~2 µs/row)
-        dev_ids = list(map(_GET_DEVICE, rows))
-        names = sorted(set(dev_ids))
-        code = {d: i for i, d in enumerate(names)}
-        n = len(rows)
-        # values column by column: most columns of a batch are all set or all missing (a
-        # sensor measures the same quantities every time), which need no None check per value
-        vals = np.full((n, _V1 - _V0), np.nan)
-        for j, get in enumerate(_GET_VALUE):
-            col = list(map(get, rows))
-            missing = col.count(None)
-            if missing == 0:
-                vals[:, j] = col
-            elif missing < n:
-                vals[:, j] = np.array(col, dtype=np.float64)  # None -> NaN
-        return names, qc.SeriesColumns(
-            np.fromiter(map(code.__getitem__, dev_ids), np.int64, n),
-            np.fromiter(map(_GET_SEQ, rows), np.int64, n),
-            np.fromiter(map(datetime.timestamp, map(_GET_TS, rows)), np.float64, n),
-            vals,
-            np.fromiter(map(_GET_FLAGS, rows), np.int64, n),
-        )
-
     def _copy_readings(
-        self,
-        rows: Sequence[tuple[Any, ...]],
-        names: list[str],
-        cols: qc.SeriesColumns,
-        flags: np.ndarray,
-        checks: np.ndarray,
+        self, b: BatchColumns, flags: np.ndarray, checks: np.ndarray
     ) -> None:
-        """One binary COPY: numpy lays out the records of most rows (``copybin``); psycopg's
-        ``write_row`` writes the rest (rows with ``extra``) after them."""
-        recs, left = reading_records(
-            rows, names, cols.dev, cols.seq, exact_us(rows, cols.t), cols.vals, flags, checks,
-            FLAGS_VERSION,
-        )  # fmt: skip
+        """One binary COPY: numpy lays out the records of most readings (``copybin``);
+        psycopg's ``write_row`` writes the rest (readings with ``extra``) after them."""
+        recs, left = reading_records(b, flags, checks, FLAGS_VERSION)
         with self.conn.cursor() as cur:
             cur.adapters.register_dumper(None, _JsonbText)
             with cur.copy(_COPY) as copy:
@@ -358,7 +315,7 @@ class Writer:
                     return
                 write_row = copy.write_row
                 for i in left.tolist():
-                    r = rows[i]
+                    r = b.row(i, 0)
                     write_row((*r[:_I_FLAGS], r[_I_SCHEMA], int(flags[i]), int(checks[i]),
                                FLAGS_VERSION))  # fmt: skip
 
@@ -372,22 +329,22 @@ class Writer:
             if accepted and not self.register_unknown:
                 accepted, refused = self._refuse_unknown(accepted)
                 bad += refused
-            rows = [row for a in accepted for row in a.rows]
-            n_rows = len(rows)
+            n_rows = sum(len(a.readings) for a in accepted)
             if accepted:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
                 self.conn.execute(
                     _UPSERT_DEVICES, [list(c) for c in zip(*devices, strict=True)], binary=True
                 )
             if n_rows:
-                names, cols = self._columns(rows)
+                batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
+                names, cols = batch.names, batch.series()
                 keep, added = self.dedupe(names, cols)
-                fresh, fcols = rows, cols
+                fresh, fcols = batch, cols
                 if keep is not None:
-                    fresh = [rows[i] for i in keep.tolist()]
-                    fcols = qc.SeriesColumns(*(getattr(cols, f)[keep] for f in _FIELDS))
+                    fresh = batch.take(keep)
+                    fcols = fresh.series()
                 stored = len(fresh)
-                if fresh:
+                if stored:
                     checks, flags = qc.quality_columns(
                         self._history(names, fcols),
                         fcols,
@@ -395,16 +352,16 @@ class Writer:
                         received_at,
                         self.qc_config,
                     )
-                    self._copy_readings(fresh, names, fcols, flags, checks)
+                    self._copy_readings(fresh, flags, checks)
                     self.conn.execute(
                         _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)], binary=True
                     )
                     # calibrated values, same transaction
-                    calibrate_at_ingest(self.conn, fresh, names, fcols, self._calibration)
+                    calibrate_at_ingest(self.conn, fresh, self._calibration)
                 got = _hour_counts(names, cols.dev, cols.t)
-                kept = _hour_counts(names, fcols.dev, fcols.t) if fresh else Counter()
+                kept = _hour_counts(names, fcols.dev, fcols.t) if stored else Counter()
                 record_ingest(self.conn, got, kept)
-                if self.rollups and fresh:
+                if self.rollups and stored:
                     if self.deferred:
                         mark_dirty(self.conn, kept.keys())
                     else:

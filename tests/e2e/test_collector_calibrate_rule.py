@@ -21,7 +21,7 @@ from luftnett.calibration.apply_db import CalibrationCache, calibrate_rows
 from luftnett.calibration.fleet import FLEET_DEFAULTS
 from luftnett.calibration.store import activate, insert_version
 from luftnett.collector.calibrate import calibrate_at_ingest
-from luftnett.collector.qc import SeriesColumns
+from luftnett.collector.columns import BatchColumns, ReadingColumns
 from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
 
 pytestmark = pytest.mark.e2e
@@ -80,21 +80,16 @@ def test_ingest_calibration_equals_the_reference_rule(pg_url: str) -> None:
             for c in calibrate_rows(conn, rows, CalibrationCache())
         }
         names = sorted(devices)
-        cols = SeriesColumns(
-            np.array([names.index(r[0]) for r in rows], dtype=np.int64),
-            np.array([r[1] for r in rows], dtype=np.int64),
-            np.array([r[2].timestamp() for r in rows]),
-            np.array(
-                [
-                    [np.nan if v is None else v for v in r[_I["pm1_ugm3"] : _I["extra"]]]
-                    for r in rows
-                ],
-                dtype=np.float64,
-            ),
-            np.zeros(len(rows), dtype=np.int64),
+        # one message per device, as the writer joins them
+        batch = BatchColumns.join(
+            [
+                ((d, m, None, "t"), ReadingColumns.from_rows([r for r in rows if r[0] == d]))
+                for d, m in devices.items()
+            ]
         )
+        assert batch.names == names
         with conn.transaction():
-            written = calibrate_at_ingest(conn, rows, names, cols, CalibrationCache())
+            written = calibrate_at_ingest(conn, batch, CalibrationCache())
         stored = conn.execute(
             "SELECT device_id, seq, pollutant, version_id, value, u FROM calibrated_values "
             "WHERE device_id = ANY(%s)",

@@ -14,7 +14,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from luftnett.collector.calibrate import exact_us
+from luftnett.collector.columns import BatchColumns, ReadingColumns
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.writer import _COPY_COLUMNS, _TYPES, _JsonbText
 from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
@@ -48,17 +48,19 @@ def _rows(prefix: str) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _batch(rows: list[tuple[Any, ...]]) -> BatchColumns:
+    """The rows as the writer's batch: one message each, in row order."""
+    b = BatchColumns.join([((r[0], "x", None, "t"), ReadingColumns.from_rows([r])) for r in rows])
+    assert [b.row(i, r[_I["flags"]]) for i, r in enumerate(rows)] == rows
+    return b
+
+
 def test_numpy_records_store_what_write_row_stores(pg_url: str) -> None:
     prefix = f"cb-{uuid.uuid4().hex[:8]}-"
     rows = _rows(prefix)
-    names = sorted({r[0] for r in rows})
-    dev = np.array([names.index(r[0]) for r in rows], dtype=np.int64)
-    seq = np.array([r[1] for r in rows], dtype=np.int64)
-    t = np.array([r[2].timestamp() for r in rows])
-    vals = np.array([r[_I[VALUE_COLUMNS[0]] : _I["extra"]] for r in rows], dtype=np.float64)
     flags = np.array([r[_I["flags"]] * 3 for r in rows], dtype=np.int64)
     checks = np.arange(len(rows), dtype=np.int64) * 5
-    recs, left = reading_records(rows, names, dev, seq, exact_us(rows, t), vals, flags, checks, 2)
+    recs, left = reading_records(_batch(rows), flags, checks, 2)
     assert left.tolist() == [i for i, r in enumerate(rows) if r[_I["extra"]]]  # row by row
     assert recs  # and numpy laid out the rest
 
@@ -92,9 +94,6 @@ def test_a_nul_in_a_text_field_is_left_to_write_row() -> None:
     """numpy's S type drops NULs, so such a row goes row by row (and PostgreSQL refuses it)."""
     rows = _rows("cb-nul-")[:4]
     rows[1] = (*rows[1][:6], "a\x00b", *rows[1][7:])
-    names = sorted({r[0] for r in rows})
-    dev = np.array([names.index(r[0]) for r in rows], dtype=np.int64)
     z = np.zeros(len(rows), dtype=np.int64)
-    vals = np.full((len(rows), len(VALUE_COLUMNS)), 1.0)
-    _recs, left = reading_records(rows, names, dev, z, z, vals, z, z, 1)
+    _recs, left = reading_records(_batch(rows), z, z, 1)
     assert left.tolist() == [0, 1]  # row 0 has extra, row 1 the NUL

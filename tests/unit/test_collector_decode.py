@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from luftnett.collector.decode import REAL_MAX, fast_rows
+from luftnett.collector.decode import REAL_MAX, fast_columns
 from luftnett.collector.validate import Accepted, Quarantined, payload_rows, validate_message
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
@@ -130,7 +130,7 @@ def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
     doc: dict[str, Any],
 ) -> None:
     data = json.dumps(doc).encode()
-    fast = fast_rows(data, DEVICE)
+    fast = fast_columns(data, DEVICE)
     try:
         p = contract.decode_readings(data, topic_device=DEVICE)
     except PayloadError:
@@ -138,9 +138,10 @@ def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
         return
     if fast is None:
         return  # the contract's lax forms (or a value too large for a column): the slow way
-    device, rows = fast
+    device, cols = fast
     assert device == (p.device_id, p.sensor.model, p.sensor.serial, p.agent_version)
-    assert _rows_equal(rows, payload_rows(p))
+    assert len(cols) == len(p.readings)
+    assert _rows_equal(cols.rows(device), payload_rows(p))
 
 
 @settings(max_examples=200, deadline=None)
@@ -185,7 +186,7 @@ def test_fast_decoder_leaves_invalid_payloads_to_the_contract(doc: dict[str, Any
                       "values": {"pm25_ugm3": 1.0}}],
     }  # fmt: skip
     data = json.dumps({**base, **doc}).encode()
-    assert fast_rows(data, DEVICE) is None
+    assert fast_columns(data, DEVICE) is None
     with pytest.raises(PayloadError):
         contract.decode_readings(data, topic_device=DEVICE)
 
