@@ -11,10 +11,11 @@ psycopg's ``write_row``, the bare-COPY benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -46,16 +47,17 @@ def _time(us: int) -> datetime:
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~2 µs a message (setattr per field)
 class ReadingColumns:
-    """One message's readings, a sequence (list, tuple or array) of ``len(self)`` per field;
-    not changed once made."""
+    """One message's readings, a sequence of ``len(self)`` per field (tuples, which cost less
+    than lists to make and keep: a collector holds thousands of messages); not changed once
+    made."""
 
     seq: Sequence[int]
     ts_us: Sequence[int]  #: exact microseconds since 1970 (the payload's ``ts``)
     window_s: Sequence[float]
     n_samples: Sequence[int]
-    #: value column -> one value per reading, None where missing; a column no reading of
-    #: the message has is left out
-    values: Mapping[str, Sequence[float | None]]
+    #: per value column (``VALUE_COLUMNS`` order): one value per reading, None where missing;
+    #: None for a column no reading of the message has
+    values: tuple[Sequence[float | None] | None, ...]
     flags: Sequence[int] | None = None  #: the edge's flag bits; None: all 0
     #: (model, serial) per reading; None: every reading is the payload's sensor's
     sensors: Sequence[tuple[str, str | None]] | None = None
@@ -70,7 +72,7 @@ class ReadingColumns:
         n = len(self)
         none: Sequence[None] = [None] * n
         sensors = self.sensors or [device[1:3]] * n
-        cols = [self.values.get(c, none) for c in VALUE_COLUMNS]
+        cols = [none if v is None else v for v in self.values]
         return [
             (device[0], int(self.seq[i]), _time(int(self.ts_us[i])), float(self.window_s[i]),
              int(self.n_samples[i]), *sensors[i], *(c[i] for c in cols),
@@ -83,14 +85,14 @@ class ReadingColumns:
     def from_rows(cls, rows: Sequence[tuple[Any, ...]]) -> ReadingColumns:
         """Rows in ``READING_COLUMNS`` order (one device's, one schema version) as columns."""
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(READING_COLUMNS)
-        values = {c: cols[_V0 + j] for j, c in enumerate(VALUE_COLUMNS)}
+        values = cols[_V0 : _V0 + len(VALUE_COLUMNS)]
         sensors = list(zip(cols[5], cols[6], strict=True))
         return cls(
             seq=cols[1],
             ts_us=[epoch_us(t) for t in cols[2]],
             window_s=cols[3],
             n_samples=cols[4],
-            values={c: v for c, v in values.items() if v.count(None) < len(v)},
+            values=tuple(v if v.count(None) < len(v) else None for v in values),
             flags=cols[-2] if any(cols[-2]) else None,
             sensors=sensors,
             extra=cols[_I_EXTRA] if any(cols[_I_EXTRA]) else None,
@@ -98,8 +100,25 @@ class ReadingColumns:
         )
 
 
-def _flat(parts: Sequence[Sequence[Any]], dtype: type, n: int) -> npt.NDArray[Any]:
-    return np.fromiter(chain.from_iterable(parts), dtype, n)
+_MESSAGE_FIELDS = attrgetter(
+    "seq", "ts_us", "window_s", "n_samples", "values", "flags", "sensors", "extra",
+    "schema_version",
+)  # fmt: skip
+_DEVICE_FIELDS = itemgetter(0, 1, 2)
+
+
+def _per_message(values: Iterable[int], counts: list[int]) -> npt.NDArray[np.int64]:
+    """One value per message, repeated for each of its readings."""
+    return np.repeat(np.fromiter(values, np.int64, len(counts)), counts)
+
+
+def _spread(parts: Sequence[Sequence[Any] | None], counts: list[int], fill: Any) -> Iterator[Any]:
+    """The messages' parts one after the other, ``fill`` for each reading of a None part."""
+    if parts.count(None) == 0:
+        return chain.from_iterable(parts)  # type: ignore[arg-type]
+    return chain.from_iterable(
+        repeat(fill, k) if p is None else p for p, k in zip(parts, counts, strict=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,79 +148,67 @@ class BatchColumns:
 
     @classmethod
     def join(cls, messages: Sequence[tuple[Device, ReadingColumns]]) -> BatchColumns:
-        """The readings of the messages, in message order."""
-        cols = [c for _, c in messages]
-        lengths = np.fromiter(map(len, cols), np.int64, len(cols))
-        n = int(lengths.sum())
-        names = sorted({d[0] for d, _ in messages})
-        code = {d: i for i, d in enumerate(names)}
-        texts: dict[str | None, int] = {}
-        # sensors: one (model, serial) per message, unless a message names its readings' own
-        models = [texts.setdefault(d[1], len(texts)) for d, _ in messages]
-        serials = [texts.setdefault(d[2], len(texts)) for d, _ in messages]
-        model = np.repeat(np.array(models, dtype=np.int64), lengths)
-        serial = np.repeat(np.array(serials, dtype=np.int64), lengths)
-        if any(c.sensors is not None for c in cols):
-            ms = [
-                [texts.setdefault(s[0], len(texts)) for s in c.sensors]
-                if c.sensors is not None
-                else repeat(m, len(c))
-                for c, m in zip(cols, models, strict=True)
-            ]
-            ss = [
-                [texts.setdefault(s[1], len(texts)) for s in c.sensors]
-                if c.sensors is not None
-                else repeat(s, len(c))
-                for c, s in zip(cols, serials, strict=True)
-            ]
-            model, serial = _flat(ms, np.int64, n), _flat(ss, np.int64, n)
+        """The readings of the messages (at least one), in message order: each column in one
+        pass over the messages, in C (a batch may hold thousands of one-reading messages)."""
+        devices, cols = zip(*messages, strict=True)
+        seq, ts_us, window_s, n_samples, values, flags, sensors, extra, schema = zip(
+            *map(_MESSAGE_FIELDS, cols), strict=True
+        )
+        counts = list(map(len, seq))
+        n = sum(counts)
+        ids, models, serials = zip(*map(_DEVICE_FIELDS, devices), strict=True)
+        names = sorted(set(ids))
+        dev_code = {d: i for i, d in enumerate(names)}
+        # sensor texts: one (model, serial) per message, unless it names its readings' own
+        own = sensors.count(None) != len(sensors)
+        uniq = dict.fromkeys(chain(models, serials))
+        if own:
+            for s in sensors:
+                uniq.update(dict.fromkeys(chain.from_iterable(s or ())))
+        text_code = {t: k for k, t in enumerate(uniq)}
+        if own:
+            m_all = chain.from_iterable(
+                repeat(m, k) if s is None else [x[0] for x in s]
+                for m, s, k in zip(models, sensors, counts, strict=True)
+            )
+            s_all = chain.from_iterable(
+                repeat(v, k) if s is None else [x[1] for x in s]
+                for v, s, k in zip(serials, sensors, counts, strict=True)
+            )
+            model = np.fromiter(map(text_code.__getitem__, m_all), np.int64, n)
+            serial = np.fromiter(map(text_code.__getitem__, s_all), np.int64, n)
+        else:
+            model = _per_message(map(text_code.__getitem__, models), counts)
+            serial = _per_message(map(text_code.__getitem__, serials), counts)
         # values column by column: most columns of a batch are all set or all missing (a
         # sensor measures the same quantities every time), which need no None check per value
         vals = np.full((n, len(VALUE_COLUMNS)), np.nan)
-        for j, c in enumerate(VALUE_COLUMNS):
-            parts = [m.values.get(c) for m in cols]
+        for j, parts in enumerate(zip(*values, strict=True)):
             if parts.count(None) == len(parts):
                 continue
-            flat = list(
-                chain.from_iterable(
-                    repeat(None, len(m)) if p is None else p for m, p in zip(cols, parts, strict=True)
-                )
-            )
+            flat = list(_spread(parts, counts, None))
             if flat.count(None) == 0:
                 vals[:, j] = flat
             else:
                 vals[:, j] = np.array(flat, dtype=np.float64)  # None -> NaN
-        flags = [c.flags for c in cols]
-        edge = (
-            np.zeros(n, dtype=np.int64)
-            if flags.count(None) == len(flags)
-            else _flat([repeat(0, len(c)) if f is None else f for c, f in zip(cols, flags, strict=True)], np.int64, n)
-        )
-        extras = [c.extra for c in cols]
-        extra = (
-            None
-            if extras.count(None) == len(extras)
-            else list(chain.from_iterable(repeat(None, len(c)) if e is None else e for c, e in zip(cols, extras, strict=True)))
-        )
-        ts_us = _flat([c.ts_us for c in cols], np.int64, n)
+        no_flags, no_extra = flags.count(None) == len(flags), extra.count(None) == len(extra)
+        ts = np.fromiter(chain.from_iterable(ts_us), np.int64, n)
         return cls(
             names=names,
-            dev=np.repeat(np.array([code[d[0]] for d, _ in messages], dtype=np.int64), lengths),
-            seq=_flat([c.seq for c in cols], np.int64, n),
-            ts_us=ts_us,
-            t=ts_us / 1e6,
-            window_s=_flat([c.window_s for c in cols], np.float64, n),
-            n_samples=_flat([c.n_samples for c in cols], np.int64, n),
+            dev=_per_message(map(dev_code.__getitem__, ids), counts),
+            seq=np.fromiter(chain.from_iterable(seq), np.int64, n),
+            ts_us=ts,
+            t=ts / 1e6,
+            window_s=np.fromiter(chain.from_iterable(window_s), np.float64, n),
+            n_samples=np.fromiter(chain.from_iterable(n_samples), np.int64, n),
             vals=vals,
-            edge=edge,
-            texts=list(texts),
+            edge=np.zeros(n, np.int64) if no_flags else np.fromiter(_spread(flags, counts, 0), np.int64, n),
+            texts=list(text_code),
             model=model,
             serial=serial,
-            extra=extra,
-            schema=np.repeat(
-                np.array([c.schema_version for c in cols], dtype=np.int64), lengths
-            ),
-        )
+            extra=None if no_extra else list(_spread(extra, counts, None)),
+            schema=_per_message(schema, counts),
+        )  # fmt: skip
 
     def series(self) -> SeriesColumns:
         """The columns quality control and dedupe look at."""

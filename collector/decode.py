@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import floordiv, sub
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 from msgspec import Meta
 
 from luftnett.collector.columns import Device, ReadingColumns
@@ -29,7 +31,7 @@ from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
 
-__all__ = ["REAL_MAX", "fast_columns"]
+__all__ = ["REAL_MAX", "TEXT_TS_BYTES", "decode_columns", "fast_columns"]
 
 _F_MAX = sys.float_info.max
 # finite: JSON has no NaN, and an overflowing literal (1e999) parses as inf, refused here
@@ -45,9 +47,14 @@ class _Sensor(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     serial: Annotated[str, Meta(max_length=64)] | None = None
 
 
-class _Reading(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+TzDatetime = Annotated[datetime, Meta(tz=True)]
+#: ``ts`` as msgspec parses it (TzDatetime), or as its text, parsed by :func:`_text_us`
+T = TypeVar("T", TzDatetime, str)
+
+
+class _Reading(msgspec.Struct, Generic[T], forbid_unknown_fields=True, frozen=True):
     seq: Annotated[int, Meta(ge=0, le=2**63 - 1)]
-    ts: Annotated[datetime, Meta(tz=True)]
+    ts: T
     window_s: Annotated[float, Meta(gt=0, le=86_400)]
     n_samples: Annotated[int, Meta(ge=0, le=1_000_000)]
     values: dict[str, ColumnFloat]
@@ -59,23 +66,33 @@ class _Reading(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     n_warmup: Annotated[int, Meta(ge=0)] | None = None
 
 
-class _Payload(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class _Payload(msgspec.Struct, Generic[T], forbid_unknown_fields=True, frozen=True):
     device_id: str
     agent_version: Annotated[str, Meta(max_length=40)]
     sensor: _Sensor
-    readings: Annotated[list[_Reading], Meta(min_length=1, max_length=contract.MAX_BATCH)]
+    readings: Annotated[list[_Reading[T]], Meta(min_length=1, max_length=contract.MAX_BATCH)]
     schema_version: Literal[1] = 1
 
 
-_DECODER = msgspec.json.Decoder(_Payload)
+class _Times(msgspec.Struct, array_like=True):
+    ts: list[TzDatetime]
+
+
+_DECODER = msgspec.json.Decoder(_Payload[TzDatetime])
+# a larger payload keeps its times as text, for numpy to parse in one call (a datetime per
+# reading, and its conversion to microseconds, cost more than decoding all the rest)
+_TEXT_DECODER = msgspec.json.Decoder(_Payload[str])
+TEXT_TS_BYTES = 2048  # from this payload size on (about 20 readings)
 # msgspec rounds a 7th+ decimal of the seconds, pydantic cuts it off: such times go the slow way
 _SUB_MICRO = re.compile(rb":\d\d[.,]\d{7}").search  # a literal first: a fast scan
+_SUB_MICRO_TEXT = re.compile(r":\d\d[.,]\d{7}").search
 # fullmatch: pydantic's (Rust) regex has no "$ before a final newline" as Python's re has
 _DEVICE = re.compile(contract.DEVICE_ID_PATTERN.removeprefix("^").removesuffix("$")).fullmatch
 _MODEL = re.compile(r"[a-z0-9-]{2,20}").fullmatch
 _KNOWN_QUANTITIES = frozenset(QUANTITIES)
 _FLAG_BITS = {f.name.lower(): int(f.value) for f in ReadingFlag if f.name}
 _COLUMNS = frozenset(VALUE_COLUMNS)
+_COLUMN_AT = {c: j for j, c in enumerate(VALUE_COLUMNS)}
 _STATS = ("min", "max", "n", "n_warmup")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -89,7 +106,7 @@ _ASTUPLE = msgspec.structs.astuple
 _GET = dict.get
 
 
-def _plain(readings: list[_Reading]) -> ReadingColumns | None:
+def _plain(readings: list[_Reading[Any]]) -> ReadingColumns | None:
     """The columns of readings that hold column values only (no flags, window statistics or
     sensor of their own): one pass per field, in C, no loop per reading; or None when some
     reading is not plain."""
@@ -104,8 +121,13 @@ def _plain(readings: list[_Reading]) -> ReadingColumns | None:
             and not r.flags
             and r.sensor is None
         ):
-            return ReadingColumns([r.seq], [(r.ts - _EPOCH) // _US], [r.window_s],
-                                  [r.n_samples], {c: [v] for c, v in r.values.items()})  # fmt: skip
+            us = ((r.ts - _EPOCH) // _US,) if isinstance(r.ts, datetime) else _micros([r.ts])
+            if us is None:
+                return None
+            values: list[tuple[float] | None] = [None] * len(VALUE_COLUMNS)
+            for c, v in r.values.items():
+                values[_COLUMN_AT[c]] = (v,)
+            return ReadingColumns((r.seq,), us, (r.window_s,), (r.n_samples,), tuple(values))
         return None
     (seq, ts, window_s, n_samples, values, flags, sensor, n, mn, mx, n_warmup) = zip(
         *map(_ASTUPLE, readings)
@@ -116,29 +138,99 @@ def _plain(readings: list[_Reading]) -> ReadingColumns | None:
     if mx.count(None) != k or n_warmup.count(None) != k:
         return None
     named = set().union(*values)
-    if not named <= _COLUMNS:
+    ts_us = _micros(ts)
+    if not named <= _COLUMNS or ts_us is None:
         return None
     return ReadingColumns(
         seq=seq,
-        ts_us=_micros(ts),
+        ts_us=ts_us,
         window_s=window_s,
         n_samples=n_samples,
-        values={c: list(map(_GET, values, repeat(c))) for c in named},
+        values=_value_columns(values, named),
     )
 
 
-def _micros(ts: Sequence[datetime]) -> list[int]:
+def _value_columns(
+    values: Sequence[dict[str, float]], named: set[str]
+) -> tuple[tuple[float | None, ...] | None, ...]:
+    """Per value column, the readings' values (None where missing), or None if none has it."""
+    return tuple(
+        tuple(map(_GET, values, repeat(c))) if c in named else None for c in VALUE_COLUMNS
+    )
+
+
+def _micros(ts: Sequence[datetime | str]) -> list[int] | None:
+    """Microseconds since 1970 of each time (datetimes, or texts parsed as msgspec parses a
+    payload's ``ts``); None when a text is no aware time, or has digits past the microsecond
+    (msgspec rounds them, pydantic cuts them off: such a payload goes the slow way)."""
+    if ts and isinstance(ts[0], str):
+        texts: Sequence[str] = ts  # type: ignore[assignment]
+        fast = _text_us(texts)
+        if fast is not None:
+            return fast
+        if any(map(_SUB_MICRO_TEXT, texts)):
+            return None
+        try:
+            ts = msgspec.convert([texts], _Times).ts
+        except msgspec.ValidationError:
+            return None
     return list(map(floordiv, map(sub, ts, repeat(_EPOCH)), repeat(_US)))
+
+
+def _text_form(form: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Per character of a form: the lowest byte allowed and how far above it, for one check
+    of a whole array of texts (unsigned: a byte below the lowest wraps round and is refused)."""
+    lo = [ord("1") if i == 0 else ord("0") if c == "d" else ord(c) for i, c in enumerate(form)]
+    span = [8 if i == 0 else 9 if c == "d" else 0 for i, c in enumerate(form)]
+    return np.array(lo, dtype=np.uint8), np.array(span, dtype=np.uint8)
+
+
+# the texts numpy parses: 2026-11-22T10:00:00Z and 2026-11-22T10:00:00.123456Z, what the edge
+# sends (years from 1000: the first digit is not 0); by width
+_TEXT_FORMS = {
+    len(f): _text_form(f) for f in ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.ddddddZ")
+}
+
+
+def _text_us(ts: Sequence[str]) -> list[int] | None:
+    """Microseconds since 1970 of times in one of the forms of ``_TEXT_FORMS`` (all the
+    same), parsed by numpy in one call; None for any other form, or a time that does not
+    exist (hour 24, 30 February: numpy refuses it, msgspec decides)."""
+    n, width = len(ts), len(ts[0])
+    form = _TEXT_FORMS.get(width)
+    if form is None or list(map(len, ts)).count(width) != n:
+        return None
+    raw = "".join(ts).encode()
+    if len(raw) != n * width:  # not ASCII
+        return None
+    lo, span = form
+    if ((np.frombuffer(raw, np.uint8).reshape(n, width) - lo) > span).any():
+        return None
+    try:  # without the Z (numpy warns of it); numpy refuses a field out of range
+        us = np.frombuffer(raw.replace(b"Z", b""), f"S{width - 1}").astype("M8[us]")
+    except ValueError:
+        return None
+    return us.view(np.int64).tolist()  # type: ignore[no-any-return]
 
 
 def fast_columns(data: bytes, topic_device: str) -> tuple[Device, ReadingColumns] | None:
     """``(device, columns)`` of a payload, as :func:`~luftnett.collector.validate.
     payload_rows` gives its rows, or None when this decoder does not accept the payload (the
     contract's parser decides then)."""
-    if len(data) > contract.MAX_PAYLOAD_BYTES or _SUB_MICRO(data) is not None:
+    return decode_columns(data, topic_device, text_ts=len(data) >= TEXT_TS_BYTES)
+
+
+def decode_columns(
+    data: bytes, topic_device: str, text_ts: bool
+) -> tuple[Device, ReadingColumns] | None:
+    """:func:`fast_columns` with the times parsed by msgspec (``text_ts`` False) or kept as
+    text for :func:`_text_us` (the same result: tests hold both to the contract)."""
+    if len(data) > contract.MAX_PAYLOAD_BYTES:
+        return None
+    if not text_ts and _SUB_MICRO(data) is not None:  # as text, _micros looks at each time
         return None
     try:
-        p = _DECODER.decode(data)
+        p = (_TEXT_DECODER if text_ts else _DECODER).decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     if p.device_id != topic_device or _DEVICE(p.device_id) is None or not _sensor_ok(p.sensor):
@@ -189,12 +281,15 @@ def fast_columns(data: bytes, topic_device: str) -> tuple[Device, ReadingColumns
     rs = p.readings
     values = [r.values for r in rs]
     named = set().union(*values) & _COLUMNS
+    ts_us = _micros([r.ts for r in rs])
+    if ts_us is None:
+        return None
     return device, ReadingColumns(
         seq=[r.seq for r in rs],
-        ts_us=_micros([r.ts for r in rs]),
+        ts_us=ts_us,
         window_s=[r.window_s for r in rs],
         n_samples=[r.n_samples for r in rs],
-        values={c: list(map(_GET, values, repeat(c))) for c in named},
+        values=_value_columns(values, named),
         flags=edge if any(edge) else None,
         sensors=sensors if any(r.sensor is not None for r in rs) else None,
         extra=extras if any(extras) else None,

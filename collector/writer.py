@@ -204,24 +204,22 @@ class Writer:
             binary=True,
         ).fetchall()
         nq = len(VALUE_COLUMNS)
-        seqs, ts, vals, devs = [], [], [], []
-        for rec in recs:
-            seq = np.frombuffer(rec[1], dtype=">i8").astype(np.int64)
-            seqs.append(seq)
-            ts.append(np.frombuffer(rec[2], dtype=">f8").astype(np.float64))
-            vals.append(
-                np.stack([np.frombuffer(rec[3 + j], dtype=">f8") for j in range(nq)], axis=1)
-            )
-            devs.append(np.full(seq.size, code[rec[0]], dtype=np.int64))
         if not recs:
             e = np.empty(0, dtype=np.int64)
             return qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
-        dev = np.concatenate(devs)
+        # each column of every device in one buffer: one numpy call per column, not per device
+        got = list(zip(*recs, strict=True))
+        seq = np.frombuffer(b"".join(got[1]), dtype=">i8").astype(np.int64)
+        counts = [len(b) // 8 for b in got[1]]
+        vals = np.empty((seq.size, nq))
+        for j in range(nq):
+            vals[:, j] = np.frombuffer(b"".join(got[3 + j]), dtype=">f8")
+        dev = np.repeat(np.array([code[d] for d in got[0]], dtype=np.int64), counts)
         return qc.SeriesColumns(
             dev,
-            np.concatenate(seqs),
-            np.concatenate(ts),
-            np.concatenate(vals).astype(np.float64),
+            seq,
+            np.frombuffer(b"".join(got[2]), dtype=">f8").astype(np.float64),
+            vals,
             np.zeros(dev.size, dtype=np.int64),
         )
 
@@ -329,14 +327,15 @@ class Writer:
             if accepted and not self.register_unknown:
                 accepted, refused = self._refuse_unknown(accepted)
                 bad += refused
-            n_rows = sum(len(a.readings) for a in accepted)
+            n_rows = 0
             if accepted:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
                 self.conn.execute(
                     _UPSERT_DEVICES, [list(c) for c in zip(*devices, strict=True)], binary=True
                 )
-            if n_rows:
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
+                n_rows = len(batch)
+            if n_rows:
                 names, cols = batch.names, batch.series()
                 keep, added = self.dedupe(names, cols)
                 fresh, fcols = batch, cols

@@ -9,11 +9,13 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from luftnett.collector.decode import REAL_MAX, fast_columns
+from luftnett.collector.columns import epoch_us
+from luftnett.collector.decode import REAL_MAX, decode_columns, fast_columns
 from luftnett.collector.validate import Accepted, Quarantined, payload_rows, validate_message
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
@@ -125,12 +127,14 @@ def _rows_equal(fast: list[tuple[Any, ...]], slow: list[tuple[Any, ...]]) -> boo
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(documents())
+@given(documents(), st.booleans())
 def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
-    doc: dict[str, Any],
+    doc: dict[str, Any], text_ts: bool
 ) -> None:
+    """Either way of parsing the times: msgspec's (small payloads), or numpy's on the texts
+    (larger payloads; msgspec's for a text numpy does not take)."""
     data = json.dumps(doc).encode()
-    fast = fast_columns(data, DEVICE)
+    fast = decode_columns(data, DEVICE, text_ts)
     try:
         p = contract.decode_readings(data, topic_device=DEVICE)
     except PayloadError:
@@ -142,6 +146,53 @@ def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
     assert device == (p.device_id, p.sensor.model, p.sensor.serial, p.agent_version)
     assert len(cols) == len(p.readings)
     assert _rows_equal(cols.rows(device), payload_rows(p))
+
+
+# times of the two forms numpy parses, each field from 0 to just past its limit
+canonical_times = st.builds(
+    "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}Z".format,
+    st.sampled_from([0, 1, 1969, 1970, 2000, 2024, 2100, 9999]),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.one_of(st.just(""), st.from_regex(r"\.[0-9]{6}", fullmatch=True)),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(canonical_times, times), min_size=1, max_size=4))
+def test_numpy_parses_the_times_msgspec_parses_the_same(ts: list[str]) -> None:
+    from luftnett.collector import decode
+
+    got = decode._text_us(ts)
+    try:
+        want = [epoch_us(t) for t in msgspec.convert(ts, list[decode.TzDatetime])]
+    except msgspec.ValidationError:
+        assert got is None, ts
+        return
+    assert got is None or got == want, ts
+
+
+def test_a_large_payload_has_its_times_parsed_by_numpy() -> None:
+    from luftnett.collector import decode
+
+    assert decode._text_us(["2026-11-22T10:00:00Z", "1969-07-20T20:17:40Z"]) == [
+        1795341600000000,
+        -14182940000000,
+    ]
+    assert decode._text_us(["2028-02-29T23:59:59.000001Z"]) == [1835481599000001]
+    readings = [{"seq": i, "ts": f"2026-11-22T10:{i:02d}:00.{i:06d}Z", "window_s": 60,
+                 "n_samples": 60, "values": {"pm25_ugm3": i / 4}} for i in range(40)]  # fmt: skip
+    doc = {"device_id": DEVICE, "agent_version": "a", "sensor": {"model": "sds011"},
+           "readings": readings}  # fmt: skip
+    data = json.dumps(doc).encode()
+    assert len(data) >= decode.TEXT_TS_BYTES
+    fast = fast_columns(data, DEVICE)
+    assert fast is not None
+    p = contract.decode_readings(data, topic_device=DEVICE)
+    assert _rows_equal(fast[1].rows(fast[0]), payload_rows(p))
 
 
 @settings(max_examples=200, deadline=None)
@@ -187,6 +238,7 @@ def test_fast_decoder_leaves_invalid_payloads_to_the_contract(doc: dict[str, Any
     }  # fmt: skip
     data = json.dumps({**base, **doc}).encode()
     assert fast_columns(data, DEVICE) is None
+    assert decode_columns(data, DEVICE, text_ts=True) is None
     with pytest.raises(PayloadError):
         contract.decode_readings(data, topic_device=DEVICE)
 
