@@ -128,6 +128,18 @@ class _Resolver:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _resolver(acts: Sequence[tuple[str, datetime, int, int]]) -> _Resolver:
+    """From :func:`~luftnett.calibration.store.activations`' rows."""
+    dev = [(_us(a[1]), a[3]) for a in acts if a[0] == "device"]
+    flt = [(_us(a[1]), a[3]) for a in acts if a[0] == "sensor_model"]
+    return _Resolver(
+        np.array([a for a, _ in dev], dtype=np.int64),
+        np.array([v for _, v in dev], dtype=np.int64),
+        np.array([a for a, _ in flt], dtype=np.int64),
+        np.array([v for _, v in flt], dtype=np.int64),
+    )
+
+
 def _us(t: datetime) -> int:
     """Microseconds since 1970 of an aware time (exact integer arithmetic)."""
     return (t - _EPOCH) // timedelta(microseconds=1)
@@ -161,17 +173,23 @@ class CalibrationCache:
         if r is None:
             from luftnett.calibration.store import activations
 
-            acts = activations(conn, device_id, pollutant)
-            dev = [(_us(a[1]), a[3]) for a in acts if a[0] == "device"]
-            flt = [(_us(a[1]), a[3]) for a in acts if a[0] == "sensor_model"]
-            r = _Resolver(
-                np.array([a for a, _ in dev], dtype=np.int64),
-                np.array([v for _, v in dev], dtype=np.int64),
-                np.array([a for a, _ in flt], dtype=np.int64),
-                np.array([v for _, v in flt], dtype=np.int64),
-            )
-            self.resolvers[key] = r
+            r = self.resolvers[key] = _resolver(activations(conn, device_id, pollutant))
         return r
+
+    def preload(self, conn: psycopg.Connection[Any], device_ids: Sequence[str]) -> None:
+        """Load the resolvers these devices lack (every pollutant) in one query, not one per
+        device and pollutant: a collector meets its whole fleet in its first batches."""
+        missing = [
+            d for d in device_ids if any((d, p) not in self.resolvers for p in POLLUTANT_COLUMNS)
+        ]
+        if not missing:
+            return
+        from luftnett.calibration.store import activations_of
+
+        got = activations_of(conn, missing, POLLUTANT_COLUMNS)
+        for d in missing:
+            for p in POLLUTANT_COLUMNS:
+                self.resolvers[(d, p)] = _resolver(got.get((d, p), []))
 
     def model(self, conn: psycopg.Connection[Any], version_id: int) -> CalibrationModel:
         m = self.models.get(version_id)

@@ -321,3 +321,26 @@ def activations(
         {"d": device_id, "p": pollutant},
     ).fetchall()
     return [(str(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+def activations_of(
+    conn: psycopg.Connection[Any], device_ids: Sequence[str], pollutants: Sequence[str]
+) -> dict[tuple[str, str], list[tuple[str, datetime, int, int]]]:
+    """:func:`activations` of many devices and pollutants in one query, by (device,
+    pollutant); a pair with none is missing."""
+    rows = conn.execute(
+        "SELECT b.device_id, a.pollutant, "
+        "CASE WHEN a.device_id IS NULL THEN 'sensor_model' ELSE 'device' END, "
+        "a.valid_from, a.activation_id, a.version_id "
+        "FROM unnest(%(d)s::text[]) AS b(device_id) "
+        "LEFT JOIN devices d ON d.device_id = b.device_id "
+        "JOIN calibration_activations a "
+        "ON a.pollutant = ANY(%(p)s) AND (a.device_id = b.device_id "
+        "OR a.sensor_model = d.sensor_model) "
+        "ORDER BY 1, 2, 3, 4, 5",
+        {"d": list(device_ids), "p": list(pollutants)},
+    ).fetchall()
+    out: dict[tuple[str, str], list[tuple[str, datetime, int, int]]] = {}
+    for r in rows:
+        out.setdefault((r[0], r[1]), []).append((str(r[2]), r[3], int(r[4]), int(r[5])))
+    return out

@@ -77,6 +77,7 @@ def calibrate_at_ingest(
     names = cols.names
     with cache.lock:
         cache.refresh(conn)
+        cache.preload(conn, names)
         ts_us = cols.ts_us
         order = np.argsort(cols.dev, kind="stable")
         bounds = np.flatnonzero(np.diff(cols.dev[order])) + 1

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from numpy.testing import assert_allclose
 
-from luftnett.calibration.apply_db import CalibrationCache, calibrate_rows
+from luftnett.calibration.apply_db import POLLUTANT_COLUMNS, CalibrationCache, calibrate_rows
 from luftnett.calibration.fleet import FLEET_DEFAULTS
 from luftnett.calibration.store import activate, insert_version
 from luftnett.collector.calibrate import calibrate_at_ingest
@@ -88,8 +88,14 @@ def test_ingest_calibration_equals_the_reference_rule(pg_url: str) -> None:
             ]
         )
         assert batch.names == names
+        cache = CalibrationCache()
         with conn.transaction():
-            written = calibrate_at_ingest(conn, batch, CalibrationCache())
+            written = calibrate_at_ingest(conn, batch, cache)
+        # the batch's resolvers came in one query: the same as one query per device/pollutant
+        one_by_one = CalibrationCache()
+        assert len(cache.resolvers) == len(names) * len(POLLUTANT_COLUMNS)
+        for (d, p), r in cache.resolvers.items():
+            assert repr(r) == repr(one_by_one.resolver(conn, d, p)), (d, p)
         stored = conn.execute(
             "SELECT device_id, seq, pollutant, version_id, value, u FROM calibrated_values "
             "WHERE device_id = ANY(%s)",
