@@ -24,7 +24,16 @@ import numpy.typing as npt
 from luftnett.collector.qc import SeriesColumns
 from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
 
-__all__ = ["BatchColumns", "Device", "ReadingColumns", "epoch_us"]
+__all__ = [
+    "BatchColumns",
+    "Device",
+    "ReadingColumns",
+    "ReadingRow",
+    "Readings",
+    "as_columns",
+    "count",
+    "epoch_us",
+]
 
 #: (device_id, sensor model, sensor serial, agent version) of a message
 Device = tuple[str, str, str | None, str]
@@ -67,6 +76,11 @@ class ReadingColumns:
     def __len__(self) -> int:
         return len(self.seq)
 
+    @classmethod
+    def of_row(cls, row: ReadingRow) -> ReadingColumns:
+        return cls((row[0],), (row[1],), (row[2],), (row[3],),
+                   tuple(None if v is None else (v,) for v in row[4:]))  # fmt: skip
+
     def rows(self, device: Device) -> list[tuple[Any, ...]]:
         """The readings as rows in ``READING_COLUMNS`` order (``ts`` an aware UTC time)."""
         n = len(self)
@@ -105,6 +119,23 @@ _MESSAGE_FIELDS = attrgetter(
     "schema_version",
 )  # fmt: skip
 _DEVICE_FIELDS = itemgetter(0, 1, 2)
+
+
+#: A message of one plain reading (no flags, window statistics, sensor of its own or quantity
+#: without a column; schema version 1), the usual live message: ``(seq, ts_us, window_s,
+#: n_samples, *values)``, values in ``VALUE_COLUMNS`` order (None where missing). One tuple
+#: costs far less to make and keep than a ReadingColumns of one-element columns.
+ReadingRow = tuple[Any, ...]
+Readings = ReadingColumns | ReadingRow
+
+
+def count(readings: Readings) -> int:
+    """How many readings a message holds."""
+    return 1 if isinstance(readings, tuple) else len(readings)
+
+
+def as_columns(readings: Readings) -> ReadingColumns:
+    return ReadingColumns.of_row(readings) if isinstance(readings, tuple) else readings
 
 
 def _per_message(values: Iterable[int], counts: list[int]) -> npt.NDArray[np.int64]:
@@ -147,10 +178,14 @@ class BatchColumns:
         return int(self.seq.size)
 
     @classmethod
-    def join(cls, messages: Sequence[tuple[Device, ReadingColumns]]) -> BatchColumns:
+    def join(cls, messages: Sequence[tuple[Device, Readings]]) -> BatchColumns:
         """The readings of the messages (at least one), in message order: each column in one
         pass over the messages, in C (a batch may hold thousands of one-reading messages)."""
-        devices, cols = zip(*messages, strict=True)
+        devices, readings = zip(*messages, strict=True)
+        kinds = set(map(type, readings))
+        if kinds == {tuple}:
+            return cls._join_rows(devices, readings)
+        cols = list(map(as_columns, readings)) if tuple in kinds else readings
         seq, ts_us, window_s, n_samples, values, flags, sensors, extra, schema = zip(
             *map(_MESSAGE_FIELDS, cols), strict=True
         )
@@ -209,6 +244,40 @@ class BatchColumns:
             extra=None if no_extra else list(_spread(extra, counts, None)),
             schema=_per_message(schema, counts),
         )  # fmt: skip
+
+    @classmethod
+    def _join_rows(cls, devices: Sequence[Device], rows: Sequence[ReadingRow]) -> BatchColumns:
+        """:meth:`join` of messages that are all one :data:`ReadingRow` each."""
+        n = len(rows)
+        seq, ts_us, window_s, n_samples, *values = zip(*rows, strict=True)
+        ids, models, serials = zip(*map(_DEVICE_FIELDS, devices), strict=True)
+        names = sorted(set(ids))
+        dev_code = {d: i for i, d in enumerate(names)}
+        text_code = {t: k for k, t in enumerate(dict.fromkeys(chain(models, serials)))}
+        vals = np.full((n, len(VALUE_COLUMNS)), np.nan)
+        for j, col in enumerate(values):
+            missing = col.count(None)
+            if missing == 0:
+                vals[:, j] = col
+            elif missing < n:
+                vals[:, j] = np.array(col, dtype=np.float64)  # None -> NaN
+        ts = np.fromiter(ts_us, np.int64, n)
+        return cls(
+            names=names,
+            dev=np.fromiter(map(dev_code.__getitem__, ids), np.int64, n),
+            seq=np.fromiter(seq, np.int64, n),
+            ts_us=ts,
+            t=ts / 1e6,
+            window_s=np.fromiter(window_s, np.float64, n),
+            n_samples=np.fromiter(n_samples, np.int64, n),
+            vals=vals,
+            edge=np.zeros(n, np.int64),
+            texts=list(text_code),
+            model=np.fromiter(map(text_code.__getitem__, models), np.int64, n),
+            serial=np.fromiter(map(text_code.__getitem__, serials), np.int64, n),
+            extra=None,
+            schema=np.ones(n, np.int64),
+        )
 
     def series(self) -> SeriesColumns:
         """The columns quality control and dedupe look at."""

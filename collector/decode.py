@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from msgspec import Meta
 
-from luftnett.collector.columns import Device, ReadingColumns
+from luftnett.collector.columns import Device, ReadingColumns, Readings
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
@@ -106,7 +106,7 @@ _ASTUPLE = msgspec.structs.astuple
 _GET = dict.get
 
 
-def _plain(readings: list[_Reading[Any]]) -> ReadingColumns | None:
+def _plain(readings: list[_Reading[Any]]) -> Readings | None:
     """The columns of readings that hold column values only (no flags, window statistics or
     sensor of their own): one pass per field, in C, no loop per reading; or None when some
     reading is not plain."""
@@ -121,13 +121,14 @@ def _plain(readings: list[_Reading[Any]]) -> ReadingColumns | None:
             and not r.flags
             and r.sensor is None
         ):
-            us = ((r.ts - _EPOCH) // _US,) if isinstance(r.ts, datetime) else _micros([r.ts])
-            if us is None:
-                return None
-            values: list[tuple[float] | None] = [None] * len(VALUE_COLUMNS)
-            for c, v in r.values.items():
-                values[_COLUMN_AT[c]] = (v,)
-            return ReadingColumns((r.seq,), us, (r.window_s,), (r.n_samples,), tuple(values))
+            if isinstance(r.ts, datetime):
+                us = (r.ts - _EPOCH) // _US
+            else:
+                us_text = _micros([r.ts])
+                if us_text is None:
+                    return None
+                us = us_text[0]
+            return (r.seq, us, r.window_s, r.n_samples, *map(r.values.get, VALUE_COLUMNS))
         return None
     (seq, ts, window_s, n_samples, values, flags, sensor, n, mn, mx, n_warmup) = zip(
         *map(_ASTUPLE, readings)
@@ -213,7 +214,7 @@ def _text_us(ts: Sequence[str]) -> list[int] | None:
     return us.view(np.int64).tolist()  # type: ignore[no-any-return]
 
 
-def fast_columns(data: bytes, topic_device: str) -> tuple[Device, ReadingColumns] | None:
+def fast_columns(data: bytes, topic_device: str) -> tuple[Device, Readings] | None:
     """``(device, columns)`` of a payload, as :func:`~luftnett.collector.validate.
     payload_rows` gives its rows, or None when this decoder does not accept the payload (the
     contract's parser decides then)."""
@@ -222,7 +223,7 @@ def fast_columns(data: bytes, topic_device: str) -> tuple[Device, ReadingColumns
 
 def decode_columns(
     data: bytes, topic_device: str, text_ts: bool
-) -> tuple[Device, ReadingColumns] | None:
+) -> tuple[Device, Readings] | None:
     """:func:`fast_columns` with the times parsed by msgspec (``text_ts`` False) or kept as
     text for :func:`_text_us` (the same result: tests hold both to the contract)."""
     if len(data) > contract.MAX_PAYLOAD_BYTES:

@@ -101,7 +101,7 @@ class _Slot:
 
 
 def _readings(items: list[Accepted | Quarantined]) -> int:
-    return sum(len(i.readings) for i in items if isinstance(i, Accepted))
+    return sum(i.count for i in items if isinstance(i, Accepted))
 
 
 class Collector:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from luftnett.collector.columns import Device, ReadingColumns
+from luftnett.collector.columns import Device, ReadingColumns, Readings, as_columns, count
 from luftnett.collector.decode import REAL_MAX, fast_columns
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import ReadingFlag
@@ -19,14 +19,19 @@ __all__ = ["Accepted", "Quarantined", "validate_message"]
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs a message; never changed
 class Accepted:
     device: Device  # device_id, model, serial, agent_version
-    readings: ReadingColumns
+    readings: Readings
     topic: str
     payload: bytes
 
     @property
+    def count(self) -> int:
+        """How many readings the message holds."""
+        return count(self.readings)
+
+    @property
     def rows(self) -> list[tuple[Any, ...]]:
         """The readings as rows in READING_COLUMNS order (not the hot path)."""
-        return self.readings.rows(self.device)
+        return as_columns(self.readings).rows(self.device)
 
 
 @dataclass(frozen=True, slots=True)

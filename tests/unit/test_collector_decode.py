@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from luftnett.collector.columns import epoch_us
+from luftnett.collector.columns import as_columns, count, epoch_us
 from luftnett.collector.decode import REAL_MAX, decode_columns, fast_columns
 from luftnett.collector.validate import Accepted, Quarantined, payload_rows, validate_message
 from luftnett.contracts import mqtt as contract
@@ -142,10 +142,10 @@ def test_fast_decoder_accepts_only_what_the_contract_accepts_with_the_same_rows(
         return
     if fast is None:
         return  # the contract's lax forms (or a value too large for a column): the slow way
-    device, cols = fast
+    device, readings = fast
     assert device == (p.device_id, p.sensor.model, p.sensor.serial, p.agent_version)
-    assert len(cols) == len(p.readings)
-    assert _rows_equal(cols.rows(device), payload_rows(p))
+    assert count(readings) == len(p.readings)
+    assert _rows_equal(as_columns(readings).rows(device), payload_rows(p))
 
 
 # times of the two forms numpy parses, each field from 0 to just past its limit
@@ -192,7 +192,7 @@ def test_a_large_payload_has_its_times_parsed_by_numpy() -> None:
     fast = fast_columns(data, DEVICE)
     assert fast is not None
     p = contract.decode_readings(data, topic_device=DEVICE)
-    assert _rows_equal(fast[1].rows(fast[0]), payload_rows(p))
+    assert _rows_equal(as_columns(fast[1]).rows(fast[0]), payload_rows(p))
 
 
 @settings(max_examples=200, deadline=None)
