@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from luftnett.collector.arrays import int_array, text_array, time_array
 from luftnett.collector.rollups import DayConvention, day_bounds
 
 __all__ = [
@@ -204,4 +205,8 @@ def record_ingest(
     ]
     if not rows:
         return
-    conn.execute(_INGEST, [list(col) for col in zip(*rows, strict=True)])
+    dev, hour, got, kept, dup = zip(*rows, strict=True)
+    conn.execute(
+        _INGEST,
+        [text_array(dev), time_array(hour), int_array(got), int_array(kept), int_array(dup)],
+    )

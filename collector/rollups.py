@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from luftnett.collector.arrays import text_array, time_array
 from luftnett.contracts.units import INVALIDATING_FLAGS
 from luftnett.db.schema import ROLLUP_DAILY_COLUMNS, ROLLUP_HOURLY_COLUMNS, VALUE_COLUMNS
 from luftnett.errors import ConfigError
@@ -357,7 +358,8 @@ def mark_dirty(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime
     """Queue these (device, UTC hour) rollups for :func:`refresh_dirty` (same transaction)."""
     pairs = sorted(set(keys))
     if pairs:
-        conn.execute(_MARK_DIRTY, ([p[0] for p in pairs], [p[1] for p in pairs]))
+        dev, hour = zip(*pairs, strict=True)
+        conn.execute(_MARK_DIRTY, (text_array(dev), time_array(hour)))
 
 
 def refresh_dirty(conn: psycopg.Connection[Any], limit: int = 5000) -> int:

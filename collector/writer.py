@@ -27,6 +27,7 @@ from psycopg.pq import Format
 
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
+from luftnett.collector.arrays import text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
@@ -331,7 +332,7 @@ class Writer:
             if accepted:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
                 self.conn.execute(
-                    _UPSERT_DEVICES, [list(c) for c in zip(*devices, strict=True)], binary=True
+                    _UPSERT_DEVICES, [text_array(c) for c in zip(*devices, strict=True)]
                 )
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
                 n_rows = len(batch)
