@@ -79,27 +79,34 @@ def calibrate_at_ingest(
         cache.refresh(conn)
         cache.preload(conn, names)
         ts_us = cols.ts_us
-        order = np.argsort(cols.dev, kind="stable")
-        bounds = np.flatnonzero(np.diff(cols.dev[order])) + 1
+        first = np.full(len(names), np.iinfo(np.int64).max)
+        np.minimum.at(first, cols.dev, ts_us)  # each device's first time in the batch
+        # (pollutant, version) -> the devices it calibrates over their whole batch (the usual
+        # case: one fleet default in force since before it), and readings picked one by one
+        whole: dict[tuple[str, int], list[int]] = {}
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
-        for idx in np.split(order, bounds):
-            device_id = names[int(cols.dev[idx[0]])]
-            first = int(ts_us[idx].min())
+        for d in np.flatnonzero(first < np.iinfo(np.int64).max).tolist():
+            device_id, t0 = names[d], int(first[d])
+            idx: npt.NDArray[np.int64] | None = None
             for pollutant in POLLUTANT_COLUMNS:
                 res = cache.resolver(conn, device_id, pollutant)
                 if not res.device_from.size:
                     if not res.fleet_from.size:
                         continue  # nothing in force, ever
-                    if res.fleet_from.size == 1 and first >= res.fleet_from[0]:
-                        # the usual case: one fleet default over the whole batch
-                        vid = int(res.fleet_version[0])
-                        groups.setdefault((pollutant, vid), []).append(idx)
+                    if res.fleet_from.size == 1 and t0 >= res.fleet_from[0]:
+                        whole.setdefault((pollutant, int(res.fleet_version[0])), []).append(d)
                         continue
+                if idx is None:
+                    idx = np.flatnonzero(cols.dev == d)
                 versions = res.versions(ts_us[idx])
                 if not versions.any():
                     continue
                 for vid in np.unique(versions[versions > 0]).tolist():
                     groups.setdefault((pollutant, vid), []).append(idx[versions == vid])
+        for key, devices in whole.items():
+            pick = np.zeros(len(names), dtype=bool)
+            pick[devices] = True
+            groups.setdefault(key, []).append(np.flatnonzero(pick[cols.dev]))
         if not groups:
             return 0
         ts_pg = ts_us - _PG_TO_UNIX_US
@@ -110,7 +117,7 @@ def calibrate_at_ingest(
         chunks: list[bytes] = []
         written = 0
         for (pollutant, vid), parts in groups.items():
-            idx = np.concatenate(parts)
+            idx = np.concatenate(parts) if len(parts) > 1 else parts[0]
             model = cache.model(conn, vid)
             inputs: dict[str, npt.NDArray[np.float64]] = {}
             for name in (model.sensor, *model.inputs):
@@ -131,17 +138,19 @@ def calibrate_at_ingest(
             value, u = out.value[ok], out.u[ok]
             codes = cols.dev[sel]
             lengths = dev_len[codes]
-            for length in np.unique(lengths).tolist():
-                pick = np.flatnonzero(lengths == length)
+            present = np.bincount(codes, minlength=len(names)) > 0
+            for length in np.unique(dev_len[present]).tolist():
+                at = np.flatnonzero(lengths == length)
+                one = at.size == sel.size  # one id length (the usual batch): no copies
                 chunks.append(
                     _records(
-                        all_dev[codes[pick]].astype(f"S{length}"),
+                        all_dev[codes if one else codes[at]].astype(f"S{length}"),
                         pollutant.encode(),
-                        cols.seq[sel[pick]],
+                        cols.seq[sel if one else sel[at]],
                         vid,
-                        ts_pg[sel[pick]],
-                        value[pick],
-                        u[pick],
+                        ts_pg[sel if one else sel[at]],
+                        value if one else value[at],
+                        u if one else u[at],
                     )
                 )
             written += int(sel.size)
