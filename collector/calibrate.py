@@ -52,14 +52,15 @@ def _records(
         ("l2", ">i4"), ("pol", f"S{lp}"), ("l3", ">i4"), ("ver", ">i8"), ("l4", ">i4"),
         ("ts", ">i8"), ("l5", ">i4"), ("val", ">f4"), ("l6", ">i4"), ("u", ">f4"),
     ])  # fmt: skip
-    rec = np.empty(n, dtype=dt)
-    rec["nf"] = 7
-    rec["l0"], rec["l1"], rec["l2"], rec["l3"] = ld, 8, lp, 8
-    rec["l4"], rec["l5"], rec["l6"] = 8, 4, 4
+    tmpl = np.zeros((), dtype=dt)  # the fixed parts of every record, set at once
+    tmpl["nf"] = 7
+    tmpl["l0"], tmpl["l1"], tmpl["l2"], tmpl["l3"] = ld, 8, lp, 8
+    tmpl["l4"], tmpl["l5"], tmpl["l6"] = 8, 4, 4
+    tmpl["pol"] = pollutant
+    tmpl["ver"] = version
+    rec = np.full(n, tmpl, dtype=dt)
     rec["dev"] = dev
     rec["seq"] = seq
-    rec["pol"] = pollutant
-    rec["ver"] = version
     rec["ts"] = ts_pg
     rec["val"] = value
     rec["u"] = u

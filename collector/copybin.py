@@ -90,31 +90,33 @@ def reading_records(
             fields += [(f"l_v{j}", ">i4")] + ([] if nulls[j] else [(f"v{j}", ">f4")])
         fields += [("l_extra", ">i4"), ("l_sv", ">i4"), ("sv", ">i2"), ("l_fl", ">i4")]
         fields += [("fl", ">i8"), ("l_ck", ">i4"), ("ck", ">i8"), ("l_qv", ">i4"), ("qv", ">i2")]
-        rec = np.empty(idx.size, dtype=np.dtype(fields))
+        dt = np.dtype(fields)
+        # the fixed parts (field count, lengths, ...) of every record at once, from a template
+        tmpl = np.zeros((), dtype=dt)
+        tmpl["nf"] = _N_FIELDS
+        tmpl["l_dev"], tmpl["l_seq"], tmpl["l_ts"], tmpl["l_win"], tmpl["l_ns"] = ld, 8, 8, 4, 4
+        tmpl["l_model"], tmpl["l_serial"] = lm, ls
+        for j in range(_NV):
+            tmpl[f"l_v{j}"] = -1 if nulls[j] else 4
+        tmpl["l_extra"], tmpl["l_sv"], tmpl["l_fl"], tmpl["l_ck"] = -1, 2, 8, 8
+        tmpl["l_qv"], tmpl["qv"] = 2, qc_version
+        rec = np.full(idx.size, tmpl, dtype=dt)
         sel = slice(None) if idx.size == n else idx  # one layout (the usual batch): no copies
-        rec["nf"] = _N_FIELDS
-        rec["l_dev"] = ld
         if ld:
             rec["dev"] = all_dev[sel]
-        rec["l_seq"], rec["seq"] = 8, seq[sel]
-        rec["l_ts"], rec["ts"] = 8, ts_pg[sel]
-        rec["l_win"], rec["win"] = 4, window[sel]
-        rec["l_ns"], rec["ns"] = 4, n_samples[sel]
-        rec["l_model"] = lm
+        rec["seq"] = seq[sel]
+        rec["ts"] = ts_pg[sel]
+        rec["win"] = window[sel]
+        rec["ns"] = n_samples[sel]
         if lm:
             rec["model"] = all_model[sel]
-        rec["l_serial"] = ls
         if ls > 0:
             rec["serial"] = all_serial[sel]
         for j in range(_NV):
-            if nulls[j]:
-                rec[f"l_v{j}"] = -1
-            else:
-                rec[f"l_v{j}"], rec[f"v{j}"] = 4, vals[sel, j]
-        rec["l_extra"] = -1
-        rec["l_sv"], rec["sv"] = 2, schema[sel]
-        rec["l_fl"], rec["fl"] = 8, flags[sel]
-        rec["l_ck"], rec["ck"] = 8, checks[sel]
-        rec["l_qv"], rec["qv"] = 2, qc_version
+            if not nulls[j]:
+                rec[f"v{j}"] = vals[sel, j]
+        rec["sv"] = schema[sel]
+        rec["fl"] = flags[sel]
+        rec["ck"] = checks[sel]
         chunks.append(rec.tobytes())
-    return b"".join(chunks), np.flatnonzero(left)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks), np.flatnonzero(left)

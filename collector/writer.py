@@ -307,7 +307,8 @@ class Writer:
             with cur.copy(_COPY) as copy:
                 copy.set_types(_TYPES)
                 if recs:
-                    copy.write(_BIN_HEADER + recs)
+                    copy.write(_BIN_HEADER)
+                    copy.write(recs)
                 if not left.size:
                     if recs:
                         copy.write(_BIN_TRAILER)  # psycopg adds it only after write_row
