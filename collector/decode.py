@@ -23,7 +23,6 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 from msgspec import Meta
 
 from luftnett.collector.columns import Device, ReadingColumns, Readings
@@ -178,37 +177,27 @@ def _micros(ts: Sequence[datetime | str]) -> list[int] | None:
     return list(map(floordiv, map(sub, ts, repeat(_EPOCH)), repeat(_US)))
 
 
-def _text_form(form: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """Per character of a form: the lowest byte allowed and how far above it, for one check
-    of a whole array of texts (unsigned: a byte below the lowest wraps round and is refused)."""
-    lo = [ord("1") if i == 0 else ord("0") if c == "d" else ord(c) for i, c in enumerate(form)]
-    span = [8 if i == 0 else 9 if c == "d" else 0 for i, c in enumerate(form)]
-    return np.array(lo, dtype=np.uint8), np.array(span, dtype=np.uint8)
-
-
 # the texts numpy parses: 2026-11-22T10:00:00Z and 2026-11-22T10:00:00.123456Z, what the edge
-# sends (years from 1000: the first digit is not 0); by width
-_TEXT_FORMS = {
-    len(f): _text_form(f) for f in ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.ddddddZ")
-}
+# sends; each digit is "d" to bytes.translate, the rest as it is
+_DIGITS = bytes.maketrans(b"0123456789", b"dddddddddd")
+_TEXT_FORMS = {len(f): f.encode() + b"|" for f in ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.ddddddZ")}
 
 
 def _text_us(ts: Sequence[str]) -> list[int] | None:
     """Microseconds since 1970 of times in one of the forms of ``_TEXT_FORMS`` (all the
     same), parsed by numpy in one call; None for any other form, or a time that does not
-    exist (hour 24, 30 February: numpy refuses it, msgspec decides)."""
+    exist (hour 24, 30 February, year 0: msgspec decides those)."""
     n, width = len(ts), len(ts[0])
     form = _TEXT_FORMS.get(width)
-    if form is None or list(map(len, ts)).count(width) != n:
+    if form is None:
         return None
-    raw = "".join(ts).encode()
-    if len(raw) != n * width:  # not ASCII
-        return None
-    lo, span = form
-    if ((np.frombuffer(raw, np.uint8).reshape(n, width) - lo) > span).any():
+    # joined by "|": the texts are all of the form exactly when the joined text, digits
+    # made "d", is the form n times (an odd length, a "|" or non-ASCII in a text all differ)
+    raw = "|".join(ts).encode()
+    if raw.translate(_DIGITS) != (form * n)[:-1] or b"0" in raw[:: width + 1]:  # year 0xxx
         return None
     try:  # without the Z (numpy warns of it); numpy refuses a field out of range
-        us = np.frombuffer(raw.replace(b"Z", b""), f"S{width - 1}").astype("M8[us]")
+        us = np.frombuffer((raw + b"|").replace(b"Z|", b""), f"S{width - 1}").astype("M8[us]")
     except ValueError:
         return None
     return us.view(np.int64).tolist()  # type: ignore[no-any-return]

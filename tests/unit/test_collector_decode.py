@@ -183,6 +183,9 @@ def test_a_large_payload_has_its_times_parsed_by_numpy() -> None:
         -14182940000000,
     ]
     assert decode._text_us(["2028-02-29T23:59:59.000001Z"]) == [1835481599000001]
+    t = "2026-11-22T10:00:00Z"
+    for odd in ([t + t, ""], [t, t[:-1] + "|"], [t + "|" + t[:-1], "Z"], [t[:-1] + "\u00d8"]):
+        assert decode._text_us(odd) is None, odd  # texts not of the form, however joined
     readings = [{"seq": i, "ts": f"2026-11-22T10:{i:02d}:00.{i:06d}Z", "window_s": 60,
                  "n_samples": 60, "values": {"pm25_ugm3": i / 4}} for i in range(40)]  # fmt: skip
     doc = {"device_id": DEVICE, "agent_version": "a", "sensor": {"model": "sds011"},
