@@ -215,17 +215,12 @@ class BatchColumns:
         else:
             model = _per_message(map(text_code.__getitem__, models), counts)
             serial = _per_message(map(text_code.__getitem__, serials), counts)
-        # values column by column: most columns of a batch are all set or all missing (a
-        # sensor measures the same quantities every time), which need no None check per value
+        # values column by column; a column no message has stays NaN
         vals = np.full((n, len(VALUE_COLUMNS)), np.nan)
         for j, parts in enumerate(zip(*values, strict=True)):
             if parts.count(None) == len(parts):
                 continue
-            flat = list(_spread(parts, counts, None))
-            if flat.count(None) == 0:
-                vals[:, j] = flat
-            else:
-                vals[:, j] = np.array(flat, dtype=np.float64)  # None -> NaN
+            vals[:, j] = np.fromiter(_spread(parts, counts, None), np.float64, n)  # None: NaN
         no_flags, no_extra = flags.count(None) == len(flags), extra.count(None) == len(extra)
         ts = np.fromiter(chain.from_iterable(ts_us), np.int64, n)
         return cls(

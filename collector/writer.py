@@ -360,7 +360,10 @@ class Writer:
                     # calibrated values, same transaction
                     calibrate_at_ingest(self.conn, fresh, self._calibration)
                 got = _hour_counts(names, cols.dev, cols.t)
-                kept = _hour_counts(names, fcols.dev, fcols.t) if stored else Counter()
+                if keep is None:  # every reading stored
+                    kept = got
+                else:
+                    kept = _hour_counts(names, fcols.dev, fcols.t) if stored else Counter()
                 record_ingest(self.conn, got, kept)
                 if self.rollups and stored:
                     if self.deferred:
