@@ -186,7 +186,7 @@ class CalibrationCache:
             return
         from luftnett.calibration.store import activations_of
 
-        got = activations_of(conn, missing, POLLUTANT_COLUMNS)
+        got = activations_of(conn, missing, list(POLLUTANT_COLUMNS))
         for d in missing:
             for p in POLLUTANT_COLUMNS:
                 self.resolvers[(d, p)] = _resolver(got.get((d, p), []))

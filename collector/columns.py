@@ -232,7 +232,8 @@ class BatchColumns:
             window_s=np.fromiter(chain.from_iterable(window_s), np.float64, n),
             n_samples=np.fromiter(chain.from_iterable(n_samples), np.int64, n),
             vals=vals,
-            edge=np.zeros(n, np.int64) if no_flags else np.fromiter(_spread(flags, counts, 0), np.int64, n),
+            edge=np.fromiter(_spread(flags, counts, 0), np.int64, n) if not no_flags
+            else np.zeros(n, np.int64),
             texts=list(text_code),
             model=model,
             serial=serial,

@@ -2,12 +2,18 @@
 
 :mod:`luftnett.contracts.mqtt` (pydantic) stays the one definition of a readings payload.
 This module restates its types and limits as msgspec structs, which parse and check a payload
-in C about ten times faster, and builds the reading columns straight from them. It is a filter,
-never a second opinion: a payload it accepts is one the contract accepts, with the same rows
-(:meth:`~luftnett.collector.columns.ReadingColumns.rows`; tests/unit/test_collector_decode.py holds both to that with hypothesis, and checks every limit
-here against the pydantic field metadata); whatever it does not accept (bad input, or a form
-the contract's lax parsing allows, such as a number as a string) goes to
-:func:`~luftnett.contracts.mqtt.decode_readings`, which accepts it or gives the reason code.
+in C about ten times faster, and builds the reading columns straight from them (one pass per
+field, no tuple per reading; a payload of one plain reading is one tuple, a ``ReadingRow``).
+It is a filter, never a second opinion: a payload it accepts is one the contract accepts, with
+the same rows (tests/unit/test_collector_decode.py holds both to that with hypothesis, both
+ways of parsing the times, and checks every limit here against the pydantic field metadata);
+whatever it does not accept (bad input, or a form the contract's lax parsing allows, such as a
+number as a string) goes to :func:`~luftnett.contracts.mqtt.decode_readings`, which accepts it
+or gives the reason code.
+
+Times: msgspec parses a small payload's ``ts`` into datetimes; a larger payload keeps them as
+text, and numpy parses the usual forms in one call (:func:`_text_us`): a datetime per reading
+and its conversion to microseconds cost more than decoding the rest of the reading.
 """
 
 from __future__ import annotations
@@ -130,7 +136,7 @@ def _plain(readings: list[_Reading[Any]]) -> Readings | None:
             return (r.seq, us, r.window_s, r.n_samples, *map(r.values.get, VALUE_COLUMNS))
         return None
     (seq, ts, window_s, n_samples, values, flags, sensor, n, mn, mx, n_warmup) = zip(
-        *map(_ASTUPLE, readings)
+        *map(_ASTUPLE, readings), strict=True
     )
     k = len(seq)
     if any(flags) or sensor.count(None) != k or n.count(None) != k or mn.count(None) != k:
@@ -154,9 +160,7 @@ def _value_columns(
     values: Sequence[dict[str, float]], named: set[str]
 ) -> tuple[tuple[float | None, ...] | None, ...]:
     """Per value column, the readings' values (None where missing), or None if none has it."""
-    return tuple(
-        tuple(map(_GET, values, repeat(c))) if c in named else None for c in VALUE_COLUMNS
-    )
+    return tuple(tuple(map(_GET, values, repeat(c))) if c in named else None for c in VALUE_COLUMNS)
 
 
 def _micros(ts: Sequence[datetime | str]) -> list[int] | None:
@@ -180,7 +184,9 @@ def _micros(ts: Sequence[datetime | str]) -> list[int] | None:
 # the texts numpy parses: 2026-11-22T10:00:00Z and 2026-11-22T10:00:00.123456Z, what the edge
 # sends; each digit is "d" to bytes.translate, the rest as it is
 _DIGITS = bytes.maketrans(b"0123456789", b"dddddddddd")
-_TEXT_FORMS = {len(f): f.encode() + b"|" for f in ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.ddddddZ")}
+_TEXT_FORMS = {
+    len(f): f.encode() + b"|" for f in ("dddd-dd-ddTdd:dd:ddZ", "dddd-dd-ddTdd:dd:dd.ddddddZ")
+}
 
 
 def _text_us(ts: Sequence[str]) -> list[int] | None:
@@ -210,9 +216,7 @@ def fast_columns(data: bytes, topic_device: str) -> tuple[Device, Readings] | No
     return decode_columns(data, topic_device, text_ts=len(data) >= TEXT_TS_BYTES)
 
 
-def decode_columns(
-    data: bytes, topic_device: str, text_ts: bool
-) -> tuple[Device, Readings] | None:
+def decode_columns(data: bytes, topic_device: str, text_ts: bool) -> tuple[Device, Readings] | None:
     """:func:`fast_columns` with the times parsed by msgspec (``text_ts`` False) or kept as
     text for :func:`_text_us` (the same result: tests hold both to the contract)."""
     if len(data) > contract.MAX_PAYLOAD_BYTES:

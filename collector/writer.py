@@ -296,9 +296,7 @@ class Writer:
         ]
         return keep, refused
 
-    def _copy_readings(
-        self, b: BatchColumns, flags: np.ndarray, checks: np.ndarray
-    ) -> None:
+    def _copy_readings(self, b: BatchColumns, flags: np.ndarray, checks: np.ndarray) -> None:
         """One binary COPY: numpy lays out the records of most readings (``copybin``);
         psycopg's ``write_row`` writes the rest (readings with ``extra``) after them."""
         recs, left = reading_records(b, flags, checks, FLAGS_VERSION)
