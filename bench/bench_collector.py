@@ -142,6 +142,14 @@ def start_consumers(
     raise ValueError(kind)
 
 
+def calibrated_by(db: str, w: Workload, t_start: float) -> float:
+    """When the last calibrated value of the run was committed: every bench reading has a
+    PM2.5 and a PM10 value with a fleet default in force, so two values per reading (the
+    collector writes them after the readings' commit by default: collector.calibration)."""
+    t, n = poll_count(db, "calibrated_values", 2 * w.readings, t_start)
+    return t if n >= 2 * w.readings else 0.0
+
+
 def expected_rows(kind: str, w: Workload) -> int:
     return len(w.messages) if kind == "mq-bridge" and w.per_msg > 1 else w.readings
 
@@ -164,9 +172,13 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
             meter = CpuMeter(env)
             meter.start(consumer=[p.pid for p in procs])
             go(pubs)
-            run.t_done, _ = poll_count(db, table, run.expected_rows, time.time())
+            t_go = time.time()
+            run.t_done, _ = poll_count(db, table, run.expected_rows, t_go)
+            if kind in ("collector", "collector-1w"):
+                run.t_calibrated = calibrated_by(db, w, t_go)
             run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
             run.cpu = meter.stop({"publisher": pub_cpu})
+            run.cpu_wall = meter.wall
         if kind in ("collector", "collector-1w"):
             for p in procs:
                 for k, v in collector_batches(p).items():
@@ -206,7 +218,10 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
         meter = CpuMeter(env)
         meter.start(consumer=[p.pid])
         run.t_done, _ = poll_count(db, table, run.expected_rows, run.t_first)
+        if kind == "collector":
+            run.t_calibrated = calibrated_by(db, w, run.t_first)
         run.cpu = meter.stop()
+        run.cpu_wall = meter.wall
         lock.close()
         if kind == "collector":
             run.note = f"subscribed after {collector_ready(p, 5) - p.t_start:.1f} s"
@@ -356,7 +371,8 @@ def backlog_run(env: Env, per_device: int) -> Backlog:
     w = workload("backlog", DEVICES * per_device, 100, per_device)
     r = preloaded_run(env, "collector", w)
     sub = float(r.note.split()[2]) if r.note else float("nan")
-    return Backlog(w.readings, len(w.messages), sub, r.seconds, r.rows, r.cpu)
+    cal = r.t_calibrated - r.t_first if r.t_calibrated else 0.0
+    return Backlog(w.readings, len(w.messages), sub, r.seconds, r.rows, r.cpu, cal)
 
 
 def pyspy_run(env: Env, w: Workload) -> str:

@@ -44,6 +44,8 @@ def collector_run(ctx: click.Context) -> None:
                 rollup_interval_s=c.rollup_interval_s,
                 mqtt_protocol=c.mqtt_protocol,
                 writers=c.writers,
+                calibration=c.calibration,
+                calibration_max_lag_s=c.calibration_max_lag_s,
             )
         ).start()
         confirmer = None

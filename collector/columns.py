@@ -299,6 +299,10 @@ class BatchColumns:
             schema=self.schema[idx],
         )
 
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Every reading as a row in ``READING_COLUMNS`` order (its edge flags)."""
+        return [self.row(i, f) for i, f in enumerate(self.edge.tolist())]
+
     def row(self, i: int, flags: int) -> tuple[Any, ...]:
         """Reading ``i`` as a row in ``READING_COLUMNS`` order, with these ``flags``."""
         return (

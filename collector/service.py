@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from luftnett.calibration.apply_db import CalibrationCache
+from luftnett.collector.deferred import PendingWork, calibrate_stored, calibrate_work
 from luftnett.collector.mqtt_client import BufferedClient, Inbox
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
@@ -57,6 +59,9 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 _READY_BATCHES = 8  # validated chunks the writer may have waiting
 _CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
+_OWED_MAX = 250_000  # readings whose calibration a writer holds in memory
+_SETTLE_READINGS = 50_000  # readings settled per calibration transaction
+_STORED_EVERY_S = 5.0  # how often the maintenance thread settles debts left in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class CollectorConfig:
     # both keep a persistent session, and Mosquitto serves $share subscriptions to both.
     mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
     writers: int = 2  # writer threads, each with its own connection and share of the devices
+    calibration: Literal["deferred", "inline"] = "deferred"  # after the commit, or in it
+    calibration_max_lag_s: float = 5.0  # deferred: longest wait while the writers are busy
 
 
 _Chunk = tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]
@@ -85,7 +92,8 @@ _Chunk = tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]
 class _Slot:
     """One writer: its database connection, its queue of validated chunks (bounded, so a slow
     database holds the validator back, and through it paho's loop: back-pressure up to the
-    broker) and the chunk it holds back for its next transaction."""
+    broker), the chunk it holds back for its next transaction, and (deferred calibration) what
+    its commits owe in calibrated values, held in memory up to ``_OWED_MAX`` readings."""
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -93,6 +101,30 @@ class _Slot:
         self.held: _Chunk | None = None
         self.conn: psycopg.Connection[Any] | None = None
         self.writer: Writer | None = None
+        self.owed: deque[PendingWork] = deque()
+        self.owed_readings = 0
+        self.cache = CalibrationCache()
+
+    def owe(self, work: PendingWork | None) -> None:
+        """Hold what a committed batch owes; past the limit it stays owed in the database
+        only, and the maintenance thread settles it from the stored readings."""
+        if work is None or not work.runs:
+            return
+        if self.owed_readings + work.readings > _OWED_MAX:
+            log.info("calibration debt over the memory limit; settled from the database later")
+            return
+        self.owed.append(work)
+        self.owed_readings += work.readings
+
+    def take_owed(self, limit: int) -> list[PendingWork]:
+        out: list[PendingWork] = []
+        n = 0
+        while self.owed and (not out or n + self.owed[0].readings <= limit):
+            w = self.owed.popleft()
+            out.append(w)
+            n += w.readings
+        self.owed_readings -= n
+        return out
 
     def close(self) -> None:
         if self.conn is not None:
@@ -116,7 +148,6 @@ class Collector:
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._next_rollup = 0.0
         self._client = self._make_client()
 
     def _make_client(self) -> BufferedClient:
@@ -182,6 +213,11 @@ class Collector:
                 for k, slot in enumerate(self._slots)
             ),
         ]
+        self._threads.append(
+            threading.Thread(
+                target=self._maintenance_loop, name="collector-maintenance", daemon=True
+            )
+        )
         for t in self._threads:
             t.start()
         return self
@@ -190,7 +226,7 @@ class Collector:
         return self._subscribed.wait(timeout)
 
     def alive(self) -> bool:
-        """True while the validator and the writer threads run (after :meth:`start`)."""
+        """True while the validator, writer and maintenance threads run (after :meth:`start`)."""
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def stop(self) -> None:
@@ -213,6 +249,7 @@ class Collector:
                 slot.conn,
                 deferred=self.cfg.rollup_interval_s > 0,
                 register_unknown=self.cfg.register_unknown_devices,
+                calibration=self.cfg.calibration,
             )
             return True
         except psycopg.OperationalError as exc:
@@ -244,21 +281,44 @@ class Collector:
             batch += more
         return batch
 
-    def _refresh_rollups(self, slot: _Slot) -> None:
-        """Refresh the device-hours the batches marked; a failure leaves them marked."""
-        now = time.monotonic()
-        if slot.conn is None or now < self._next_rollup:
-            return
-        self._next_rollup = now + self.cfg.rollup_interval_s
-        try:
-            while not self._stop.is_set() and (n := refresh_dirty(slot.conn)) > 0:
-                self._count(rollup_hours=n)
-        except psycopg.OperationalError as exc:
-            log.warning("rollup refresh failed; will retry", extra={"error": str(exc)[:200]})
-            slot.close()
-        except psycopg.Error as exc:
-            log.error("rollup refresh refused", extra={"error": str(exc)[:200]})
-            slot.conn.rollback()
+    def _maintenance_loop(self) -> None:
+        """On a connection of its own: refresh the device-hours the batches marked, every
+        ``rollup_interval_s`` (after a burst a refresh reads back every reading it covers: on a
+        writer's connection it held that writer's messages back for as long), and settle
+        calibration debts left in the database (a writer killed before settling, its memory
+        limit reached), every few seconds. A failure leaves both for the next round."""
+        conn: psycopg.Connection[Any] | None = None
+        cache = CalibrationCache()
+        next_rollup = next_stored = 0.0
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
+                if self.cfg.rollup_interval_s > 0 and now >= next_rollup:
+                    next_rollup = now + self.cfg.rollup_interval_s
+                    while not self._stop.is_set() and (n := refresh_dirty(conn)) > 0:
+                        self._count(rollup_hours=n)
+                if now >= next_stored:
+                    next_stored = now + _STORED_EVERY_S
+                    older = 3 * self.cfg.calibration_max_lag_s  # writers settle theirs sooner
+                    while not self._stop.is_set():
+                        runs, settled, written = calibrate_stored(conn, cache, older)
+                        if not runs:
+                            break
+                        log.info("calibrated stored readings", extra={"readings": settled})
+                        self._count(calibrated=settled, calibrated_values=written)
+            except psycopg.OperationalError as exc:
+                log.warning("maintenance failed; will retry", extra={"error": str(exc)[:200]})
+                if conn is not None:
+                    conn.close()
+                conn = None
+            except psycopg.Error as exc:
+                log.error("maintenance refused", extra={"error": str(exc)[:200]})
+                if conn is not None:
+                    conn.rollback()
+        if conn is not None:
+            conn.close()
 
     def _validate_loop(self) -> None:
         while not self._stop.is_set():
@@ -324,9 +384,17 @@ class Collector:
         return msgs, items
 
     def _write_loop(self, slot: _Slot) -> None:
+        lag = self.cfg.calibration_max_lag_s
         while not self._stop.is_set():
-            if self.cfg.rollup_interval_s > 0 and slot.index == 0:
-                self._refresh_rollups(slot)
+            if (
+                slot.owed
+                and (
+                    (slot.held is None and slot.ready.empty())  # no message waits
+                    or time.monotonic() - slot.owed[0].since >= lag
+                )
+                and self._settle(slot)
+            ):
+                continue
             batch, items = self._take_ready(slot)
             if not batch:
                 continue
@@ -334,6 +402,31 @@ class Collector:
                 return  # stopping before it was written: unacknowledged, the broker redelivers
             self._client.ack_many([m.mid for m in batch if m.qos == 1])
             self._count(messages=len(batch))
+        deadline = time.monotonic() + 5.0  # stopping: settle what it holds, briefly
+        while slot.owed and time.monotonic() < deadline and self._settle(slot):
+            pass
+
+    def _settle(self, slot: _Slot) -> bool:
+        """Write the calibrated values of the oldest debts the writer holds (one transaction);
+        False when the database is unavailable (the debts stay held)."""
+        if slot.conn is None and not self._connect_db(slot):
+            return False
+        assert slot.conn is not None
+        works = slot.take_owed(_SETTLE_READINGS)
+        try:
+            settled, written = calibrate_work(slot.conn, works, slot.cache)
+        except psycopg.OperationalError as exc:
+            log.warning("calibration failed; will retry", extra={"error": str(exc)[:200]})
+            slot.close()
+            for w in reversed(works):
+                slot.owed.appendleft(w)
+            slot.owed_readings += sum(w.readings for w in works)
+            return False
+        except psycopg.Error as exc:  # stays owed in the database: retried from the rows there
+            log.error("calibrated values refused", extra={"error": str(exc)[:200]})
+            return True
+        self._count(calibrated=settled, calibrated_values=written)
+        return True
 
     def _write_with_retry(self, slot: _Slot, items: list[Accepted | Quarantined]) -> bool:
         """Write until it succeeds (True) or the collector stops (False)."""
@@ -358,6 +451,7 @@ class Collector:
                         slot.close()
                     continue
                 else:
+                    slot.owe(res.pending)
                     self._count(
                         stored=res.stored,
                         duplicates=res.duplicates,
@@ -395,6 +489,7 @@ class Collector:
             except psycopg.Error as exc:
                 left.append(Quarantined(item.topic, item.payload, "db_rejected", str(exc)[:500]))
             else:
+                slot.owe(res.pending)
                 self._count(
                     stored=res.stored, duplicates=res.duplicates, quarantined=res.quarantined
                 )

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import psycopg
@@ -31,6 +31,7 @@ from luftnett.collector.arrays import text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
+from luftnett.collector.deferred import PendingWork, queue_pending, seq_runs
 from luftnett.collector.ledger import record_ingest
 from luftnett.collector.rollups import mark_dirty, refresh_hours
 from luftnett.collector.validate import Accepted, Quarantined
@@ -136,6 +137,9 @@ class BatchResult:
     stored: int
     duplicates: int
     quarantined: int
+    #: deferred calibration: what this batch's commit left to calibrate (None: nothing, or
+    #: calibrated in the batch's own transaction)
+    pending: PendingWork | None = None
 
 
 def _hour_counts(
@@ -181,8 +185,10 @@ class Writer:
         rollups: bool = True,
         deferred: bool = False,
         register_unknown: bool = True,
+        calibration: Literal["inline", "deferred"] = "inline",
     ) -> None:
         self.conn = conn
+        self.calibration = calibration
         self.register_unknown = register_unknown
         self._calibration = CalibrationCache()
         self._known: set[str] = set()  # registered devices seen (devices are never deleted)
@@ -254,22 +260,7 @@ class Writer:
             i1 = s0 + int(np.searchsorted(ss[s0:s1], hi, side="left"))
             dup[i0:i1] = True
         keep = ~dup
-        fds, fss = ds[keep], ss[keep]
-        added: list[tuple[str, int, int]] = []
-        if fss.size:
-            brk = np.empty(fss.size, dtype=bool)
-            brk[0] = True
-            brk[1:] = (fds[1:] != fds[:-1]) | (fss[1:] != fss[:-1] + 1)
-            r0 = np.flatnonzero(brk)
-            r1 = np.append(r0[1:], fss.size) - 1
-            added = list(
-                zip(
-                    [names[d] for d in fds[r0].tolist()],
-                    fss[r0].tolist(),
-                    (fss[r1] + 1).tolist(),
-                    strict=True,
-                )
-            )
+        added = [r[:3] for r in seq_runs(names, ds[keep], ss[keep])]
         if keep.all():
             return None, added
         return np.sort(order[keep]), added
@@ -322,6 +313,7 @@ class Writer:
         accepted = [i for i in items if isinstance(i, Accepted)]
         bad = [i for i in items if isinstance(i, Quarantined)]
         stored = 0
+        pending: PendingWork | None = None
         received_at = datetime.now(UTC)
         with self.conn.transaction():
             if accepted and not self.register_unknown:
@@ -355,8 +347,10 @@ class Writer:
                     self.conn.execute(
                         _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)], binary=True
                     )
-                    # calibrated values, same transaction
-                    calibrate_at_ingest(self.conn, fresh, self._calibration)
+                    if self.calibration == "inline":  # calibrated values, same transaction
+                        calibrate_at_ingest(self.conn, fresh, self._calibration)
+                    else:  # recorded as owed; the caller hands `pending` to the calibrator
+                        pending = queue_pending(self.conn, fresh)
                 got = _hour_counts(names, cols.dev, cols.t)
                 if keep is None:  # every reading stored
                     kept = got
@@ -375,5 +369,9 @@ class Writer:
                         [(self.source, q.topic, q.payload, q.reason, q.detail) for q in bad],
                     )
         return BatchResult(
-            received=n_rows, stored=stored, duplicates=n_rows - stored, quarantined=len(bad)
+            received=n_rows,
+            stored=stored,
+            duplicates=n_rows - stored,
+            quarantined=len(bad),
+            pending=pending,
         )

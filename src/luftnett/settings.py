@@ -198,6 +198,19 @@ class CollectorSettings(BaseModel):
         description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "
         "both keep a persistent session and take $share subscriptions on Mosquitto)",
     )
+    calibration: Literal["deferred", "inline"] = Field(
+        default="deferred",
+        description="deferred: a batch's readings are committed and acknowledged first and a "
+        "calibrator thread writes their calibrated values in a transaction of its own moments "
+        "later (what it owes is recorded with the readings, so a crash loses nothing); inline: "
+        "in the readings' own transaction (slower ingest)",
+    )
+    calibration_max_lag_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="deferred calibration waits while the writers are busy, but never lets "
+        "stored readings go uncalibrated longer than this, seconds",
+    )
     confirm_interval_s: float = Field(
         default=2.0,
         ge=0,

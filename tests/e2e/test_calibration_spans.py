@@ -152,6 +152,31 @@ def test_spans_follow_a_deleted_device(conn: psycopg.Connection[Any]) -> None:
                         (dev,)).fetchone() == (0,)  # fmt: skip
 
 
+def test_device_upsert_refreshes_spans_only_when_the_model_changes(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The collector upserts every device of every batch (setting sensor_model, mostly to the
+    value it has): that leaves the device's spans untouched (same row versions, migration
+    0051), while an upsert with another model moves them to that model's fleet default."""
+    from luftnett.collector.writer import _UPSERT_DEVICES
+
+    tag = uuid.uuid4().hex[:8]
+    dev, m1, m2 = f"up-{tag}", f"m1-{tag}", f"m2-{tag}"
+    conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, %s)", (dev, m1))
+    v1, v2 = _version(conn, "pm25", None, m1), _version(conn, "pm25", None, m2)
+    _activate(conn, v1, None, m1, "pm25", 0)
+    _activate(conn, v2, None, m2, "pm25", 0)
+    spans = "SELECT xmin::text, version_id FROM calibration_spans WHERE device_id = %s"
+    before = conn.execute(spans, (dev,)).fetchall()
+    assert [v for _, v in before] == [v1]
+    for _ in range(3):
+        conn.execute(_UPSERT_DEVICES, ([dev], [m1], ["s1"], ["agent"]))
+    assert conn.execute(spans, (dev,)).fetchall() == before
+    conn.execute(_UPSERT_DEVICES, ([dev], [m2], ["s1"], ["agent"]))
+    assert [v for _, v in conn.execute(spans, (dev,)).fetchall()] == [v2]
+    _check_spans(conn, [dev])
+
+
 def test_view_rows_before_and_after_the_migration(fresh_db_url: str) -> None:
     """A database at migration 0041 with values of several versions (own activations at
     different dates, a fleet default, a second default activated later, a device with no
