@@ -2,11 +2,12 @@
 (what the writer checks and copies).
 
 The validator fills a :class:`ReadingColumns` per message column by column, straight from the
-decoded payload: no tuple per reading. The writer joins the messages of a transaction into
+decoded payload: no tuple per reading (a message of one plain reading, the usual live message,
+is one :data:`ReadingRow` tuple instead). The writer joins the messages of a transaction into
 numpy columns (:meth:`BatchColumns.join`): one conversion per column and batch, not one per
-row. :meth:`ReadingColumns.rows` and :meth:`BatchColumns.row` give rows in
+row. :meth:`ReadingColumns.rows` and :meth:`BatchColumns.rows` give rows in
 ``READING_COLUMNS`` order where one is needed: tests, the rare row ``copybin`` leaves to
-psycopg's ``write_row``, the bare-COPY benchmark.
+psycopg's ``write_row``, calibration's fallback, the bare-COPY benchmark.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ __all__ = [
     "QcResult",
     "SeriesColumns",
     "batch_quality",
+    "device_seq_order",
     "point_checks",
     "quality_columns",
     "series_flags",
@@ -268,6 +269,23 @@ class SeriesColumns:
     edge: np.ndarray
 
 
+def device_seq_order(dev: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Indexes that order rows by device, seq, then position (``np.lexsort((positions, seq,
+    dev))``): one sort of int64 keys packing all three when they fit (a batch's seqs span far
+    less than 2**40), a lexsort otherwise. Codes and seqs are not negative."""
+    n = seq.size
+    if not n:
+        return np.empty(0, dtype=np.intp)
+    lo = int(seq.min())
+    b_pos = max(n - 1, 1).bit_length()
+    b_seq = max(int(seq.max()) - lo, 1).bit_length()
+    if max(int(dev.max()), 1).bit_length() + b_seq + b_pos > 62:
+        return np.lexsort((np.arange(n), seq, dev))
+    key = ((dev.astype(np.int64) << b_seq | (seq - lo)) << b_pos) | np.arange(n)
+    key.sort()  # unique keys: any sort gives the one order
+    return key & ((1 << b_pos) - 1)
+
+
 def quality_columns(
     history: SeriesColumns,
     batch: SeriesColumns,
@@ -282,7 +300,7 @@ def quality_columns(
     # first copy of a key wins: sorted by device, seq, then position)
     all_dev = np.concatenate([history.dev, batch.dev])
     all_seq = np.concatenate([history.seq, batch.seq])
-    by_key = np.lexsort((np.arange(n_h + n_b), all_seq, all_dev))
+    by_key = device_seq_order(all_dev, all_seq)
     ks_d, ks_s = all_dev[by_key], all_seq[by_key]
     new_key = np.ones(by_key.size, dtype=bool)
     new_key[1:] = (ks_d[1:] != ks_d[:-1]) | (ks_s[1:] != ks_s[:-1])
@@ -296,10 +314,15 @@ def quality_columns(
     vals = np.concatenate([history.vals, batch.vals])[first]
     n = first.size
 
-    order = np.lexsort((seq, t, dev))  # device, then time, then seq
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    d_s, v_s = dev[order], vals[order]
+    # device, then time, then seq: the series is in (device, seq) order already, which is that
+    # order where no time goes back as seq goes up (the usual series): no second sort then
+    if np.any((dev[1:] == dev[:-1]) & (t[1:] < t[:-1])):
+        order = np.lexsort((seq, t, dev))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        d_s, v_s = dev[order], vals[order]
+    else:
+        rank, d_s, v_s = np.arange(n), dev, vals
     series_checks = np.zeros(n, dtype=np.int64)
     series_flags_ = np.zeros(n, dtype=np.int64)
 

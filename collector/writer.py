@@ -239,7 +239,7 @@ class Writer:
 
         Call inside the transaction, after the devices upsert has locked the devices."""
         n = cols.seq.size
-        order = np.lexsort((np.arange(n), cols.seq, cols.dev))  # device, seq, batch order
+        order = qc.device_seq_order(cols.dev, cols.seq)  # device, seq, batch order
         ds, ss = cols.dev[order], cols.seq[order]
         new_dev = np.empty(n, dtype=bool)
         new_dev[0] = True

@@ -66,3 +66,20 @@ def test_vectorised_quality_equals_the_reference(hist: list[tuple], batch: list[
     stored = [r for r in history.values() if r[0] in batch_devices]
     checks, flags = qc.batch_quality(stored, batch_rows, Q, NOW, CFG)
     assert list(zip(checks.tolist(), flags.tolist(), strict=True)) == _reference(stored, batch_rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.one_of(st.integers(0, 30), st.integers(0, 2**63 - 1))),
+        max_size=40,
+    )
+)
+def test_device_seq_order_is_the_lexsort(rows: list[tuple[int, int]]) -> None:
+    """One sort of packed keys (or a lexsort when they do not fit): the same order."""
+    import numpy as np
+
+    dev = np.array([r[0] for r in rows], dtype=np.int64)
+    seq = np.array([r[1] for r in rows], dtype=np.int64)
+    want = np.lexsort((np.arange(len(rows)), seq, dev))
+    assert qc.device_seq_order(dev, seq).tolist() == want.tolist()
