@@ -295,7 +295,7 @@ def quality_columns(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`batch_quality` on columns (device codes shared by both); the writer's entry."""
     q_names = list(quantities)
-    n_h, n_b = history.seq.size, batch.seq.size
+    n_h = history.seq.size
     # the series: stored rows, then batch rows whose (device, seq) is not there yet (the
     # first copy of a key wins: sorted by device, seq, then position)
     all_dev = np.concatenate([history.dev, batch.dev])
