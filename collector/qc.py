@@ -283,7 +283,8 @@ def device_seq_order(dev: np.ndarray, seq: np.ndarray) -> np.ndarray:
         return np.lexsort((np.arange(n), seq, dev))
     key = ((dev.astype(np.int64) << b_seq | (seq - lo)) << b_pos) | np.arange(n)
     key.sort()  # unique keys: any sort gives the one order
-    return key & ((1 << b_pos) - 1)
+    order: np.ndarray = key & ((1 << b_pos) - 1)
+    return order
 
 
 def quality_columns(
