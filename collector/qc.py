@@ -269,6 +269,17 @@ class SeriesColumns:
     edge: np.ndarray
 
 
+def _sort_rows(rows: list[np.ndarray]) -> None:
+    """Sort element-wise across equal-length arrays, in place: afterwards rows[0] holds each
+    position's smallest value, rows[-1] its largest (odd-even transposition, a sorting network:
+    len(rows) rounds of min/max over whole arrays; cheaper than np.sort over many short rows)."""
+    w = len(rows)
+    for r in range(w):
+        for c in range(r % 2, w - 1, 2):
+            a, b = rows[c], rows[c + 1]
+            rows[c], rows[c + 1] = np.minimum(a, b), np.maximum(a, b)
+
+
 def device_seq_order(dev: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """Indexes that order rows by device, seq, then position (``np.lexsort((positions, seq,
     dev))``): one sort of int64 keys packing all three when they fit (a batch's seqs span far
@@ -352,23 +363,29 @@ def quality_columns(
     k = cfg.spike_k
     spike_ran = np.zeros(n, dtype=bool)
     spike = np.zeros(n, dtype=bool)
-    idx = np.arange(n)
     offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
-    nb = idx[:, None] + offsets[None, :]
+    # neighbour positions, one contiguous row per offset (column-wise work below)
+    nb = np.arange(n)[None, :] + offsets[:, None]
     inside = (nb >= 0) & (nb < n)
     nb_c = np.clip(nb, 0, n - 1)
-    inside &= d_s[nb_c] == d_s[:, None]
+    inside &= d_s[nb_c] == d_s[None, :]
     for j, q in enumerate(q_names):
         jump = cfg.spike_jump.get(q)
         if jump is None or not present[j]:
             continue
         v = v_s[:, j]
-        neigh = np.where(inside, v[nb_c], np.nan)
-        m = np.count_nonzero(~np.isnan(neigh), axis=1)
-        srt = np.sort(neigh, axis=1)  # NaN last
+        # the neighbours' values, +inf where none (outside the device's series, or missing):
+        # sorted per reading by a sorting network over the 2k rows, +inf last
+        finite = np.where(np.isnan(v), np.inf, v)
+        srt = [np.where(inside[c], finite[nb_c[c]], np.inf) for c in range(2 * k)]
+        _sort_rows(srt)
+        stacked = np.array(srt)
+        m = np.count_nonzero(stacked < np.inf, axis=0)
         lo_i = np.clip((m - 1) // 2, 0, 2 * k - 1)
         hi_i = np.clip(m // 2, 0, 2 * k - 1)
-        med = (srt[idx, lo_i] + srt[idx, hi_i]) / 2
+        med = (np.take_along_axis(stacked, lo_i[None, :], axis=0)[0]
+               + np.take_along_axis(stacked, hi_i[None, :], axis=0)[0]) / 2  # fmt: skip
+        med[m == 0] = np.nan
         ran = ~np.isnan(v) & (m >= cfg.spike_min_neighbours)
         with np.errstate(invalid="ignore"):
             fired = ran & (np.abs(v - med) > np.maximum(jump, cfg.spike_rel * np.abs(med)))
