@@ -2,16 +2,16 @@
 
 paho reads one packet with three ``recv`` calls (command byte, remaining length, body) and goes
 back to ``select()`` after every packet while nothing of its own is in flight, so each
-single-reading message costs four system calls before Python even looks at it. This subclass
-reads the socket in 64 kB chunks, serves paho's small reads from that buffer, and parses every
-packet already buffered before paho selects again: complete QoS 0/1 PUBLISH packets (MQTT 3.1.1)
-in one loop of its own, anything else by paho's per-packet code
-(tests/unit/test_collector_mqtt_fastpath.py holds the two to the same messages). :meth:`BufferedClient.ack_many` sends the
-PUBACKs of a whole batch as one write (paho's ``ack`` queues one packet, wakes its loop and
-sends once per message). A received QoS 0/1 message is built without the
-``MQTTMessageInfo`` paho gives every message (a ``threading.Condition`` each, a tenth of the
-collector's CPU; it serves only ``wait_for_publish`` of outgoing messages) and without paho's
-debug log formatting. Everything else (sessions, manual acknowledgement, reconnects, TLS,
+single-reading message costs four system calls before Python even looks at it. This subclass reads
+the socket in 64 kB chunks, serves paho's small reads from that buffer, and parses every packet
+already buffered before paho selects again: complete QoS 0/1 PUBLISH packets (MQTT 3.1.1) in one
+loop of its own, anything else by paho's per-packet code
+(tests/unit/test_collector_mqtt_fastpath.py holds the two to the same messages).
+:meth:`BufferedClient.ack_many` sends the PUBACKs of a whole batch as one write (paho's ``ack``
+queues one packet, wakes its loop and sends once per message). A received QoS 0/1 message is built
+without the ``MQTTMessageInfo`` paho gives every message (a ``threading.Condition`` each, a tenth
+of the collector's CPU; it serves only ``wait_for_publish`` of outgoing messages) and without
+paho's debug log formatting. Everything else (sessions, manual acknowledgement, reconnects, TLS,
 callbacks) is paho's own code; a new socket starts an empty buffer.
 """
 
