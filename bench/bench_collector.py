@@ -448,6 +448,14 @@ def main(argv: list[str]) -> int:
         help="profile one run of the collector (default: on in full)",
     )
     ap.add_argument(
+        "--batch-readings",
+        type=int,
+        default=None,
+        metavar="N",
+        help="readings per 100-reading-message run (default: the profile's; full 200,000); "
+        "1,000,000 measures a sustained load rather than a burst",
+    )
+    ap.add_argument(
         "--workloads",
         default="single,batch100",
         help="comma-separated workloads of the end-to-end steps: single, batch100",
@@ -520,7 +528,7 @@ def main(argv: list[str]) -> int:
             errors.append(f"mq-bridge: {env.mqb_problem}; the issue's quoted figures are shown")
         say("encoding messages")
         single = workload("single", prof.single_msgs, 1)
-        batch = workload("batch100", prof.batch_readings, 100)
+        batch = workload("batch100", args.batch_readings or prof.batch_readings, 100)
         n_single = workload("single", prof.naive_readings, 1)
         n_batch = workload("batch100", prof.naive_readings, 100)
         stage_single = workload("single", prof.stage_single_msgs, 1)
