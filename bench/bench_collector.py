@@ -46,6 +46,7 @@ from typing import Any
 
 import psycopg
 from collector_procs import (
+    COLLECTOR_ENV,
     DEVICES,
     LOAD,
     CpuMeter,
@@ -321,20 +322,23 @@ def latency_run(env: Env, duration_s: float, rate: float = 1000.0, poll_s: float
     meter.start(consumer=[col.pid])
     go([pub])
     with psycopg.connect(db, autocommit=True) as c:
-        # one publisher, one collector: rows commit in publish (= ts) order, so a short
-        # look-back behind the newest row seen suffices
-        watermark = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        # A device's messages go to one writer of the collector, so its rows commit in publish
+        # (= ts) order: one watermark per device finds every new row (the writers commit
+        # independently, so a single watermark over all devices would skip the rows of the
+        # writer that commits later).
+        watermark = dict.fromkeys(devices, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
         deadline = time.time() + duration_s + 15
         while len(seen) < expected and time.time() < deadline:
             t = time.time()
             got = c.execute(
-                "SELECT device_id, seq, ts FROM readings WHERE device_id = ANY(%s) AND ts > %s",
-                (devices, watermark - dt.timedelta(seconds=0.5)),
+                "SELECT r.device_id, r.seq, r.ts FROM unnest(%s::text[], %s::timestamptz[]) "
+                "AS w(device_id, ts) JOIN readings r ON r.device_id = w.device_id AND r.ts > w.ts",
+                (devices, [watermark[d] for d in devices]),
             ).fetchall()
             for device, seq, ts in got:
                 if (device, seq) not in seen:
                     seen[(device, seq)] = t - ts.timestamp()
-                    watermark = max(watermark, ts)
+                    watermark[device] = max(watermark[device], ts)
             time.sleep(max(0.0, poll_s - (time.time() - t)))
         db_lat = [
             r[0] for r in c.execute("SELECT extract(epoch FROM received_at - ts) FROM readings")
@@ -448,6 +452,22 @@ def main(argv: list[str]) -> int:
         help="profile one run of the collector (default: on in full)",
     )
     ap.add_argument(
+        "--collector-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every collector started (repeatable), e.g. "
+        "LUFTNETT_COLLECTOR__CALIBRATION=inline; the report lists them",
+    )
+    ap.add_argument(
+        "--batch-readings",
+        type=int,
+        default=None,
+        metavar="N",
+        help="readings per 100-reading-message run (default: the profile's; full 200,000); "
+        "1,000,000 measures a sustained load rather than a burst",
+    )
+    ap.add_argument(
         "--workloads",
         default="single,batch100",
         help="comma-separated workloads of the end-to-end steps: single, batch100",
@@ -481,6 +501,11 @@ def main(argv: list[str]) -> int:
         help="rounds of the alternating runs (default: the profile's; full 3, short 1)",
     )
     args = ap.parse_args(argv)
+    for kv in args.collector_env:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.startswith("LUFTNETT_"):
+            ap.error(f"--collector-env wants LUFTNETT_...=VALUE, not {kv!r}")
+        COLLECTOR_ENV[key] = value
     if args.render:
         return emit(report(Results.from_json(args.render.read_text(encoding="utf-8"))), args)
     prof = PROFILES[args.profile]
@@ -520,7 +545,7 @@ def main(argv: list[str]) -> int:
             errors.append(f"mq-bridge: {env.mqb_problem}; the issue's quoted figures are shown")
         say("encoding messages")
         single = workload("single", prof.single_msgs, 1)
-        batch = workload("batch100", prof.batch_readings, 100)
+        batch = workload("batch100", args.batch_readings or prof.batch_readings, 100)
         n_single = workload("single", prof.naive_readings, 1)
         n_batch = workload("batch100", prof.naive_readings, 100)
         stage_single = workload("single", prof.stage_single_msgs, 1)

@@ -34,6 +34,8 @@ from luftnett.db.migrate import apply_migrations
 from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres
 
 LOAD = Path(__file__).resolve().parent / "collector_load.py"
+#: settings for every collector the bench starts (``--collector-env``), e.g. the calibration mode
+COLLECTOR_ENV: dict[str, str] = {}
 TEMPLATE_DB = "luftnett"  # migrated once, copied for every run
 RUN_DB = "bench_run"
 DEVICES = 100
@@ -188,6 +190,7 @@ def start_collector(
         "LUFTNETT_HOME": str(env.base / "home"),
         "LUFTNETT_LOG_LEVEL": "INFO",
     }
+    extra.update(COLLECTOR_ENV)
     if group:
         extra["LUFTNETT_COLLECTOR__SHARED_GROUP"] = group
     if writers is not None:

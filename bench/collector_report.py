@@ -232,7 +232,11 @@ def machine(env: Env) -> dict[str, str]:
     mqb = "not run"
     if env.mqb_python:
         mqb = sh([env.mqb_python, "-c", "import mq_bridge; print(mq_bridge.__version__)"])
+    from collector_procs import COLLECTOR_ENV
+
     return {
+        "collector_settings": ", ".join(f"{k}={v}" for k, v in sorted(COLLECTOR_ENV.items()))
+        or "defaults",
         "collector_batch_size": str(cs.batch_size),
         "collector_flush_interval_s": str(cs.flush_interval_s),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -61,6 +61,8 @@ _READY_BATCHES = 8  # validated chunks the writer may have waiting
 _CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
 _OWED_MAX = 250_000  # readings whose calibration a writer holds in memory
 _SETTLE_READINGS = 50_000  # readings settled per calibration transaction
+_SETTLE_MIN = 5_000  # ... and at least this many when the writer is idle, or
+_SETTLE_IDLE_S = 0.5  # ... the oldest of them waited this long
 _STORED_EVERY_S = 5.0  # how often the maintenance thread settles debts left in the database
 
 
@@ -383,17 +385,22 @@ class Collector:
             n_readings += more_readings
         return msgs, items
 
+    def _settle_now(self, slot: _Slot) -> bool:
+        """Time to settle the writer's calibration debts: the oldest is ``calibration_max_lag_s``
+        old, or no message waits and the debts are worth a transaction (many readings, or the
+        oldest waited ``_SETTLE_IDLE_S``): at a low rate one settling transaction per batch
+        would double the commits each message waits behind."""
+        if not slot.owed:
+            return False
+        age = time.monotonic() - slot.owed[0].since
+        if age >= self.cfg.calibration_max_lag_s:
+            return True
+        idle = slot.held is None and slot.ready.empty()
+        return idle and (slot.owed_readings >= _SETTLE_MIN or age >= _SETTLE_IDLE_S)
+
     def _write_loop(self, slot: _Slot) -> None:
-        lag = self.cfg.calibration_max_lag_s
         while not self._stop.is_set():
-            if (
-                slot.owed
-                and (
-                    (slot.held is None and slot.ready.empty())  # no message waits
-                    or time.monotonic() - slot.owed[0].since >= lag
-                )
-                and self._settle(slot)
-            ):
+            if self._settle_now(slot) and self._settle(slot):
                 continue
             batch, items = self._take_ready(slot)
             if not batch:

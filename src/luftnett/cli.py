@@ -169,7 +169,8 @@ def migrate(ctx: click.Context) -> None:
 @db.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Show the schema version, storage backend and row counts.
+    """Show the schema version, storage backend, row counts and the readings whose calibrated
+    values the collectors still owe (they write them just after storing the readings).
 
     Example:  luftnett db status
     """
@@ -189,6 +190,15 @@ def status(ctx: click.Context) -> None:
         for table in ("sites", "devices", "deployments", "readings", "quarantine"):
             (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608
             click.echo(f"{table:12s} {n}")
+        if not any(m.name == "calibration_pending" for m in pending):
+            from luftnett.collector.deferred import pending_summary
+
+            runs, owed, age = pending_summary(conn)
+            since = f", the oldest queued {age:.0f} s ago" if age is not None else ""
+            click.echo(
+                f"calibration owed: {owed} readings in {runs} runs{since} (collectors write "
+                "calibrated values after storing the readings: docs/storage.md)"
+            )
 
 
 def wait_forever(what: str) -> None:

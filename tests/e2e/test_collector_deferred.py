@@ -5,6 +5,10 @@ own transaction writes, each once, and the collector settles every debt by itsel
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -124,6 +128,17 @@ def test_debts_left_by_a_crash_are_settled_from_the_stored_rows(pg_url: str) -> 
             pass
         assert len(_pending(conn, deferred)) == 6
         assert _values(conn, deferred) == {}
+        status = subprocess.run(
+            [sys.executable, "-m", "luftnett.cli", "db", "status"],
+            env={**os.environ, "LUFTNETT_DATABASE_URL": pg_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        owed = re.search(r"calibration owed: (\d+) readings in (\d+) runs", status.stdout)
+        assert owed is not None, status.stdout
+        assert int(owed[1]) >= 3 * N_READINGS and int(owed[2]) >= 6  # ours, at least
         while calibrate_stored(conn, cache, older_than_s=0, max_runs=4)[0]:
             pass
         assert _pending(conn, deferred) == []
