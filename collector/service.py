@@ -63,6 +63,7 @@ _OWED_MAX = 250_000  # readings whose calibration a writer holds in memory
 _SETTLE_READINGS = 50_000  # readings settled per calibration transaction
 _SETTLE_MIN = 5_000  # ... and at least this many when the writer is idle, or
 _SETTLE_IDLE_S = 0.5  # ... the oldest of them waited this long
+_BUSY_INBOX = 100  # messages waiting to be validated: a burst (a steady stream leaves a few)
 _STORED_EVERY_S = 5.0  # how often the maintenance thread settles debts left in the database
 
 
@@ -84,7 +85,8 @@ class CollectorConfig:
     # both keep a persistent session, and Mosquitto serves $share subscriptions to both.
     mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
     writers: int = 2  # writer threads, each with its own connection and share of the devices
-    calibration: Literal["deferred", "inline"] = "deferred"  # after the commit, or in it
+    # in the readings' transaction when no other message waits for the writer, else after it
+    calibration: Literal["auto", "deferred", "inline"] = "auto"
     calibration_max_lag_s: float = 5.0  # deferred: longest wait while the writers are busy
 
 
@@ -251,7 +253,7 @@ class Collector:
                 slot.conn,
                 deferred=self.cfg.rollup_interval_s > 0,
                 register_unknown=self.cfg.register_unknown_devices,
-                calibration=self.cfg.calibration,
+                calibration="inline" if self.cfg.calibration == "inline" else "deferred",
             )
             return True
         except psycopg.OperationalError as exc:
@@ -385,6 +387,11 @@ class Collector:
             n_readings += more_readings
         return msgs, items
 
+    def _busy(self, slot: _Slot) -> bool:
+        """Messages wait for this writer, or a backlog for the validator (a burst, a
+        reconnect with a full session): ``calibration = "auto"`` defers calibration then."""
+        return slot.held is not None or not slot.ready.empty() or len(self._q) >= _BUSY_INBOX
+
     def _settle_now(self, slot: _Slot) -> bool:
         """Time to settle the writer's calibration debts: the oldest is ``calibration_max_lag_s``
         old, or no message waits and the debts are worth a transaction (many readings, or the
@@ -443,6 +450,8 @@ class Collector:
                 pass
             elif slot.writer is not None:
                 try:
+                    if self.cfg.calibration == "auto":
+                        slot.writer.calibration = "deferred" if self._busy(slot) else "inline"
                     res = slot.writer.write(items)
                 except psycopg.OperationalError as exc:
                     log.warning("write failed; will retry", extra={"error": str(exc)[:200]})

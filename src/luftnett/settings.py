@@ -198,12 +198,14 @@ class CollectorSettings(BaseModel):
         description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "
         "both keep a persistent session and take $share subscriptions on Mosquitto)",
     )
-    calibration: Literal["deferred", "inline"] = Field(
-        default="deferred",
-        description="deferred: a batch's readings are committed and acknowledged first and a "
-        "calibrator thread writes their calibrated values in a transaction of its own moments "
-        "later (what it owes is recorded with the readings, so a crash loses nothing); inline: "
-        "in the readings' own transaction (slower ingest)",
+    calibration: Literal["auto", "deferred", "inline"] = Field(
+        default="auto",
+        description="when the collector writes calibrated values: inline, in the readings' own "
+        "transaction; deferred, in a transaction of its own moments after the readings are "
+        "committed and acknowledged (what it owes is recorded with the readings, so a crash "
+        "loses nothing): a backlog is stored at the rate of the readings alone; auto: inline "
+        "while no other message waits for the writer, deferred while messages wait (a burst, "
+        "a backlog)",
     )
     calibration_max_lag_s: float = Field(
         default=5.0,
