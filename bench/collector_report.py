@@ -488,10 +488,10 @@ def report(res: Results) -> str:
         "Readings/s "
         "runs from the first publish to the poll of `count(*)` that finds the last row (poll "
         "interval 1 % of the elapsed time, 20-500 ms): a reading is stored, and its message "
-        "acknowledged, when its row is committed. The collector writes the calibrated values "
-        "after that commit (`collector.calibration = deferred`, the default; "
-        "docs/storage.md): the *calibrated* column runs from the first publish to the poll "
-        "that finds the last of them (two per reading), and CPU % and readings per CPU-second "
+        "acknowledged, when its row is committed. While messages wait for it, the collector "
+        "writes the calibrated values after that commit (`collector.calibration = auto`, the "
+        "default; docs/storage.md): the *calibrated* column runs from the first publish to the "
+        "poll that finds the last of them (two per reading), and CPU % and readings per CPU-second "
         "of collector runs are measured over that longer interval, so they include the "
         "calibration's work. CPU % is of one core over the run "
         "(2 cores = 200 %): a consumer near 100 % is bound by one Python thread (the GIL). "
@@ -533,7 +533,7 @@ def report(res: Results) -> str:
         "no device upsert; the collector validates every payload against the contract (msgspec, "
         "pydantic for what msgspec leaves), upserts the device, dedupes on (device, seq) "
         "against its seq-range ledger, runs quality control, acknowledges after commit and "
-        "writes calibrated values right after. "
+        "writes calibrated values in the same transaction or (under load) right after. "
         "Figures quoted in issue 5 (not measured here): collectd mqtt+postgresql ~5,000, "
         "Node-RED ~3,000 readings/s.",
         "",

@@ -1,4 +1,5 @@
-"""Calibration after the commit (``collector.calibration = "deferred"``, the default).
+"""Calibration after the commit (``collector.calibration``: ``"deferred"`` always, ``"auto"``,
+the default, while messages wait for the writer).
 
 A stored reading is safe once its row is committed; its calibrated values are derived from
 that row. So a collector writer commits and acknowledges a batch without them, and records in
