@@ -100,11 +100,12 @@ FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::float8[], %s::float8[]) AS u
 """
 
 
-def queue_pending(conn: psycopg.Connection[Any], batch: BatchColumns) -> PendingWork:
+def queue_pending(
+    conn: psycopg.Connection[Any], batch: BatchColumns, runs: Sequence[tuple[Any, ...]]
+) -> PendingWork:
     """Record, in the caller's transaction, that these new readings are owed calibrated
-    values."""
-    order = np.lexsort((batch.seq, batch.dev))
-    runs = seq_runs(batch.names, batch.dev[order], batch.seq[order], batch.t[order])
+    values; ``runs`` are their seq runs with time spans (:func:`seq_runs` with ``t``, as the
+    writer's dedupe found them)."""
     conn.execute(_QUEUE, [list(c) for c in zip(*runs, strict=True)], binary=True)
     return PendingWork([r[:3] for r in runs], batch, time.monotonic())
 

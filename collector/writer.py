@@ -232,10 +232,11 @@ class Writer:
 
     def dedupe(
         self, names: list[str], cols: qc.SeriesColumns
-    ) -> tuple[np.ndarray | None, list[tuple[str, int, int]]]:
+    ) -> tuple[np.ndarray | None, list[tuple[Any, ...]]]:
         """Indexes (in batch order) of the rows whose (device, seq) the ledger does not hold
         yet, each once (the first copy in the batch), or None when that is every row; and
-        the seq ranges ``(device, lo, hi)`` (half-open) they add.
+        the seq ranges they add, ``(device, lo, hi, t_lo, t_hi)`` (half-open; the earliest and
+        latest ts of each, for :func:`~luftnett.collector.deferred.queue_pending`).
 
         Call inside the transaction, after the devices upsert has locked the devices."""
         n = cols.seq.size
@@ -260,7 +261,7 @@ class Writer:
             i1 = s0 + int(np.searchsorted(ss[s0:s1], hi, side="left"))
             dup[i0:i1] = True
         keep = ~dup
-        added = [r[:3] for r in seq_runs(names, ds[keep], ss[keep])]
+        added = seq_runs(names, ds[keep], ss[keep], cols.t[order][keep])
         if keep.all():
             return None, added
         return np.sort(order[keep]), added
@@ -345,12 +346,12 @@ class Writer:
                     )
                     self._copy_readings(fresh, flags, checks)
                     self.conn.execute(
-                        _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)], binary=True
+                        _LEDGER_ADD, [list(c) for c in zip(*added, strict=True)][:3], binary=True
                     )
                     if self.calibration == "inline":  # calibrated values, same transaction
                         calibrate_at_ingest(self.conn, fresh, self._calibration)
                     else:  # recorded as owed; the caller hands `pending` to the calibrator
-                        pending = queue_pending(self.conn, fresh)
+                        pending = queue_pending(self.conn, fresh, added)
                 got = _hour_counts(names, cols.dev, cols.t)
                 if keep is None:  # every reading stored
                     kept = got
