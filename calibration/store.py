@@ -311,16 +311,9 @@ def activations(
     conn: psycopg.Connection[Any], device_id: str, pollutant: str
 ) -> list[tuple[str, datetime, int, int]]:
     """(level, valid_from, activation_id, version_id) of a device's own activations (level
-    ``device``) and of its sensor model's fleet default (level ``sensor_model``)."""
-    rows = conn.execute(
-        "SELECT CASE WHEN a.device_id IS NULL THEN 'sensor_model' ELSE 'device' END, "
-        "a.valid_from, a.activation_id, a.version_id FROM calibration_activations a "
-        "LEFT JOIN devices d ON d.device_id = %(d)s "
-        "WHERE a.pollutant = %(p)s AND (a.device_id = %(d)s OR a.sensor_model = d.sensor_model) "
-        "ORDER BY 1, 2, 3",
-        {"d": device_id, "p": pollutant},
-    ).fetchall()
-    return [(str(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+    ``device``) and of its sensor model's fleet default (level ``sensor_model``), ordered by
+    level, valid_from, activation_id."""
+    return activations_of(conn, [device_id], [pollutant]).get((device_id, pollutant), [])
 
 
 def activations_of(
