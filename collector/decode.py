@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from luftnett.collector.columns import Device, ReadingColumns, Readings
+from luftnett.collector.columns import Device, ReadingColumns, Readings, epoch_us
 from luftnett.contracts import mqtt as contract
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
@@ -127,7 +127,7 @@ def _plain(readings: list[_Reading[Any]]) -> Readings | None:
             and r.sensor is None
         ):
             if isinstance(r.ts, datetime):
-                us = (r.ts - _EPOCH) // _US
+                us = epoch_us(r.ts)
             else:
                 us_text = _micros([r.ts])
                 if us_text is None:

@@ -120,6 +120,15 @@ class _Slot:
         self.owed.append(work)
         self.owed_readings += work.readings
 
+    def waiting(self) -> bool:
+        """Validated messages wait for this writer."""
+        return self.held is not None or not self.ready.empty()
+
+    def give_back(self, works: list[PendingWork]) -> None:
+        """Debts taken but not settled, back at the front (oldest first)."""
+        self.owed.extendleft(reversed(works))
+        self.owed_readings += sum(w.readings for w in works)
+
     def take_owed(self, limit: int) -> list[PendingWork]:
         out: list[PendingWork] = []
         n = 0
@@ -390,7 +399,7 @@ class Collector:
     def _busy(self, slot: _Slot) -> bool:
         """Messages wait for this writer, or a backlog for the validator (a burst, a
         reconnect with a full session): ``calibration = "auto"`` defers calibration then."""
-        return slot.held is not None or not slot.ready.empty() or len(self._q) >= _BUSY_INBOX
+        return slot.waiting() or len(self._q) >= _BUSY_INBOX
 
     def _settle_now(self, slot: _Slot) -> bool:
         """Time to settle the writer's calibration debts: the oldest is ``calibration_max_lag_s``
@@ -402,8 +411,7 @@ class Collector:
         age = time.monotonic() - slot.owed[0].since
         if age >= self.cfg.calibration_max_lag_s:
             return True
-        idle = slot.held is None and slot.ready.empty()
-        return idle and (slot.owed_readings >= _SETTLE_MIN or age >= _SETTLE_IDLE_S)
+        return not slot.waiting() and (slot.owed_readings >= _SETTLE_MIN or age >= _SETTLE_IDLE_S)
 
     def _write_loop(self, slot: _Slot) -> None:
         while not self._stop.is_set():
@@ -432,9 +440,7 @@ class Collector:
         except psycopg.OperationalError as exc:
             log.warning("calibration failed; will retry", extra={"error": str(exc)[:200]})
             slot.close()
-            for w in reversed(works):
-                slot.owed.appendleft(w)
-            slot.owed_readings += sum(w.readings for w in works)
+            slot.give_back(works)
             return False
         except psycopg.Error as exc:  # stays owed in the database: retried from the rows there
             log.error("calibrated values refused", extra={"error": str(exc)[:200]})
