@@ -11,9 +11,9 @@
 --    stored reading, and the collation of the database (C.UTF-8 here) made every key comparison
 --    a strcoll() call. Device ids are [a-z0-9-] (the MQTT contract), for which both orders are
 --    the same; only the index is rebuilt, not the table. The two views over readings depend on
---    the column's type and are created again unchanged. On TimescaleDB the continuous
---    aggregates of 0004 depend on the column too, so there it keeps the database collation (a
---    notice says so); results are the same either way.
+--    the column's type and are created again from their stored definitions (pg_get_viewdef),
+--    unchanged. On TimescaleDB the continuous aggregates of 0004 depend on the column too, so
+--    there it keeps the database collation (a notice says so); results are the same either way.
 
 DROP TRIGGER devices_calibration_spans ON devices;
 CREATE TRIGGER devices_calibration_spans
@@ -27,6 +27,9 @@ CREATE TRIGGER devices_calibration_spans_update
     EXECUTE FUNCTION luftnett_spans_on_device();
 
 DO $migration$
+DECLARE
+    effective text := pg_get_viewdef('readings_effective'::regclass);
+    keys text := pg_get_viewdef('reading_keys'::regclass);
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
         RAISE NOTICE 'luftnett: TimescaleDB: readings.device_id keeps the database collation';
@@ -35,15 +38,7 @@ BEGIN
     DROP VIEW reading_keys;
     DROP VIEW readings_effective;
     ALTER TABLE readings ALTER COLUMN device_id TYPE text COLLATE "C";
-    -- as 0003 and 0020 created them
-    CREATE VIEW readings_effective AS
-    SELECT r.*,
-           r.flags | CASE WHEN EXISTS (
-               SELECT 1 FROM annotations a
-               WHERE a.device_id = r.device_id AND a.invalidates AND a.revoked_at IS NULL
-                 AND r.ts >= a.starts_at AND r.ts < a.ends_at
-           ) THEN 1024::bigint ELSE 0::bigint END AS effective_flags
-    FROM readings r;
-    CREATE VIEW reading_keys AS SELECT device_id, seq, ts, received_at FROM readings;
+    EXECUTE 'CREATE VIEW readings_effective AS ' || effective;
+    EXECUTE 'CREATE VIEW reading_keys AS ' || keys;
 END
 $migration$;
