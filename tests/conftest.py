@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -154,6 +155,30 @@ def publish(mqtt_url: str) -> Iterator[Callable[[str, bytes], None]]:
     yield _publish
     client.loop_stop()
     client.disconnect()
+
+
+@pytest.fixture
+def start_collector(pg_url: str, mqtt_url: str, topic_root: str) -> Iterator[Callable[..., Any]]:
+    """``start_collector(**settings)``: a collector on this test's database, broker and topic
+    root (a client id of its own), started and subscribed; stopped after the test."""
+    from luftnett.collector.service import Collector, CollectorConfig
+
+    started: list[Collector] = []
+
+    def _start(**settings: Any) -> Collector:
+        settings = {"client_id": f"col-{uuid.uuid4().hex[:8]}", **settings}
+        col = Collector(
+            CollectorConfig(
+                database_url=pg_url, mqtt_url=mqtt_url, topic_root=topic_root, **settings
+            )
+        ).start()
+        started.append(col)
+        assert col.wait_ready(10), "collector did not subscribe"
+        return col
+
+    yield _start
+    for col in started:
+        col.stop()
 
 
 WaitUntil = Callable[..., None]

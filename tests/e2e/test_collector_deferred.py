@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ import pytest
 
 from luftnett.calibration.apply_db import CalibrationCache, calibrate_rows, write_calibrated
 from luftnett.collector.deferred import calibrate_stored, calibrate_work
-from luftnett.collector.service import Collector, CollectorConfig
+from luftnett.collector.service import Collector
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
 from luftnett.contracts import mqtt as contract
@@ -166,54 +165,40 @@ def test_settling_keeps_values_written_meanwhile(pg_url: str) -> None:
         assert _values(conn, deferred) == _values(conn, inline)
 
 
-def _wait(cond: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("mode", ["deferred", "auto"])
 def test_collector_settles_its_debts(
     pg_url: str,
-    mqtt_url: str,
+    start_collector: Callable[..., Collector],
     topic_root: str,
     publish: Callable[[str, bytes], None],
+    wait_until: Callable[..., None],
     mode: str,
 ) -> None:
     """Through the broker: every stored reading gets its values (deferred: soon after the
     commit; auto, messages arriving one by one: in the readings' own transaction), none is
     owed at the end."""
     devices = _devices("svc", 4)
-    col = Collector(
-        CollectorConfig(
-            database_url=pg_url,
-            mqtt_url=mqtt_url,
-            topic_root=topic_root,
-            client_id=f"col-{uuid.uuid4().hex[:8]}",
-            flush_interval_s=0.2,
-            calibration=mode,  # type: ignore[arg-type]
+    col = start_collector(flush_interval_s=0.2, calibration=mode)
+    for seqs in SEQS:
+        for d in devices:
+            publish(contract.readings_topic(topic_root, d), _payload(d, seqs))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        count = "SELECT count(*) FROM {} WHERE device_id = ANY(%s)"
+        n = len(devices) * N_READINGS
+        wait_until(
+            lambda: conn.execute(count.format("readings"), (devices,)).fetchone() == (n,),
+            timeout=30,
+            what="the readings",
         )
-    ).start()
-    try:
-        assert col.wait_ready(10)
-        for seqs in SEQS:
-            for d in devices:
-                publish(contract.readings_topic(topic_root, d), _payload(d, seqs))
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            count = "SELECT count(*) FROM {} WHERE device_id = ANY(%s)"
-            n = len(devices) * N_READINGS
-            _wait(lambda: conn.execute(count.format("readings"), (devices,)).fetchone() == (n,))
-            _wait(
-                lambda: (
-                    conn.execute(count.format("calibrated_values"), (devices,)).fetchone()
-                    == (2 * n,)
-                )
-            )
-            assert _pending(conn, devices) == []
-            assert col.alive()
-        # deferred settles every reading after its commit; auto, with no message waiting
-        # for the writer, calibrates each batch in its own transaction
-        assert col.counts["calibrated"] == (n if mode == "deferred" else 0)
-    finally:
-        col.stop()
+        wait_until(
+            lambda: (
+                conn.execute(count.format("calibrated_values"), (devices,)).fetchone() == (2 * n,)
+            ),
+            timeout=30,
+            what="their calibrated values",
+        )
+        assert _pending(conn, devices) == []
+        assert col.alive()
+    # deferred settles every reading after its commit; auto, with no message waiting
+    # for the writer, calibrates each batch in its own transaction
+    assert col.counts["calibrated"] == (n if mode == "deferred" else 0)

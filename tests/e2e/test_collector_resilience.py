@@ -91,23 +91,26 @@ def _stats(url: str, device_prefix: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _calibrated(url: str, device_prefix: str) -> int:
+def _one(url: str, query: str, device_prefix: str) -> int:
+    """One number over the devices whose id starts with the prefix."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM calibrated_values WHERE device_id LIKE %s", (device_prefix + "%",)
-        ).fetchone()
+        row = conn.execute(query, (device_prefix + "%",)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _calibrated(url: str, device_prefix: str) -> int:
+    return _one(
+        url, "SELECT count(*) FROM calibrated_values WHERE device_id LIKE %s", device_prefix
+    )
 
 
 def _owed(url: str, device_prefix: str) -> int:
     """Readings whose calibrated values are still owed (calibration_pending)."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(seq_hi - seq_lo), 0) FROM calibration_pending "
-            "WHERE device_id LIKE %s",
-            (device_prefix + "%",),
-        ).fetchone()
-    return int(row[0]) if row else 0
+    return _one(
+        url,
+        "SELECT coalesce(sum(seq_hi - seq_lo), 0) FROM calibration_pending WHERE device_id LIKE %s",
+        device_prefix,
+    )
 
 
 def _collector_env(pg_url: str, mqtt_url: str, topic_root: str, client_id: str) -> dict[str, str]:

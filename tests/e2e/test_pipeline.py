@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from luftnett.collector.service import Collector, CollectorConfig
+from luftnett.collector.service import Collector
 from luftnett.contracts import mqtt as contract
 from luftnett.edge.agent import EdgeAgent, EdgeConfig
 from luftnett.firmware_sim.pty import PtyHost
@@ -22,19 +21,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def collector(pg_url: str, mqtt_url: str, topic_root: str) -> Iterator[Collector]:
-    c = Collector(
-        CollectorConfig(
-            database_url=pg_url,
-            mqtt_url=mqtt_url,
-            topic_root=topic_root,
-            client_id=f"col-{uuid.uuid4().hex[:8]}",
-            flush_interval_s=0.2,
-        )
-    ).start()
-    assert c.wait_ready(10), "collector did not subscribe"
-    yield c
-    c.stop()
+def collector(start_collector: Callable[..., Collector]) -> Collector:
+    return start_collector(flush_interval_s=0.2)
 
 
 def _payload(device_id: str, seqs: list[int], pm25: float = 10.0) -> bytes:
