@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 
-__all__ = ["int_array", "text_array", "time_array"]
+__all__ = ["int_array", "number_array", "text_array", "time_array"]
 
 
 def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def number_array(values: Iterable[float | Decimal | None]) -> str:
+    """Floats (their shortest exact repr: a ``real[]`` cast reads a float32's value back
+    exactly), Decimals (numeric, scale kept) or ints; None is NULL."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def _quoted(text: str | None) -> str:

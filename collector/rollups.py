@@ -23,21 +23,26 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from luftnett.collector.arrays import text_array, time_array
-from luftnett.contracts.units import INVALIDATING_FLAGS
+from luftnett.collector.arrays import int_array, number_array, text_array, time_array
+from luftnett.collector.pgnumeric import group_sums
+from luftnett.contracts.units import INVALIDATING_FLAGS, ReadingFlag
 from luftnett.db.schema import ROLLUP_DAILY_COLUMNS, ROLLUP_HOURLY_COLUMNS, VALUE_COLUMNS
 from luftnett.errors import ConfigError
 
 __all__ = [
     "DayConvention",
     "RefreshResult",
+    "add_hours",
     "day_bounds",
     "day_of",
     "hour_of",
     "lock_devices",
+    "mark_days",
     "mark_dirty",
     "refresh",
     "refresh_days",
@@ -156,6 +161,70 @@ _HOURLY = sql.SQL(
     upsert=_upsert_tail(ROLLUP_HOURLY_COLUMNS, ("device_id", "hour_start")),
 )
 
+
+def _add_sql() -> sql.Composed:
+    """Add a batch's (device, hour) partial rollups to ``rollup_hourly``: counts and exact
+    sums add, minima and maxima combine, the shortest window (and so ``n_expected``) is kept
+    -- what recomputing the hour from all its readings gives."""
+    value_cols = [c for c in ROLLUP_HOURLY_COLUMNS if c not in _HOUR_HEAD]
+    types = {"n": "int4", "sum": "numeric", "min": "real", "max": "real"}
+    unnest = [sql.SQL("%s::text[]"), sql.SQL("%s::timestamptz[]"), sql.SQL("%s::real[]"),
+              sql.SQL("%s::int4[]"), sql.SQL("%s::int4[]")]  # fmt: skip
+    sets: list[sql.Composable] = [
+        sql.SQL("window_s = least(h.window_s, EXCLUDED.window_s)"),
+        sql.SQL(
+            "n_expected = greatest(1, round(3600 / least(h.window_s, EXCLUDED.window_s)"
+            "::numeric))::int"
+        ),
+        sql.SQL("n_stored = h.n_stored + EXCLUDED.n_stored"),
+        sql.SQL("n_valid = h.n_valid + EXCLUDED.n_valid"),
+    ]
+    for c in value_cols:
+        stat = c.rsplit("_", 1)[1]
+        unnest.append(sql.SQL(f"%s::{types[stat]}[]"))
+        i = sql.Identifier(c)
+        if stat == "n":
+            sets.append(sql.SQL("{0} = h.{0} + EXCLUDED.{0}").format(i))
+        elif stat == "sum":  # NULL: no valid value yet
+            sets.append(
+                sql.SQL("{0} = coalesce(h.{0} + EXCLUDED.{0}, h.{0}, EXCLUDED.{0})").format(i)
+            )
+        else:
+            fn = sql.SQL("least" if stat == "min" else "greatest")
+            sets.append(sql.SQL("{0} = {1}(h.{0}, EXCLUDED.{0})").format(i, fn))
+    sets.append(sql.SQL("refreshed_at = now()"))
+    names = [sql.Identifier(f"c{j}") for j in range(len(unnest))]
+    return sql.SQL(
+        """
+        INSERT INTO rollup_hourly AS h ({cols})
+        SELECT c0, c1, c2, greatest(1, round(3600 / c2::numeric))::int, {rest}
+        FROM unnest({unnest}) AS u({names})
+        ON CONFLICT (device_id, hour_start) DO UPDATE SET {sets}
+        """
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in ROLLUP_HOURLY_COLUMNS),
+        rest=sql.SQL(", ").join(names[3:]),
+        unnest=sql.SQL(", ").join(unnest),
+        names=sql.SQL(", ").join(names),
+        sets=sql.SQL(", ").join(sets),
+    )
+
+
+_HOUR_HEAD = ("device_id", "hour_start", "window_s", "n_expected", "n_stored", "n_valid")
+assert ROLLUP_HOURLY_COLUMNS[: len(_HOUR_HEAD)] == _HOUR_HEAD
+_ADD = _add_sql()
+_HOUR_US = 3_600_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# invalidating staff annotations over the batch, for the readings' effective flags
+_ANNOTATED = """
+SELECT device_id, (extract(epoch FROM starts_at) * 1000000)::int8,
+       (extract(epoch FROM ends_at) * 1000000)::int8
+FROM annotations
+WHERE device_id = ANY(%s) AND invalidates AND revoked_at IS NULL
+  AND starts_at <= %s AND ends_at > %s
+"""
+
+
 _HOURLY_DELETE_EMPTY = """
 DELETE FROM rollup_hourly h
 USING unnest(%(devices)s::text[], %(hours)s::timestamptz[]) AS k(device_id, hour_start)
@@ -226,8 +295,89 @@ def refresh_hours(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datet
         cur.execute(_HOURLY, params)
         n = cur.rowcount
         cur.execute(_HOURLY_DELETE_EMPTY, params)
-    refresh_days(conn, {(d, day_of(h, c), c) for d, h in pairs for c in DayConvention})
+    refresh_days(conn, days_of(pairs))
     return n
+
+
+def days_of(
+    keys: Iterable[tuple[str, datetime]],
+) -> set[tuple[str, date, DayConvention]]:
+    """The (device, day, convention) rollups over these (device, UTC hour) ones."""
+    return {(d, day_of(h, c), c) for d, h in keys for c in DayConvention}
+
+
+def add_hours(
+    conn: psycopg.Connection[Any],
+    names: list[str],
+    dev: npt.NDArray[np.int64],
+    ts_us: npt.NDArray[np.int64],
+    window_s: npt.NDArray[np.float64],
+    flags: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+) -> set[tuple[str, datetime]]:
+    """Add newly stored readings (columns; device codes into ``names``, values NaN where
+    missing, ``flags`` as stored) to their hourly rollups, in the caller's transaction, after
+    their devices were locked (the writer's devices upsert). Return the (device, UTC hour)
+    keys touched; their days are left to :func:`refresh_days` (or :func:`mark_days`).
+
+    Equal to recomputing the hours from ``readings_effective``: the batch's counts, minima,
+    maxima and exact ``numeric`` sums (:mod:`~luftnett.collector.pgnumeric`) are those its
+    rows contribute, and readings are never changed once stored; an annotation's change
+    recomputes its hours (under the same device locks)."""
+    n = dev.size
+    if not n:
+        return set()
+    hour = np.floor_divide(ts_us, _HOUR_US)
+    uniq, g = np.unique((dev.astype(np.int64) << 32) + (hour + 2**31), return_inverse=True)
+    g = g.astype(np.int64).ravel()
+    keys = [
+        (names[k >> 32], _EPOCH + timedelta(hours=(k & 0xFFFFFFFF) - 2**31)) for k in uniq.tolist()
+    ]
+    x32 = vals.astype(np.float32)  # the stored real values
+    if not np.isfinite(x32[~np.isnan(x32)]).all():  # out of real's range: recompute instead
+        refresh_hours(conn, keys)
+        return set()
+    effective = flags.astype(np.int64)
+    lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
+    hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
+    present = sorted({names[d] for d in np.unique(dev).tolist()})
+    code = {d: i for i, d in enumerate(names)}
+    for device, a0, a1 in conn.execute(_ANNOTATED, (present, hi, lo)).fetchall():
+        inside = (dev == code[device]) & (ts_us >= a0) & (ts_us < a1)
+        effective[inside] |= int(ReadingFlag.ANNOTATED_INVALID)
+    valid = effective & int(INVALIDATING_FLAGS) == 0
+    n_g = uniq.size
+    window = np.full(n_g, np.inf, dtype=np.float32)
+    np.minimum.at(window, g, window_s.astype(np.float32))
+    params: list[str] = [
+        text_array([k[0] for k in keys]),
+        time_array([k[1] for k in keys]),
+        number_array(window.tolist()),
+        int_array(np.bincount(g, minlength=n_g).tolist()),
+        int_array(np.bincount(g[valid], minlength=n_g).tolist()),
+    ]
+    nulls = "{" + ",".join(["NULL"] * n_g) + "}"
+    for j in range(len(VALUE_COLUMNS)):
+        x = x32[:, j]
+        sel = valid & ~np.isnan(x)
+        if not sel.any():
+            params += ["{" + ",".join(["0"] * n_g) + "}", nulls, nulls, nulls]
+            continue
+        xs, gs = x[sel], g[sel]
+        count = np.bincount(gs, minlength=n_g)
+        lo_v = np.full(n_g, np.inf, dtype=np.float32)
+        hi_v = np.full(n_g, -np.inf, dtype=np.float32)
+        np.minimum.at(lo_v, gs, xs)
+        np.maximum.at(hi_v, gs, xs)
+        none = count == 0
+        params += [
+            int_array(count.tolist()),
+            number_array(group_sums(gs, xs, n_g)),
+            number_array(np.where(none, np.nan, lo_v).tolist()).replace("nan", "NULL"),
+            number_array(np.where(none, np.nan, hi_v).tolist()).replace("nan", "NULL"),
+        ]
+    conn.execute(_ADD, params)
+    return set(keys)
 
 
 def refresh_days(
@@ -346,29 +496,63 @@ SELECT * FROM unnest(%s::text[], %s::timestamptz[])
 ON CONFLICT DO NOTHING
 """
 
-_TAKE_DIRTY = """
+_MARK_DAYS = """
+INSERT INTO rollup_dirty (device_id, hour_start, hour_current)
+SELECT d, h, true FROM unnest(%s::text[], %s::timestamptz[]) AS u(d, h)
+ON CONFLICT DO NOTHING
+"""
+# days-only marks: taken without waiting (another collector's refresh skips them)
+_TAKE_DAYS = """
 DELETE FROM rollup_dirty WHERE (device_id, hour_start) IN (
-    SELECT device_id, hour_start FROM rollup_dirty
+    SELECT device_id, hour_start FROM rollup_dirty WHERE hour_current
     ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING device_id, hour_start
+"""
+# whole hours to recompute: their devices are locked first (as a writer's batch and an
+# annotation change lock them), so no batch adds to an hour while it is recomputed
+_FULL_DEVICES = """
+SELECT DISTINCT device_id FROM (
+    SELECT device_id FROM rollup_dirty WHERE NOT hour_current ORDER BY marked_at LIMIT %s) d
+"""
+_TAKE_FULL = """
+DELETE FROM rollup_dirty WHERE NOT hour_current AND device_id = ANY(%s)
 RETURNING device_id, hour_start
 """
 
 
 def mark_dirty(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:
-    """Queue these (device, UTC hour) rollups for :func:`refresh_dirty` (same transaction)."""
+    """Queue these (device, UTC hour) rollups for :func:`refresh_dirty` to recompute from the
+    readings (same transaction)."""
     pairs = sorted(set(keys))
     if pairs:
         dev, hour = zip(*pairs, strict=True)
         conn.execute(_MARK_DIRTY, (text_array(dev), time_array(hour)))
 
 
-def refresh_dirty(conn: psycopg.Connection[Any], limit: int = 5000) -> int:
-    """Refresh up to ``limit`` queued device-hours in one transaction; return how many.
+def mark_days(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:
+    """Queue the days over these (device, UTC hour) rollups, which :func:`add_hours` has
+    brought up to date, for :func:`refresh_dirty` (same transaction)."""
+    pairs = sorted(set(keys))
+    if pairs:
+        dev, hour = zip(*pairs, strict=True)
+        conn.execute(_MARK_DAYS, (text_array(dev), time_array(hour)))
 
-    Rows taken by another collector's refresh are skipped, not waited for.
-    """
+
+def refresh_dirty(conn: psycopg.Connection[Any], limit: int = 5000) -> int:
+    """Refresh up to ``limit`` queued device-hours (hours recomputed, or only their days where
+    the batches kept the hour itself); return how many. Two transactions at most.
+
+    Days-only marks taken by another collector's refresh are skipped, not waited for."""
     with conn.transaction():
-        keys = conn.execute(_TAKE_DIRTY, (limit,)).fetchall()
+        keys = conn.execute(_TAKE_DAYS, (limit,)).fetchall()
         if keys:
-            refresh_hours(conn, [(d, h) for d, h in keys])
-    return len(keys)
+            refresh_days(conn, days_of(keys))
+    n = len(keys)
+    with conn.transaction():
+        devices = [r[0] for r in conn.execute(_FULL_DEVICES, (limit,)).fetchall()]
+        if devices:
+            lock_devices(conn, devices)
+            full = conn.execute(_TAKE_FULL, (devices,)).fetchall()
+            refresh_hours(conn, [(d, h) for d, h in full])
+            n += len(full)
+    return n

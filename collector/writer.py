@@ -6,7 +6,7 @@ writes the rest straight into ``readings`` and their seq ranges join the ledger.
 In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
 COPY (one query per batch loads the stored neighbours the series checks need), the batch's
 received/stored counts go to ``ingest_counts`` (the completeness ledger's duplicates), and the
-rollups of every device-hour that gained readings are recomputed.
+stored readings are added to the hourly rollups (exact partial sums, not a recomputation).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.deferred import PendingWork, queue_pending, seq_runs
 from luftnett.collector.ledger import record_ingest
-from luftnett.collector.rollups import mark_dirty, refresh_hours
+from luftnett.collector.rollups import add_hours, days_of, mark_days, refresh_days
 from luftnett.collector.validate import Accepted, Quarantined
 from luftnett.contracts.units import FLAGS_VERSION
 from luftnett.db.schema import (
@@ -171,10 +171,11 @@ class _JsonbText(Dumper):
 class Writer:
     """Write batches of validated messages.
 
-    Rollups: by default each batch recomputes the device-hours it touched; ``deferred=True``
-    only marks them (table ``rollup_dirty``, same transaction) for
+    Rollups: each batch adds its readings to the device-hours they fall in
+    (:func:`~luftnett.collector.rollups.add_hours`, same transaction) and by default recomputes
+    the days over them; ``deferred=True`` only marks those days (table ``rollup_dirty``) for
     :func:`~luftnett.collector.rollups.refresh_dirty`, which the collector runs every few
-    seconds; ``rollups=False`` leaves them to ``luftnett rollup refresh`` (a scheduled job).
+    seconds; ``rollups=False`` leaves all to ``luftnett rollup refresh`` (a scheduled job).
     """
 
     def __init__(
@@ -359,10 +360,12 @@ class Writer:
                     kept = _hour_counts(names, fcols.dev, fcols.t) if stored else Counter()
                 record_ingest(self.conn, got, kept)
                 if self.rollups and stored:
+                    hours = add_hours(self.conn, names, fcols.dev, fresh.ts_us, fresh.window_s,
+                                      flags, fresh.vals)  # fmt: skip
                     if self.deferred:
-                        mark_dirty(self.conn, kept.keys())
+                        mark_days(self.conn, hours)
                     else:
-                        refresh_hours(self.conn, kept.keys())
+                        refresh_days(self.conn, days_of(hours))
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(

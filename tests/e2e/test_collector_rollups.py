@@ -1,4 +1,5 @@
-"""The collector keeps rollups current a few seconds behind ingest, equal to a recompute."""
+"""The collector keeps hourly rollups current with each batch and the days a few seconds
+behind, equal to a recompute."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from luftnett.collector.rollups import refresh
 from luftnett.collector.service import Collector, CollectorConfig
 from luftnett.contracts import mqtt as contract
-from luftnett.db.schema import ROLLUP_HOURLY_COLUMNS
+from luftnett.db.schema import ROLLUP_DAILY_COLUMNS, ROLLUP_HOURLY_COLUMNS
 
 pytestmark = pytest.mark.e2e
 
@@ -23,6 +24,23 @@ def _hourly(url: str, device: str) -> list[tuple[object, ...]]:
             f"SELECT {cols} FROM rollup_hourly WHERE device_id = %s ORDER BY hour_start",
             (device,),
         ).fetchall()
+
+
+def _daily(url: str, device: str) -> list[tuple[object, ...]]:
+    cols = ", ".join(ROLLUP_DAILY_COLUMNS)
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            f"SELECT {cols} FROM rollup_daily WHERE device_id = %s ORDER BY 1, 2, 3", (device,)
+        ).fetchall()
+
+
+def _dirty(url: str, device: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM rollup_dirty WHERE device_id = %s", (device,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_deferred_rollups_catch_up_and_equal_a_recompute(
@@ -66,14 +84,19 @@ def test_deferred_rollups_catch_up_and_equal_a_recompute(
             timeout=20,
             what="hourly rollups of 59 + 31 readings",
         )
+        # the hours are added by each batch; the days over them follow with the refresh
+        wait_until(
+            lambda: _dirty(pg_url, device_id) == 0 and len(_daily(pg_url, device_id)) == 2,
+            timeout=20,
+            what="the day rollups (one per day convention) and no queued refresh",
+        )
     finally:
         col.stop()
     assert col.counts["rollup_hours"] >= 2
-    before = _hourly(pg_url, device_id)
+    before = _hourly(pg_url, device_id), _daily(pg_url, device_id)
+    days = before[1]
+    assert [d[ROLLUP_DAILY_COLUMNS.index("n_stored")] for d in days] == [90, 90]
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute(
-            "SELECT count(*) FROM rollup_dirty WHERE device_id = %s", (device_id,)
-        ).fetchone() == (0,)
         refresh(conn, device_id)  # from scratch
         conn.commit()
-    assert _hourly(pg_url, device_id) == before
+    assert (_hourly(pg_url, device_id), _daily(pg_url, device_id)) == before

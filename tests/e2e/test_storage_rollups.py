@@ -8,9 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from luftnett.collector import annotations
+from luftnett.collector.pgnumeric import group_sums
 from luftnett.collector.rollups import DayConvention, day_bounds, refresh
 from luftnett.collector.validate import Accepted, validate_message
 from luftnett.collector.writer import Writer
@@ -241,3 +246,88 @@ def test_migrations_on_a_fresh_database(fresh_db_url: str) -> None:
             "SELECT count(*) FROM pg_matviews WHERE matviewname LIKE 'readings_%%_ca'"
         ).fetchone()
         assert n == (0,)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.floats(width=32, allow_nan=False, allow_infinity=False)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_group_sums_equal_postgresql(pg_url: str, pairs: list[tuple[int, float]]) -> None:
+    g = np.array([p[0] for p in pairs], dtype=np.int64)
+    x = np.array([p[1] for p in pairs], dtype=np.float32)
+    with psycopg.connect(pg_url) as conn:
+        pg = dict(
+            conn.execute(
+                "SELECT g, sum(x::numeric) FROM unnest(%s::int[], %s::real[]) AS u(g, x) "
+                "GROUP BY g",
+                (g.tolist(), x.tolist()),
+            ).fetchall()
+        )
+    got = group_sums(g, x, 4)
+    for k in range(4):
+        assert got[k] == pg.get(k)
+        assert str(got[k]) == str(pg.get(k))  # the same display scale
+
+
+def test_added_hours_equal_recompute_with_annotations_and_any_values(
+    pg_url: str, device_id: str
+) -> None:
+    """Batches added hour by hour (late, repeated, values of any magnitude and scale,
+    invalidating flags, staff annotations made before and after) equal a recomputation."""
+    rnd = random.Random(5)
+    t0 = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)
+    magnitudes = [0.0, 1e-7, 3.1, 12.345678, 999999.5, 1234567.0, 7.5e12, 2.5e-30, 88.8]
+
+    def some(seq: int, temperature: bool = True) -> Any:
+        vals = {
+            "pm25_ugm3": rnd.choice(magnitudes) * rnd.choice([1, 1, -1]),
+            "pm10_ugm3": round(rnd.uniform(0, 80), rnd.randint(0, 3)),
+            "temperature_c": rnd.uniform(-30, 35),
+        }
+        if rnd.random() < 0.3 or not temperature:
+            del vals["temperature_c"]
+        flags = ["warming_up"] if rnd.random() < 0.1 else None
+        return reading(seq, t0 + (seq + 1) * MINUTE, flags, **vals)
+
+    seqs = [s for s in range(300) if not 10 <= s < 15]  # five hours; 10-14 come last
+    batches = [seqs[i : i + rnd.randint(5, 70)] for i in range(0, 300, 40)]
+    rnd.shuffle(batches)
+    batches.append(batches[1][:3])  # a redelivery
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([message(device_id, [some(s) for s in batches[0]])])
+        # an invalidating annotation over hour 2 before most readings arrive, one revoked,
+        # one that does not invalidate
+        a = annotations.add(conn, device_id, t0 + timedelta(minutes=70), t0 + timedelta(
+            minutes=150), "roadworks", "digging", "test", invalidates=True)  # fmt: skip
+        b = annotations.add(conn, device_id, t0, t0 + timedelta(hours=5), "fog", "fog", "test",
+                            invalidates=True)  # fmt: skip
+        annotations.revoke(conn, b.annotation_id, "test", "was not fog")
+        annotations.add(conn, device_id, t0, t0 + timedelta(hours=5), "other", "note", "test")
+        w = Writer(conn)
+        for batch in batches[1:]:
+            w.write([message(device_id, [some(s) for s in batch])])
+        # late, into an hour with temperatures, none of its own
+        w.write([message(device_id, [some(s, temperature=False) for s in range(10, 15)])])
+        conn.commit()
+        incremental = snapshot(conn, device_id)
+        refresh(conn, device_id)
+        conn.commit()
+        assert snapshot(conn, device_id) == incremental
+        hourly = {r[1]: r for r in incremental[0]}
+        h1 = hourly[t0 + timedelta(hours=1)]
+        n_stored, n_valid = h1[4], h1[5]
+        assert n_stored > 0
+        assert n_valid < n_stored  # the annotation took 50 of the hour's readings out
+        annotations.revoke(conn, a.annotation_id, "test", "finished early")
+        conn.commit()
+        after = snapshot(conn, device_id)
+        refresh(conn, device_id)
+        conn.commit()
+        assert snapshot(conn, device_id) == after
+        assert {r[1]: r for r in after[0]}[t0 + timedelta(hours=1)][5] > n_valid
