@@ -59,11 +59,13 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 _READY_BATCHES = 8  # validated chunks the writer may have waiting
 _CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
+_CHUNK_READINGS = 5_000  # ... and hands over to the writers in parts of about this many readings
 _OWED_MAX = 250_000  # readings whose calibration a writer holds in memory
 _SETTLE_READINGS = 50_000  # readings settled per calibration transaction
 _SETTLE_MIN = 5_000  # ... and at least this many when the writer is idle, or
 _SETTLE_IDLE_S = 0.5  # ... the oldest of them waited this long
 _BUSY_INBOX = 100  # messages waiting to be validated: a burst (a steady stream leaves a few)
+_BUSY_HOLD_S = 1.0  # a writer found busy counts as busy this long after (a burst's gaps)
 _STORED_EVERY_S = 5.0  # how often the maintenance thread settles debts left in the database
 
 
@@ -108,6 +110,7 @@ class _Slot:
         self.owed: deque[PendingWork] = deque()
         self.owed_readings = 0
         self.cache = CalibrationCache()
+        self.busy_until = 0.0  # monotonic: the writer was last found busy this long before
 
     def owe(self, work: PendingWork | None) -> None:
         """Hold what a committed batch owes; past the limit it stays owed in the database
@@ -334,20 +337,37 @@ class Collector:
             conn.close()
 
     def _validate_loop(self) -> None:
+        """Validate what the inbox holds and hand it to the writers in chunks of at most
+        ``_CHUNK_READINGS`` readings: a burst of 100-reading messages reaches the writers while
+        the rest of it is still being validated (the whole chunk of 500 messages first held
+        the first commit back by ~0.3 s); each writer joins what is ready into its next
+        transaction."""
+        root = self.cfg.topic_root
         while not self._stop.is_set():
             batch = self._take_batch()
             if not batch:
                 continue
-            items: list[Accepted | Quarantined] = [
-                validate_message(self.cfg.topic_root, m.topic, bytes(m.payload)) for m in batch
-            ]
-            for slot, part in zip(self._slots, self._split(batch, items), strict=True):
-                while part[0] and not self._stop.is_set():
-                    try:
-                        slot.ready.put(part, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+            start, n_readings = 0, 0
+            items: list[Accepted | Quarantined] = []
+            for i, m in enumerate(batch):
+                item = validate_message(root, m.topic, bytes(m.payload))
+                items.append(item)
+                if isinstance(item, Accepted):
+                    n_readings += item.count
+                if n_readings >= _CHUNK_READINGS or i == len(batch) - 1:
+                    self._hand_over(batch[start : i + 1], items)
+                    start, n_readings, items = i + 1, 0, []
+
+    def _hand_over(
+        self, batch: list[mqtt.MQTTMessage], items: list[Accepted | Quarantined]
+    ) -> None:
+        for slot, part in zip(self._slots, self._split(batch, items), strict=True):
+            while part[0] and not self._stop.is_set():
+                try:
+                    slot.ready.put(part, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
     def _split(
         self, batch: list[mqtt.MQTTMessage], items: list[Accepted | Quarantined]
@@ -398,12 +418,20 @@ class Collector:
 
     def _busy(self, slot: _Slot) -> bool:
         """Messages wait for this writer, or a backlog for the validator (a burst, a
-        reconnect with a full session): ``calibration = "auto"`` defers calibration then."""
-        return slot.waiting() or len(self._q) >= _BUSY_INBOX
+        reconnect with a full session), now or within the last ``_BUSY_HOLD_S``: a burst
+        leaves short gaps (the writer took everything; the next messages are in flight), and
+        calibrating inline or settling debts in them slows the whole burst down.
+        ``calibration = "auto"`` defers calibration while busy; debts wait for the writer to
+        be idle (or ``calibration_max_lag_s``)."""
+        now = time.monotonic()
+        if slot.waiting() or len(self._q) >= _BUSY_INBOX:
+            slot.busy_until = now + _BUSY_HOLD_S
+            return True
+        return now < slot.busy_until
 
     def _settle_now(self, slot: _Slot) -> bool:
         """Time to settle the writer's calibration debts: the oldest is ``calibration_max_lag_s``
-        old, or no message waits and the debts are worth a transaction (many readings, or the
+        old, or the writer is idle and the debts are worth a transaction (many readings, or the
         oldest waited ``_SETTLE_IDLE_S``): at a low rate one settling transaction per batch
         would double the commits each message waits behind."""
         if not slot.owed:
@@ -411,7 +439,7 @@ class Collector:
         age = time.monotonic() - slot.owed[0].since
         if age >= self.cfg.calibration_max_lag_s:
             return True
-        return not slot.waiting() and (slot.owed_readings >= _SETTLE_MIN or age >= _SETTLE_IDLE_S)
+        return not self._busy(slot) and (slot.owed_readings >= _SETTLE_MIN or age >= _SETTLE_IDLE_S)
 
     def _write_loop(self, slot: _Slot) -> None:
         while not self._stop.is_set():

@@ -204,8 +204,8 @@ class CollectorSettings(BaseModel):
         "transaction; deferred, in a transaction of its own moments after the readings are "
         "committed and acknowledged (what it owes is recorded with the readings, so a crash "
         "loses nothing): a backlog is stored at the rate of the readings alone; auto: inline "
-        "while no other message waits for the writer, deferred while messages wait (a burst, "
-        "a backlog)",
+        "while no other message waits for the writer, deferred while messages wait or waited "
+        "within the last second (a burst, a backlog), settled once the writer is idle",
     )
     calibration_max_lag_s: float = Field(
         default=5.0,
