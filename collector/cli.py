@@ -6,6 +6,8 @@ import click
 
 from luftnett.cli import settings_of, wait_forever
 
+_SWITCH_INTERVAL_S = 0.001
+
 
 @click.group()
 def collector() -> None:
@@ -23,10 +25,18 @@ def collector_run(ctx: click.Context) -> None:
 
     Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
     """
+    import sys
+
     from luftnett.collector.confirm import Confirmer
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.connect import broker_url, database_url
 
+    # The writer threads wait on the database many times a transaction, and each time need
+    # the GIL back from the validator, which is busy decoding a burst: at Python's default
+    # switch interval (5 ms) a 20,000-reading transaction took ~155 ms instead of ~120, and a
+    # burst of 200,000 readings was stored at a median 151,000 readings/s against 191,000 at
+    # 1 ms (three runs each, docs/benchmarks.md). The process is the collector's own.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     s = settings_of(ctx)
     with database_url(s) as db_url, broker_url(s) as mq_url:
         c = s.collector

@@ -486,6 +486,7 @@ class Collector:
                 try:
                     if self.cfg.calibration == "auto":
                         slot.writer.calibration = "deferred" if self._busy(slot) else "inline"
+                    t0 = time.perf_counter()
                     res = slot.writer.write(items)
                 except psycopg.OperationalError as exc:
                     log.warning("write failed; will retry", extra={"error": str(exc)[:200]})
@@ -514,6 +515,7 @@ class Collector:
                             "rows": res.stored,
                             "dupes": res.duplicates,
                             "quarantined": res.quarantined,
+                            "ms": round(1000 * (time.perf_counter() - t0), 1),
                         },
                     )
                     return True
