@@ -317,7 +317,9 @@ class Collector:
                         self._count(rollup_hours=n)
                 if now >= next_stored:
                     next_stored = now + _STORED_EVERY_S
-                    older = 3 * self.cfg.calibration_max_lag_s  # writers settle theirs sooner
+                    # writers settle what they hold sooner; what they do not hold (past their
+                    # memory limit, a crash) is settled at once when they are idle
+                    older = 0.0 if self._writers_idle() else 3 * self.cfg.calibration_max_lag_s
                     while not self._stop.is_set():
                         runs, settled, written = calibrate_stored(conn, cache, older)
                         if not runs:
@@ -428,6 +430,12 @@ class Collector:
             slot.busy_until = now + _BUSY_HOLD_S
             return True
         return now < slot.busy_until
+
+    def _writers_idle(self) -> bool:
+        """No writer holds calibration debts or has been busy within ``_BUSY_HOLD_S``: what
+        is still owed in the database is nobody's in memory."""
+        now = time.monotonic()
+        return all(not s.owed and not s.waiting() and now >= s.busy_until for s in self._slots)
 
     def _settle_now(self, slot: _Slot) -> bool:
         """Time to settle the writer's calibration debts: the oldest is ``calibration_max_lag_s``

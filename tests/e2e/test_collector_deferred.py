@@ -202,3 +202,24 @@ def test_collector_settles_its_debts(
     # deferred settles every reading after its commit; auto, with no message waiting
     # for the writer, calibrates each batch in its own transaction
     assert col.counts["calibrated"] == (n if mode == "deferred" else 0)
+
+
+def test_an_idle_collector_settles_debts_no_writer_holds_at_once(
+    pg_url: str, start_collector: Callable[..., Collector], wait_until: Callable[..., None]
+) -> None:
+    """Debts only the database knows (a writer past its memory limit, a killed collector) are
+    settled by the next maintenance round while the writers are idle, not after waiting
+    3 x calibration_max_lag_s (here 180 s) as debts a busy writer may still settle."""
+    inline, orphan = _devices("inl"), _devices("orphan")
+    start_collector(calibration="deferred", calibration_max_lag_s=60)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        Writer(conn, calibration="inline").write(_items(inline))
+        res = Writer(conn, calibration="deferred").write(_items(orphan))
+        assert res.pending is not None  # held by no collector's memory
+        assert len(_pending(conn, orphan)) == 6
+        wait_until(
+            lambda: _pending(conn, orphan) == [],
+            timeout=20,
+            what="the orphaned debts settled by the idle collector",
+        )
+        assert _values(conn, orphan) == _values(conn, inline)
