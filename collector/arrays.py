@@ -22,8 +22,8 @@ def int_array(values: Iterable[int]) -> str:
 
 def number_array(values: Iterable[float | Decimal | None]) -> str:
     """Floats (their shortest exact repr: a ``real[]`` cast reads a float32's value back
-    exactly), Decimals (numeric, scale kept) or ints; None is NULL."""
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    exactly), Decimals (numeric, scale kept) or ints; None and NaN are NULL."""
+    return "{" + ",".join("NULL" if v is None or v != v else str(v) for v in values) + "}"
 
 
 def _quoted(text: str | None) -> str:

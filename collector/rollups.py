@@ -40,10 +40,10 @@ __all__ = [
     "add_hours",
     "day_bounds",
     "day_of",
+    "hour_groups",
     "hour_of",
     "lock_devices",
     "mark_days",
-    "mark_dirty",
     "refresh",
     "refresh_days",
     "refresh_dirty",
@@ -306,37 +306,45 @@ def days_of(
     return {(d, day_of(h, c), c) for d, h in keys for c in DayConvention}
 
 
+def hour_groups(
+    names: list[str], dev: npt.NDArray[np.int64], ts_us: npt.NDArray[np.int64]
+) -> tuple[list[tuple[str, datetime]], npt.NDArray[np.int64]]:
+    """The (device, UTC hour of ts) of readings given as columns (device codes into
+    ``names``): the distinct keys, sorted, and each reading's index into them."""
+    hour = np.floor_divide(ts_us, _HOUR_US)  # |hour| < 2**27 for any datetime
+    uniq, g = np.unique((dev.astype(np.int64) << 32) + (hour + 2**31), return_inverse=True)
+    keys = [
+        (names[k >> 32], _EPOCH + timedelta(hours=(k & 0xFFFFFFFF) - 2**31)) for k in uniq.tolist()
+    ]
+    return keys, g.astype(np.int64).ravel()
+
+
 def add_hours(
     conn: psycopg.Connection[Any],
+    groups: tuple[list[tuple[str, datetime]], npt.NDArray[np.int64]],
     names: list[str],
     dev: npt.NDArray[np.int64],
     ts_us: npt.NDArray[np.int64],
     window_s: npt.NDArray[np.float64],
     flags: npt.NDArray[np.int64],
     vals: npt.NDArray[np.float64],
-) -> set[tuple[str, datetime]]:
+) -> None:
     """Add newly stored readings (columns; device codes into ``names``, values NaN where
-    missing, ``flags`` as stored) to their hourly rollups, in the caller's transaction, after
-    their devices were locked (the writer's devices upsert). Return the (device, UTC hour)
-    keys touched; their days are left to :func:`refresh_days` (or :func:`mark_days`).
+    missing, ``flags`` as stored; ``groups`` their :func:`hour_groups`) to their hourly
+    rollups, in the caller's transaction, after their devices were locked (the writer's
+    devices upsert). Their days are left to :func:`refresh_days` (or :func:`mark_days`).
 
     Equal to recomputing the hours from ``readings_effective``: the batch's counts, minima,
     maxima and exact ``numeric`` sums (:mod:`~luftnett.collector.pgnumeric`) are those its
     rows contribute, and readings are never changed once stored; an annotation's change
     recomputes its hours (under the same device locks)."""
-    n = dev.size
-    if not n:
-        return set()
-    hour = np.floor_divide(ts_us, _HOUR_US)
-    uniq, g = np.unique((dev.astype(np.int64) << 32) + (hour + 2**31), return_inverse=True)
-    g = g.astype(np.int64).ravel()
-    keys = [
-        (names[k >> 32], _EPOCH + timedelta(hours=(k & 0xFFFFFFFF) - 2**31)) for k in uniq.tolist()
-    ]
+    if not dev.size:
+        return
+    keys, g = groups
     x32 = vals.astype(np.float32)  # the stored real values
     if not np.isfinite(x32[~np.isnan(x32)]).all():  # out of real's range: recompute instead
         refresh_hours(conn, keys)
-        return set()
+        return
     effective = flags.astype(np.int64)
     lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
     hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
@@ -346,7 +354,7 @@ def add_hours(
         inside = (dev == code[device]) & (ts_us >= a0) & (ts_us < a1)
         effective[inside] |= int(ReadingFlag.ANNOTATED_INVALID)
     valid = effective & int(INVALIDATING_FLAGS) == 0
-    n_g = uniq.size
+    n_g = len(keys)
     window = np.full(n_g, np.inf, dtype=np.float32)
     np.minimum.at(window, g, window_s.astype(np.float32))
     params: list[str] = [
@@ -373,11 +381,10 @@ def add_hours(
         params += [
             int_array(count.tolist()),
             number_array(group_sums(gs, xs, n_g)),
-            number_array(np.where(none, np.nan, lo_v).tolist()).replace("nan", "NULL"),
-            number_array(np.where(none, np.nan, hi_v).tolist()).replace("nan", "NULL"),
+            number_array(np.where(none, np.nan, lo_v).tolist()),
+            number_array(np.where(none, np.nan, hi_v).tolist()),
         ]
     conn.execute(_ADD, params)
-    return set(keys)
 
 
 def refresh_days(
@@ -490,12 +497,6 @@ def refresh(
     return RefreshResult((len(devices), n_hours, n_days))
 
 
-_MARK_DIRTY = """
-INSERT INTO rollup_dirty (device_id, hour_start)
-SELECT * FROM unnest(%s::text[], %s::timestamptz[])
-ON CONFLICT DO NOTHING
-"""
-
 _MARK_DAYS = """
 INSERT INTO rollup_dirty (device_id, hour_start, hour_current)
 SELECT d, h, true FROM unnest(%s::text[], %s::timestamptz[]) AS u(d, h)
@@ -518,15 +519,6 @@ _TAKE_FULL = """
 DELETE FROM rollup_dirty WHERE NOT hour_current AND device_id = ANY(%s)
 RETURNING device_id, hour_start
 """
-
-
-def mark_dirty(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:
-    """Queue these (device, UTC hour) rollups for :func:`refresh_dirty` to recompute from the
-    readings (same transaction)."""
-    pairs = sorted(set(keys))
-    if pairs:
-        dev, hour = zip(*pairs, strict=True)
-        conn.execute(_MARK_DIRTY, (text_array(dev), time_array(hour)))
 
 
 def mark_days(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:

@@ -33,7 +33,7 @@ from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.deferred import PendingWork, queue_pending, seq_runs
 from luftnett.collector.ledger import record_ingest
-from luftnett.collector.rollups import add_hours, days_of, mark_days, refresh_days
+from luftnett.collector.rollups import add_hours, days_of, hour_groups, mark_days, refresh_days
 from luftnett.collector.validate import Accepted, Quarantined
 from luftnett.contracts.units import FLAGS_VERSION
 from luftnett.db.schema import (
@@ -143,19 +143,11 @@ class BatchResult:
 
 
 def _hour_counts(
-    names: Sequence[str], dev: np.ndarray, t: np.ndarray
+    groups: tuple[list[tuple[str, datetime]], np.ndarray],
 ) -> Counter[tuple[str, datetime]]:
-    """Readings per (device, UTC hour of ts): counted in numpy, datetimes once per key."""
-    if not dev.size:
-        return Counter()
-    hour = np.floor(t / 3600).astype(np.int64)  # |hour| < 2**27 for any datetime
-    uniq, counts = np.unique((dev << 32) + (hour + 2**31), return_counts=True)
-    return Counter(
-        {
-            (names[k >> 32], datetime.fromtimestamp(((k & 0xFFFFFFFF) - 2**31) * 3600, UTC)): c
-            for k, c in zip(uniq.tolist(), counts.tolist(), strict=True)
-        }
-    )
+    """Readings per (device, UTC hour of ts), from their :func:`hour_groups`."""
+    keys, g = groups
+    return Counter(dict(zip(keys, np.bincount(g, minlength=len(keys)).tolist(), strict=True)))
 
 
 class _JsonbText(Dumper):
@@ -353,19 +345,17 @@ class Writer:
                         calibrate_at_ingest(self.conn, fresh, self._calibration)
                     else:  # recorded as owed; the caller hands `pending` to the calibrator
                         pending = queue_pending(self.conn, fresh, added)
-                got = _hour_counts(names, cols.dev, cols.t)
-                if keep is None:  # every reading stored
-                    kept = got
-                else:
-                    kept = _hour_counts(names, fcols.dev, fcols.t) if stored else Counter()
-                record_ingest(self.conn, got, kept)
+                received = hour_groups(names, batch.dev, batch.ts_us)
+                # every reading stored (keep is None): the same groups
+                kept = received if keep is None else hour_groups(names, fresh.dev, fresh.ts_us)
+                record_ingest(self.conn, _hour_counts(received), _hour_counts(kept))
                 if self.rollups and stored:
-                    hours = add_hours(self.conn, names, fcols.dev, fresh.ts_us, fresh.window_s,
-                                      flags, fresh.vals)  # fmt: skip
+                    add_hours(self.conn, kept, names, fresh.dev, fresh.ts_us, fresh.window_s,
+                              flags, fresh.vals)  # fmt: skip
                     if self.deferred:
-                        mark_days(self.conn, hours)
+                        mark_days(self.conn, kept[0])
                     else:
-                        refresh_days(self.conn, days_of(hours))
+                        refresh_days(self.conn, days_of(kept[0]))
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(
