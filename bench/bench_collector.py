@@ -58,7 +58,6 @@ from collector_procs import (
     collector_ready,
     finish_publishers,
     go,
-    last_readings,
     mqb_tables,
     poll_count,
     publish,
@@ -148,7 +147,7 @@ def calibrated_by(db: str, w: Workload, t_start: float) -> float:
     """When the last calibrated value of the run was committed: every bench reading has a
     PM2.5 and a PM10 value with a fleet default in force, so two values per reading (the
     collector writes them after the readings' commit by default: collector.calibration)."""
-    t, n = poll_count(db, "calibrated_values", 2 * w.readings, t_start, last=last_readings(w))
+    t, n = poll_count(db, "calibrated_values", 2 * w.readings, t_start, last=w.last)
     return t if n >= 2 * w.readings else 0.0
 
 
@@ -167,7 +166,6 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
     )
     run = Run(label, w.name, "live", len(w.messages), w.readings, expected_rows(kind, w))
     procs, table, ids = start_consumers(env, kind, db, root, w, n)
-    last = last_readings(w)
     pubs: list[Proc] = []
     try:
         pubs = publish(env, root, w, publishers)
@@ -176,7 +174,7 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
             meter.start(consumer=[p.pid for p in procs])
             go(pubs)
             t_go = time.time()
-            run.t_done, _ = poll_count(db, table, run.expected_rows, t_go, last=last)
+            run.t_done, _ = poll_count(db, table, run.expected_rows, t_go, last=w.last)
             if kind in ("collector", "collector-1w"):
                 run.t_calibrated = calibrated_by(db, w, t_go)
             run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
@@ -220,7 +218,7 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
         run.t_first = p.t_start
         meter = CpuMeter(env)
         meter.start(consumer=[p.pid])
-        run.t_done, _ = poll_count(db, table, run.expected_rows, run.t_first, last=last_readings(w))
+        run.t_done, _ = poll_count(db, table, run.expected_rows, run.t_first, last=w.last)
         if kind == "collector":
             run.t_calibrated = calibrated_by(db, w, run.t_first)
         run.cpu = meter.stop()

@@ -9,7 +9,6 @@ polling ``count(*)``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -358,6 +357,10 @@ def make_messages(
     return out
 
 
+#: (device ids, seqs, times) of each device's last reading
+LastReadings = tuple[list[str], list[int], list[dt.datetime]]
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -365,13 +368,12 @@ class Workload:
     messages: list[tuple[str, str]]
     readings: int
     #: each device's last reading (:func:`last_readings`), found once, before any timing
-    last: tuple[list[str], list[int], list[dt.datetime]] | None = None
+    last: LastReadings
 
 
 def workload(name: str, n_readings: int, per_msg: int, per_device: int | None = None) -> Workload:
     msgs = make_messages(n_readings, per_msg, per_device)
-    w = Workload(name, per_msg, msgs, n_readings)
-    return dataclasses.replace(w, last=last_readings(w))
+    return Workload(name, per_msg, msgs, n_readings, last_readings(msgs))
 
 
 def cpu_s(pid: int) -> float:
@@ -457,12 +459,10 @@ def wait_quiet(max_s: float, limit_pct: float = 25.0, window_s: float = 2.0) -> 
             return pct
 
 
-def last_readings(w: Workload) -> tuple[list[str], list[int], list[dt.datetime]]:
-    """Each device's last reading in the workload: (device ids, seqs, times)."""
-    if w.last is not None:
-        return w.last
+def last_readings(messages: list[tuple[str, str]]) -> LastReadings:
+    """Each device's last reading in these messages: (device ids, seqs, times)."""
     last: dict[str, tuple[int, dt.datetime]] = {}
-    for device, payload in w.messages:
+    for device, payload in messages:
         r = json.loads(payload)["readings"][-1]
         ts = dt.datetime.fromisoformat(r["ts"].replace("Z", "+00:00"))
         if device not in last or r["seq"] > last[device][0]:
@@ -487,7 +487,7 @@ def poll_count(
     expected: int,
     t_start: float,
     stall_s: float = 180,
-    last: tuple[list[str], list[int], list[dt.datetime]] | None = None,
+    last: LastReadings | None = None,
 ) -> tuple[float, int]:
     """Poll until ``table`` holds ``expected`` rows (the interval grows with the run: 1 %), or
     until no row arrived for ``stall_s``: one transaction of 500 messages of 100 readings can
@@ -500,14 +500,12 @@ def poll_count(
     a load the bare COPY, timed without polling, never had."""
     last_n, last_change = -1, time.time()
     probe = _PROBES[table].format(table=table) if last is not None and table in _PROBES else None
+    devices = last[0] if last is not None else []
     counted = 0.0
     with psycopg.connect(db, autocommit=True) as c:
         while True:
             t = time.time()
-            done = probe is None
-            if probe is not None:
-                (found,) = c.execute(probe, last).fetchone() or (0,)
-                done = found == len(last[0]) if last is not None else True
+            done = probe is None or c.execute(probe, last).fetchone() == (len(devices),)
             if done or t - counted > 2.0:  # also every 2 s: progress, for the stall check
                 counted = t
                 (n,) = c.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608
