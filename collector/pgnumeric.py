@@ -103,12 +103,13 @@ def group_sums(
     sums = np.add.reduceat(digits[order], starts)
     kg, ke = ks[starts] // 1024, ks[starts] % 1024 - 512
     first = np.flatnonzero(np.r_[True, kg[1:] != kg[:-1]])  # sorted: the least exponent
-    lo = np.repeat(ke[first], np.diff(np.r_[first, kg.size]))
-    shift = ke - lo
-    big = np.abs(sums).max() * 10.0 ** float(shift.max()) >= 2.0**62
+    terms = np.diff(np.r_[first, kg.size])  # exponents per group
+    shift = ke - np.repeat(ke[first], terms)
+    # the largest term times the most terms of a group bounds every total
+    big = np.abs(sums).max() * 10.0 ** float(shift.max()) * terms.max() >= 2.0**62
     if big:  # extreme magnitudes in one group: Python integers
         totals = [0] * first.size
-        at = np.repeat(np.arange(first.size), np.diff(np.r_[first, kg.size])).tolist()
+        at = np.repeat(np.arange(first.size), terms).tolist()
         for i, sm, sh in zip(at, sums.tolist(), shift.tolist(), strict=True):
             totals[i] += sm * 10**sh
     else:
