@@ -100,7 +100,7 @@ def reading_records(
             tmpl[f"l_v{j}"] = -1 if nulls[j] else 4
         tmpl["l_extra"], tmpl["l_sv"], tmpl["l_fl"], tmpl["l_ck"] = -1, 2, 8, 8
         tmpl["l_qv"], tmpl["qv"] = 2, qc_version
-        rec = np.full(idx.size, tmpl, dtype=dt)
+        rec = np.tile(tmpl.reshape(1), idx.size)  # ~20 times faster than np.full with a record
         sel = slice(None) if idx.size == n else idx  # one layout (the usual batch): no copies
         if ld:
             rec["dev"] = all_dev[sel]
