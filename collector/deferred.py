@@ -33,11 +33,13 @@ import psycopg
 from psycopg import sql
 
 from luftnett.calibration.apply_db import CalibrationCache, calibrate_rows, write_calibrated
+from luftnett.collector.arrays import int_array, number_array, text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.columns import BatchColumns
 from luftnett.db.schema import READING_COLUMNS
 
 __all__ = [
+    "QUEUE",
     "PendingWork",
     "calibrate_stored",
     "calibrate_work",
@@ -93,7 +95,8 @@ class PendingWork:
 
 # The run's time span widened by a millisecond each way: epoch seconds as float8 round to the
 # microsecond, and the span only narrows the index scan (seq selects the rows exactly).
-_QUEUE = """
+#: records calibration debts: parameters from :func:`queue_pending`
+QUEUE = """
 INSERT INTO calibration_pending (device_id, seq_lo, seq_hi, ts_lo, ts_hi)
 SELECT d, lo, hi, to_timestamp(t0 - 0.001), to_timestamp(t1 + 0.001)
 FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::float8[], %s::float8[]) AS u(d, lo, hi, t0, t1)
@@ -101,13 +104,15 @@ FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::float8[], %s::float8[]) AS u
 
 
 def queue_pending(
-    conn: psycopg.Connection[Any], batch: BatchColumns, runs: Sequence[tuple[Any, ...]]
-) -> PendingWork:
-    """Record, in the caller's transaction, that these new readings are owed calibrated
-    values; ``runs`` are their seq runs with time spans (:func:`seq_runs` with ``t``, as the
-    writer's dedupe found them)."""
-    conn.execute(_QUEUE, [list(c) for c in zip(*runs, strict=True)], binary=True)
-    return PendingWork([r[:3] for r in runs], batch, time.monotonic())
+    batch: BatchColumns, runs: Sequence[tuple[Any, ...]]
+) -> tuple[PendingWork, list[str]]:
+    """What these new readings are owed: the :class:`PendingWork` the writer holds, and the
+    parameters of :data:`QUEUE`, which records it in the caller's transaction. ``runs`` are
+    their seq runs with time spans (:func:`seq_runs` with ``t``, as the writer's dedupe found
+    them)."""
+    dev, lo, hi, t0, t1 = zip(*runs, strict=True)
+    params = [text_array(dev), int_array(lo), int_array(hi), number_array(t0), number_array(t1)]
+    return PendingWork([r[:3] for r in runs], batch, time.monotonic()), params
 
 
 _CLAIM = """

@@ -33,18 +33,20 @@ from luftnett.collector.rollups import DayConvention, day_bounds
 __all__ = [
     "DEFAULT_LATE_AFTER",
     "DUPLICATES_SQL",
+    "INGEST",
     "KEYS_SQL",
     "LEDGER_DEVICES_SQL",
     "LedgerDay",
+    "ingest_params",
     "ledger",
     "ledger_day",
-    "record_ingest",
     "summarise",
 ]
 
 DEFAULT_LATE_AFTER = timedelta(hours=1)
 
-_INGEST = """
+#: adds a batch's counts to the completeness ledger: parameters from :func:`ingest_params`
+INGEST = """
 INSERT INTO ingest_counts AS c (device_id, hour_start, received, stored, duplicates)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::bigint[])
 ON CONFLICT (device_id, hour_start) DO UPDATE SET
@@ -193,20 +195,17 @@ def ledger(
     return out
 
 
-def record_ingest(
-    conn: psycopg.Connection[Any],
+def ingest_params(
     received: Counter[tuple[str, datetime]],
     stored: Counter[tuple[str, datetime]],
-) -> None:
-    """Add one batch's received/stored counts per (device, UTC hour of ts) to ingest_counts."""
+) -> list[str] | None:
+    """The parameters of :data:`INGEST`, which adds one batch's received/stored counts per
+    (device, UTC hour of ts) to ingest_counts; None when the batch had no readings."""
     keys: Iterable[tuple[str, datetime]] = sorted(received.keys() | stored.keys())
     rows = [
         (d, h, received[(d, h)], stored[(d, h)], received[(d, h)] - stored[(d, h)]) for d, h in keys
     ]
     if not rows:
-        return
+        return None
     dev, hour, got, kept, dup = zip(*rows, strict=True)
-    conn.execute(
-        _INGEST,
-        [text_array(dev), time_array(hour), int_array(got), int_array(kept), int_array(dup)],
-    )
+    return [text_array(dev), time_array(hour), int_array(got), int_array(kept), int_array(dup)]

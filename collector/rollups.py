@@ -35,15 +35,18 @@ from luftnett.db.schema import ROLLUP_DAILY_COLUMNS, ROLLUP_HOURLY_COLUMNS, VALU
 from luftnett.errors import ConfigError
 
 __all__ = [
+    "ADD_HOURS",
+    "MARK_DAYS",
     "DayConvention",
     "RefreshResult",
-    "add_hours",
+    "annotated_spans",
     "day_bounds",
+    "day_marks",
     "day_of",
+    "hour_additions",
     "hour_groups",
     "hour_of",
     "lock_devices",
-    "mark_days",
     "refresh",
     "refresh_days",
     "refresh_dirty",
@@ -212,7 +215,8 @@ def _add_sql() -> sql.Composed:
 
 _HOUR_HEAD = ("device_id", "hour_start", "window_s", "n_expected", "n_stored", "n_valid")
 assert ROLLUP_HOURLY_COLUMNS[: len(_HOUR_HEAD)] == _HOUR_HEAD
-_ADD = _add_sql()
+#: adds a batch's partial hourly rollups: parameters from :func:`hour_additions`
+ADD_HOURS = _add_sql()
 _HOUR_US = 3_600_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # invalidating staff annotations over the batch, for the readings' effective flags
@@ -220,7 +224,7 @@ _ANNOTATED = """
 SELECT device_id, (extract(epoch FROM starts_at) * 1000000)::int8,
        (extract(epoch FROM ends_at) * 1000000)::int8
 FROM annotations
-WHERE device_id = ANY(%s) AND invalidates AND revoked_at IS NULL
+WHERE device_id = ANY(%s::text[]) AND invalidates AND revoked_at IS NULL
   AND starts_at <= %s AND ends_at > %s
 """
 
@@ -319,8 +323,23 @@ def hour_groups(
     return keys, g.astype(np.int64).ravel()
 
 
-def add_hours(
+def annotated_spans(
     conn: psycopg.Connection[Any],
+    names: list[str],
+    dev: npt.NDArray[np.int64],
+    ts_us: npt.NDArray[np.int64],
+) -> list[tuple[str, int, int]]:
+    """The invalidating annotations in force over these readings' devices and time span, as
+    ``(device, start, end)`` in microseconds since 1970, for :func:`hour_additions`."""
+    if not dev.size:
+        return []
+    lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
+    hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
+    present = sorted({names[d] for d in np.unique(dev).tolist()})
+    return conn.execute(_ANNOTATED, (text_array(present), hi, lo)).fetchall()
+
+
+def hour_additions(
     groups: tuple[list[tuple[str, datetime]], npt.NDArray[np.int64]],
     names: list[str],
     dev: npt.NDArray[np.int64],
@@ -328,29 +347,28 @@ def add_hours(
     window_s: npt.NDArray[np.float64],
     flags: npt.NDArray[np.int64],
     vals: npt.NDArray[np.float64],
-) -> None:
-    """Add newly stored readings (columns; device codes into ``names``, values NaN where
-    missing, ``flags`` as stored; ``groups`` their :func:`hour_groups`) to their hourly
-    rollups, in the caller's transaction, after their devices were locked (the writer's
-    devices upsert). Their days are left to :func:`refresh_days` (or :func:`mark_days`).
+    annotated: Iterable[tuple[str, int, int]],
+) -> list[str] | None:
+    """The parameters of :data:`ADD_HOURS` that add newly stored readings (columns; device
+    codes into ``names``, values NaN where missing, ``flags`` as stored; ``groups`` their
+    :func:`hour_groups`; ``annotated`` their :func:`annotated_spans`) to their hourly rollups;
+    None when a value is beyond ``real``'s range (stored as infinity: recompute those hours
+    with :func:`refresh_hours` instead). No database work: the writer builds them while the
+    server takes the batch's COPY.
 
     Equal to recomputing the hours from ``readings_effective``: the batch's counts, minima,
     maxima and exact ``numeric`` sums (:mod:`~luftnett.collector.pgnumeric`) are those its
     rows contribute, and readings are never changed once stored; an annotation's change
-    recomputes its hours (under the same device locks)."""
-    if not dev.size:
-        return
+    recomputes its hours (under the same device locks). Run the statement in the caller's
+    transaction, after the devices were locked (the writer's devices upsert); the days are
+    left to :func:`refresh_days` (or :data:`MARK_DAYS`)."""
     keys, g = groups
     x32 = vals.astype(np.float32)  # the stored real values
-    if not np.isfinite(x32[~np.isnan(x32)]).all():  # out of real's range: recompute instead
-        refresh_hours(conn, keys)
-        return
+    if not np.isfinite(x32[~np.isnan(x32)]).all():
+        return None
     effective = flags.astype(np.int64)
-    lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
-    hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
-    present = sorted({names[d] for d in np.unique(dev).tolist()})
     code = {d: i for i, d in enumerate(names)}
-    for device, a0, a1 in conn.execute(_ANNOTATED, (present, hi, lo)).fetchall():
+    for device, a0, a1 in annotated:
         inside = (dev == code[device]) & (ts_us >= a0) & (ts_us < a1)
         effective[inside] |= int(ReadingFlag.ANNOTATED_INVALID)
     valid = effective & int(INVALIDATING_FLAGS) == 0
@@ -384,7 +402,7 @@ def add_hours(
             number_array(np.where(none, np.nan, lo_v).tolist()),
             number_array(np.where(none, np.nan, hi_v).tolist()),
         ]
-    conn.execute(_ADD, params)
+    return params
 
 
 def refresh_days(
@@ -497,7 +515,7 @@ def refresh(
     return RefreshResult((len(devices), n_hours, n_days))
 
 
-_MARK_DAYS = """
+MARK_DAYS = """
 INSERT INTO rollup_dirty (device_id, hour_start, hour_current)
 SELECT d, h, true FROM unnest(%s::text[], %s::timestamptz[]) AS u(d, h)
 ON CONFLICT DO NOTHING
@@ -521,13 +539,15 @@ RETURNING device_id, hour_start
 """
 
 
-def mark_days(conn: psycopg.Connection[Any], keys: Iterable[tuple[str, datetime]]) -> None:
-    """Queue the days over these (device, UTC hour) rollups, which :func:`add_hours` has
-    brought up to date, for :func:`refresh_dirty` (same transaction)."""
+def day_marks(keys: Iterable[tuple[str, datetime]]) -> list[str] | None:
+    """The parameters of :data:`MARK_DAYS`, which queues the days over these (device, UTC
+    hour) rollups (brought up to date by :data:`ADD_HOURS`) for :func:`refresh_dirty`; None
+    when there are none."""
     pairs = sorted(set(keys))
-    if pairs:
-        dev, hour = zip(*pairs, strict=True)
-        conn.execute(_MARK_DAYS, (text_array(dev), time_array(hour)))
+    if not pairs:
+        return None
+    dev, hour = zip(*pairs, strict=True)
+    return [text_array(dev), time_array(hour)]
 
 
 def refresh_dirty(conn: psycopg.Connection[Any], limit: int = 5000) -> int:
