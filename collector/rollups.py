@@ -39,7 +39,7 @@ __all__ = [
     "MARK_DAYS",
     "DayConvention",
     "RefreshResult",
-    "annotated_spans",
+    "annotations_query",
     "day_bounds",
     "day_marks",
     "day_of",
@@ -323,20 +323,19 @@ def hour_groups(
     return keys, g.astype(np.int64).ravel()
 
 
-def annotated_spans(
+def annotations_query(
     conn: psycopg.Connection[Any],
     names: list[str],
     dev: npt.NDArray[np.int64],
     ts_us: npt.NDArray[np.int64],
-) -> list[tuple[str, int, int]]:
-    """The invalidating annotations in force over these readings' devices and time span, as
-    ``(device, start, end)`` in microseconds since 1970, for :func:`hour_additions`."""
-    if not dev.size:
-        return []
+) -> psycopg.Cursor[Any]:
+    """Execute (in a pipeline too) the query of the invalidating annotations in force over
+    these readings' devices and time span; its rows, ``(device, start, end)`` in microseconds
+    since 1970, are what :func:`hour_additions` takes. At least one reading."""
     lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
     hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
     present = sorted({names[d] for d in np.unique(dev).tolist()})
-    return conn.execute(_ANNOTATED, (text_array(present), hi, lo)).fetchall()
+    return conn.execute(_ANNOTATED, (text_array(present), hi, lo))
 
 
 def hour_additions(
@@ -351,10 +350,10 @@ def hour_additions(
 ) -> list[str] | None:
     """The parameters of :data:`ADD_HOURS` that add newly stored readings (columns; device
     codes into ``names``, values NaN where missing, ``flags`` as stored; ``groups`` their
-    :func:`hour_groups`; ``annotated`` their :func:`annotated_spans`) to their hourly rollups;
-    None when a value is beyond ``real``'s range (stored as infinity: recompute those hours
-    with :func:`refresh_hours` instead). No database work: the writer builds them while the
-    server takes the batch's COPY.
+    :func:`hour_groups`; ``annotated`` the rows of their :func:`annotations_query`) to their
+    hourly rollups; None when a value is beyond ``real``'s range (stored as infinity:
+    recompute those hours with :func:`refresh_hours` instead). No database work: the writer
+    builds them while the server takes the batch's COPY.
 
     Equal to recomputing the hours from ``readings_effective``: the batch's counts, minima,
     maxima and exact ``numeric`` sums (:mod:`~luftnett.collector.pgnumeric`) are those its

@@ -7,8 +7,9 @@ In the same transaction: quality control sets ``flags`` and ``qc_checks`` on eac
 COPY (one query per batch loads the stored neighbours the series checks need), the batch's
 received/stored counts go to ``ingest_counts`` (the completeness ledger's duplicates), and the
 stored readings are added to the hourly rollups (exact partial sums, not a recomputation).
-Those statements after the COPY need no answer: their parameters are computed while the server
-takes the COPY, and they are sent in one pipeline (one round trip instead of five).
+Three round trips in all: one pipeline before the COPY (devices, ledger, neighbours,
+annotations), the COPY, one pipeline after it (statements that need no answer, their parameters
+computed while the server takes the COPY), instead of a dozen statements one after another.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from psycopg.pq import Format
 
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
-from luftnett.collector.arrays import int_array, text_array
+from luftnett.collector.arrays import int_array, number_array, text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
 from luftnett.collector.columns import BatchColumns
 from luftnett.collector.copybin import reading_records
@@ -39,7 +40,7 @@ from luftnett.collector.rollups import (
     ADD_HOURS,
     MARK_DAYS,
     DayConvention,
-    annotated_spans,
+    annotations_query,
     day_marks,
     days_of,
     hour_additions,
@@ -155,6 +156,23 @@ class BatchResult:
     pending: PendingWork | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _LedgerKeys:
+    """A batch's rows in (device, seq) order (``order``; ``ds``, ``ss`` their device codes
+    and seqs; ``new_dev`` where a device starts, ``starts``/``ends`` its rows), its devices
+    (sorted) and ``spans``: the parameters of ``_LEDGER_OVERLAP`` (devices, lowest, highest
+    seq)."""
+
+    order: np.ndarray
+    ds: np.ndarray
+    ss: np.ndarray
+    new_dev: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    devices: list[str]
+    spans: list[str]
+
+
 def _hour_counts(
     groups: tuple[list[tuple[str, datetime]], np.ndarray],
 ) -> Counter[tuple[str, datetime]]:
@@ -204,23 +222,29 @@ class Writer:
         self.rollups = rollups
         self.deferred = deferred
 
-    def _history(self, names: list[str], cols: qc.SeriesColumns) -> qc.SeriesColumns:
-        """The stored neighbours of the batch's devices as columns (same device codes)."""
+    def _history_params(self, names: list[str], cols: qc.SeriesColumns) -> dict[str, Any]:
+        """The parameters of ``_HISTORY`` for the batch's devices over each one's time span.
+
+        The span of every row of the batch, duplicates included (the query goes out before
+        dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
+        has its ``context_n`` nearest stored neighbours on either side, which is all the stuck
+        and spike checks look at."""
         n_dev = len(names)
         lo = np.full(n_dev, np.inf)
         hi = np.full(n_dev, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
-        code = {d: i for i, d in enumerate(names)}
-        recs = self.conn.execute(
-            _HISTORY,
-            {"devices": names, "lo": lo.tolist(), "hi": hi.tolist(), "n": self.qc_config.context_n},
-            binary=True,
-        ).fetchall()
+        return {"devices": text_array(names), "lo": number_array(lo.tolist()),
+                "hi": number_array(hi.tolist()), "n": self.qc_config.context_n}  # fmt: skip
+
+    @staticmethod
+    def _history(names: list[str], recs: list[tuple[Any, ...]]) -> qc.SeriesColumns:
+        """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's device codes)."""
         nq = len(VALUE_COLUMNS)
         if not recs:
             e = np.empty(0, dtype=np.int64)
             return qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
+        code = {d: i for i, d in enumerate(names)}
         # each column of every device in one buffer: one numpy call per column, not per device
         got = list(zip(*recs, strict=True))
         seq = np.frombuffer(b"".join(got[1]), dtype=">i8").astype(np.int64)
@@ -237,15 +261,10 @@ class Writer:
             np.zeros(dev.size, dtype=np.int64),
         )
 
-    def dedupe(
-        self, names: list[str], cols: qc.SeriesColumns
-    ) -> tuple[np.ndarray | None, list[tuple[Any, ...]]]:
-        """Indexes (in batch order) of the rows whose (device, seq) the ledger does not hold
-        yet, each once (the first copy in the batch), or None when that is every row; and
-        the seq ranges they add, ``(device, lo, hi, t_lo, t_hi)`` (half-open; the earliest and
-        latest ts of each, for :func:`~luftnett.collector.deferred.queue_pending`).
-
-        Call inside the transaction, after the devices upsert has locked the devices."""
+    @staticmethod
+    def _ledger_keys(names: list[str], cols: qc.SeriesColumns) -> _LedgerKeys:
+        """The batch's rows in (device, seq) order, each device's span of seqs, and the
+        parameters of the ledger statements over them."""
         n = cols.seq.size
         order = qc.device_seq_order(cols.dev, cols.seq)  # device, seq, batch order
         ds, ss = cols.dev[order], cols.seq[order]
@@ -254,24 +273,37 @@ class Writer:
         new_dev[1:] = ds[1:] != ds[:-1]
         starts = np.flatnonzero(new_dev)
         ends = np.append(starts[1:], n)
-        dup = np.zeros(n, dtype=bool)
-        dup[1:] = ~new_dev[1:] & (ss[1:] == ss[:-1])  # repeats inside the batch
         devices = [names[d] for d in ds[starts].tolist()]  # sorted: codes follow sorted names
-        self.conn.execute(_LEDGER_ENSURE, (devices,), binary=True)
-        at = {d: i for i, d in enumerate(devices)}
-        for d, lo, hi in self.conn.execute(
-            _LEDGER_OVERLAP, (devices, ss[starts].tolist(), ss[ends - 1].tolist()), binary=True
-        ).fetchall():
+        spans = [text_array(devices), int_array(ss[starts].tolist()),
+                 int_array(ss[ends - 1].tolist())]  # fmt: skip
+        return _LedgerKeys(order, ds, ss, new_dev, starts, ends, devices, spans)
+
+    @staticmethod
+    def dedupe(
+        names: list[str], cols: qc.SeriesColumns, k: _LedgerKeys, overlaps: list[tuple[Any, ...]]
+    ) -> tuple[np.ndarray | None, list[tuple[Any, ...]]]:
+        """Indexes (in batch order) of the rows whose (device, seq) the ledger does not hold
+        yet, each once (the first copy in the batch), or None when that is every row; and
+        the seq ranges they add, ``(device, lo, hi, t_lo, t_hi)`` (half-open; the earliest and
+        latest ts of each, for :func:`~luftnett.collector.deferred.queue_pending`).
+
+        ``overlaps``: the received ranges ``_LEDGER_OVERLAP`` found for the keys ``k``, read
+        in the transaction after the devices upsert locked the devices."""
+        n = cols.seq.size
+        dup = np.zeros(n, dtype=bool)
+        dup[1:] = ~k.new_dev[1:] & (k.ss[1:] == k.ss[:-1])  # repeats inside the batch
+        at = {d: i for i, d in enumerate(k.devices)}
+        for d, lo, hi in overlaps:
             i = at[d]
-            s0, s1 = int(starts[i]), int(ends[i])
-            i0 = s0 + int(np.searchsorted(ss[s0:s1], lo, side="left"))
-            i1 = s0 + int(np.searchsorted(ss[s0:s1], hi, side="left"))
+            s0, s1 = int(k.starts[i]), int(k.ends[i])
+            i0 = s0 + int(np.searchsorted(k.ss[s0:s1], lo, side="left"))
+            i1 = s0 + int(np.searchsorted(k.ss[s0:s1], hi, side="left"))
             dup[i0:i1] = True
         keep = ~dup
-        added = seq_runs(names, ds[keep], ss[keep], cols.t[order][keep])
+        added = seq_runs(names, k.ds[keep], k.ss[keep], cols.t[k.order][keep])
         if keep.all():
             return None, added
-        return np.sort(order[keep]), added
+        return np.sort(k.order[keep]), added
 
     def _refuse_unknown(self, accepted: list[Accepted]) -> tuple[list[Accepted], list[Quarantined]]:
         """Split off the messages of devices missing from ``devices`` as quarantine records."""
@@ -327,8 +359,9 @@ class Writer:
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries).
 
-        The statements after the COPY need no answer: their parameters are built while the
-        server takes the COPY, and they go in one pipeline (one round trip)."""
+        Three round trips: one pipeline locks the devices and reads what dedupe, quality
+        control and the rollups need; the COPY; one pipeline of the statements after it, which
+        need no answer (their parameters are built while the server takes the COPY)."""
         accepted = [i for i in items if isinstance(i, Accepted)]
         bad = [i for i in items if isinstance(i, Quarantined)]
         stored = 0
@@ -341,9 +374,6 @@ class Writer:
             n_rows = 0
             if accepted:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
-                self.conn.execute(
-                    _UPSERT_DEVICES, [text_array(c) for c in zip(*devices, strict=True)]
-                )
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
                 n_rows = len(batch)
             # statements with no answer needed, run in one pipeline at the end
@@ -352,7 +382,24 @@ class Writer:
             recompute_days: set[tuple[str, date, DayConvention]] = set()
             if n_rows:
                 names, cols = batch.names, batch.series()
-                keep, added = self.dedupe(names, cols)
+                keys = self._ledger_keys(names, cols)
+                # one round trip: lock the devices (sorted upsert), then read their ledger
+                # ranges over the batch, the stored neighbours QC needs and the annotations
+                with self.conn.pipeline():
+                    self.conn.execute(
+                        _UPSERT_DEVICES, [text_array(c) for c in zip(*devices, strict=True)]
+                    )
+                    self.conn.execute(_LEDGER_ENSURE, keys.spans[:1])
+                    overlap_cur = self.conn.execute(_LEDGER_OVERLAP, keys.spans, binary=True)
+                    history_cur = self.conn.execute(
+                        _HISTORY, self._history_params(names, cols), binary=True
+                    )
+                    spans_cur = (
+                        annotations_query(self.conn, names, batch.dev, batch.ts_us)
+                        if self.rollups
+                        else None
+                    )
+                keep, added = self.dedupe(names, cols, keys, overlap_cur.fetchall())
                 fresh, fcols = batch, cols
                 if keep is not None:
                     fresh = batch.take(keep)
@@ -364,17 +411,13 @@ class Writer:
                     tail += [(INGEST, counts)] if counts else []
                 else:
                     checks, flags = qc.quality_columns(
-                        self._history(names, fcols),
+                        self._history(names, history_cur.fetchall()),
                         fcols,
                         VALUE_COLUMNS,
                         received_at,
                         self.qc_config,
                     )
-                    spans = (
-                        annotated_spans(self.conn, names, fresh.dev, fresh.ts_us)
-                        if self.rollups
-                        else []
-                    )
+                    spans = [] if spans_cur is None else spans_cur.fetchall()
 
                     def prepare() -> None:
                         """The tail's parameters, while the server takes the COPY."""
