@@ -291,7 +291,7 @@ class BatchColumns:
             t=self.t[idx],
             window_s=self.window_s[idx],
             n_samples=self.n_samples[idx],
-            vals=self.vals[idx],
+            vals=self.vals.take(idx, axis=0),
             edge=self.edge[idx],
             texts=self.texts,
             model=self.model[idx],

@@ -269,15 +269,18 @@ class SeriesColumns:
     edge: np.ndarray
 
 
-def _sort_rows(rows: list[np.ndarray]) -> None:
-    """Sort element-wise across equal-length arrays, in place: afterwards rows[0] holds each
-    position's smallest value, rows[-1] its largest (odd-even transposition, a sorting network:
-    len(rows) rounds of min/max over whole arrays; cheaper than np.sort over many short rows)."""
+def _sort_rows(rows: np.ndarray) -> None:
+    """Sort each column of a 2-D array, in place: afterwards row 0 holds each column's smallest
+    value, the last row its largest (odd-even transposition, a sorting network: as many rounds
+    of min/max over whole rows as there are rows; cheaper than np.sort over many short
+    columns)."""
     w = len(rows)
     for r in range(w):
         for c in range(r % 2, w - 1, 2):
             a, b = rows[c], rows[c + 1]
-            rows[c], rows[c + 1] = np.minimum(a, b), np.maximum(a, b)
+            lo = np.minimum(a, b)
+            np.maximum(a, b, out=b)
+            a[...] = lo
 
 
 def device_seq_order(dev: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -323,7 +326,13 @@ def quality_columns(
     dev = all_dev[first]
     seq = all_seq[first]
     t = np.concatenate([history.t, batch.t])[first]
-    vals = np.concatenate([history.vals, batch.vals])[first]
+    # the series checks look at the quantities of cfg.spike_jump that some reading has (most
+    # sensors measure two or three of the columns; one no reading has can neither be stuck nor
+    # spike): only those columns are gathered (take: ~5x faster than a[first] on 2-D)
+    has = ~np.isnan(history.vals).all(axis=0) | ~np.isnan(batch.vals).all(axis=0)
+    series_q = [(j, q) for j, q in enumerate(q_names) if q in cfg.spike_jump and has[j]]
+    at_q = [j for j, _ in series_q]
+    vals = np.concatenate([history.vals[:, at_q], batch.vals[:, at_q]]).take(first, axis=0)
     n = first.size
 
     # device, then time, then seq: the series is in (device, seq) order already, which is that
@@ -332,7 +341,7 @@ def quality_columns(
         order = np.lexsort((seq, t, dev))
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n)
-        d_s, v_s = dev[order], vals[order]
+        d_s, v_s = dev[order], vals.take(order, axis=0)
     else:
         rank, d_s, v_s = np.arange(n), dev, vals
     series_checks = np.zeros(n, dtype=np.int64)
@@ -345,13 +354,8 @@ def quality_columns(
     same_dev = np.empty(n, dtype=bool)
     same_dev[0] = False
     same_dev[1:] = d_s[1:] == d_s[:-1]
-    # a quantity no reading of the series has (most sensors measure two or three of the
-    # columns) can neither be stuck nor spike: skipped, the same result for less work
-    present = [bool(c) for c in (~np.isnan(v_s)).any(axis=0).tolist()]
-    for j, q in enumerate(q_names):
-        if q not in cfg.spike_jump or not present[j]:
-            continue
-        v = v_s[:, j]
+    for jj in range(len(series_q)):
+        v = v_s[:, jj]
         cont = np.zeros(n, dtype=bool)
         cont[1:] = same_dev[1:] & (v[1:] == v[:-1])
         run = np.cumsum(~cont) - 1
@@ -363,28 +367,25 @@ def quality_columns(
     k = cfg.spike_k
     spike_ran = np.zeros(n, dtype=bool)
     spike = np.zeros(n, dtype=bool)
-    offsets = np.concatenate([np.arange(-k, 0), np.arange(1, k + 1)])
-    # neighbour positions, one contiguous row per offset (column-wise work below)
-    nb = np.arange(n)[None, :] + offsets[:, None]
-    inside = (nb >= 0) & (nb < n)
-    nb_c = np.clip(nb, 0, n - 1)
-    inside &= d_s[nb_c] == d_s[None, :]
-    for j, q in enumerate(q_names):
-        jump = cfg.spike_jump.get(q)
-        if jump is None or not present[j]:
-            continue
-        v = v_s[:, j]
-        # the neighbours' values, +inf where none (outside the device's series, or missing):
-        # sorted per reading by a sorting network over the 2k rows, +inf last
+    # the series is sorted by device: row i and row i + a are the same device's where
+    # same[a][i]; neighbours are then shifted views, not gathers
+    same = {a: d_s[a:] == d_s[:-a] for a in range(1, k + 1) if a < n}
+    for jj, (_j, q) in enumerate(series_q):
+        jump = cfg.spike_jump[q]
+        v = v_s[:, jj]
+        # the neighbours' values, one row per offset, +inf where none (outside the device's
+        # series, or missing); sorted per reading by a sorting network, +inf last
         finite = np.where(np.isnan(v), np.inf, v)
-        srt = [np.where(inside[c], finite[nb_c[c]], np.inf) for c in range(2 * k)]
+        srt = np.full((2 * k, n), np.inf)
+        for a in same:
+            np.copyto(srt[2 * a - 2, a:], finite[:-a], where=same[a])  # a rows before
+            np.copyto(srt[2 * a - 1, :-a], finite[a:], where=same[a])  # a rows after
         _sort_rows(srt)
-        stacked = np.array(srt)
-        m = np.count_nonzero(stacked < np.inf, axis=0)
+        m = np.count_nonzero(srt < np.inf, axis=0)
         lo_i = np.clip((m - 1) // 2, 0, 2 * k - 1)
         hi_i = np.clip(m // 2, 0, 2 * k - 1)
-        med = (np.take_along_axis(stacked, lo_i[None, :], axis=0)[0]
-               + np.take_along_axis(stacked, hi_i[None, :], axis=0)[0]) / 2  # fmt: skip
+        flat, at_col = srt.ravel(), np.arange(n)
+        med = (flat.take(lo_i * n + at_col) + flat.take(hi_i * n + at_col)) / 2
         med[m == 0] = np.nan
         ran = ~np.isnan(v) & (m >= cfg.spike_min_neighbours)
         with np.errstate(invalid="ignore"):
