@@ -324,18 +324,14 @@ def hour_groups(
 
 
 def annotations_query(
-    conn: psycopg.Connection[Any],
-    names: list[str],
-    dev: npt.NDArray[np.int64],
-    ts_us: npt.NDArray[np.int64],
+    conn: psycopg.Connection[Any], devices: list[str], ts_us: npt.NDArray[np.int64]
 ) -> psycopg.Cursor[Any]:
     """Execute (in a pipeline too) the query of the invalidating annotations in force over
-    these readings' devices and time span; its rows, ``(device, start, end)`` in microseconds
-    since 1970, are what :func:`hour_additions` takes. At least one reading."""
+    these devices and readings' time span (at least one reading); its rows, ``(device, start,
+    end)`` in microseconds since 1970, are what :func:`hour_additions` takes."""
     lo = _EPOCH + timedelta(microseconds=int(ts_us.min()))
     hi = _EPOCH + timedelta(microseconds=int(ts_us.max()))
-    present = sorted({names[d] for d in np.unique(dev).tolist()})
-    return conn.execute(_ANNOTATED, (text_array(present), hi, lo))
+    return conn.execute(_ANNOTATED, (text_array(devices), hi, lo))
 
 
 def hour_additions(

@@ -19,7 +19,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -39,7 +39,6 @@ from luftnett.collector.ledger import INGEST, ingest_params
 from luftnett.collector.rollups import (
     ADD_HOURS,
     MARK_DAYS,
-    DayConvention,
     annotations_query,
     day_marks,
     days_of,
@@ -171,6 +170,18 @@ class _LedgerKeys:
     ends: np.ndarray
     devices: list[str]
     spans: list[str]
+
+
+@dataclass(slots=True)
+class _Tail:
+    """What follows a batch's COPY: the statements that need no answer (one pipeline), the
+    debt the writer holds, and the (device, hour) rollups the batch stored into; ``recompute``
+    when a value beyond ``real``'s range keeps them from being added to (recomputed instead)."""
+
+    statements: list[tuple[str | sql.Composed, Sequence[Any]]]
+    pending: PendingWork | None = None
+    hours: list[tuple[str, datetime]] | None = None
+    recompute: bool = False
 
 
 def _hour_counts(
@@ -332,12 +343,12 @@ class Writer:
         b: BatchColumns,
         flags: np.ndarray,
         checks: np.ndarray,
-        meanwhile: Callable[[], None],
-    ) -> None:
+        meanwhile: Callable[[], _Tail],
+    ) -> _Tail:
         """One binary COPY: numpy lays out the records of most readings (``copybin``);
         psycopg's ``write_row`` writes the rest (readings with ``extra``) after them. Calls
-        ``meanwhile`` once every record is sent, before waiting for the server to take them:
-        the client's next work overlaps the server's."""
+        ``meanwhile`` once every record is sent, before waiting for the server to take them
+        (the client's next work overlaps the server's), and returns what it returns."""
         recs, left = reading_records(b, flags, checks, FLAGS_VERSION)
         with self.conn.cursor() as cur:
             cur.adapters.register_dumper(None, _JsonbText)
@@ -354,7 +365,44 @@ class Writer:
                                    FLAGS_VERSION))  # fmt: skip
                 elif recs:
                     copy.write(_BIN_TRAILER)  # psycopg adds it only after write_row
-                meanwhile()
+                return meanwhile()
+
+    def _after_copy(
+        self,
+        names: list[str],
+        received: tuple[list[tuple[str, datetime]], np.ndarray],
+        keep: np.ndarray | None,
+        added: list[tuple[Any, ...]],
+        fresh: BatchColumns,
+        flags: np.ndarray | None,
+        annotated: list[tuple[str, int, int]],
+    ) -> _Tail:
+        """The statements after the COPY of ``fresh`` (the batch's rows not stored before,
+        ``flags`` as stored; none: only the ingest counts), no database work: ledger ranges,
+        calibration debts (deferred), ingest counts, hourly additions and day marks."""
+        # every reading stored (keep is None): the same groups
+        kept = received if keep is None else hour_groups(names, fresh.dev, fresh.ts_us)
+        counts = ingest_params(_hour_counts(received), _hour_counts(kept))
+        tail = _Tail([(INGEST, counts)] if counts else [])
+        if flags is None:
+            return tail
+        d, lo, hi = list(zip(*added, strict=True))[:3]
+        tail.statements.append((_LEDGER_ADD, [text_array(d), int_array(lo), int_array(hi)]))
+        if self.calibration == "deferred":  # recorded as owed; the caller settles it
+            tail.pending, queued = queue_pending(fresh, added)
+            tail.statements.append((QUEUE, queued))
+        if not self.rollups:
+            return tail
+        tail.hours = kept[0]
+        add = hour_additions(kept, names, fresh.dev, fresh.ts_us, fresh.window_s, flags,
+                             fresh.vals, annotated)  # fmt: skip
+        if add is None:  # a value beyond real's range
+            tail.recompute = True
+            return tail
+        tail.statements.append((ADD_HOURS, add))
+        if self.deferred and (marks := day_marks(kept[0])) is not None:
+            tail.statements.append((MARK_DAYS, marks))
+        return tail
 
     def write(self, items: Sequence[Accepted | Quarantined]) -> BatchResult:
         """Write a batch in one transaction; raise psycopg errors to the caller (it retries).
@@ -365,7 +413,6 @@ class Writer:
         accepted = [i for i in items if isinstance(i, Accepted)]
         bad = [i for i in items if isinstance(i, Quarantined)]
         stored = 0
-        pending: PendingWork | None = None
         received_at = datetime.now(UTC)
         with self.conn.transaction():
             if accepted and not self.register_unknown:
@@ -376,10 +423,7 @@ class Writer:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
                 n_rows = len(batch)
-            # statements with no answer needed, run in one pipeline at the end
-            tail: list[tuple[str | sql.Composed, Sequence[Any]]] = []
-            recompute: list[tuple[str, datetime]] | None = None  # hours to recompute instead
-            recompute_days: set[tuple[str, date, DayConvention]] = set()
+            tail = _Tail([])
             if n_rows:
                 names, cols = batch.names, batch.series()
                 keys = self._ledger_keys(names, cols)
@@ -395,21 +439,18 @@ class Writer:
                         _HISTORY, self._history_params(names, cols), binary=True
                     )
                     spans_cur = (
-                        annotations_query(self.conn, names, batch.dev, batch.ts_us)
+                        annotations_query(self.conn, keys.devices, batch.ts_us)
                         if self.rollups
                         else None
                     )
                 keep, added = self.dedupe(names, cols, keys, overlap_cur.fetchall())
-                fresh, fcols = batch, cols
-                if keep is not None:
-                    fresh = batch.take(keep)
-                    fcols = fresh.series()
+                fresh = batch if keep is None else batch.take(keep)
                 stored = len(fresh)
                 received = hour_groups(names, batch.dev, batch.ts_us)
                 if not stored:  # all duplicates: only the ledger's counts
-                    counts = ingest_params(_hour_counts(received), Counter())
-                    tail += [(INGEST, counts)] if counts else []
+                    tail = self._after_copy(names, received, keep, added, fresh, None, [])
                 else:
+                    fcols = cols if keep is None else fresh.series()
                     checks, flags = qc.quality_columns(
                         self._history(names, history_cur.fetchall()),
                         fcols,
@@ -418,45 +459,22 @@ class Writer:
                         self.qc_config,
                     )
                     spans = [] if spans_cur is None else spans_cur.fetchall()
-
-                    def prepare() -> None:
-                        """The tail's parameters, while the server takes the COPY."""
-                        nonlocal pending, recompute
-                        d, lo, hi = list(zip(*added, strict=True))[:3]
-                        tail.append((_LEDGER_ADD, [text_array(d), int_array(lo), int_array(hi)]))
-                        if self.calibration == "deferred":  # recorded as owed; the caller
-                            pending, queued = queue_pending(fresh, added)  # settles it
-                            tail.append((QUEUE, queued))
-                        # every reading stored (keep is None): the same groups
-                        kept = (
-                            received if keep is None else hour_groups(names, fresh.dev, fresh.ts_us)
-                        )
-                        counts = ingest_params(_hour_counts(received), _hour_counts(kept))
-                        tail.extend([(INGEST, counts)] if counts else [])
-                        if not self.rollups:
-                            return
-                        add = hour_additions(kept, names, fresh.dev, fresh.ts_us, fresh.window_s,
-                                             flags, fresh.vals, spans)  # fmt: skip
-                        if add is None:  # a value beyond real's range
-                            recompute = kept[0]
-                            return
-                        tail.append((ADD_HOURS, add))
-                        if self.deferred and (marks := day_marks(kept[0])) is not None:
-                            tail.append((MARK_DAYS, marks))
-                        elif not self.deferred:
-                            recompute_days.update(days_of(kept[0]))
-
-                    self._copy_readings(fresh, flags, checks, prepare)
+                    tail = self._copy_readings(
+                        fresh,
+                        flags,
+                        checks,
+                        lambda: self._after_copy(names, received, keep, added, fresh, flags, spans),
+                    )
                     if self.calibration == "inline":  # calibrated values, same transaction
                         calibrate_at_ingest(self.conn, fresh, self._calibration)
-            if tail:
+            if tail.statements:
                 with self.conn.pipeline():
-                    for query, params in tail:
+                    for query, params in tail.statements:
                         self.conn.execute(query, params)
-            if recompute is not None:
-                refresh_hours(self.conn, recompute)
-            elif recompute_days:
-                refresh_days(self.conn, recompute_days)
+            if tail.hours and tail.recompute:
+                refresh_hours(self.conn, tail.hours)
+            elif tail.hours and not self.deferred:
+                refresh_days(self.conn, days_of(tail.hours))
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(
@@ -468,5 +486,5 @@ class Writer:
             stored=stored,
             duplicates=n_rows - stored,
             quarantined=len(bad),
-            pending=pending,
+            pending=tail.pending,
         )
