@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,14 +202,19 @@ def status(ctx: click.Context) -> None:
             )
 
 
-def wait_forever(what: str) -> None:
+def wait_forever(
+    what: str, every_s: float = 3600.0, tick: Callable[[], object] | None = None
+) -> None:
     """Block until Ctrl-C or SIGTERM (systemd's and docker's stop), for long-running services;
-    either returns, so the caller's clean-up runs. A shell's background job (``cmd &`` without
-    job control) starts with SIGINT ignored: stop it with SIGTERM."""
+    either returns, so the caller's clean-up runs. ``tick`` (if given) is called every
+    ``every_s`` seconds meanwhile. A shell's background job (``cmd &`` without job control)
+    starts with SIGINT ignored: stop it with SIGTERM."""
     click.echo(f"{what} running; Ctrl-C stops", err=True)
     with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
         while True:
-            time.sleep(3600)
+            time.sleep(every_s)
+            if tick is not None:
+                tick()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,6 +213,14 @@ class CollectorSettings(BaseModel):
         description="deferred calibration waits while the writers are busy, but never lets "
         "stored readings go uncalibrated longer than this, seconds",
     )
+    gc_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="`luftnett collector run` turns Python's automatic garbage collection off "
+        "and collects cyclic garbage itself this often, seconds (the automatic one ran ~150 times "
+        "a second during a burst, ~10 % of the collector's time: docs/benchmarks.md); 0: "
+        "automatic",
+    )
     confirm_interval_s: float = Field(
         default=2.0,
         ge=0,

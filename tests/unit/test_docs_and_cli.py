@@ -51,3 +51,22 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     res = CliRunner().invoke(main, ["frobnicate"])
     assert res.exit_code == 2
+
+
+def test_wait_forever_ticks_until_interrupted() -> None:
+    """The collector's scheduled garbage collection rides on this tick."""
+    import time
+
+    from luftnett.cli import wait_forever
+
+    calls: list[float] = []
+
+    def tick() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C or SIGTERM during a tick
+
+    t0 = time.monotonic()
+    wait_forever("test", every_s=0.05, tick=tick)  # returns: the caller's clean-up runs
+    assert len(calls) == 3
+    assert calls[0] - t0 >= 0.05 and calls[2] - calls[0] >= 0.1
