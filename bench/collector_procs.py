@@ -497,12 +497,17 @@ def poll_count(
     poll first looks up every device's last reading (a few index probes) and counts the whole
     table only once all are there (each device's readings are committed in order): a
     ``count(*)`` of 200,000 rows every 20 ms kept the server busy for a fifth of the run,
-    a load the bare COPY, timed without polling, never had."""
+    a load the bare COPY, timed without polling, never had. The probes are planned afresh
+    each time, joins by index only: planned on the still-empty table (a collector's first
+    commit can come after the fifth poll) and then kept as the prepared statement's generic
+    plan, the probe hashed the whole table every poll, up to a core's work during a run."""
     last_n, last_change = -1, time.time()
     probe = _PROBES[table].format(table=table) if last is not None and table in _PROBES else None
     devices = last[0] if last is not None else []
     counted = 0.0
-    with psycopg.connect(db, autocommit=True) as c:
+    with psycopg.connect(db, autocommit=True, prepare_threshold=None) as c:
+        c.execute("SET enable_hashjoin = off")
+        c.execute("SET enable_mergejoin = off")
         while True:
             t = time.time()
             done = probe is None or c.execute(probe, last).fetchone() == (len(devices),)
