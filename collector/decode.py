@@ -18,7 +18,6 @@ and its conversion to microseconds cost more than decoding the rest of the readi
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -108,6 +107,9 @@ def _sensor_ok(s: _Sensor) -> bool:
 
 
 _ASTUPLE = msgspec.structs.astuple
+#: a reading's ``extra`` as JSON: msgspec's encoder, ~10 times faster than ``json.dumps`` (the
+#: same JSON values; the column is jsonb, which keeps values, not text)
+_EXTRA_JSON = msgspec.json.Encoder().encode
 _GET = dict.get
 
 
@@ -235,7 +237,7 @@ def decode_columns(data: bytes, topic_device: str, text_ts: bool) -> tuple[Devic
         return device, cols
     # some reading has flags, window statistics, a sensor of its own or quantities without
     # a column: reading by reading
-    dumps = json.dumps
+    dumps = _EXTRA_JSON
     known = _KNOWN_QUANTITIES
     bits = _FLAG_BITS
     extras: list[str | None] = []
@@ -269,7 +271,7 @@ def decode_columns(data: bytes, topic_device: str, text_ts: bool) -> tuple[Devic
             if not _sensor_ok(r.sensor):
                 return None
             s = r.sensor
-        extras.append(dumps(extra) if extra else None)
+        extras.append(dumps(extra).decode() if extra else None)
         edge.append(flags)
         sensors.append((s.model, s.serial))
     rs = p.readings
