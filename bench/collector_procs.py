@@ -318,11 +318,32 @@ def mqb_config_text() -> str:
     )
 
 
+def _reading(d: int, s: int, stats: bool) -> Reading:
+    values = {"pm25_ugm3": 3.0 + (s * 7 + d) % 40 / 4, "pm10_ugm3": 6.0 + (s * 5 + d) % 60 / 4}
+    window = {}
+    if stats:
+        window = {
+            "n": dict.fromkeys(values, 60),
+            "min": {k: round(v * 0.8, 3) for k, v in values.items()},
+            "max": {k: round(v * 1.3, 3) for k, v in values.items()},
+        }
+    return Reading(
+        seq=s,
+        ts=T0 + dt.timedelta(minutes=s),
+        window_s=60.0,
+        n_samples=60,
+        values=values,
+        **window,  # type: ignore[arg-type]
+    )
+
+
 def make_messages(
-    n_readings: int, per_msg: int, per_device: int | None = None
+    n_readings: int, per_msg: int, per_device: int | None = None, stats: bool = False
 ) -> list[tuple[str, str]]:
     """(device_id, payload) of ``n_readings`` one-minute readings from 100 SDS011 devices,
-    ``per_msg`` readings per message, devices interleaved as a fleet publishes."""
+    ``per_msg`` readings per message, devices interleaved as a fleet publishes; ``stats``: with
+    the window statistics (``n``, ``min``, ``max`` per quantity) the edge agent's averaging
+    puts in every reading (``edge/averaging.py``), stored in ``extra``."""
     per_device = per_device or -(-n_readings // DEVICES)
     sensor = SensorInfo(model="sds011", serial="bench")
     streams = []
@@ -333,19 +354,7 @@ def make_messages(
         left -= k
         chunks = []
         for start in range(0, k, per_msg):
-            readings = [
-                Reading(
-                    seq=s,
-                    ts=T0 + dt.timedelta(minutes=s),
-                    window_s=60.0,
-                    n_samples=60,
-                    values={
-                        "pm25_ugm3": 3.0 + (s * 7 + d) % 40 / 4,
-                        "pm10_ugm3": 6.0 + (s * 5 + d) % 60 / 4,
-                    },
-                )
-                for s in range(start, min(start + per_msg, k))
-            ]
+            readings = [_reading(d, s, stats) for s in range(start, min(start + per_msg, k))]
             p = ReadingsPayload(
                 device_id=device, agent_version="bench", sensor=sensor, readings=readings
             )
@@ -371,8 +380,10 @@ class Workload:
     last: LastReadings
 
 
-def workload(name: str, n_readings: int, per_msg: int, per_device: int | None = None) -> Workload:
-    msgs = make_messages(n_readings, per_msg, per_device)
+def workload(
+    name: str, n_readings: int, per_msg: int, per_device: int | None = None, stats: bool = False
+) -> Workload:
+    msgs = make_messages(n_readings, per_msg, per_device, stats)
     return Workload(name, per_msg, msgs, n_readings, last_readings(msgs))
 
 
