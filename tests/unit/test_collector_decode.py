@@ -71,11 +71,9 @@ def readings(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         r["flags"] = draw(st.lists(st.sampled_from(FLAG_NAMES), max_size=2))
-    for stat in ("min", "max"):
+    for stat in ("min", "max", "n"):  # quantity -> value; now and then a bad name or value
         if draw(st.integers(0, 3)) == 0:
-            r[stat] = draw(st.dictionaries(st.sampled_from(QUANTITY_NAMES), numbers, max_size=2))
-    if draw(st.integers(0, 3)) == 0:
-        r["n"] = draw(st.dictionaries(st.sampled_from(QUANTITY_NAMES), numbers, max_size=2))
+            r[stat] = draw(st.dictionaries(names, st.one_of(numbers, json_scalars), max_size=2))
     if draw(st.integers(0, 3)) == 0:
         r["n_warmup"] = draw(numbers)
     if draw(st.integers(0, 4)) == 0:
