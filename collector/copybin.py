@@ -4,11 +4,11 @@ A binary COPY record is a field count, then per field a 4-byte length (-1: NULL)
 in network byte order. Readings whose variable parts have the same shape (byte length of device
 id, sensor model and serial, which values are NULL) have the same layout, so each such group is
 one numpy structured array filled column by column. ``extra`` (jsonb: a version byte and JSON
-text of varying length) is spliced into the records of the readings that have it (what the edge
-agent sends has window statistics in every reading: written row by row, such a batch cost ~6
-times the client time of one without). Readings with a text field numpy cannot hold (a NUL
-character) are left to the caller, who writes them with psycopg's ``write_row`` after these
-records.
+text) is part of the layout too: its length is one more part of the key (the edge agent sends
+window statistics in every reading: written row by row, such a batch cost ~6 times the client
+time of one without). Readings with a text field numpy cannot hold (a NUL character) or an
+``extra`` of 64 kB or more are left to the caller, who writes them with psycopg's ``write_row``
+after these records.
 
 The column order and types are the writer's (``luftnett.collector.writer._COPY_COLUMNS``): the
 reading row up to ``extra``, then schema_version, flags, qc_checks, qc_version.
@@ -17,8 +17,6 @@ reading row up to ``extra``, then schema_version, flags, qc_checks, qc_version.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain, repeat
-from operator import is_not
 
 import numpy as np
 import numpy.typing as npt
@@ -46,17 +44,22 @@ def _texts(texts: Sequence[str | None]) -> tuple[npt.NDArray[np.bytes_], npt.NDA
     return np.array(enc), np.array(lengths, dtype=np.int64)
 
 
-def _with_extra(rec: npt.NDArray[np.void], extra: list[str]) -> bytes:
-    """The records with each one's ``extra`` (jsonb's binary form: version 1, then the text)
-    after its length field, in place of the NULL the template holds."""
-    jsonb = [b"\x01" + x.encode() for x in extra]
-    rec["l_extra"] = np.fromiter(map(len, jsonb), np.int64, len(jsonb))
-    size, cut = rec.dtype.itemsize, rec.dtype.fields["l_extra"][1] + 4  # type: ignore[index]
-    raw = rec.tobytes()
-    starts = range(0, len(raw), size)
-    heads = [raw[i : i + cut] for i in starts]
-    tails = [raw[i + cut : i + size] for i in starts]
-    return b"".join(chain.from_iterable(zip(heads, jsonb, tails, strict=True)))
+def _extra(
+    extra: Sequence[str | None] | None, n: int
+) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.int64]]:
+    """UTF-8 bytes of each ``extra`` JSON text (S array) and their lengths, -1 for NULL. JSON
+    text holds no NUL (numpy's S would drop a trailing one)."""
+    if extra is None:
+        return np.zeros(n, dtype="S1"), np.full(n, -1, dtype=np.int64)
+    texts = ["" if x is None else x for x in extra]
+    try:  # what the collector's decoder writes is ASCII: numpy encodes it in one call
+        enc = np.array(texts, dtype="S")
+        lengths = np.fromiter(map(len, texts), np.int64, n)
+    except UnicodeEncodeError:
+        raw = [t.encode() for t in texts]
+        enc, lengths = np.array(raw), np.fromiter(map(len, raw), np.int64, n)
+    lengths[np.fromiter((x is None for x in extra), bool, n)] = -1
+    return enc, lengths
 
 
 def reading_records(
@@ -66,7 +69,8 @@ def reading_records(
     qc_version: int,
 ) -> tuple[bytes, npt.NDArray[np.intp]]:
     """Records (no header, no trailer) of the readings numpy can lay out, and the indexes of
-    the readings it left (a NUL in a text field), in batch order.
+    the readings it left (a NUL in a text field, an ``extra`` of 64 kB or more), in batch
+    order.
 
     NaN in ``b.vals`` is NULL (JSON has no NaN, so a NaN is always a missing value)."""
     n = len(b)
@@ -77,17 +81,15 @@ def reading_records(
     text_bytes, text_len = _texts(b.texts)
     m_len, s_len = text_len[b.model], text_len[b.serial]
     left = (m_len < 0) | (s_len == -2) | (dev_len == 0)
-    has_extra = (
-        np.fromiter(map(is_not, b.extra, repeat(None)), bool, n)
-        if b.extra is not None
-        else np.zeros(n, dtype=bool)
-    )
+    x_text, x_len = _extra(b.extra, n)
     left |= (dev_len >= 1024) | (m_len >= 1024) | (s_len >= 1023)  # keeps the keys apart
+    left |= x_len >= 65535
     vals = b.vals
     null = np.isnan(vals)
     mask = null @ (1 << np.arange(_NV))
     # one key per layout: device id length, model length, serial length (+1: NULL is 0), nulls
     key = ((dev_len * 1024 + m_len) * 1024 + (s_len + 1)) * (1 << _NV) + mask
+    key = key * 65536 + (x_len + 1)  # extra: its text's length (+1: NULL is 0)
     key[left] = -1
     window, n_samples, schema, seq = b.window_s, b.n_samples, b.schema, b.seq
     ts_pg = b.ts_us - _PG_TO_UNIX_US
@@ -97,7 +99,7 @@ def reading_records(
     for k in np.unique(key[key >= 0]).tolist():
         idx = np.flatnonzero(key == k)
         i0 = int(idx[0])
-        ld, lm, ls = int(dev_len[i0]), int(m_len[i0]), int(s_len[i0])
+        ld, lm, ls, lx = int(dev_len[i0]), int(m_len[i0]), int(s_len[i0]), int(x_len[i0])
         nulls = null[i0]
         fields: list[tuple[str, str]] = [("nf", ">i2"), ("l_dev", ">i4")]
         fields += [("dev", f"S{ld}")] if ld else []
@@ -107,7 +109,11 @@ def reading_records(
         fields += [("l_serial", ">i4")] + ([("serial", f"S{ls}")] if ls > 0 else [])
         for j in range(_NV):
             fields += [(f"l_v{j}", ">i4")] + ([] if nulls[j] else [(f"v{j}", ">f4")])
-        fields += [("l_extra", ">i4"), ("l_sv", ">i4"), ("sv", ">i2"), ("l_fl", ">i4")]
+        fields += [("l_extra", ">i4")]
+        fields += (
+            [("x_version", "i1")] + ([("extra", f"S{lx}")] if lx > 0 else []) if lx >= 0 else []
+        )
+        fields += [("l_sv", ">i4"), ("sv", ">i2"), ("l_fl", ">i4")]
         fields += [("fl", ">i8"), ("l_ck", ">i4"), ("ck", ">i8"), ("l_qv", ">i4"), ("qv", ">i2")]
         dt = np.dtype(fields)
         # the fixed parts (field count, lengths, ...) of every record at once, from a template
@@ -118,6 +124,8 @@ def reading_records(
         for j in range(_NV):
             tmpl[f"l_v{j}"] = -1 if nulls[j] else 4
         tmpl["l_extra"], tmpl["l_sv"], tmpl["l_fl"], tmpl["l_ck"] = -1, 2, 8, 8
+        if lx >= 0:  # jsonb: version 1, then the text
+            tmpl["l_extra"], tmpl["x_version"] = lx + 1, 1
         tmpl["l_qv"], tmpl["qv"] = 2, qc_version
         rec = np.tile(tmpl.reshape(1), idx.size)  # ~20 times faster than np.full with a record
         sel = slice(None) if idx.size == n else idx  # one layout (the usual batch): no copies
@@ -137,11 +145,7 @@ def reading_records(
         rec["sv"] = schema[sel]
         rec["fl"] = flags[sel]
         rec["ck"] = checks[sel]
-        ex = has_extra[idx]
-        if not ex.any():
-            chunks.append(rec.tobytes())
-            continue
-        if not ex.all():
-            chunks.append(rec[~ex].tobytes())
-        chunks.append(_with_extra(rec[ex], [b.extra[i] for i in idx[ex].tolist()]))  # type: ignore[index]
+        if lx > 0:
+            rec["extra"] = x_text[sel]
+        chunks.append(rec.tobytes())
     return chunks[0] if len(chunks) == 1 else b"".join(chunks), np.flatnonzero(left)

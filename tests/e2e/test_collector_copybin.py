@@ -27,7 +27,7 @@ _TRAILER = struct.pack(">h", -1)
 _I = {c: READING_COLUMNS.index(c) for c in READING_COLUMNS}
 
 
-def _rows(prefix: str) -> list[tuple[Any, ...]]:
+def _rows(prefix: str, non_ascii: bool = False) -> list[tuple[Any, ...]]:
     rng = np.random.default_rng(5)
     t0 = dt.datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=dt.UTC)
     serials = [None, "abc", "ØÆÅ-77", "", "s" * 64]
@@ -37,7 +37,11 @@ def _rows(prefix: str) -> list[tuple[Any, ...]]:
         for j in range(len(vals)):
             if rng.random() < 0.3:
                 vals[j] = None
-        extra = json.dumps({"co2_ppm": 400 + i}) if i % 7 == 0 else None
+        extra = (
+            json.dumps({"co2_ppm": 400 + i, "note": "Ø" * (i % 3)}, ensure_ascii=not non_ascii)
+            if i % 7 == 0
+            else None
+        )
         ts = (
             t0 + dt.timedelta(seconds=61 * i) if i % 11 else dt.datetime(1969, 7, 20, tzinfo=dt.UTC)
         )
@@ -56,9 +60,10 @@ def _batch(rows: list[tuple[Any, ...]]) -> BatchColumns:
     return b
 
 
-def test_numpy_records_store_what_write_row_stores(pg_url: str) -> None:
+@pytest.mark.parametrize("non_ascii", [False, True])
+def test_numpy_records_store_what_write_row_stores(pg_url: str, non_ascii: bool) -> None:
     prefix = f"cb-{uuid.uuid4().hex[:8]}-"
-    rows = _rows(prefix)
+    rows = _rows(prefix, non_ascii)
     flags = np.array([r[_I["flags"]] * 3 for r in rows], dtype=np.int64)
     checks = np.arange(len(rows), dtype=np.int64) * 5
     recs, left = reading_records(_batch(rows), flags, checks, 2)
