@@ -135,6 +135,20 @@ _ASTUPLE = msgspec.structs.astuple
 #: a reading's ``extra`` as JSON: msgspec's encoder, ~10 times faster than ``json.dumps`` (the
 #: same JSON values; the column is jsonb, which keeps values, not text)
 _EXTRA_JSON = msgspec.json.Encoder().encode
+_EXTRA_LINES = msgspec.json.Encoder().encode_lines
+
+
+class _Extra(msgspec.Struct, omit_defaults=True, gc=False):
+    """A reading's ``extra`` when all its quantities have columns: its window statistics (a
+    field left None is left out; JSON text has no raw newline, so the texts of many readings
+    encode in one call, a line each)."""
+
+    min: Any = None
+    max: Any = None
+    n: Any = None
+    n_warmup: Any = None
+
+
 _GET = dict.get
 
 
@@ -236,6 +250,17 @@ def _text_us(ts: Sequence[str]) -> list[int] | None:
     return us.view(np.int64).tolist()  # type: ignore[no-any-return]
 
 
+def _extra_text(
+    values: dict[str, float], mn: Any, mx: Any, n: Any, n_warmup: int | None
+) -> str | None:
+    """A reading's ``extra``: its quantities without a column and its window statistics."""
+    extra: dict[str, Any] = {k: values[k] for k in values.keys() - _COLUMNS}
+    for key, value in zip(_STATS, (mn, mx, n, n_warmup), strict=True):
+        if value is not None:
+            extra[key] = value
+    return _EXTRA_JSON(extra).decode() if extra else None
+
+
 def fast_columns(data: bytes, topic_device: str) -> tuple[Device, Readings] | None:
     """``(device, columns)`` of a payload, as :func:`~luftnett.collector.validate.
     payload_rows` gives its rows, or None when this decoder does not accept the payload (the
@@ -261,54 +286,48 @@ def decode_columns(data: bytes, topic_device: str, text_ts: bool) -> tuple[Devic
     if cols is not None:
         return device, cols
     # some reading has flags, window statistics, a sensor of its own or quantities without
-    # a column: reading by reading
-    dumps = _EXTRA_JSON
-    known = _KNOWN_QUANTITIES
-    bits = _FLAG_BITS
-    extras: list[str | None] = []
-    edge: list[int] = []
-    sensors: list[tuple[str, str | None]] = []
-    for r in p.readings:
-        vals = r.values
-        keys = vals.keys()
-        extra: dict[str, Any] | None = None
-        if not keys <= _COLUMNS:
-            if not keys <= known:
-                return None
-            extra = {k: vals[k] for k in keys - _COLUMNS}
-        if r.min is not None or r.max is not None or r.n is not None or r.n_warmup is not None:
-            extra = extra or {}
-            for key in _STATS:
-                value = getattr(r, key)
-                if value is not None:
-                    extra[key] = value
-        flags = 0
-        for name in r.flags:
-            bit = bits.get(name)
-            if bit is None:
-                return None
-            flags |= bit
-        s = p.sensor
-        if r.sensor is not None:
-            if not _sensor_ok(r.sensor):
-                return None
-            s = r.sensor
-        extras.append(dumps(extra).decode() if extra else None)
-        edge.append(flags)
-        sensors.append((s.model, s.serial))
+    # a column: field by field, and the readings' extra texts in one call when every quantity
+    # has a column (the edge agent's readings: statistics only)
     rs = p.readings
-    values = [r.values for r in rs]
-    named = set().union(*values) & _COLUMNS
-    ts_us = _micros([r.ts for r in rs])
+    k = len(rs)
+    (seq, ts, window_s, n_samples, values, flag_names, own, n, mn, mx, n_warmup) = zip(
+        *map(_ASTUPLE, rs), strict=True
+    )
+    named = set().union(*values)
+    if not named <= _KNOWN_QUANTITIES:
+        return None
+    edge = [0] * k
+    if any(flag_names):
+        bits = _FLAG_BITS
+        for i, names in enumerate(flag_names):
+            for name in names:
+                bit = bits.get(name)
+                if bit is None:
+                    return None
+                edge[i] |= bit
+    sensors = None
+    if own.count(None) != k:
+        ps = p.sensor
+        for s in own:
+            if s is not None and not _sensor_ok(s):
+                return None
+        sensors = [(ps.model, ps.serial) if s is None else (s.model, s.serial) for s in own]
+    extras: list[str | None]
+    if named <= _COLUMNS:
+        lines = _EXTRA_LINES(map(_Extra, mn, mx, n, n_warmup)).decode().split("\n")
+        extras = [None if t == "{}" else t for t in lines[:k]]
+    else:
+        extras = list(map(_extra_text, values, mn, mx, n, n_warmup))
+    ts_us = _micros(ts)
     if ts_us is None:
         return None
     return device, ReadingColumns(
-        seq=[r.seq for r in rs],
+        seq=seq,
         ts_us=ts_us,
-        window_s=[r.window_s for r in rs],
-        n_samples=[r.n_samples for r in rs],
-        values=_value_columns(values, named),
+        window_s=window_s,
+        n_samples=n_samples,
+        values=_value_columns(values, named & _COLUMNS),
         flags=edge if any(edge) else None,
-        sensors=sensors if any(r.sensor is not None for r in rs) else None,
+        sensors=sensors,
         extra=extras if any(extras) else None,
     )

@@ -75,7 +75,7 @@ def readings(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.integers(0, 3)) == 0:
             r[stat] = draw(st.dictionaries(names, st.one_of(numbers, json_scalars), max_size=2))
     if draw(st.integers(0, 3)) == 0:
-        r["n_warmup"] = draw(numbers)
+        r["n_warmup"] = draw(st.one_of(st.integers(0, 100), numbers))
     if draw(st.integers(0, 4)) == 0:
         r["sensor"] = {"model": draw(st.sampled_from(["pms5003", "x", "sds011\n"]))}
     return r
