@@ -34,31 +34,20 @@ _PG_TO_UNIX_US = 946_684_800_000_000
 
 
 def _texts(texts: Sequence[str | None]) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.int64]]:
-    """UTF-8 bytes of each text (S array) and their lengths: -1 for NULL, -2 for a text that
-    holds a NUL (numpy's S drops those)."""
-    enc = [b"" if t is None else t.encode() for t in texts]
-    lengths = [
-        -1 if t is None else (-2 if b"\x00" in b else len(b))
-        for t, b in zip(texts, enc, strict=True)
-    ]
-    return np.array(enc), np.array(lengths, dtype=np.int64)
-
-
-def _extra(
-    extra: Sequence[str | None] | None, n: int
-) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.int64]]:
-    """UTF-8 bytes of each ``extra`` JSON text (S array) and their lengths, -1 for NULL. JSON
-    text holds no NUL (numpy's S would drop a trailing one)."""
-    if extra is None:
-        return np.zeros(n, dtype="S1"), np.full(n, -1, dtype=np.int64)
-    texts = ["" if x is None else x for x in extra]
-    try:  # what the collector's decoder writes is ASCII: numpy encodes it in one call
-        enc = np.array(texts, dtype="S")
-        lengths = np.fromiter(map(len, texts), np.int64, n)
+    """UTF-8 bytes of each text (S array) and their byte lengths: -1 for NULL, -2 for a text
+    that holds a NUL (numpy's S drops those). ASCII texts (device sensors, the decoder's
+    ``extra``) are encoded by numpy in one call."""
+    plain = ["" if t is None else t for t in texts]
+    n = len(plain)
+    try:
+        enc = np.array(plain, dtype="S")
+        lengths = np.fromiter(map(len, plain), np.int64, n)
     except UnicodeEncodeError:
-        raw = [t.encode() for t in texts]
+        raw = [t.encode() for t in plain]
         enc, lengths = np.array(raw), np.fromiter(map(len, raw), np.int64, n)
-    lengths[np.fromiter((x is None for x in extra), bool, n)] = -1
+    if "\x00" in "".join(plain):
+        lengths[np.fromiter(("\x00" in t for t in plain), bool, n)] = -2
+    lengths[np.fromiter((t is None for t in texts), bool, n)] = -1
     return enc, lengths
 
 
@@ -81,9 +70,12 @@ def reading_records(
     text_bytes, text_len = _texts(b.texts)
     m_len, s_len = text_len[b.model], text_len[b.serial]
     left = (m_len < 0) | (s_len == -2) | (dev_len == 0)
-    x_text, x_len = _extra(b.extra, n)
+    if b.extra is None:
+        x_text, x_len = np.zeros(n, dtype="S1"), np.full(n, -1, dtype=np.int64)
+    else:
+        x_text, x_len = _texts(b.extra)
     left |= (dev_len >= 1024) | (m_len >= 1024) | (s_len >= 1023)  # keeps the keys apart
-    left |= x_len >= 65535
+    left |= (x_len == -2) | (x_len >= 65535)
     vals = b.vals
     null = np.isnan(vals)
     mask = null @ (1 << np.arange(_NV))

@@ -134,8 +134,8 @@ def _sensor_ok(s: _Sensor) -> bool:
 _ASTUPLE = msgspec.structs.astuple
 #: a reading's ``extra`` as JSON: msgspec's encoder, ~10 times faster than ``json.dumps`` (the
 #: same JSON values; the column is jsonb, which keeps values, not text)
-_EXTRA_JSON = msgspec.json.Encoder().encode
-_EXTRA_LINES = msgspec.json.Encoder().encode_lines
+_ENCODER = msgspec.json.Encoder()
+_EXTRA_JSON, _EXTRA_LINES = _ENCODER.encode, _ENCODER.encode_lines
 
 
 class _Extra(msgspec.Struct, omit_defaults=True, gc=False):

@@ -345,8 +345,9 @@ class Writer:
         checks: np.ndarray,
         meanwhile: Callable[[], _Tail],
     ) -> _Tail:
-        """One binary COPY: numpy lays out the records of most readings (``copybin``);
-        psycopg's ``write_row`` writes the rest (readings with ``extra``) after them. Calls
+        """One binary COPY: numpy lays out the records of the readings (``copybin``);
+        psycopg's ``write_row`` writes those it leaves (a NUL in a text, an ``extra`` of 64 kB
+        or more) after them. Calls
         ``meanwhile`` once every record is sent, before waiting for the server to take them
         (the client's next work overlaps the server's), and returns what it returns."""
         recs, left = reading_records(b, flags, checks, FLAGS_VERSION)
