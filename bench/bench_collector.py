@@ -53,6 +53,7 @@ from collector_procs import (
     Env,
     Proc,
     Workload,
+    children,
     clear_sessions,
     collector_batches,
     collector_ready,
@@ -117,17 +118,30 @@ def verify(db: str, table: str, run: Run) -> None:
             (run.rows,) = c.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)  # noqa: S608
 
 
+#: the kinds of consumer that are luftnett collectors
+COLLECTORS = ("collector", "collector-1w", "collector-2p")
+_LABELS = {
+    "collector-1w": "collector x1, 1 writer",
+    "collector-2p": "collector x1, 2 processes",
+}
+
+
 def start_consumers(
     env: Env, kind: str, db: str, root: str, w: Workload, n: int
 ) -> tuple[list[Proc], str, list[str]]:
     """Start ``n`` consumers of ``kind``; return them, their table and their MQTT client ids."""
-    if kind in ("collector", "collector-1w"):
+    if kind in COLLECTORS:
         group = "bench" if n > 1 else None
         ids = [f"col-{env.runs}-{k}" for k in range(n)]
-        writers = 1 if kind == "collector-1w" else None  # None: the default (2)
-        procs = [start_collector(env, db, root, cid, group, writers) for cid in ids]
+        # None: the defaults (2 writers, 1 process); collector-2p: one service of 2 processes
+        # with one writer each (collector.processes; its worker's client id is <id>-1)
+        writers = 1 if kind in ("collector-1w", "collector-2p") else None
+        processes = 2 if kind == "collector-2p" else None
+        procs = [start_collector(env, db, root, cid, group, writers, processes) for cid in ids]
         for p in procs:
-            collector_ready(p)
+            collector_ready(p, processes=processes or 1)
+        if processes:
+            ids += [f"{cid}-{k}" for cid in ids for k in range(1, processes)]
         return procs, "readings", ids
     if kind == "naive":
         return [start_naive(env, db, root)], "readings", []
@@ -156,11 +170,7 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
     """Consumers subscribed first; publish everything as fast as possible; time to the last
     committed row."""
     db, root = env.fresh_db(), env.next_root()
-    label = (
-        f"{kind} x{n}"
-        if kind == "collector"
-        else ("collector x1, 1 writer" if kind == "collector-1w" else kind)
-    )
+    label = f"{kind} x{n}" if kind == "collector" else _LABELS.get(kind, kind)
     run = Run(label, w.name, "live", len(w.messages), w.readings, expected_rows(kind, w))
     procs, table, ids = start_consumers(env, kind, db, root, w, n)
     pubs: list[Proc] = []
@@ -168,26 +178,23 @@ def live_run(env: Env, kind: str, w: Workload, n: int = 1, publishers: int = 1) 
         pubs = publish(env, root, w, publishers)
         with exclusive(f"collector bench: {label} {w.name}"):
             meter = CpuMeter(env)
-            meter.start(consumer=[p.pid for p in procs])
+            # a collector's worker processes count as the collector
+            meter.start(consumer=[q for p in procs for q in (p.pid, *children(p.pid))])
             go(pubs)
             t_go = time.time()
             run.t_done, _ = poll_count(db, table, run.expected_rows, t_go, last=w.last)
-            if kind in ("collector", "collector-1w"):
+            if kind in COLLECTORS:
                 run.t_calibrated = calibrated_by(db, w, t_go)
             run.t_first, run.t_pub_acked, pub_cpu = finish_publishers(pubs)
             run.cpu = meter.stop({"publisher": pub_cpu})
             run.cpu_wall = meter.wall
-        if kind in ("collector", "collector-1w"):
+        if kind in COLLECTORS:
             for p in procs:
                 for k, v in collector_batches(p).items():
                     run.batches[k] = run.batches.get(k, 0) + v
     finally:
         for p in [*pubs, *procs]:
-            p.stop(
-                signal.SIGINT
-                if p in procs and kind in ("collector", "collector-1w")
-                else signal.SIGTERM
-            )
+            p.stop(signal.SIGINT if p in procs and kind in COLLECTORS else signal.SIGTERM)
         clear_sessions(env, ids)
     verify(db, table, run)
     return run
@@ -433,6 +440,7 @@ STEPS = (
     "copy",
     "collector",
     "collector1w",
+    "collector2p",
     "collector2",
     "mqbridge",
     "naive",
@@ -582,6 +590,8 @@ def main(argv: list[str]) -> int:
                 )
             if "collector1w" in steps:
                 plan.append(("collector1w", lambda w=w: live_run(env, "collector-1w", w)))
+            if "collector2p" in steps:
+                plan.append(("collector2p", lambda w=w: live_run(env, "collector-2p", w)))
             if "collector2" in steps:
                 plan.append(
                     ("collector2", lambda w=w: live_run(env, "collector", w, 2, args.publishers))

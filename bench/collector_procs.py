@@ -180,7 +180,13 @@ class Proc:
 
 
 def start_collector(
-    env: Env, db: str, root: str, client_id: str, group: str | None, writers: int | None = None
+    env: Env,
+    db: str,
+    root: str,
+    client_id: str,
+    group: str | None,
+    writers: int | None = None,
+    processes: int | None = None,
 ) -> Proc:
     extra = {
         "LUFTNETT_DATABASE_URL": db,
@@ -195,17 +201,28 @@ def start_collector(
         extra["LUFTNETT_COLLECTOR__SHARED_GROUP"] = group
     if writers is not None:
         extra["LUFTNETT_COLLECTOR__WRITERS"] = str(writers)
+    if processes is not None:
+        extra["LUFTNETT_COLLECTOR__PROCESSES"] = str(processes)
     cmd = [sys.executable, "-m", "luftnett.cli", "collector", "run"]
     return Proc(client_id, cmd, env, extra)
 
 
-def collector_ready(p: Proc, timeout: float = 60) -> float:
-    """Wait for the collector's "subscribed" log line; return the time it logged it."""
-    p.wait_log('"msg": "subscribed"', timeout)
-    for line in p.log.read_text(errors="replace").splitlines():
-        if '"msg": "subscribed"' in line:
-            return dt.datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
-    raise AssertionError("unreachable")
+def collector_ready(p: Proc, timeout: float = 60, processes: int = 1) -> float:
+    """Wait for the collector's "subscribed" log lines (one per process: its workers log to
+    the same file); return the time the last was logged."""
+    deadline = time.time() + timeout
+    while True:
+        p.wait_log('"msg": "subscribed"', max(0.1, deadline - time.time()))
+        times = [
+            dt.datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
+            for line in p.log.read_text(errors="replace").splitlines()
+            if '"msg": "subscribed"' in line
+        ]
+        if len(times) >= processes:
+            return max(times)
+        if time.time() > deadline:
+            raise TimeoutError(f"{p.name}: {len(times)} of {processes} processes subscribed")
+        time.sleep(0.05)
 
 
 def collector_batches(p: Proc) -> Counter[str]:

@@ -387,10 +387,23 @@ def ratio_lines(
             ">= 0.67",
         ),
         ratio(
+            rate("live", "batch100", "collector x1, 2 processes"),
+            rate("copy", "batch100", "bare COPY"),
+            "100-reading msgs: one collector service of 2 processes (collector.processes = 2, "
+            "1 writer each) / bare COPY",
+            ">= 0.67",
+        ),
+        ratio(
             rate("live", "edge100", "collector x1"),
             rate("copy", "edge100", "bare COPY"),
             "100-reading msgs as the edge agent sends them (n/min/max in every reading): "
             "collector x1 / bare COPY",
+            ">= 0.67",
+        ),
+        ratio(
+            rate("live", "edge100", "collector x1, 2 processes"),
+            rate("copy", "edge100", "bare COPY"),
+            "the same: one collector service of 2 processes / bare COPY",
             ">= 0.67",
         ),
         ratio(

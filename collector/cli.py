@@ -23,12 +23,18 @@ def collector_run(ctx: click.Context) -> None:
     <root>/v1/<device>/stored, every collector.confirm_interval_s when they change): edge
     agents keep each reading until it shows up there, so a broker crash loses nothing.
 
+    With collector.processes = N it runs as N processes on one shared subscription (this
+    one and N-1 workers it starts and restarts): one process's pipeline runs under one
+    interpreter lock, and a machine with cores to spare stores more with several.
+
     Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
+    Example:  LUFTNETT_COLLECTOR__PROCESSES=2 luftnett collector run
     """
     import gc
     import sys
 
     from luftnett.collector.confirm import Confirmer
+    from luftnett.collector.processes import WorkerProcesses, die_with_parent
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.connect import broker_url, database_url
 
@@ -39,8 +45,13 @@ def collector_run(ctx: click.Context) -> None:
     # 1 ms (three runs each, docs/benchmarks.md). The process is the collector's own.
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
     s = settings_of(ctx)
+    die_with_parent()  # a worker of a service with collector.processes > 1: not past its end
     with database_url(s) as db_url, broker_url(s) as mq_url:
         c = s.collector
+        group = c.shared_group or (c.client_id if c.processes > 1 else None)
+        workers = None
+        if c.processes > 1:
+            workers = WorkerProcesses(c.processes, c.client_id, group or "", db_url, mq_url)
         col = Collector(
             CollectorConfig(
                 database_url=db_url,
@@ -50,7 +61,7 @@ def collector_run(ctx: click.Context) -> None:
                 batch_size=c.batch_size,
                 batch_readings=c.batch_readings,
                 flush_interval_s=c.flush_interval_s,
-                shared_group=c.shared_group,
+                shared_group=group,
                 register_unknown_devices=c.register_unknown_devices,
                 rollup_interval_s=c.rollup_interval_s,
                 mqtt_protocol=c.mqtt_protocol,
@@ -60,7 +71,9 @@ def collector_run(ctx: click.Context) -> None:
             )
         ).start()
         confirmer = None
-        try:  # from here on a Ctrl-C or SIGTERM (even during the next line) stops both cleanly
+        try:  # from here on a Ctrl-C or SIGTERM (even during the next line) stops all cleanly
+            if workers is not None:
+                workers.start()
             if c.confirm_interval_s > 0:
                 confirmer = Confirmer(db_url, mq_url, s.mqtt.topic_root, c.confirm_interval_s)
                 confirmer.start()
@@ -78,6 +91,8 @@ def collector_run(ctx: click.Context) -> None:
             else:
                 wait_forever("collector")
         finally:
+            if workers is not None:
+                workers.stop()
             if confirmer is not None:
                 confirmer.stop()
             col.stop()

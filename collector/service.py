@@ -192,6 +192,14 @@ class Collector:
             return
         topic = contract.readings_subscription(self.cfg.topic_root, self.cfg.shared_group)
         client.subscribe(topic, qos=contract.QOS)
+        # the session may still hold the subscription of an earlier configuration (a single
+        # process before collector.processes, or the reverse), which would deliver the same
+        # messages a second time: dropped after the new one is in place (a message in between
+        # comes twice, and is stored once), never before it (it would come not at all)
+        stale = contract.readings_subscription(
+            self.cfg.topic_root, None if self.cfg.shared_group else self.cfg.client_id
+        )
+        client.unsubscribe(stale)
         log.info(
             "connected to broker", extra={"topic": topic, "session_present": flags.session_present}
         )
@@ -524,6 +532,7 @@ class Collector:
                             "dupes": res.duplicates,
                             "quarantined": res.quarantined,
                             "ms": round(1000 * (time.perf_counter() - t0), 1),
+                            "client_id": self.cfg.client_id,  # which of several collectors
                         },
                     )
                     return True

@@ -193,6 +193,17 @@ class CollectorSettings(BaseModel):
         "the devices (by a hash of the device id), so that one writer's client work overlaps "
         "the other's transaction on the server",
     )
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="collector processes of this service: `luftnett collector run` starts "
+        "processes - 1 workers beside itself, all on one shared subscription "
+        "($share/<shared_group or client_id>/...), each with its own writers; one process's "
+        "pipeline runs under one interpreter lock, so a machine with cores to spare stores more "
+        "with 2 or more (docs/storage.md). Lower it only once the broker holds nothing for the "
+        "workers dropped (their sessions, <client_id>-<k>, keep what was queued for them)",
+    )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1",
         description="MQTT version of the collector's session (3.1.1 decodes faster in paho; "

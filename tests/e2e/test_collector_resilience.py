@@ -315,6 +315,115 @@ def test_two_collectors_share_the_load_without_loss_or_duplicates(
     assert sum(c.counts["duplicates"] for c in cols) == 0
 
 
+class _Service:
+    """``luftnett collector run`` as a process, its JSON log lines collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        cmd = [sys.executable, "-m", "luftnett.cli", "collector", "run"]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(self.proc.stderr or []), daemon=True
+        )
+        self._reader.start()
+
+    def logged(self, msg: str) -> list[dict[str, object]]:
+        return [json.loads(ln) for ln in list(self.lines) if f'"msg": "{msg}"' in ln]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(30)
+        self._reader.join(5)
+        # a worker that outlived the service still holds the pipe, and closing it under the
+        # reader would wait for the reader: the test fails on the worker instead
+        if self.proc.stderr is not None and not self._reader.is_alive():
+            self.proc.stderr.close()
+        return code
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended (a zombie that nobody reaps has ended too)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+) -> None:
+    prefix = f"w{uuid.uuid4().hex[:6]}-"
+    client_id = f"col-{uuid.uuid4().hex[:8]}"
+    env = _collector_env(pg_url, mqtt_url, topic_root, client_id)
+    env["LUFTNETT_COLLECTOR__PROCESSES"] = "2"
+    svc = _Service(env)
+    worker_pids: list[int] = []
+    try:
+        wait_until(
+            lambda: (
+                {r.get("client_id") for r in svc.logged("subscribed")}
+                == {client_id, f"{client_id}-1"}
+            ),
+            timeout=30,
+            what="the service and its worker subscribed",
+        )
+        (started,) = svc.logged("collector worker started")
+        worker_pids.append(int(str(started["pid"])))
+
+        def publish(first_message: int) -> None:  # 4 devices x 250 messages x 5 readings
+            pub = Publisher(mqtt_url)
+            for m in range(first_message, first_message + 250):
+                for d in range(4):
+                    dev = f"{prefix}{d}"
+                    topic = contract.readings_topic(topic_root, dev)
+                    pub.send(topic, _payload(dev, range(m * 5, m * 5 + 5)))
+            pub.close()
+
+        publish(0)
+        # the worker is killed with whatever it holds unacknowledged; the service starts it
+        # again under the same client id, and its session gets those messages again
+        os.kill(worker_pids[0], signal.SIGKILL)
+        wait_until(
+            lambda: len(svc.logged("collector worker started")) == 2,
+            timeout=20,
+            what="the killed worker started again",
+        )
+        worker_pids.append(int(str(svc.logged("collector worker started")[1]["pid"])))
+        assert worker_pids[1] != worker_pids[0]
+        assert svc.logged("collector worker exited; starting it again")[0]["code"] == -9
+        publish(250)
+        wait_until(lambda: _stats(pg_url, prefix)[0] >= 10_000, timeout=90, what="10,000 stored")
+    finally:
+        code = svc.stop()
+    assert code == 0
+    assert all(_gone(p) for p in worker_pids), "a worker outlived the service"
+    assert _stats(pg_url, prefix) == (10_000, 10_000)
+    writers = {str(r["client_id"]) for r in svc.logged("batch written") if r["rows"]}
+    assert writers == {client_id, f"{client_id}-1"}, f"stored only by {writers}"
+
+
+def test_collector_workers_end_with_a_killed_service(
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+) -> None:
+    env = _collector_env(pg_url, mqtt_url, topic_root, f"col-{uuid.uuid4().hex[:8]}")
+    env["LUFTNETT_COLLECTOR__PROCESSES"] = "3"
+    svc = _Service(env)
+    try:
+        wait_until(
+            lambda: len(svc.logged("subscribed")) == 3, timeout=30, what="three subscriptions"
+        )
+        pids = [int(str(r["pid"])) for r in svc.logged("collector worker started")]
+        assert len(pids) == 2
+    finally:
+        assert svc.stop(signal.SIGKILL) == -signal.SIGKILL
+    # the kernel sends each worker SIGTERM (PR_SET_PDEATHSIG); each stops as a service does
+    wait_until(lambda: all(_gone(p) for p in pids), timeout=20, what="the workers ended")
+
+
 def test_every_kind_of_bad_payload_is_quarantined_and_unknown_devices_replay(
     pg_url: str, mqtt_url: str, topic_root: str, wait_until
 ) -> None:
