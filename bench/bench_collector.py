@@ -136,12 +136,13 @@ def start_consumers(
         # None: the defaults (2 writers, 1 process); collector-2p: one service of 2 processes
         # with one writer each (collector.processes; its worker's client id is <id>-1)
         writers = 1 if kind in ("collector-1w", "collector-2p") else None
+        # --collector-env may set processes too: wait for all of them, clear their sessions
         processes = 2 if kind == "collector-2p" else None
+        per_service = processes or int(COLLECTOR_ENV.get("LUFTNETT_COLLECTOR__PROCESSES", "1"))
         procs = [start_collector(env, db, root, cid, group, writers, processes) for cid in ids]
         for p in procs:
-            collector_ready(p, processes=processes or 1)
-        if processes:
-            ids += [f"{cid}-{k}" for cid in ids for k in range(1, processes)]
+            collector_ready(p, processes=per_service)
+        ids += [f"{cid}-{k}" for cid in ids for k in range(1, per_service)]
         return procs, "readings", ids
     if kind == "naive":
         return [start_naive(env, db, root)], "readings", []

@@ -201,8 +201,10 @@ class CollectorSettings(BaseModel):
         "processes - 1 workers beside itself, all on one shared subscription "
         "($share/<shared_group or client_id>/...), each with its own writers; one process's "
         "pipeline runs under one interpreter lock, so a machine with cores to spare stores more "
-        "with 2 or more (docs/storage.md). Lower it only once the broker holds nothing for the "
-        "workers dropped (their sessions, <client_id>-<k>, keep what was queued for them)",
+        "with 2 or more (docs/storage.md), but, like several collectors, may store two "
+        "consecutive messages of a device in the other order. Lower it only once the broker "
+        "holds nothing for the workers dropped (their sessions, <client_id>-<k>, keep what "
+        "was queued for them)",
     )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1",
