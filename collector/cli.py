@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from luftnett.cli import settings_of, wait_forever
 
+if TYPE_CHECKING:
+    from luftnett.collector.service import Collector
+
 _SWITCH_INTERVAL_S = 0.001
+_RETIRE_QUIET_S = 3.0  # a retiring session is drained when nothing came for this long
+
+log = logging.getLogger("luftnett.collector")
+
+
+def _retire(col: Collector, delete_session: Callable[[str, str, Any], None]) -> None:
+    """A retiring worker: store what its session queued, then delete the session. Exits 0
+    once done (the service does not start it again), 3 when stopped before."""
+    from luftnett.signals import sigterm_as_interrupt
+
+    cfg = col.cfg
+    col.start()
+    drained = False
+    try:
+        with sigterm_as_interrupt():
+            while not (drained := col.drained(_RETIRE_QUIET_S)):
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        col.stop()
+    if not drained:
+        raise SystemExit(3)
+    delete_session(cfg.mqtt_url, cfg.client_id, cfg.mqtt_protocol)
+    log.info(
+        "session retired",
+        extra={"client_id": cfg.client_id, "messages": col.counts["messages"]},
+    )
 
 
 @click.group()
@@ -31,10 +67,18 @@ def collector_run(ctx: click.Context) -> None:
     Example:  LUFTNETT_COLLECTOR__PROCESSES=2 luftnett collector run
     """
     import gc
+    import os
     import sys
 
     from luftnett.collector.confirm import Confirmer
-    from luftnett.collector.processes import WorkerProcesses, die_with_parent
+    from luftnett.collector.processes import (
+        PARENT_ENV,
+        RETIRE_ENV,
+        WorkerProcesses,
+        delete_session,
+        die_with_parent,
+        orphan_sessions,
+    )
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.connect import broker_url, database_url
 
@@ -49,27 +93,52 @@ def collector_run(ctx: click.Context) -> None:
     with database_url(s) as db_url, broker_url(s) as mq_url:
         c = s.collector
         group = c.shared_group or (c.client_id if c.processes > 1 else None)
+        retiring = os.environ.get(RETIRE_ENV) == "1"
+        orphans: list[int] = []
+        if PARENT_ENV not in os.environ:  # the service, not one of its workers
+            try:
+                orphans = orphan_sessions(mq_url, c.client_id, c.processes, c.mqtt_protocol)
+            except (ConnectionError, OSError) as exc:
+                log.warning(
+                    "could not look for the sessions of dropped workers (next start will)",
+                    extra={"error": str(exc)[:200]},
+                )
         workers = None
-        if c.processes > 1:
-            workers = WorkerProcesses(c.processes, c.client_id, group or "", db_url, mq_url)
-        col = Collector(
-            CollectorConfig(
-                database_url=db_url,
-                mqtt_url=mq_url,
-                topic_root=s.mqtt.topic_root,
-                client_id=c.client_id,
-                batch_size=c.batch_size,
-                batch_readings=c.batch_readings,
-                flush_interval_s=c.flush_interval_s,
-                shared_group=group,
-                register_unknown_devices=c.register_unknown_devices,
-                rollup_interval_s=c.rollup_interval_s,
-                mqtt_protocol=c.mqtt_protocol,
-                writers=c.writers,
-                calibration=c.calibration,
-                calibration_max_lag_s=c.calibration_max_lag_s,
+        if c.processes > 1 or orphans:
+            workers = WorkerProcesses(
+                c.processes,
+                c.client_id,
+                c.shared_group or c.client_id,
+                db_url,
+                mq_url,
+                retire=orphans,
             )
-        ).start()
+            if orphans:
+                log.warning(
+                    "sessions of dropped workers found: storing what they hold, then deleting them",
+                    extra={"client_ids": [f"{c.client_id}-{k}" for k in orphans]},
+                )
+        cfg = CollectorConfig(
+            database_url=db_url,
+            mqtt_url=mq_url,
+            topic_root=s.mqtt.topic_root,
+            client_id=c.client_id,
+            batch_size=c.batch_size,
+            batch_readings=c.batch_readings,
+            flush_interval_s=c.flush_interval_s,
+            shared_group=group,
+            register_unknown_devices=c.register_unknown_devices,
+            rollup_interval_s=c.rollup_interval_s,
+            mqtt_protocol=c.mqtt_protocol,
+            writers=c.writers,
+            calibration=c.calibration,
+            calibration_max_lag_s=c.calibration_max_lag_s,
+            retire=retiring,
+        )
+        if retiring:
+            _retire(Collector(cfg), delete_session)
+            return
+        col = Collector(cfg).start()
         confirmer = None
         try:  # from here on a Ctrl-C or SIGTERM (even during the next line) stops all cleanly
             if workers is not None:

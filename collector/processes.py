@@ -13,6 +13,14 @@ do: the broker gives each message to one of them, each acknowledges what it comm
 the database serialises a device's transactions (its row lock), so nothing is lost or stored
 twice.
 
+Lowering ``processes`` would leave the sessions of the workers dropped on the broker, and
+Mosquitto keeps giving each session in a shared group its turn, connected or not: a share of
+every later message would wait there for a worker that never comes. So the service looks for
+such sessions when it starts (:func:`orphan_sessions`: ``<client_id>-<k>`` from ``k =
+processes`` on, as long as the broker has one) and runs a *retiring* worker for each: it
+subscribes to nothing and drops the session's subscriptions, stores and acknowledges what the
+session had queued, then deletes the session (:func:`delete_session`) and exits.
+
 Supervision: a worker that exits on its own is started again (after 1 s, doubling to 30 s
 while it keeps failing); stopping the service stops the workers (SIGTERM, then SIGKILL after
 ``stop_timeout_s``); a worker whose parent dies (even by SIGKILL) gets SIGTERM from the kernel
@@ -25,18 +33,39 @@ import ctypes
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from luftnett.connect import parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PARENT_ENV", "WorkerProcesses", "die_with_parent", "worker_env"]
+__all__ = [
+    "PARENT_ENV",
+    "RETIRE_ENV",
+    "WorkerProcesses",
+    "delete_session",
+    "die_with_parent",
+    "orphan_sessions",
+    "worker_env",
+]
 
 #: set in a worker's environment: the pid of the service that started it
 PARENT_ENV = "LUFTNETT_COLLECTOR_PARENT_PID"
+#: set in a retiring worker's environment (its session's queue is drained, then deleted)
+RETIRE_ENV = "LUFTNETT_COLLECTOR_RETIRE"
+SESSION_EXPIRY_S = 7 * 24 * 3600  # an MQTT 5 collector session's (collector.service)
+_MAX_WORKERS = 64  # collector.processes' largest value
 _PR_SET_PDEATHSIG = 1
 _RESTART_MIN_S, _RESTART_MAX_S = 1.0, 30.0
 _HEALTHY_S = 60.0  # a worker up this long has its restart delay reset
@@ -63,6 +92,73 @@ def worker_env(
     return env
 
 
+def _connect_once(
+    mqtt_url: str, client_id: str, protocol: Literal["3.1.1", "5"], clean: bool
+) -> bool:
+    """Connect as ``client_id`` and disconnect; return whether the broker had a session for
+    it. ``clean`` False keeps a session as the collector's own connection does (a probe that
+    finds none leaves an empty one behind); True deletes the session. Nothing is acknowledged:
+    what a kept session delivers meanwhile stays in it, unacknowledged, for its owner."""
+    t = parse_mqtt_url(mqtt_url)
+    v5 = protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else clean,
+        manual_ack=True,  # never acknowledge what the session delivers
+    )
+    if t.username:
+        client.username_pw_set(t.username, t.password)
+    if t.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    answer: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(_c: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+        answer.update(present=bool(flags.session_present), failed=rc.is_failure, rc=str(rc))
+        done.set()
+
+    client.on_connect = on_connect
+    if v5:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 0 if clean else SESSION_EXPIRY_S
+        client.connect(t.host, t.port, 30, clean_start=clean, properties=props)
+    else:
+        client.connect(t.host, t.port, 30)
+    client.loop_start()
+    try:
+        if not done.wait(15):
+            raise ConnectionError(f"no answer from the broker for {client_id}")
+        if answer["failed"]:
+            raise ConnectionError(f"the broker refused {client_id}: {answer['rc']}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return bool(answer["present"])
+
+
+def delete_session(mqtt_url: str, client_id: str, protocol: Literal["3.1.1", "5"]) -> None:
+    """Delete ``client_id``'s session on the broker (and whatever it still queues)."""
+    _connect_once(mqtt_url, client_id, protocol, clean=True)
+
+
+def orphan_sessions(
+    mqtt_url: str, client_id: str, first: int, protocol: Literal["3.1.1", "5"]
+) -> list[int]:
+    """The workers ``k >= first`` whose sessions (``<client_id>-<k>``) the broker keeps:
+    workers are numbered 1.. without gaps, so the search ends at the first ``k`` without one
+    (the empty session its probe made is deleted again)."""
+    found: list[int] = []
+    for k in range(max(1, first), _MAX_WORKERS + 1):
+        cid = f"{client_id}-{k}"
+        if not _connect_once(mqtt_url, cid, protocol, clean=False):
+            delete_session(mqtt_url, cid, protocol)
+            break
+        found.append(k)
+    return found
+
+
 def die_with_parent() -> None:
     """In a worker: have the kernel send SIGTERM when the service's process ends; exit at
     once if it already has (started by a service that died meanwhile)."""
@@ -77,9 +173,12 @@ def die_with_parent() -> None:
 
 
 class _Worker:
-    def __init__(self, k: int, env: dict[str, str]) -> None:
+    def __init__(self, k: int, env: dict[str, str], retire: bool = False) -> None:
         self.k = k
         self.env = env
+        self.retire = retire
+        if retire:
+            self.env[RETIRE_ENV] = "1"
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.delay = _RESTART_MIN_S
@@ -90,11 +189,16 @@ class _Worker:
             [sys.executable, "-m", "luftnett.cli", "collector", "run"], env=self.env
         )
         self.started = time.monotonic()
-        log.info("collector worker started", extra={"worker": self.k, "pid": self.proc.pid})
+        log.info(
+            "collector worker started",
+            extra={"worker": self.k, "pid": self.proc.pid, "retiring": self.retire},
+        )
 
 
 class WorkerProcesses:
-    """Workers 1..N-1 of a collector service, started and kept running until :meth:`stop`."""
+    """Workers 1..N-1 of a collector service, started and kept running until :meth:`stop`;
+    and a retiring worker for each of ``retire`` (numbers of workers no longer wanted whose
+    sessions the broker keeps), which ends by itself once its session is drained."""
 
     def __init__(
         self,
@@ -104,12 +208,15 @@ class WorkerProcesses:
         database_url: str,
         mqtt_url: str,
         stop_timeout_s: float = 10.0,
+        retire: list[int] | None = None,
     ) -> None:
         base = dict(os.environ)
-        self._workers = [
-            _Worker(k, worker_env(base, k, client_id, group, database_url, mqtt_url))
-            for k in range(1, n)
-        ]
+
+        def env(k: int) -> dict[str, str]:
+            return worker_env(base, k, client_id, group, database_url, mqtt_url)
+
+        self._workers = [_Worker(k, env(k)) for k in range(1, n)]
+        self._workers += [_Worker(k, env(k), retire=True) for k in retire or []]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="collector-workers", daemon=True)
         self.stop_timeout_s = stop_timeout_s
@@ -129,6 +236,11 @@ class WorkerProcesses:
             now = time.monotonic()
             for w in self._workers:
                 if w.proc is None or w.proc.poll() is None:
+                    continue
+                if w.retire and w.proc.returncode == 0:  # its session is drained and gone
+                    if w.due != -1.0:
+                        w.due = -1.0
+                        log.info("collector worker retired", extra={"worker": w.k})
                     continue
                 if w.due == 0.0:  # just found exited
                     if now - w.started >= _HEALTHY_S:

@@ -90,6 +90,9 @@ class CollectorConfig:
     # in the readings' transaction when no other message waits for the writer, else after it
     calibration: Literal["auto", "deferred", "inline"] = "auto"
     calibration_max_lag_s: float = 5.0  # deferred: longest wait while the writers are busy
+    # retire the session: subscribe to nothing (drop what it held), store what it has queued
+    # (collector.processes lowered: a worker's session that no process uses any more)
+    retire: bool = False
 
 
 _Chunk = tuple[list[mqtt.MQTTMessage], list[Accepted | Quarantined]]
@@ -164,6 +167,9 @@ class Collector:
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._received = 0
+        self._last_message = 0.0
+        self._connected_at: float | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> BufferedClient:
@@ -190,6 +196,13 @@ class Collector:
         if rc.is_failure:
             log.warning("broker refused connection", extra={"reason": str(rc)})
             return
+        self._connected_at = time.monotonic()
+        if self.cfg.retire:  # no new messages; what the session queued still comes
+            for group in {self.cfg.shared_group, self.cfg.client_id.rsplit("-", 1)[0], None}:
+                client.unsubscribe(contract.readings_subscription(self.cfg.topic_root, group))
+            log.info("retiring session", extra={"client_id": self.cfg.client_id})
+            self._subscribed.set()
+            return
         topic = contract.readings_subscription(self.cfg.topic_root, self.cfg.shared_group)
         client.subscribe(topic, qos=contract.QOS)
         # the session may still hold the subscription of an earlier configuration (a single
@@ -209,7 +222,19 @@ class Collector:
         self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._received += 1
+        self._last_message = time.monotonic()
         self._q.put(msg)  # bounded: blocks paho's loop when we are behind (back-pressure)
+
+    def drained(self, quiet_s: float) -> bool:
+        """Connected, every message received is written and acknowledged, and none came for
+        ``quiet_s`` (a retiring session: the broker sends what it queued at once)."""
+        if self._connected_at is None:
+            return False
+        last = max(self._connected_at, self._last_message)
+        with self._counts_lock:
+            done = self.counts["messages"] >= self._received
+        return done and time.monotonic() - last >= quiet_s
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Collector:

@@ -202,9 +202,8 @@ class CollectorSettings(BaseModel):
         "($share/<shared_group or client_id>/...), each with its own writers; one process's "
         "pipeline runs under one interpreter lock, so a machine with cores to spare stores more "
         "with 2 or more (docs/storage.md), but, like several collectors, may store two "
-        "consecutive messages of a device in the other order. Lower it only once the broker "
-        "holds nothing for the workers dropped (their sessions, <client_id>-<k>, keep what "
-        "was queued for them)",
+        "consecutive messages of a device in the other order. Lowered, the next start stores "
+        "what the dropped workers' sessions (<client_id>-<k>) still hold and deletes them",
     )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1",

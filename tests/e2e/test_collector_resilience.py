@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from luftnett.collector.processes import orphan_sessions
 from luftnett.collector.quarantine import replay
 from luftnett.collector.service import Collector, CollectorConfig
 from luftnett.connect import parse_mqtt_url
@@ -404,6 +405,48 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
     assert _stats(pg_url, prefix) == (10_000, 10_000)
     writers = {str(r["client_id"]) for r in svc.logged("batch written") if r["rows"]}
     assert writers == {client_id, f"{client_id}-1"}, f"stored only by {writers}"
+
+
+def test_lowering_processes_retires_the_dropped_workers_session(
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+) -> None:
+    prefix = f"o{uuid.uuid4().hex[:6]}-"
+    client_id = f"col-{uuid.uuid4().hex[:8]}"
+    env = _collector_env(pg_url, mqtt_url, topic_root, client_id)
+    svc = _Service({**env, "LUFTNETT_COLLECTOR__PROCESSES": "2"})
+    try:
+        wait_until(lambda: len(svc.logged("subscribed")) == 2, timeout=30, what="2 subscribed")
+    finally:
+        assert svc.stop() == 0
+
+    def publish(first_message: int) -> None:  # 4 devices x 100 messages x 5 readings
+        pub = Publisher(mqtt_url)
+        for m in range(first_message, first_message + 100):
+            for d in range(4):
+                dev = f"{prefix}{d}"
+                topic = contract.readings_topic(topic_root, dev)
+                pub.send(topic, _payload(dev, range(m * 5, m * 5 + 5)))
+        pub.close()
+
+    # while the service is down both sessions get their turns (Mosquitto queues a shared
+    # subscription's messages for a disconnected member too); then it comes back as 1 process
+    publish(0)
+    svc = _Service(env)
+    try:
+        wait_until(lambda: _stats(pg_url, prefix)[0] >= 2000, timeout=60, what="2,000 stored")
+        wait_until(
+            lambda: svc.logged("collector worker retired"), timeout=30, what="the retirement"
+        )
+        (retired,) = svc.logged("session retired")
+        assert retired["client_id"] == f"{client_id}-1"
+        assert int(str(retired["messages"])) > 0, "the dropped worker's session held nothing"
+        publish(100)  # nothing of it may wait in the dropped worker's session
+        wait_until(lambda: _stats(pg_url, prefix)[0] >= 4000, timeout=60, what="4,000 stored")
+    finally:
+        code = svc.stop()
+    assert code == 0
+    assert _stats(pg_url, prefix) == (4000, 4000)
+    assert orphan_sessions(mqtt_url, client_id, 1, "3.1.1") == []
 
 
 def test_collector_workers_end_with_a_killed_service(
