@@ -345,6 +345,19 @@ class _Service:
         return code
 
 
+def _publish_rounds(mqtt_url: str, topic_root: str, prefix: str, messages: range) -> None:
+    """Message m of each of 4 devices (5 readings, seq 5m..5m+4), device after device, for
+    every m in ``messages``; returns once the broker has acknowledged them all."""
+    pub = Publisher(mqtt_url)
+    for m in messages:
+        for d in range(4):
+            dev = f"{prefix}{d}"
+            pub.send(
+                contract.readings_topic(topic_root, dev), _payload(dev, range(m * 5, m * 5 + 5))
+            )
+    pub.close()
+
+
 def _gone(pid: int) -> bool:
     """The process has ended (a zombie that nobody reaps has ended too)."""
     try:
@@ -374,17 +387,7 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
         )
         (started,) = svc.logged("collector worker started")
         worker_pids.append(int(str(started["pid"])))
-
-        def publish(first_message: int) -> None:  # 4 devices x 250 messages x 5 readings
-            pub = Publisher(mqtt_url)
-            for m in range(first_message, first_message + 250):
-                for d in range(4):
-                    dev = f"{prefix}{d}"
-                    topic = contract.readings_topic(topic_root, dev)
-                    pub.send(topic, _payload(dev, range(m * 5, m * 5 + 5)))
-            pub.close()
-
-        publish(0)
+        _publish_rounds(mqtt_url, topic_root, prefix, range(250))  # 5,000 readings
         # the worker is killed with whatever it holds unacknowledged; the service starts it
         # again under the same client id, and its session gets those messages again
         os.kill(worker_pids[0], signal.SIGKILL)
@@ -396,7 +399,7 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
         worker_pids.append(int(str(svc.logged("collector worker started")[1]["pid"])))
         assert worker_pids[1] != worker_pids[0]
         assert svc.logged("collector worker exited; starting it again")[0]["code"] == -9
-        publish(250)
+        _publish_rounds(mqtt_url, topic_root, prefix, range(250, 500))
         wait_until(lambda: _stats(pg_url, prefix)[0] >= 10_000, timeout=90, what="10,000 stored")
     finally:
         code = svc.stop()
@@ -419,18 +422,9 @@ def test_lowering_processes_retires_the_dropped_workers_session(
     finally:
         assert svc.stop() == 0
 
-    def publish(first_message: int) -> None:  # 4 devices x 100 messages x 5 readings
-        pub = Publisher(mqtt_url)
-        for m in range(first_message, first_message + 100):
-            for d in range(4):
-                dev = f"{prefix}{d}"
-                topic = contract.readings_topic(topic_root, dev)
-                pub.send(topic, _payload(dev, range(m * 5, m * 5 + 5)))
-        pub.close()
-
     # while the service is down both sessions get their turns (Mosquitto queues a shared
     # subscription's messages for a disconnected member too); then it comes back as 1 process
-    publish(0)
+    _publish_rounds(mqtt_url, topic_root, prefix, range(100))  # 2,000 readings
     svc = _Service(env)
     try:
         wait_until(lambda: _stats(pg_url, prefix)[0] >= 2000, timeout=60, what="2,000 stored")
@@ -440,7 +434,8 @@ def test_lowering_processes_retires_the_dropped_workers_session(
         (retired,) = svc.logged("session retired")
         assert retired["client_id"] == f"{client_id}-1"
         assert int(str(retired["messages"])) > 0, "the dropped worker's session held nothing"
-        publish(100)  # nothing of it may wait in the dropped worker's session
+        # nothing of these may wait in the dropped worker's session
+        _publish_rounds(mqtt_url, topic_root, prefix, range(100, 200))
         wait_until(lambda: _stats(pg_url, prefix)[0] >= 4000, timeout=60, what="4,000 stored")
     finally:
         code = svc.stop()
