@@ -134,7 +134,7 @@ def start_consumers(
         group = "bench" if n > 1 else None
         ids = [f"col-{env.runs}-{k}" for k in range(n)]
         # None: the defaults (2 writers, 1 process); collector-2p: one service of 2 processes
-        # with one writer each (collector.processes; its worker's client id is <id>-1)
+        # with one writer each (collector.processes; its worker's client id is <id>-w1)
         writers = 1 if kind in ("collector-1w", "collector-2p") else None
         # --collector-env may set processes too: wait for all of them, clear their sessions
         processes = 2 if kind == "collector-2p" else None
@@ -142,7 +142,7 @@ def start_consumers(
         procs = [start_collector(env, db, root, cid, group, writers, processes) for cid in ids]
         for p in procs:
             collector_ready(p, processes=per_service)
-        ids += [f"{cid}-{k}" for cid in ids for k in range(1, per_service)]
+        ids += [f"{cid}-w{k}" for cid in ids for k in range(1, per_service)]
         return procs, "readings", ids
     if kind == "naive":
         return [start_naive(env, db, root)], "readings", []

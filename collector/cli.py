@@ -78,6 +78,7 @@ def collector_run(ctx: click.Context) -> None:
         delete_session,
         die_with_parent,
         orphan_sessions,
+        worker_client_id,
     )
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.connect import broker_url, database_url
@@ -116,7 +117,7 @@ def collector_run(ctx: click.Context) -> None:
             if orphans:
                 log.warning(
                     "sessions of dropped workers found: storing what they hold, then deleting them",
-                    extra={"client_ids": [f"{c.client_id}-{k}" for k in orphans]},
+                    extra={"client_ids": [worker_client_id(c.client_id, k) for k in orphans]},
                 )
         cfg = CollectorConfig(
             database_url=db_url,

@@ -6,7 +6,7 @@ interpreter lock. On a 2-core machine two collectors with one writer each stored
 database connections; docs/benchmarks.md, session 9). ``collector.processes = N`` runs N such
 pipelines as one service: ``luftnett collector run`` is worker 0 and starts workers 1..N-1 as
 child processes (``luftnett collector run`` each, with ``processes = 1``, client id
-``<client_id>-<k>``, and no confirmer: the parent's publishes the stored ranges for all).
+``<client_id>-w<k>``, and no confirmer: the parent's publishes the stored ranges for all).
 All take the readings through one shared subscription, ``$share/<group>/...`` (the
 configured ``shared_group``, else the client id), exactly as separately started collectors
 do: the broker gives each message to one of them, each acknowledges what it committed, and
@@ -16,7 +16,7 @@ twice.
 Lowering ``processes`` would leave the sessions of the workers dropped on the broker, and
 Mosquitto keeps giving each session in a shared group its turn, connected or not: a share of
 every later message would wait there for a worker that never comes. So the service looks for
-such sessions when it starts (:func:`orphan_sessions`: ``<client_id>-<k>`` from ``k =
+such sessions when it starts (:func:`orphan_sessions`: ``<client_id>-w<k>`` from ``k =
 processes`` on, as long as the broker has one) and runs a *retiring* worker for each: it
 subscribes to nothing and drops the session's subscriptions, stores and acknowledges what the
 session had queued, then deletes the session (:func:`delete_session`) and exits.
@@ -57,6 +57,7 @@ __all__ = [
     "delete_session",
     "die_with_parent",
     "orphan_sessions",
+    "worker_client_id",
     "worker_env",
 ]
 
@@ -71,6 +72,13 @@ _RESTART_MIN_S, _RESTART_MAX_S = 1.0, 30.0
 _HEALTHY_S = 60.0  # a worker up this long has its restart delay reset
 
 
+def worker_client_id(client_id: str, k: int) -> str:
+    """Worker ``k``'s MQTT client id: ``<client_id>-w<k>``, a name of its own so that the
+    search for dropped workers' sessions never takes a collector started apart with a
+    name such as ``<client_id>-1`` for one (its probe would take that session over)."""
+    return f"{client_id}-w{k}"
+
+
 def worker_env(
     base: Mapping[str, str], k: int, client_id: str, group: str, database_url: str, mqtt_url: str
 ) -> dict[str, str]:
@@ -83,7 +91,7 @@ def worker_env(
             "LUFTNETT_DATABASE_URL": database_url,
             "LUFTNETT_MQTT_URL": mqtt_url,
             "LUFTNETT_COLLECTOR__PROCESSES": "1",
-            "LUFTNETT_COLLECTOR__CLIENT_ID": f"{client_id}-{k}",
+            "LUFTNETT_COLLECTOR__CLIENT_ID": worker_client_id(client_id, k),
             "LUFTNETT_COLLECTOR__SHARED_GROUP": group,
             "LUFTNETT_COLLECTOR__CONFIRM_INTERVAL_S": "0",
             PARENT_ENV: str(os.getpid()),
@@ -146,12 +154,12 @@ def delete_session(mqtt_url: str, client_id: str, protocol: Literal["3.1.1", "5"
 def orphan_sessions(
     mqtt_url: str, client_id: str, first: int, protocol: Literal["3.1.1", "5"]
 ) -> list[int]:
-    """The workers ``k >= first`` whose sessions (``<client_id>-<k>``) the broker keeps:
+    """The workers ``k >= first`` whose sessions (:func:`worker_client_id`) the broker keeps:
     workers are numbered 1.. without gaps, so the search ends at the first ``k`` without one
     (the empty session its probe made is deleted again)."""
     found: list[int] = []
     for k in range(max(1, first), _MAX_WORKERS + 1):
-        cid = f"{client_id}-{k}"
+        cid = worker_client_id(client_id, k)
         if not _connect_once(mqtt_url, cid, protocol, clean=False):
             delete_session(mqtt_url, cid, protocol)
             break

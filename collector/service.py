@@ -198,7 +198,7 @@ class Collector:
             return
         self._connected_at = time.monotonic()
         if self.cfg.retire:  # no new messages; what the session queued still comes
-            for group in {self.cfg.shared_group, self.cfg.client_id.rsplit("-", 1)[0], None}:
+            for group in (self.cfg.shared_group, None):
                 client.unsubscribe(contract.readings_subscription(self.cfg.topic_root, group))
             log.info("retiring session", extra={"client_id": self.cfg.client_id})
             self._subscribed.set()

@@ -203,7 +203,7 @@ class CollectorSettings(BaseModel):
         "pipeline runs under one interpreter lock, so a machine with cores to spare stores more "
         "with 2 or more (docs/storage.md), but, like several collectors, may store two "
         "consecutive messages of a device in the other order. Lowered, the next start stores "
-        "what the dropped workers' sessions (<client_id>-<k>) still hold and deletes them",
+        "what the dropped workers' sessions (<client_id>-w<k>) still hold and deletes them",
     )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1",

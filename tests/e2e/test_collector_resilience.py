@@ -380,7 +380,7 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
         wait_until(
             lambda: (
                 {r.get("client_id") for r in svc.logged("subscribed")}
-                == {client_id, f"{client_id}-1"}
+                == {client_id, f"{client_id}-w1"}
             ),
             timeout=30,
             what="the service and its worker subscribed",
@@ -407,7 +407,7 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
     assert all(_gone(p) for p in worker_pids), "a worker outlived the service"
     assert _stats(pg_url, prefix) == (10_000, 10_000)
     writers = {str(r["client_id"]) for r in svc.logged("batch written") if r["rows"]}
-    assert writers == {client_id, f"{client_id}-1"}, f"stored only by {writers}"
+    assert writers == {client_id, f"{client_id}-w1"}, f"stored only by {writers}"
 
 
 def test_lowering_processes_retires_the_dropped_workers_session(
@@ -432,7 +432,7 @@ def test_lowering_processes_retires_the_dropped_workers_session(
             lambda: svc.logged("collector worker retired"), timeout=30, what="the retirement"
         )
         (retired,) = svc.logged("session retired")
-        assert retired["client_id"] == f"{client_id}-1"
+        assert retired["client_id"] == f"{client_id}-w1"
         assert int(str(retired["messages"])) > 0, "the dropped worker's session held nothing"
         # nothing of these may wait in the dropped worker's session
         _publish_rounds(mqtt_url, topic_root, prefix, range(100, 200))
