@@ -257,7 +257,9 @@ def vm_hwm_mb(pid: int) -> float:
 def export(base: str, n_devices: int, fmt: str = "csv", first: int = 0) -> tuple[int, float, int]:
     """(rows, seconds, bytes) of one year x ``n_devices`` (from bench-``first`` on) as wide CSV
     (rows counted by line) or Parquet (rows read back from the file's footer)."""
-    params = [("device", f"bench-{i:03d}") for i in range(first, first + n_devices)]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("device", f"bench-{i:03d}") for i in range(first, first + n_devices)
+    ]
     params += [("start", f"{YEAR}-01-01T00:00:00Z"), ("end", f"{YEAR + 1}-01-01T00:00:00Z")]
     rows = nbytes = 0
     t = time.perf_counter()
@@ -278,7 +280,7 @@ def export(base: str, n_devices: int, fmt: str = "csv", first: int = 0) -> tuple
         if fmt == "csv":
             rows -= 1  # header
         else:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
             fh.seek(0)
             rows = pq.ParquetFile(fh).metadata.num_rows

@@ -166,7 +166,7 @@ def _reading(i: int) -> dict[str, Any]:
     }
 
 
-def bench_replay(url: str, tmp: Path, n: int, confirm: str = "off") -> dict[str, float]:
+def bench_replay(url: str, tmp: Path, n: int, confirm: str = "off") -> dict[str, Any]:
     """Drain ``n`` readings to the broker until the last PUBACK. ``confirm = "on"``: the
     end-to-end acknowledgement — a PUBACK marks the rows instead of deleting them; the
     database's confirmation of all ``n`` then deletes them, timed on its own."""
@@ -256,9 +256,10 @@ def machine() -> str:
         ),
         platform.processor() or "unknown",
     )
-    git = lambda *a: subprocess.run(  # noqa: E731
-        ["git", *a], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
     commit = git("rev-parse", "--short", "HEAD")
     if git("status", "--porcelain", "--", "edge", "src/luftnett/contracts", "bench/bench_edge.py"):
         commit += " (with uncommitted changes)"
@@ -314,7 +315,10 @@ def main() -> None:
         finally:
             broker.stop()
     res, heavy = both["lean"], both["heavy"]
-    ok = lambda good: "yes" if good else "**no**"  # noqa: E731
+
+    def ok(good: bool) -> str:
+        return "yes" if good else "**no**"
+
     text = (
         "## Edge agent (bench/bench_edge.py)\n\n"
         f"{machine()}\n"

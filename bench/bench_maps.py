@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -267,6 +268,12 @@ def write_section(text: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Without --no-write it replaces its section of docs/benchmarks.md.",
+    )
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args(argv)
     import logging
 
     logging.getLogger("luftnett").setLevel(logging.ERROR)
@@ -275,7 +282,7 @@ def main(argv: list[str]) -> int:
     files = build_files()
     text = report(issue, muni, files)
     print(text)
-    if "--no-write" not in argv:
+    if not args.no_write:
         write_section(text)
         print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0

@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
     if a.load_only:
         return 0
     port = free_port()
-    server = serve(url, port)
+    api = serve(url, port)
     load_start = os.getloadavg()[0]
     try:
         with exclusive("sensorthings latency") as waited:
@@ -165,8 +165,8 @@ def main(argv: list[str]) -> int:
             res = measure(f"http://127.0.0.1:{port}", a.devices, a.reps)
             load_end = os.getloadavg()[0]
     finally:
-        server.terminate()
-        server.wait(10)
+        api.terminate()
+        api.wait(10)
         if pg is not None:
             pg.stop()
     commit = subprocess.run(

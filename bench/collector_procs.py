@@ -377,7 +377,7 @@ def make_messages(
             )
             chunks.append((device, encode(p).decode()))
         streams.append(chunks)
-    out = []
+    out: list[tuple[str, str]] = []
     for i in range(max(len(s) for s in streams)):
         out.extend(s[i] for s in streams if i < len(s))
     return out

@@ -323,9 +323,9 @@ def throughput_table(groups: dict[tuple[str, str, str], list[Run]], mode: str) -
         note = f" ({med.note})" if med.note else ""
         eff = "-"
         if done and not alone and all("consumer" in r.cpu for r in done):
-            a = statistics.median(r.per_cpu_s("consumer") for r in done)
-            b = statistics.median(r.per_cpu_s("consumer", "postgres") for r in done)
-            eff = f"{a:,.0f} ({b:,.0f})"
+            own = statistics.median(r.per_cpu_s("consumer") for r in done)
+            with_pg = statistics.median(r.per_cpu_s("consumer", "postgres") for r in done)
+            eff = f"{own:,.0f} ({with_pg:,.0f})"
         lines.append(
             f"| {wname} | {consumer}{note} | {med.messages:,} | {med.readings:,} | {stored} | "
             f"{rate} | {cal} | {pub} | {cpu} | {eff} | {per_batch} |"
