@@ -63,6 +63,7 @@ def collector_run(ctx: click.Context) -> None:
     one and N-1 workers it starts and restarts): one process's pipeline runs under one
     interpreter lock, and a machine with cores to spare stores more with several.
 
+    \b
     Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
     Example:  LUFTNETT_COLLECTOR__PROCESSES=2 luftnett collector run
     """
@@ -166,6 +167,58 @@ def collector_run(ctx: click.Context) -> None:
             if confirmer is not None:
                 confirmer.stop()
             col.stop()
+
+
+@collector.command("retire")
+@click.argument("client_id")
+@click.option(
+    "--group",
+    help="The shared group it subscribed through (default: collector.shared_group); its "
+    "subscriptions are dropped either way.",
+)
+@click.pass_context
+def collector_retire(ctx: click.Context, client_id: str, group: str | None) -> None:
+    """Store what a stopped collector's broker session still holds, then delete the session.
+
+    For a collector taken out of a shared group for good: the broker keeps giving a
+    disconnected member of the group its turn (Mosquitto queues every so-many messages for
+    it until its session expires), so removing one without this leaves readings waiting for
+    it. Run it once that collector has stopped (a collector still connected under CLIENT_ID
+    is disconnected). The dropped workers of `collector.processes` are retired by
+    `luftnett collector run` itself.
+
+    \b
+    Example:  luftnett collector retire collector-3 --group fleet
+    """
+    from luftnett.collector.processes import delete_session, session_exists
+    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.connect import broker_url, database_url
+
+    s = settings_of(ctx)
+    c = s.collector
+    with database_url(s) as db_url, broker_url(s) as mq_url:
+        if not session_exists(mq_url, client_id, c.mqtt_protocol):
+            click.echo(f"the broker keeps no session for {client_id}: nothing to retire")
+            return
+        click.echo(f"retiring {client_id}: storing what its session holds ...", err=True)
+        col = Collector(
+            CollectorConfig(
+                database_url=db_url,
+                mqtt_url=mq_url,
+                topic_root=s.mqtt.topic_root,
+                client_id=client_id,
+                shared_group=group or c.shared_group,
+                register_unknown_devices=c.register_unknown_devices,
+                mqtt_protocol=c.mqtt_protocol,
+                retire=True,
+            )
+        )
+        _retire(col, delete_session)
+        click.echo(
+            f"retired {client_id}: {col.counts['messages']:,} messages "
+            f"({col.counts['stored']:,} readings stored, {col.counts['duplicates']:,} "
+            f"duplicates, {col.counts['quarantined']:,} quarantined); session deleted"
+        )
 
 
 @click.group()

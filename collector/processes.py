@@ -57,6 +57,7 @@ __all__ = [
     "delete_session",
     "die_with_parent",
     "orphan_sessions",
+    "session_exists",
     "worker_client_id",
     "worker_env",
 ]
@@ -151,17 +152,23 @@ def delete_session(mqtt_url: str, client_id: str, protocol: Literal["3.1.1", "5"
     _connect_once(mqtt_url, client_id, protocol, clean=True)
 
 
+def session_exists(mqtt_url: str, client_id: str, protocol: Literal["3.1.1", "5"]) -> bool:
+    """Whether the broker keeps a session for ``client_id`` (a connection of that client id
+    meanwhile is taken over; the empty session a probe makes is deleted again)."""
+    if _connect_once(mqtt_url, client_id, protocol, clean=False):
+        return True
+    delete_session(mqtt_url, client_id, protocol)
+    return False
+
+
 def orphan_sessions(
     mqtt_url: str, client_id: str, first: int, protocol: Literal["3.1.1", "5"]
 ) -> list[int]:
     """The workers ``k >= first`` whose sessions (:func:`worker_client_id`) the broker keeps:
-    workers are numbered 1.. without gaps, so the search ends at the first ``k`` without one
-    (the empty session its probe made is deleted again)."""
+    workers are numbered 1.. without gaps, so the search ends at the first ``k`` without one."""
     found: list[int] = []
     for k in range(max(1, first), _MAX_WORKERS + 1):
-        cid = worker_client_id(client_id, k)
-        if not _connect_once(mqtt_url, cid, protocol, clean=False):
-            delete_session(mqtt_url, cid, protocol)
+        if not session_exists(mqtt_url, worker_client_id(client_id, k), protocol):
             break
         found.append(k)
     return found

@@ -444,6 +444,38 @@ def test_lowering_processes_retires_the_dropped_workers_session(
     assert orphan_sessions(mqtt_url, client_id, 1, "3.1.1") == []
 
 
+def test_collector_retire_stores_a_removed_collectors_queue_and_deletes_its_session(
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+) -> None:
+    prefix = f"q{uuid.uuid4().hex[:6]}-"
+    group = f"g{uuid.uuid4().hex[:6]}"
+    client_id = f"col-{uuid.uuid4().hex[:8]}"
+    cfg = CollectorConfig(
+        database_url=pg_url,
+        mqtt_url=mqtt_url,
+        topic_root=topic_root,
+        client_id=client_id,
+        shared_group=group,
+    )
+    col = Collector(cfg).start()
+    try:
+        assert col.wait_ready(10)
+    finally:
+        col.stop()
+    # the collector is gone for good; its session still takes the group's messages
+    _publish_rounds(mqtt_url, topic_root, prefix, range(25))  # 4 x 25 messages, 500 readings
+    assert _stats(pg_url, prefix) == (0, 0)
+    env = _collector_env(pg_url, mqtt_url, topic_root, "unused")
+    cmd = [sys.executable, "-m", "luftnett.cli", "collector", "retire", client_id]
+    done = subprocess.run([*cmd, "--group", group], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"retired {client_id}: 100 messages (500 readings stored" in done.stdout
+    assert _stats(pg_url, prefix) == (500, 500)
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert f"no session for {client_id}" in again.stdout
+
+
 def test_collector_workers_end_with_a_killed_service(
     pg_url: str, mqtt_url: str, topic_root: str, wait_until
 ) -> None:
