@@ -410,12 +410,14 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
     assert writers == {client_id, f"{client_id}-w1"}, f"stored only by {writers}"
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_lowering_processes_retires_the_dropped_workers_session(
-    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until, protocol: str
 ) -> None:
     prefix = f"o{uuid.uuid4().hex[:6]}-"
     client_id = f"col-{uuid.uuid4().hex[:8]}"
     env = _collector_env(pg_url, mqtt_url, topic_root, client_id)
+    env["LUFTNETT_COLLECTOR__MQTT_PROTOCOL"] = protocol
     svc = _Service({**env, "LUFTNETT_COLLECTOR__PROCESSES": "2"})
     try:
         wait_until(lambda: len(svc.logged("subscribed")) == 2, timeout=30, what="2 subscribed")
@@ -441,7 +443,7 @@ def test_lowering_processes_retires_the_dropped_workers_session(
         code = svc.stop()
     assert code == 0
     assert _stats(pg_url, prefix) == (4000, 4000)
-    assert orphan_sessions(mqtt_url, client_id, 1, "3.1.1") == []
+    assert orphan_sessions(mqtt_url, client_id, 1, protocol) == []  # type: ignore[arg-type]
 
 
 def test_collector_retire_stores_a_removed_collectors_queue_and_deletes_its_session(
