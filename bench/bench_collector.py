@@ -96,14 +96,17 @@ class Profile:
     backlog_per_device: int  # one-minute readings per device (1,440: a day)
     stage_single_msgs: int
     stage_batch_readings: int
+    sustained_readings: int  # the sustained100 workload: a load, not a burst
     repeats: int
     quiet_wait_s: float  # per run, waiting for other jobs on the machine to calm down
     quiet_budget_s: float  # in all
 
 
 PROFILES = {
-    "short": Profile(5_000, 20_000, 1_000, 5_000, 5, 144, 2_000, 10_000, 1, 0, 0),
-    "full": Profile(30_000, 200_000, 5_000, 30_000, 60, 1_440, 20_000, 100_000, 3, 30, 300),
+    "short": Profile(5_000, 20_000, 1_000, 5_000, 5, 144, 2_000, 10_000, 300_000, 1, 0, 0),
+    "full": Profile(
+        30_000, 200_000, 5_000, 30_000, 60, 1_440, 20_000, 100_000, 1_000_000, 3, 30, 300
+    ),
 }
 
 
@@ -483,10 +486,12 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument(
         "--workloads",
-        default="single,batch100,edge100",
+        default=None,
         help="comma-separated workloads of the end-to-end steps: single, batch100, edge100 "
-        "(100-reading messages with the window statistics the edge agent sends: collector and "
-        "bare COPY only)",
+        "(100-reading messages with the window statistics the edge agent sends), sustained100 "
+        "(plain 100-reading messages, 1,000,000 readings in full: a load the calibration has "
+        "to keep up with, not a burst); the last two for the collectors and the bare COPY "
+        "only (default: all in full, all but sustained100 in short)",
     )
     ap.add_argument(
         "--py-spy-workload",
@@ -562,7 +567,17 @@ def main(argv: list[str]) -> int:
         say("encoding messages")
         single = workload("single", prof.single_msgs, 1)
         batch = workload("batch100", args.batch_readings or prof.batch_readings, 100)
-        wanted = set(args.workloads.split(","))
+        wanted = set(
+            (
+                args.workloads
+                or "single,batch100,edge100" + (",sustained100" if args.profile == "full" else "")
+            ).split(",")
+        )
+        sustained = (
+            workload("sustained100", prof.sustained_readings, 100)
+            if "sustained100" in wanted
+            else None
+        )
         edge = (
             workload("edge100", args.batch_readings or prof.batch_readings, 100, stats=True)
             if "edge100" in wanted
@@ -582,14 +597,16 @@ def main(argv: list[str]) -> int:
             plan.append(("copy", lambda: copy_run(env, batch)))
             if edge is not None:
                 plan.append(("copy", lambda: copy_run(env, edge)))
-        for w, nw in ((single, n_single), (batch, n_batch), (edge, None)):
+            if sustained is not None:
+                plan.append(("copy", lambda: copy_run(env, sustained)))
+        for w, nw in ((single, n_single), (batch, n_batch), (edge, None), (sustained, None)):
             if w is None or w.name not in wanted:
                 continue
             if "collector" in steps:
                 plan.append(
                     ("collector", lambda w=w: live_run(env, "collector", w, 1, args.publishers))
                 )
-            if "collector1w" in steps:
+            if "collector1w" in steps and w is not sustained:
                 plan.append(("collector1w", lambda w=w: live_run(env, "collector-1w", w)))
             if "collector2p" in steps:
                 plan.append(("collector2p", lambda w=w: live_run(env, "collector-2p", w)))
@@ -597,7 +614,7 @@ def main(argv: list[str]) -> int:
                 plan.append(
                     ("collector2", lambda w=w: live_run(env, "collector", w, 2, args.publishers))
                 )
-            if nw is None:  # edge100: the collector and the COPY only
+            if nw is None:  # edge100, sustained100: the collectors and the COPY only
                 continue
             if "mqbridge" in steps and env.mqb_python:
                 plan.append(("mqbridge", lambda w=w: live_run(env, "mq-bridge", w)))

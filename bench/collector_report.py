@@ -412,6 +412,24 @@ def ratio_lines(
             "the same: collector x2 / bare COPY",
             ">= 0.67",
         ),
+        ratio(
+            rate("live", "sustained100", "collector x1"),
+            rate("copy", "sustained100", "bare COPY"),
+            "100-reading msgs, sustained (the calibration keeping up): collector x1 / bare COPY",
+            ">= 0.67",
+        ),
+        ratio(
+            rate("live", "sustained100", "collector x1, 2 processes"),
+            rate("copy", "sustained100", "bare COPY"),
+            "the same: one collector service of 2 processes / bare COPY",
+            ">= 0.67",
+        ),
+        ratio(
+            rate("live", "sustained100", "collector x2"),
+            rate("copy", "sustained100", "bare COPY"),
+            "the same: collector x2 / bare COPY",
+            ">= 0.67",
+        ),
         ratio(c1s, rate("live", "single", "naive"), "single: collector x1 / naive subscriber"),
         ratio(c1b, rate("live", "batch100", "naive"), "batch100: collector x1 / naive subscriber"),
         ratio(
@@ -511,7 +529,10 @@ def report(res: Results) -> str:
         "Workloads: `single` (one reading a message), `batch100` (100 readings a message, "
         "values only), `edge100` (100 readings a message with the window statistics `n`, `min` "
         "and `max` the edge agent's averaging puts in every reading, stored in `extra`: what a "
-        "fleet of luftnett edge agents sends). "
+        "fleet of luftnett edge agents sends), `sustained100` (the `batch100` kind of message, "
+        "1,000,000 readings in the full profile: several seconds of load, so that "
+        "`calibration_max_lag_s` (5 s) makes the collector write calibrated values during it "
+        "rather than after; a 200,000-reading burst is over first). "
         "Publisher: pre-encoded MQTT v5 QoS 1 "
         "packets written over a raw socket with up to 1,000 unacknowledged (its window; the "
         "broker allows 10,000); paho's `publish()` would itself cap a run near 5,000 msg/s here. "
