@@ -374,61 +374,34 @@ def ratio_lines(
             "single, preloaded session: collector / mq-bridge 1.2",
             ">= 1",
         ),
-        ratio(
-            c1b,
-            rate("copy", "batch100", "bare COPY"),
-            "100-reading msgs: collector x1 / bare COPY",
-            ">= 0.67 and >= 100,000 readings/s",
-        ),
-        ratio(
-            c2b,
-            rate("copy", "batch100", "bare COPY"),
-            "100-reading msgs: collector x2 / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "batch100", "collector x1, 2 processes"),
-            rate("copy", "batch100", "bare COPY"),
-            "100-reading msgs: one collector service of 2 processes (collector.processes = 2, "
-            "1 writer each) / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "edge100", "collector x1"),
-            rate("copy", "edge100", "bare COPY"),
-            "100-reading msgs as the edge agent sends them (n/min/max in every reading): "
-            "collector x1 / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "edge100", "collector x1, 2 processes"),
-            rate("copy", "edge100", "bare COPY"),
-            "the same: one collector service of 2 processes / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "edge100", "collector x2"),
-            rate("copy", "edge100", "bare COPY"),
-            "the same: collector x2 / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "sustained100", "collector x1"),
-            rate("copy", "sustained100", "bare COPY"),
-            "100-reading msgs, sustained (the calibration keeping up): collector x1 / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "sustained100", "collector x1, 2 processes"),
-            rate("copy", "sustained100", "bare COPY"),
-            "the same: one collector service of 2 processes / bare COPY",
-            ">= 0.67",
-        ),
-        ratio(
-            rate("live", "sustained100", "collector x2"),
-            rate("copy", "sustained100", "bare COPY"),
-            "the same: collector x2 / bare COPY",
-            ">= 0.67",
+        *(
+            ratio(
+                rate("live", w, consumer),
+                rate("copy", w, "bare COPY"),
+                f"{text}: {label} / bare COPY",
+                ">= 0.67" + (" and >= 100,000 readings/s" if first else ""),
+            )
+            for w, text in (
+                ("batch100", "100-reading msgs"),
+                (
+                    "edge100",
+                    "100-reading msgs as the edge agent sends them (n/min/max in every reading)",
+                ),
+                ("sustained100", "100-reading msgs, sustained (the calibration keeping up)"),
+            )
+            for first, (consumer, label) in zip(
+                (w == "batch100", False, False),
+                (
+                    ("collector x1", "collector x1"),
+                    ("collector x2", "collector x2"),
+                    (
+                        "collector x1, 2 processes",
+                        "one collector service of 2 processes "
+                        "(collector.processes = 2, 1 writer each)",
+                    ),
+                ),
+                strict=True,
+            )
         ),
         ratio(c1s, rate("live", "single", "naive"), "single: collector x1 / naive subscriber"),
         ratio(c1b, rate("live", "batch100", "naive"), "batch100: collector x1 / naive subscriber"),
