@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,7 +11,8 @@ import click
 from luftnett.cli import settings_of, wait_forever
 
 if TYPE_CHECKING:
-    from luftnett.collector.service import Collector
+    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.settings import Settings
 
 _SWITCH_INTERVAL_S = 0.001
 _RETIRE_QUIET_S = 3.0  # a retiring session is drained when nothing came for this long
@@ -20,9 +20,34 @@ _RETIRE_QUIET_S = 3.0  # a retiring session is drained when nothing came for thi
 log = logging.getLogger("luftnett.collector")
 
 
-def _retire(col: Collector, delete_session: Callable[[str, str, Any], None]) -> None:
+def _config(s: Settings, database_url: str, mqtt_url: str, **overrides: Any) -> CollectorConfig:
+    """The collector's configuration from the settings (``overrides``: fields set apart)."""
+    from luftnett.collector.service import CollectorConfig
+
+    c = s.collector
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "mqtt_url": mqtt_url,
+        "topic_root": s.mqtt.topic_root,
+        "client_id": c.client_id,
+        "batch_size": c.batch_size,
+        "batch_readings": c.batch_readings,
+        "flush_interval_s": c.flush_interval_s,
+        "shared_group": c.shared_group,
+        "register_unknown_devices": c.register_unknown_devices,
+        "rollup_interval_s": c.rollup_interval_s,
+        "mqtt_protocol": c.mqtt_protocol,
+        "writers": c.writers,
+        "calibration": c.calibration,
+        "calibration_max_lag_s": c.calibration_max_lag_s,
+    }
+    return CollectorConfig(**(fields | overrides))
+
+
+def _retire(col: Collector) -> None:
     """A retiring worker: store what its session queued, then delete the session. Exits 0
     once done (the service does not start it again), 3 when stopped before."""
+    from luftnett.collector.processes import delete_session
     from luftnett.signals import sigterm_as_interrupt
 
     cfg = col.cfg
@@ -67,6 +92,7 @@ def collector_run(ctx: click.Context) -> None:
     Example:  LUFTNETT_COLLECTOR__SHARED_GROUP=c luftnett collector run
     Example:  LUFTNETT_COLLECTOR__PROCESSES=2 luftnett collector run
     """
+    import dataclasses
     import gc
     import os
     import sys
@@ -76,12 +102,11 @@ def collector_run(ctx: click.Context) -> None:
         PARENT_ENV,
         RETIRE_ENV,
         WorkerProcesses,
-        delete_session,
         die_with_parent,
         orphan_sessions,
         worker_client_id,
     )
-    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.collector.service import Collector
     from luftnett.connect import broker_url, database_url
 
     # The writer threads wait on the database many times a transaction, and each time need
@@ -94,7 +119,7 @@ def collector_run(ctx: click.Context) -> None:
     die_with_parent()  # a worker of a service with collector.processes > 1: not past its end
     with database_url(s) as db_url, broker_url(s) as mq_url:
         c = s.collector
-        group = c.shared_group or (c.client_id if c.processes > 1 else None)
+        group = c.shared_group or c.client_id  # the workers' (and retiring sessions')
         retiring = os.environ.get(RETIRE_ENV) == "1"
         orphans: list[int] = []
         if PARENT_ENV not in os.environ:  # the service, not one of its workers
@@ -110,7 +135,7 @@ def collector_run(ctx: click.Context) -> None:
             workers = WorkerProcesses(
                 c.processes,
                 c.client_id,
-                c.shared_group or c.client_id,
+                group,
                 db_url,
                 mq_url,
                 retire=orphans,
@@ -120,25 +145,9 @@ def collector_run(ctx: click.Context) -> None:
                     "sessions of dropped workers found: storing what they hold, then deleting them",
                     extra={"client_ids": [worker_client_id(c.client_id, k) for k in orphans]},
                 )
-        cfg = CollectorConfig(
-            database_url=db_url,
-            mqtt_url=mq_url,
-            topic_root=s.mqtt.topic_root,
-            client_id=c.client_id,
-            batch_size=c.batch_size,
-            batch_readings=c.batch_readings,
-            flush_interval_s=c.flush_interval_s,
-            shared_group=group,
-            register_unknown_devices=c.register_unknown_devices,
-            rollup_interval_s=c.rollup_interval_s,
-            mqtt_protocol=c.mqtt_protocol,
-            writers=c.writers,
-            calibration=c.calibration,
-            calibration_max_lag_s=c.calibration_max_lag_s,
-            retire=retiring,
-        )
+        cfg = _config(s, db_url, mq_url, shared_group=group if c.processes > 1 else c.shared_group)
         if retiring:
-            _retire(Collector(cfg), delete_session)
+            _retire(Collector(dataclasses.replace(cfg, retire=True)))
             return
         col = Collector(cfg).start()
         confirmer = None
@@ -190,8 +199,8 @@ def collector_retire(ctx: click.Context, client_id: str, group: str | None) -> N
     \b
     Example:  luftnett collector retire collector-3 --group fleet
     """
-    from luftnett.collector.processes import delete_session, session_exists
-    from luftnett.collector.service import Collector, CollectorConfig
+    from luftnett.collector.processes import session_exists
+    from luftnett.collector.service import Collector
     from luftnett.connect import broker_url, database_url
 
     s = settings_of(ctx)
@@ -202,18 +211,16 @@ def collector_retire(ctx: click.Context, client_id: str, group: str | None) -> N
             return
         click.echo(f"retiring {client_id}: storing what its session holds ...", err=True)
         col = Collector(
-            CollectorConfig(
-                database_url=db_url,
-                mqtt_url=mq_url,
-                topic_root=s.mqtt.topic_root,
+            _config(
+                s,
+                db_url,
+                mq_url,
                 client_id=client_id,
                 shared_group=group or c.shared_group,
-                register_unknown_devices=c.register_unknown_devices,
-                mqtt_protocol=c.mqtt_protocol,
                 retire=True,
             )
         )
-        _retire(col, delete_session)
+        _retire(col)
         click.echo(
             f"retired {client_id}: {col.counts['messages']:,} messages "
             f"({col.counts['stored']:,} readings stored, {col.counts['duplicates']:,} "

@@ -17,6 +17,7 @@ callbacks) is paho's own code; a new socket starts an empty buffer.
 
 from __future__ import annotations
 
+import ssl
 import struct
 import threading
 import time
@@ -25,14 +26,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from luftnett.connect import MqttTarget
 
 try:
     from paho.mqtt._packet import decode_publish
 except ImportError:  # pragma: no cover - older paho: its own _handle_publish runs
     decode_publish = None  # type: ignore[assignment]
 
-__all__ = ["BufferedClient", "Inbox", "ReceivedMessage"]
+__all__ = ["SESSION_EXPIRY_S", "BufferedClient", "Inbox", "ReceivedMessage", "session_client"]
 
 _CHUNK = 65536
 _PUBACK = struct.Struct("!BBH")  # PUBACK, remaining length 2, packet id (3.1.1 and 5: success)
@@ -221,3 +226,39 @@ class Inbox:
             if k and self._putters:
                 self._not_full.notify_all()
             return out
+
+
+#: how long the broker keeps an MQTT 5 collector session while it is away (3.1.1: for good)
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+def session_client(
+    target: MqttTarget,
+    client_id: str,
+    protocol: str,
+    clean: bool = False,
+    cls: type[mqtt.Client] = mqtt.Client,
+) -> tuple[mqtt.Client, dict[str, Any]]:
+    """A client for a collector's session, manual acknowledgement, credentials and TLS as
+    ``target`` says, and the keyword arguments its ``connect``/``connect_async`` needs: the
+    session persistent (3.1.1 ``clean_session`` False; 5 ``clean_start`` False with
+    ``SESSION_EXPIRY_S``), or with ``clean`` deleted when the connection ends. The collector
+    and the probes of :mod:`luftnett.collector.processes` connect alike through it."""
+    v5 = protocol == "5"
+    client = cls(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else clean,
+        manual_ack=True,
+    )
+    if target.username:
+        client.username_pw_set(target.username, target.password)
+    if target.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    connect: dict[str, Any] = {}
+    if v5:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 0 if clean else SESSION_EXPIRY_S
+        connect = {"clean_start": clean, "properties": props}
+    return client, connect

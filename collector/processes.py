@@ -33,7 +33,6 @@ import ctypes
 import logging
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -42,10 +41,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from luftnett.collector.mqtt_client import session_client
 from luftnett.connect import parse_mqtt_url
 
 log = logging.getLogger(__name__)
@@ -66,7 +63,6 @@ __all__ = [
 PARENT_ENV = "LUFTNETT_COLLECTOR_PARENT_PID"
 #: set in a retiring worker's environment (its session's queue is drained, then deleted)
 RETIRE_ENV = "LUFTNETT_COLLECTOR_RETIRE"
-SESSION_EXPIRY_S = 7 * 24 * 3600  # an MQTT 5 collector session's (collector.service)
 _MAX_WORKERS = 64  # collector.processes' largest value
 _PR_SET_PDEATHSIG = 1
 _RESTART_MIN_S, _RESTART_MAX_S = 1.0, 30.0
@@ -109,18 +105,8 @@ def _connect_once(
     finds none leaves an empty one behind); True deletes the session. Nothing is acknowledged:
     what a kept session delivers meanwhile stays in it, unacknowledged, for its owner."""
     t = parse_mqtt_url(mqtt_url)
-    v5 = protocol == "5"
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else clean,
-        manual_ack=True,  # never acknowledge what the session delivers
-    )
-    if t.username:
-        client.username_pw_set(t.username, t.password)
-    if t.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    # manual acknowledgement, and none sent: what the session delivers stays in it
+    client, connect_args = session_client(t, client_id, protocol, clean=clean)
     answer: dict[str, Any] = {}
     done = threading.Event()
 
@@ -129,12 +115,7 @@ def _connect_once(
         done.set()
 
     client.on_connect = on_connect
-    if v5:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0 if clean else SESSION_EXPIRY_S
-        client.connect(t.host, t.port, 30, clean_start=clean, properties=props)
-    else:
-        client.connect(t.host, t.port, 30)
+    client.connect(t.host, t.port, 30, **connect_args)
     client.loop_start()
     try:
         if not done.wait(15):
@@ -198,6 +179,7 @@ class _Worker:
         self.started = 0.0
         self.delay = _RESTART_MIN_S
         self.due = 0.0  # when to start it again after an exit
+        self.retired = False  # a retiring worker that finished
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -235,10 +217,6 @@ class WorkerProcesses:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="collector-workers", daemon=True)
         self.stop_timeout_s = stop_timeout_s
-        self.restarts = 0
-
-    def pids(self) -> list[int]:
-        return [w.proc.pid for w in self._workers if w.proc is not None]
 
     def start(self) -> WorkerProcesses:
         for w in self._workers:
@@ -250,12 +228,11 @@ class WorkerProcesses:
         while not self._stop.wait(0.5):
             now = time.monotonic()
             for w in self._workers:
-                if w.proc is None or w.proc.poll() is None:
+                if w.retired or w.proc is None or w.proc.poll() is None:
                     continue
                 if w.retire and w.proc.returncode == 0:  # its session is drained and gone
-                    if w.due != -1.0:
-                        w.due = -1.0
-                        log.info("collector worker retired", extra={"worker": w.k})
+                    w.retired = True
+                    log.info("collector worker retired", extra={"worker": w.k})
                     continue
                 if w.due == 0.0:  # just found exited
                     if now - w.started >= _HEALTHY_S:
@@ -269,7 +246,6 @@ class WorkerProcesses:
                 elif now >= w.due and not self._stop.is_set():
                     w.due = 0.0
                     w.start()
-                    self.restarts += 1
 
     def stop(self) -> None:
         """SIGTERM every worker (each stops as ``luftnett collector run`` does: its batches

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 import zlib
@@ -39,13 +38,10 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector.deferred import PendingWork, calibrate_stored, calibrate_work
-from luftnett.collector.mqtt_client import BufferedClient, Inbox
+from luftnett.collector.mqtt_client import BufferedClient, Inbox, session_client
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
@@ -56,7 +52,6 @@ __all__ = ["Collector", "CollectorConfig"]
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S = 7 * 24 * 3600
 _READY_BATCHES = 8  # validated chunks the writer may have waiting
 _CHUNK = 500  # messages the validator takes at a time (the writer joins chunks)
 _CHUNK_READINGS = 5_000  # ... and hands over to the writers in parts of about this many readings
@@ -174,19 +169,13 @@ class Collector:
 
     def _make_client(self) -> BufferedClient:
         target = parse_mqtt_url(self.cfg.mqtt_url)
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.cfg.client_id,
-            protocol=mqtt.MQTTv5 if self.cfg.mqtt_protocol == "5" else mqtt.MQTTv311,
-            clean_session=None if self.cfg.mqtt_protocol == "5" else False,
-            manual_ack=True,
+        client, self._connect_args = session_client(
+            target, self.cfg.client_id, self.cfg.mqtt_protocol, cls=BufferedClient
         )
-        if target.username:
-            client.username_pw_set(target.username, target.password)
-        if target.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        assert isinstance(client, BufferedClient)
         client.on_connect = self._on_connect
-        client.on_message = self._on_message
+        # a retiring session counts what comes, to know when it is drained; others need not
+        client.on_message = self._on_retiring_message if self.cfg.retire else self._on_message
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(1, 30)
         self._target = target
@@ -222,9 +211,12 @@ class Collector:
         self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._q.put(msg)  # bounded: blocks paho's loop when we are behind (back-pressure)
+
+    def _on_retiring_message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         self._received += 1
         self._last_message = time.monotonic()
-        self._q.put(msg)  # bounded: blocks paho's loop when we are behind (back-pressure)
+        self._on_message(c, u, msg)
 
     def drained(self, quiet_s: float) -> bool:
         """Connected, every message received is written and acknowledged, and none came for
@@ -240,18 +232,10 @@ class Collector:
     def start(self) -> Collector:
         for slot in self._slots:
             self._connect_db(slot)
-        if self.cfg.mqtt_protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
-            self._client.connect_async(
-                self._target.host,
-                self._target.port,
-                self.cfg.keepalive_s,
-                clean_start=False,
-                properties=props,
-            )
-        else:  # 3.1.1: clean_session=False keeps the session (Mosquitto supports $share here)
-            self._client.connect_async(self._target.host, self._target.port, self.cfg.keepalive_s)
+        # a persistent session (Mosquitto takes $share subscriptions with 3.1.1 too)
+        self._client.connect_async(
+            self._target.host, self._target.port, self.cfg.keepalive_s, **self._connect_args
+        )
         self._client.loop_start()
         self._threads = [
             threading.Thread(target=self._validate_loop, name="collector-validate", daemon=True),
