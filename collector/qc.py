@@ -8,9 +8,13 @@ flagged" and "not checked" stay apart. docs/quality.md lists the checks and thei
 Point checks look at one reading: range, high humidity, clock, and the edge's own bits.
 Series checks (stuck value, spike) look at a device's readings in time order: the batch being
 written merged with the stored neighbours of each device (:func:`series_flags`), which the
-writer loads with one query per batch. Nothing is kept in memory between batches, so several
-collectors on a shared subscription give the same flags, and late or out-of-order readings are
-checked against their true neighbours.
+writer loads with one query per batch. Nothing is kept in memory between batches. A batch also
+restates its stored neighbours (:func:`assess`, :func:`restated`): a reading that arrives later
+can make an earlier one part of a stuck run, or change the median a spike is judged against, so
+the stored neighbours whose series results it changes are updated in the batch's transaction.
+A reading's flags are then those of its device's whole stored series, whatever the order and
+batching in which the readings arrived (several processes on a shared subscription, an edge
+outbox replaying after an outage, late readings).
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ from luftnett.contracts.units import EDGE_FLAGS, ReadingFlag
 __all__ = [
     "DEFAULT_QC",
     "RANGES",
+    "SERIES_BITS",
     "SERIES_QUANTITIES",
+    "Assessment",
     "Point",
     "QcConfig",
     "QcResult",
     "SeriesColumns",
+    "assess",
     "batch_quality",
     "device_seq_order",
     "point_checks",
     "quality_columns",
+    "restated",
     "series_flags",
 ]
 
@@ -67,6 +75,8 @@ _HUMID = int(ReadingFlag.HIGH_HUMIDITY)
 _STUCK = int(ReadingFlag.STUCK)
 _SPIKE = int(ReadingFlag.SPIKE)
 _POINT_CHECKS = _EDGE | _RANGE | _CLOCK
+#: the bits of the series checks: the only ones a later reading can change on a stored one
+SERIES_BITS = _STUCK | _SPIKE
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +102,12 @@ class QcConfig:
 
     @property
     def context_n(self) -> int:
-        """How many stored readings on each side of a batch the series checks need."""
-        return max(self.stuck_n - 1, self.spike_k)
+        """How many stored readings on each side of a batch the writer loads: enough for the
+        batch's own checks (``stuck_n - 1`` and ``spike_k``) and to restate every stored
+        reading whose result the batch can change (one within ``spike_k`` of a new reading
+        needs ``spike_k`` more beyond it; a stuck run the batch splits reaches ``stuck_n``
+        inside the window when it is that long)."""
+        return max(self.stuck_n, 2 * self.spike_k)
 
 
 DEFAULT_QC = QcConfig()
@@ -301,6 +315,22 @@ def device_seq_order(dev: np.ndarray, seq: np.ndarray) -> np.ndarray:
     return order
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Quality control of a batch (``checks``, ``flags``: all checks, batch order) and the
+    series checks of its stored neighbours over the merged series (``history_checks``,
+    ``history_flags``: :data:`SERIES_BITS` only, history order). ``history_sure``: per
+    neighbour, the bits of the checks whose result the window the writer loaded decides (it
+    holds all the result depends on); the others are not restated (a batch never changes
+    them: :attr:`QcConfig.context_n`)."""
+
+    checks: np.ndarray
+    flags: np.ndarray
+    history_checks: np.ndarray
+    history_flags: np.ndarray
+    history_sure: np.ndarray
+
+
 def quality_columns(
     history: SeriesColumns,
     batch: SeriesColumns,
@@ -308,7 +338,26 @@ def quality_columns(
     received_at: datetime,
     cfg: QcConfig = DEFAULT_QC,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`batch_quality` on columns (device codes shared by both); the writer's entry."""
+    """:func:`batch_quality` on columns (device codes shared by both)."""
+    a = assess(history, batch, quantities, received_at, cfg)
+    return a.checks, a.flags
+
+
+def assess(
+    history: SeriesColumns,
+    batch: SeriesColumns,
+    quantities: Sequence[str],
+    received_at: datetime,
+    cfg: QcConfig = DEFAULT_QC,
+    cut_before: np.ndarray | None = None,
+    cut_after: np.ndarray | None = None,
+) -> Assessment:
+    """Quality control of ``batch`` against its stored neighbours ``history``, and the series
+    results of those neighbours; the writer's entry.
+
+    ``cut_before``/``cut_after`` (per device code): whether the history stops before the
+    device's first stored reading (or after its last) because the writer loaded only
+    :attr:`QcConfig.context_n` readings on that side; None: no device's is cut."""
     q_names = list(quantities)
     n_h = history.seq.size
     # the series: stored rows, then batch rows whose (device, seq) is not there yet (the
@@ -346,18 +395,35 @@ def quality_columns(
     series_checks = np.zeros(n, dtype=np.int64)
     series_flags_ = np.zeros(n, dtype=np.int64)
 
-    # stuck: runs of identical values within a device (NaN breaks a run)
-    dev_len = np.bincount(d_s)
+    # where each device's series starts and ends, and whether the window is cut there
+    n_dev = int(d_s.max()) + 1 if n else 0
+    dev_len = np.bincount(d_s, minlength=n_dev)
+    dev_end = np.cumsum(dev_len)
+    dev_start = dev_end - dev_len
+    pos = np.arange(n)
+    cut_lo = np.zeros(n, dtype=bool) if cut_before is None else cut_before[d_s]
+    cut_hi = np.zeros(n, dtype=bool) if cut_after is None else cut_after[d_s]
+
+    # stuck: runs of identical values within a device (NaN breaks a run); a run that reaches
+    # a cut end of the window and is shorter than stuck_n there may be longer in truth
     stuck_ran = dev_len[d_s] >= cfg.stuck_n
     stuck = np.zeros(n, dtype=bool)
+    stuck_unsure = np.zeros(n, dtype=bool)
     same_dev = np.empty(n, dtype=bool)
-    same_dev[0] = False
+    same_dev[:1] = False
     same_dev[1:] = d_s[1:] == d_s[:-1]
     for v in v_s.T:
         cont = np.zeros(n, dtype=bool)
         cont[1:] = same_dev[1:] & (v[1:] == v[:-1])
         run = np.cumsum(~cont) - 1
-        stuck |= (np.bincount(run)[run] >= cfg.stuck_n) & ~np.isnan(v)
+        run_len = np.bincount(run)[run]
+        real = ~np.isnan(v)
+        stuck |= (run_len >= cfg.stuck_n) & real
+        if n:
+            at_cut = (cut_lo & (run == run[dev_start[d_s]])) | (
+                cut_hi & (run == run[dev_end[d_s] - 1])
+            )
+            stuck_unsure |= at_cut & (run_len < cfg.stuck_n) & real
     series_checks[stuck_ran] |= _STUCK
     series_flags_[stuck_ran & stuck] |= _STUCK
 
@@ -391,7 +457,11 @@ def quality_columns(
         spike |= fired
     series_checks[spike_ran] |= _SPIKE
     series_flags_[spike] |= _SPIKE
+    # a spike result needs k neighbours on a side where the window is cut
+    spike_sure = (~cut_lo | (pos - dev_start[d_s] >= k)) & (~cut_hi | (dev_end[d_s] - 1 - pos >= k))
+    stuck_sure = stuck | ~stuck_unsure
 
+    hist_at = rank[inverse[:n_h]]
     at = rank[batch_pos]  # each batch row's place in the sorted series
     checks = series_checks[at]
     flags = series_flags_[at]
@@ -416,4 +486,19 @@ def quality_columns(
         now - bt > cfg.clock_behind.total_seconds()
     )
     flags[late] |= _CLOCK
-    return checks, flags
+    # the bits each neighbour's window decides: a check's result where it is sure of it
+    sure = np.where(stuck_sure, _STUCK, 0) | np.where(spike_sure, _SPIKE, 0)
+    return Assessment(checks, flags, series_checks[hist_at], series_flags_[hist_at], sure[hist_at])
+
+
+def restated(
+    a: Assessment, stored_checks: np.ndarray, stored_flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored neighbours whose series results changed (history indexes), with their new
+    ``qc_checks`` and ``flags``: the stored masks with the bits of the series checks the
+    window decides (``history_sure``) replaced by the assessment's."""
+    sure = a.history_sure
+    new_c = (stored_checks & ~sure) | (a.history_checks & sure)
+    new_f = (stored_flags & ~sure) | (a.history_flags & sure)
+    idx = np.flatnonzero((new_c != stored_checks) | (new_f != stored_flags))
+    return idx, new_c[idx], new_f[idx]

@@ -4,7 +4,9 @@ batch are read and the rows they hold dropped (and repeats inside the batch); a 
 writes the rest straight into ``readings`` and their seq ranges join the ledger.
 
 In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
-COPY (one query per batch loads the stored neighbours the series checks need), the batch's
+COPY (one query per batch loads the stored neighbours the series checks need; those whose stuck
+or spike result the batch changes are updated, and their hourly rollups recomputed when their
+validity changed: :func:`~luftnett.collector.qc.assess`), the batch's
 received/stored counts go to ``ingest_counts`` (the completeness ledger's duplicates), and the
 stored readings are added to the hourly rollups (exact partial sums, not a recomputation).
 Three round trips in all: one pipeline before the COPY (devices, ledger, neighbours,
@@ -48,7 +50,7 @@ from luftnett.collector.rollups import (
     refresh_hours,
 )
 from luftnett.collector.validate import Accepted, Quarantined
-from luftnett.contracts.units import FLAGS_VERSION
+from luftnett.contracts.units import FLAGS_VERSION, INVALIDATING_FLAGS
 from luftnett.db.schema import (
     QC_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -110,27 +112,31 @@ WHERE l.device_id = n.d
 """
 
 # The stored neighbours of each device around the batch: n before its first ts, all inside
-# its span, n after its last ts. One query per batch, for the stuck and spike checks; one row
-# per device, each column one bytea of big-endian 8-byte values that numpy reads as it is.
+# its span, n after its last ts (ties on ts by seq: the window is a contiguous piece of the
+# series). One query per batch, for the stuck and spike checks; one row per device, each column
+# one bytea of big-endian 8-byte values that numpy reads as it is.
 _HISTORY = sql.SQL(
     """
     SELECT b.device_id, string_agg(int8send(r.seq), ''),
-           string_agg(float8send(extract(epoch FROM r.ts)::float8), ''), {vals}
+           string_agg(float8send(extract(epoch FROM r.ts)::float8), ''),
+           string_agg(int8send(r.qc_checks), ''), string_agg(int8send(r.flags), ''), {vals}
     FROM unnest(%(devices)s::text[], %(lo)s::float8[], %(hi)s::float8[]) AS b(device_id, lo, hi)
     CROSS JOIN LATERAL (
         (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
-         ORDER BY ts DESC LIMIT %(n)s)
+         ORDER BY ts DESC, seq DESC LIMIT %(n)s)
         UNION ALL
         (SELECT {cols} FROM readings WHERE device_id = b.device_id
          AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi))
         UNION ALL
         (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
-         ORDER BY ts LIMIT %(n)s)
+         ORDER BY ts, seq LIMIT %(n)s)
     ) r
     GROUP BY b.device_id
     """
 ).format(
-    cols=sql.SQL(", ").join(sql.Identifier(c) for c in ("seq", "ts", *VALUE_COLUMNS)),
+    cols=sql.SQL(", ").join(
+        sql.Identifier(c) for c in ("seq", "ts", "qc_checks", "flags", *VALUE_COLUMNS)
+    ),
     vals=sql.SQL(", ").join(
         sql.SQL("string_agg(float8send(coalesce(r.{}::float8, 'NaN')), '')").format(
             sql.Identifier(q)
@@ -138,6 +144,16 @@ _HISTORY = sql.SQL(
         for q in VALUE_COLUMNS
     ),
 )
+
+# stored neighbours restated by a batch (their series results changed); seq and ts (to the
+# millisecond: the index is on (device_id, ts)) find each one row
+_RESTATE = """
+UPDATE readings r SET qc_checks = u.c, flags = u.f, qc_version = %s
+FROM unnest(%s::text[], %s::int8[], %s::float8[], %s::int8[], %s::int8[]) AS u(d, s, t, c, f)
+WHERE r.device_id = u.d AND r.seq = u.s
+  AND r.ts BETWEEN to_timestamp(u.t) - interval '1 millisecond'
+               AND to_timestamp(u.t) + interval '1 millisecond'
+"""
 
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
@@ -153,6 +169,19 @@ class BatchResult:
     #: deferred calibration: what this batch's commit left to calibrate (None: nothing, or
     #: calibrated in the batch's own transaction)
     pending: PendingWork | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _History:
+    """A batch's stored neighbours (``_HISTORY``): their series columns, their stored
+    ``qc_checks`` and ``flags``, and per device code whether the query's limit cut the
+    window before the batch's span or after it."""
+
+    cols: qc.SeriesColumns
+    checks: np.ndarray
+    flags: np.ndarray
+    cut_before: np.ndarray
+    cut_after: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +211,8 @@ class _Tail:
     pending: PendingWork | None = None
     hours: list[tuple[str, datetime]] | None = None
     recompute: bool = False
+    #: (device, hour) of stored neighbours whose validity the batch's quality control changed
+    restated_hours: list[tuple[str, datetime]] | None = None
 
 
 def _hour_counts(
@@ -233,8 +264,11 @@ class Writer:
         self.rollups = rollups
         self.deferred = deferred
 
-    def _history_params(self, names: list[str], cols: qc.SeriesColumns) -> dict[str, Any]:
-        """The parameters of ``_HISTORY`` for the batch's devices over each one's time span.
+    def _history_params(
+        self, names: list[str], cols: qc.SeriesColumns
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """The parameters of ``_HISTORY`` for the batch's devices over each one's time span,
+        and the spans (earliest and latest ts, per device code).
 
         The span of every row of the batch, duplicates included (the query goes out before
         dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
@@ -245,16 +279,21 @@ class Writer:
         hi = np.full(n_dev, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
-        return {"devices": text_array(names), "lo": number_array(lo.tolist()),
-                "hi": number_array(hi.tolist()), "n": self.qc_config.context_n}  # fmt: skip
+        params = {"devices": text_array(names), "lo": number_array(lo.tolist()),
+                  "hi": number_array(hi.tolist()), "n": self.qc_config.context_n}  # fmt: skip
+        return params, lo, hi
 
-    @staticmethod
-    def _history(names: list[str], recs: list[tuple[Any, ...]]) -> qc.SeriesColumns:
-        """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's device codes)."""
+    def _history(
+        self, names: list[str], recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray
+    ) -> _History:
+        """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's device codes);
+        ``lo``, ``hi``: the spans the query was given."""
         nq = len(VALUE_COLUMNS)
+        n_dev = len(names)
         if not recs:
             e = np.empty(0, dtype=np.int64)
-            return qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
+            no = np.zeros(n_dev, dtype=bool)
+            return _History(qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e), e, e, no, no)
         code = {d: i for i, d in enumerate(names)}
         # each column of every device in one buffer: one numpy call per column, not per device
         got = list(zip(*recs, strict=True))
@@ -262,15 +301,43 @@ class Writer:
         counts = [len(b) // 8 for b in got[1]]
         vals = np.empty((seq.size, nq))
         for j in range(nq):
-            vals[:, j] = np.frombuffer(b"".join(got[3 + j]), dtype=">f8")
+            vals[:, j] = np.frombuffer(b"".join(got[5 + j]), dtype=">f8")
         dev = np.repeat(np.array([code[d] for d in got[0]], dtype=np.int64), counts)
-        return qc.SeriesColumns(
-            dev,
-            seq,
-            np.frombuffer(b"".join(got[2]), dtype=">f8").astype(np.float64),
-            vals,
-            np.zeros(dev.size, dtype=np.int64),
+        t = np.frombuffer(b"".join(got[2]), dtype=">f8").astype(np.float64)
+        # the query's limit took context_n rows on a side: the device's series may go on there
+        n = self.qc_config.context_n
+        before = np.bincount(dev[t < lo[dev]], minlength=n_dev)
+        after = np.bincount(dev[t > hi[dev]], minlength=n_dev)
+        return _History(
+            qc.SeriesColumns(dev, seq, t, vals, np.zeros(dev.size, dtype=np.int64)),
+            np.frombuffer(b"".join(got[3]), dtype=">i8").astype(np.int64),
+            np.frombuffer(b"".join(got[4]), dtype=">i8").astype(np.int64),
+            before >= n,
+            after >= n,
         )
+
+    @staticmethod
+    def _restatements(
+        names: list[str], h: _History, a: qc.Assessment
+    ) -> tuple[list[Any], list[tuple[str, datetime]]]:
+        """``_RESTATE``'s parameters for the stored neighbours whose series results the batch
+        changed (none: an empty list), and the (device, UTC hour) of those whose validity
+        changed (their rollups are recomputed)."""
+        idx, checks, flags = qc.restated(a, h.checks, h.flags)
+        if not idx.size:
+            return [], []
+        dev, t = h.cols.dev[idx], h.cols.t[idx]
+        params = [FLAGS_VERSION, text_array([names[d] for d in dev.tolist()]),
+                  int_array(h.cols.seq[idx].tolist()), number_array(t.tolist()),
+                  int_array(checks.tolist()), int_array(flags.tolist())]  # fmt: skip
+        moved = ((h.flags[idx] ^ flags) & int(INVALIDATING_FLAGS)) != 0
+        hours = sorted(
+            {
+                (names[d], datetime.fromtimestamp(3600 * (x // 3600), UTC))
+                for d, x in zip(dev[moved].tolist(), t[moved].tolist(), strict=True)
+            }
+        )
+        return params, hours
 
     @staticmethod
     def _ledger_keys(names: list[str], cols: qc.SeriesColumns) -> _LedgerKeys:
@@ -436,9 +503,8 @@ class Writer:
                     )
                     self.conn.execute(_LEDGER_ENSURE, keys.spans[:1])
                     overlap_cur = self.conn.execute(_LEDGER_OVERLAP, keys.spans, binary=True)
-                    history_cur = self.conn.execute(
-                        _HISTORY, self._history_params(names, cols), binary=True
-                    )
+                    h_params, h_lo, h_hi = self._history_params(names, cols)
+                    history_cur = self.conn.execute(_HISTORY, h_params, binary=True)
                     spans_cur = (
                         annotations_query(self.conn, keys.devices, batch.ts_us)
                         if self.rollups
@@ -452,13 +518,13 @@ class Writer:
                     tail = self._after_copy(names, received, keep, added, fresh, None, [])
                 else:
                     fcols = cols if keep is None else fresh.series()
-                    checks, flags = qc.quality_columns(
-                        self._history(names, history_cur.fetchall()),
-                        fcols,
-                        VALUE_COLUMNS,
-                        received_at,
-                        self.qc_config,
-                    )
+                    history = self._history(names, history_cur.fetchall(), h_lo, h_hi)
+                    qa = qc.assess(
+                        history.cols, fcols, VALUE_COLUMNS, received_at, self.qc_config,
+                        history.cut_before, history.cut_after,
+                    )  # fmt: skip
+                    checks, flags = qa.checks, qa.flags
+                    restate, restated_hours = self._restatements(names, history, qa)
                     spans = [] if spans_cur is None else spans_cur.fetchall()
                     tail = self._copy_readings(
                         fresh,
@@ -466,16 +532,24 @@ class Writer:
                         checks,
                         lambda: self._after_copy(names, received, keep, added, fresh, flags, spans),
                     )
+                    if restate:
+                        tail.statements.append((_RESTATE, restate))
+                        tail.restated_hours = restated_hours
                     if self.calibration == "inline":  # calibrated values, same transaction
                         calibrate_at_ingest(self.conn, fresh, self._calibration)
             if tail.statements:
                 with self.conn.pipeline():
                     for query, params in tail.statements:
                         self.conn.execute(query, params)
-            if tail.hours and tail.recompute:
-                refresh_hours(self.conn, tail.hours)
-            elif tail.hours and not self.deferred:
-                refresh_days(self.conn, days_of(tail.hours))
+            if tail.hours:
+                restated = tail.restated_hours or []
+                if tail.recompute:
+                    refresh_hours(self.conn, tail.hours + restated)
+                else:
+                    if restated:  # rare: a batch changed stored readings' validity
+                        refresh_hours(self.conn, restated)
+                    if not self.deferred:
+                        refresh_days(self.conn, days_of(tail.hours))
             if bad:
                 with self.conn.cursor() as cur:
                     cur.executemany(

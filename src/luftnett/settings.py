@@ -201,8 +201,8 @@ class CollectorSettings(BaseModel):
         "processes - 1 workers beside itself, all on one shared subscription "
         "($share/<shared_group or client_id>/...), each with its own writers; one process's "
         "pipeline runs under one interpreter lock, so a machine with cores to spare stores more "
-        "with 2 or more (docs/storage.md), but, like several collectors, may store two "
-        "consecutive messages of a device in the other order. Lowered, the next start stores "
+        "with 2 or more (docs/storage.md; not more than cores); quality control gives the same "
+        "flags in any order of arrival. Lowered, the next start stores "
         "what the dropped workers' sessions (<client_id>-w<k>) still hold and deletes them",
     )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(

@@ -1,9 +1,12 @@
 """The writer reads a batch's stored neighbours before dedupe, over the span of every row of the
 batch (duplicates included), in the same round trip as the ledger: on a real PostgreSQL, quality
-control of the fresh rows is the same as with the neighbours of the fresh rows' span only."""
+control of the fresh rows is the same as with the neighbours of the fresh rows' span only. And
+the neighbours it restates leave every stored reading with the flags of its whole series,
+whatever the order and batching of arrival, with rollups equal to a recomputation."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +20,11 @@ from hypothesis import strategies as st
 from luftnett.collector import qc
 from luftnett.collector import writer as writer_mod
 from luftnett.collector.columns import BatchColumns
+from luftnett.collector.rollups import refresh
 from luftnett.collector.validate import Accepted, validate_message
 from luftnett.collector.writer import Writer
 from luftnett.contracts import mqtt as contract
-from luftnett.db.schema import VALUE_COLUMNS
+from luftnett.db.schema import ROLLUP_HOURLY_COLUMNS, VALUE_COLUMNS
 
 pytestmark = pytest.mark.e2e
 
@@ -59,8 +63,9 @@ def _message(device_id: str, points: list[tuple[int, int, float]]) -> Accepted:
 def _neighbours(
     conn: psycopg.Connection[Any], w: Writer, names: list[str], cols: qc.SeriesColumns
 ) -> qc.SeriesColumns:
-    recs = conn.execute(writer_mod._HISTORY, w._history_params(names, cols), binary=True).fetchall()
-    return w._history(names, recs)
+    params, lo, hi = w._history_params(names, cols)
+    recs = conn.execute(writer_mod._HISTORY, params, binary=True).fetchall()
+    return w._history(names, recs, lo, hi).cols
 
 
 @settings(
@@ -95,3 +100,63 @@ def test_neighbours_of_the_whole_batch_give_the_fresh_rows_the_same_flags(
             )
     assert np.array_equal(wide[0], narrow[0])  # checks that ran
     assert np.array_equal(wide[1], narrow[1])  # checks that fired
+
+
+def _hourly(conn: psycopg.Connection[Any], device_id: str) -> list[tuple[Any, ...]]:
+    cols = ", ".join(ROLLUP_HOURLY_COLUMNS)
+    return conn.execute(
+        f"SELECT {cols} FROM rollup_hourly WHERE device_id = %s ORDER BY hour_start", (device_id,)
+    ).fetchall()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(st.sampled_from([5.0, 5.0, 5.0, 6.0, 80.0]), min_size=2, max_size=45),
+    cuts=st.lists(st.integers(1, 8), min_size=1, max_size=45),
+    seed=st.integers(0, 2**32),
+    deferred=st.booleans(),
+)
+def test_flags_and_rollups_do_not_depend_on_arrival(
+    pg_url: str, values: list[float], cuts: list[int], seed: int, deferred: bool
+) -> None:
+    """A device's readings cut into messages that arrive in any order (one redelivered):
+    each reading ends with the stuck and spike results of its whole series, and the hourly
+    rollups (stuck readings are not valid) equal a recomputation."""
+    rnd = random.Random(seed)
+    device_id = f"qr-{uuid.uuid4().hex[:10]}"
+    points = [(s, 3 * s, v) for s, v in enumerate(values)]  # 3 minutes apart: 2+ hours
+    order = list(range(len(points)))
+    rnd.shuffle(order)
+    batches, at = [], 0
+    for size in cuts:
+        batches.append([points[i] for i in order[at : at + size]])
+        at += size
+    batches = [b for b in batches if b] + (
+        [[points[i] for i in order[at:]]] if at < len(order) else []
+    )
+    batches.append(rnd.choice(batches))
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn, qc_config=CFG, deferred=deferred, calibration="deferred")
+        for b in batches:
+            w.write([_message(device_id, b)])
+        stored = conn.execute(
+            "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
+            " WHERE device_id = %s ORDER BY seq",
+            (device_id,),
+        ).fetchall()
+        incremental = _hourly(conn, device_id)
+        refresh(conn, device_id)
+        conn.commit()
+        recomputed = _hourly(conn, device_id)
+    assert [r[0] for r in stored] == list(range(len(points)))
+    whole = qc.batch_quality(
+        [], [(device_id, r[0], r[1], 0, r[4], r[5]) for r in stored],
+        ("pm25_ugm3", "pm10_ugm3"), NOW, CFG,
+    )  # fmt: skip
+    series = int(qc.SERIES_BITS)
+    assert [(r[2] & series, r[3] & series) for r in stored] == [
+        (c & series, f & series) for c, f in zip(whole[0].tolist(), whole[1].tolist(), strict=True)
+    ]
+    assert incremental == recomputed
