@@ -292,6 +292,41 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
     return run
 
 
+def plain_copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
+    """The same rows COPY'd the way a plain psycopg program does it: each reading a Python
+    tuple (built before the clock starts, from the collector's validation), ``write_row``
+    per row in COPY's text format, ``chunk`` rows per transaction, same table and index.
+    The baseline as this benchmark first measured it (1358b8b), where the issue's "bare COPY
+    ≈ 150,000 rows/s here" comes from; :func:`copy_run` is the stricter ceiling."""
+    from luftnett.collector.columns import BatchColumns
+    from luftnett.collector.validate import Accepted, validate_message
+    from luftnett.db.schema import READING_COLUMNS
+
+    db = env.fresh_db()
+    items = []
+    for device, payload in w.messages:
+        item = validate_message("bench", readings_topic("bench", device), payload.encode())
+        assert isinstance(item, Accepted), item
+        items.append(item)
+    rows = BatchColumns.join([(a.device, a.readings) for a in items]).rows()
+    cols = ", ".join(READING_COLUMNS)
+    run = Run("plain COPY", w.name, "copy", len(w.messages), w.readings, w.readings)
+    with psycopg.connect(db) as conn, exclusive("collector bench: plain COPY"):
+        meter = CpuMeter(env)
+        meter.start()
+        run.t_first = time.time()
+        for i in range(0, len(rows), chunk):
+            with conn.cursor() as cur, cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:
+                for r in rows[i : i + chunk]:
+                    copy.write_row(r)
+            conn.commit()
+        run.t_done = time.time()
+        run.cpu = meter.stop()
+    run.cpu["consumer"] = run.cpu.pop("harness")  # the COPY client is this process
+    verify(db, "readings", run)
+    return run
+
+
 def publisher_alone(env: Env, w: Workload) -> Run:
     """The publisher into a topic nobody subscribes to: the feed's own ceiling."""
     root = env.next_root()
@@ -442,6 +477,7 @@ STEPS = (
     "stages",
     "pub",
     "copy",
+    "plaincopy",
     "collector",
     "collector1w",
     "collector2p",
@@ -599,6 +635,12 @@ def main(argv: list[str]) -> int:
                 plan.append(("copy", lambda: copy_run(env, edge)))
             if sustained is not None:
                 plan.append(("copy", lambda: copy_run(env, sustained)))
+        if "plaincopy" in steps:
+            plan.append(("plaincopy", lambda: plain_copy_run(env, batch)))
+            if edge is not None:
+                plan.append(("plaincopy", lambda: plain_copy_run(env, edge)))
+            if sustained is not None:
+                plan.append(("plaincopy", lambda: plain_copy_run(env, sustained)))
         for w, nw in ((single, n_single), (batch, n_batch), (edge, None), (sustained, None)):
             if w is None or w.name not in wanted:
                 continue

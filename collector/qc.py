@@ -37,6 +37,7 @@ __all__ = [
     "Point",
     "QcConfig",
     "QcResult",
+    "Restatement",
     "SeriesColumns",
     "assess",
     "batch_quality",
@@ -103,11 +104,19 @@ class QcConfig:
     @property
     def context_n(self) -> int:
         """How many stored readings on each side of a batch the writer loads: enough for the
-        batch's own checks (``stuck_n - 1`` and ``spike_k``) and to restate every stored
-        reading whose result the batch can change (one within ``spike_k`` of a new reading
-        needs ``spike_k`` more beyond it; a stuck run the batch splits reaches ``stuck_n``
-        inside the window when it is that long)."""
+        batch's own checks (``stuck_n - 1`` and ``spike_k``) and to restate the stored
+        readings whose result the batch can change (one within ``spike_k`` of a new reading
+        needs ``spike_k`` more beyond it; a run the batch joins or splits that reaches the
+        end of the window is ``stuck_n`` long inside it), except where :func:`restated`
+        finds a stuck result ambiguous: then :attr:`wide_n`."""
         return max(self.stuck_n, 2 * self.spike_k)
+
+    @property
+    def wide_n(self) -> int:
+        """The window that decides every result a batch can change: a reading the batch
+        changes is within ``stuck_n - 1`` of a new one, so a run of its other quantities that
+        reaches the end of this window is ``stuck_n`` long inside it."""
+        return max(2 * self.stuck_n - 2, self.context_n)
 
 
 DEFAULT_QC = QcConfig()
@@ -491,14 +500,32 @@ def assess(
     return Assessment(checks, flags, series_checks[hist_at], series_flags_[hist_at], sure[hist_at])
 
 
-def restated(
-    a: Assessment, stored_checks: np.ndarray, stored_flags: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stored neighbours whose series results changed (history indexes), with their new
-    ``qc_checks`` and ``flags``: the stored masks with the bits of the series checks the
-    window decides (``history_sure``) replaced by the assessment's."""
+@dataclass(frozen=True, slots=True)
+class Restatement:
+    """What :func:`restated` found: history indexes of the stored neighbours whose series
+    results changed, their new ``qc_checks`` and ``flags``; ``ambiguous``: a stored reading
+    is flagged stuck where the window cannot tell whether it still is (load
+    :attr:`QcConfig.wide_n` readings a side and assess again)."""
+
+    idx: np.ndarray
+    checks: np.ndarray
+    flags: np.ndarray
+    ambiguous: bool
+
+
+def restated(a: Assessment, stored_checks: np.ndarray, stored_flags: np.ndarray) -> Restatement:
+    """The stored neighbours whose series results changed: the stored masks with the bits of
+    the series checks the window decides (``history_sure``) replaced by the assessment's.
+
+    A stuck result the window does not decide (a run of some quantity reaches a cut end of the
+    window shorter than ``stuck_n``, and no run is stuck) is kept as stored. That is right when
+    the stored reading is not stuck: the runs the batch joins or splits are decided by the
+    window (:attr:`QcConfig.context_n`), the others did not change and were not stuck. When it
+    is stored stuck, its stuck run may be one the batch split, or one beyond the window: the
+    result is ``ambiguous``, and :attr:`QcConfig.wide_n` decides it."""
     sure = a.history_sure
     new_c = (stored_checks & ~sure) | (a.history_checks & sure)
     new_f = (stored_flags & ~sure) | (a.history_flags & sure)
     idx = np.flatnonzero((new_c != stored_checks) | (new_f != stored_flags))
-    return idx, new_c[idx], new_f[idx]
+    ambiguous = bool(np.any((sure & _STUCK == 0) & (stored_flags & _STUCK != 0)))
+    return Restatement(idx, new_c[idx], new_f[idx], ambiguous)

@@ -265,29 +265,30 @@ class Writer:
         self.deferred = deferred
 
     def _history_params(
-        self, names: list[str], cols: qc.SeriesColumns
+        self, names: list[str], cols: qc.SeriesColumns, n: int
     ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         """The parameters of ``_HISTORY`` for the batch's devices over each one's time span,
-        and the spans (earliest and latest ts, per device code).
+        ``n`` readings a side, and the spans (earliest and latest ts, per device code).
 
         The span of every row of the batch, duplicates included (the query goes out before
         dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
-        has its ``context_n`` nearest stored neighbours on either side, which is all the stuck
-        and spike checks look at."""
+        has its ``n`` nearest stored neighbours on either side, which is all the stuck and
+        spike checks look at."""
         n_dev = len(names)
         lo = np.full(n_dev, np.inf)
         hi = np.full(n_dev, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
         params = {"devices": text_array(names), "lo": number_array(lo.tolist()),
-                  "hi": number_array(hi.tolist()), "n": self.qc_config.context_n}  # fmt: skip
+                  "hi": number_array(hi.tolist()), "n": n}  # fmt: skip
         return params, lo, hi
 
+    @staticmethod
     def _history(
-        self, names: list[str], recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray
+        names: list[str], recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray, n: int
     ) -> _History:
         """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's device codes);
-        ``lo``, ``hi``: the spans the query was given."""
+        ``lo``, ``hi``, ``n``: the spans and the limit the query was given."""
         nq = len(VALUE_COLUMNS)
         n_dev = len(names)
         if not recs:
@@ -304,8 +305,7 @@ class Writer:
             vals[:, j] = np.frombuffer(b"".join(got[5 + j]), dtype=">f8")
         dev = np.repeat(np.array([code[d] for d in got[0]], dtype=np.int64), counts)
         t = np.frombuffer(b"".join(got[2]), dtype=">f8").astype(np.float64)
-        # the query's limit took context_n rows on a side: the device's series may go on there
-        n = self.qc_config.context_n
+        # the query's limit took n rows on a side: the device's series may go on there
         before = np.bincount(dev[t < lo[dev]], minlength=n_dev)
         after = np.bincount(dev[t > hi[dev]], minlength=n_dev)
         return _History(
@@ -316,14 +316,42 @@ class Writer:
             after >= n,
         )
 
+    def _quality(
+        self,
+        names: list[str],
+        cols: qc.SeriesColumns,
+        fresh: qc.SeriesColumns,
+        recs: list[tuple[Any, ...]],
+        lo: np.ndarray,
+        hi: np.ndarray,
+        received_at: datetime,
+    ) -> tuple[qc.Assessment, list[Any], list[tuple[str, datetime]]]:
+        """Quality control of the ``fresh`` rows against the stored neighbours ``recs``
+        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``context_n`` a
+        side), and what it restates (:meth:`_restatements`). Where a stored stuck result is
+        ambiguous in that window, the neighbours are loaded again, ``wide_n`` a side (a second
+        round trip, rare: a stuck run cut by the window's end)."""
+        cfg, n = self.qc_config, self.qc_config.context_n
+        while True:
+            h = self._history(names, recs, lo, hi, n)
+            qa = qc.assess(h.cols, fresh, VALUE_COLUMNS, received_at, cfg, h.cut_before,
+                           h.cut_after)  # fmt: skip
+            r = qc.restated(qa, h.checks, h.flags)
+            if not r.ambiguous or n >= cfg.wide_n:
+                break
+            n = cfg.wide_n
+            params, lo, hi = self._history_params(names, cols, n)
+            recs = self.conn.execute(_HISTORY, params, binary=True).fetchall()
+        return qa, *self._restatements(names, h, r)
+
     @staticmethod
     def _restatements(
-        names: list[str], h: _History, a: qc.Assessment
+        names: list[str], h: _History, r: qc.Restatement
     ) -> tuple[list[Any], list[tuple[str, datetime]]]:
         """``_RESTATE``'s parameters for the stored neighbours whose series results the batch
         changed (none: an empty list), and the (device, UTC hour) of those whose validity
         changed (their rollups are recomputed)."""
-        idx, checks, flags = qc.restated(a, h.checks, h.flags)
+        idx, checks, flags = r.idx, r.checks, r.flags
         if not idx.size:
             return [], []
         dev, t = h.cols.dev[idx], h.cols.t[idx]
@@ -503,7 +531,9 @@ class Writer:
                     )
                     self.conn.execute(_LEDGER_ENSURE, keys.spans[:1])
                     overlap_cur = self.conn.execute(_LEDGER_OVERLAP, keys.spans, binary=True)
-                    h_params, h_lo, h_hi = self._history_params(names, cols)
+                    h_params, h_lo, h_hi = self._history_params(
+                        names, cols, self.qc_config.context_n
+                    )
                     history_cur = self.conn.execute(_HISTORY, h_params, binary=True)
                     spans_cur = (
                         annotations_query(self.conn, keys.devices, batch.ts_us)
@@ -518,13 +548,10 @@ class Writer:
                     tail = self._after_copy(names, received, keep, added, fresh, None, [])
                 else:
                     fcols = cols if keep is None else fresh.series()
-                    history = self._history(names, history_cur.fetchall(), h_lo, h_hi)
-                    qa = qc.assess(
-                        history.cols, fcols, VALUE_COLUMNS, received_at, self.qc_config,
-                        history.cut_before, history.cut_after,
-                    )  # fmt: skip
+                    qa, restate, restated_hours = self._quality(
+                        names, cols, fcols, history_cur.fetchall(), h_lo, h_hi, received_at
+                    )
                     checks, flags = qa.checks, qa.flags
-                    restate, restated_hours = self._restatements(names, history, qa)
                     spans = [] if spans_cur is None else spans_cur.fetchall()
                     tail = self._copy_readings(
                         fresh,
