@@ -296,8 +296,8 @@ def plain_copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
     """The same rows COPY'd the way a plain psycopg program does it: each reading a Python
     tuple (built before the clock starts, from the collector's validation), ``write_row``
     per row in COPY's text format, ``chunk`` rows per transaction, same table and index.
-    The baseline as this benchmark first measured it (1358b8b), where the issue's "bare COPY
-    ≈ 150,000 rows/s here" comes from; :func:`copy_run` is the stricter ceiling."""
+    The baseline as this benchmark first measured it (1358b8b), beside :func:`copy_run`, the
+    stricter ceiling the ratios are to: how much stricter it is."""
     from luftnett.collector.columns import BatchColumns
     from luftnett.collector.validate import Accepted, validate_message
     from luftnett.db.schema import READING_COLUMNS
