@@ -22,11 +22,13 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from luftnett.collector import qc
 from luftnett.collector.processes import orphan_sessions
 from luftnett.collector.quarantine import replay
 from luftnett.collector.service import Collector, CollectorConfig
 from luftnett.connect import parse_mqtt_url
 from luftnett.contracts import mqtt as contract
+from luftnett.contracts.units import ReadingFlag
 from luftnett.db.migrate import apply_migrations
 from luftnett.servers import EmbeddedPostgres
 
@@ -408,6 +410,80 @@ def test_collector_processes_share_one_subscription_and_restart_a_killed_worker(
     assert _stats(pg_url, prefix) == (10_000, 10_000)
     writers = {str(r["client_id"]) for r in svc.logged("batch written") if r["rows"]}
     assert writers == {client_id, f"{client_id}-w1"}, f"stored only by {writers}"
+
+
+def _stuck_and_spiky(s: int) -> float:
+    """pm2.5 of reading s: 35 equal values in every 60 (stuck), the rest varied with a spike
+    every 17th."""
+    if s % 60 < 35:
+        return 12.0
+    return 10.0 + (s * 7) % 13 + (80.0 if s % 17 == 0 else 0.0)
+
+
+def test_two_processes_give_each_reading_the_flags_of_its_whole_series(
+    pg_url: str, mqtt_url: str, topic_root: str, wait_until
+) -> None:
+    """A device's two-reading messages dealt to the two processes of a service, published a
+    few at a time so that stuck runs and spikes straddle batches (and the processes' batches
+    interleave): every stored reading ends with the stuck and spike results of the device's
+    whole series, as one batch of everything would give them."""
+    device_id = f"f{uuid.uuid4().hex[:6]}-0"
+    client_id = f"col-{uuid.uuid4().hex[:8]}"
+    env = _collector_env(pg_url, mqtt_url, topic_root, client_id)
+    env.update(LUFTNETT_COLLECTOR__PROCESSES="2", LUFTNETT_COLLECTOR__FLUSH_INTERVAL_S="0.1")
+    topic = contract.readings_topic(topic_root, device_id)
+
+    def message(seqs: range) -> bytes:
+        return contract.encode(
+            contract.ReadingsPayload(
+                device_id=device_id,
+                agent_version="test",
+                sensor=contract.SensorInfo(model="sds011"),
+                readings=[
+                    contract.Reading(
+                        seq=s, ts=T0 + timedelta(minutes=s), window_s=60, n_samples=60,
+                        values={"pm25_ugm3": _stuck_and_spiky(s), "pm10_ugm3": 20.0 + s % 7},
+                    )
+                    for s in seqs
+                ],
+            )
+        )  # fmt: skip
+
+    svc = _Service(env)
+    try:
+        wait_until(lambda: len(svc.logged("subscribed")) == 2, timeout=30, what="2 subscribed")
+        for chunk in range(12):  # 12 x 50 readings, each chunk stored before the next
+            pub = Publisher(mqtt_url)
+            for m in range(chunk * 25, chunk * 25 + 25):
+                pub.send(topic, message(range(2 * m, 2 * m + 2)))
+            pub.close()
+            n = 50 * (chunk + 1)
+            wait_until(lambda n=n: _stats(pg_url, device_id)[0] >= n, timeout=30, what=f"{n}")
+    finally:
+        assert svc.stop() == 0
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
+            " WHERE device_id = %s ORDER BY seq",
+            (device_id,),
+        ).fetchall()
+    writers = {str(r["client_id"]) for r in svc.logged("batch written") if r["rows"]}
+    assert writers == {client_id, f"{client_id}-w1"}, f"stored only by {writers}"
+    assert [r[0] for r in rows] == list(range(600))
+    checks, flags = qc.batch_quality(
+        [], [(device_id, r[0], r[1], 0, r[4], r[5]) for r in rows], ("pm25_ugm3", "pm10_ugm3"),
+        datetime.now(UTC),
+    )  # fmt: skip
+    series = qc.SERIES_BITS
+    got = [(r[2] & series, r[3] & series) for r in rows]
+    assert got == [
+        (c & series, f & series) for c, f in zip(checks.tolist(), flags.tolist(), strict=True)
+    ]
+    stuck = sum(1 for _, f in got if f & int(ReadingFlag.STUCK))
+    spikes = sum(1 for _, f in got if f & int(ReadingFlag.SPIKE))
+    # the data exercise both checks: ten runs of 35 (a neighbour may equal 12.0 by chance)
+    assert stuck >= 350
+    assert spikes == len([s for s in range(600) if s % 60 >= 35 and s % 17 == 0])
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
