@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,39 @@ def preloaded_run(env: Env, kind: str, w: Workload) -> Run:
     return run
 
 
+def _validated(w: Workload) -> list[Any]:
+    """The workload's messages as the collector's validation accepts them."""
+    from luftnett.collector.validate import Accepted, validate_message
+
+    items = []
+    for device, payload in w.messages:
+        item = validate_message("bench", readings_topic("bench", device), payload.encode())
+        assert isinstance(item, Accepted), item
+        items.append(item)
+    return items
+
+
+def _timed_copies(
+    env: Env, w: Workload, label: str, parts: list[Any], copy_part: Callable[[Any, Any], None]
+) -> Run:
+    """Into a fresh database, ``copy_part(conn, part)`` and a commit for each part, timed
+    and metered as consumer ``label``; the rows verified after."""
+    db = env.fresh_db()
+    run = Run(label, w.name, "copy", len(w.messages), w.readings, w.readings)
+    with psycopg.connect(db) as conn, exclusive(f"collector bench: {label}"):
+        meter = CpuMeter(env)
+        meter.start()
+        run.t_first = time.time()
+        for part in parts:
+            copy_part(conn, part)
+            conn.commit()
+        run.t_done = time.time()
+        run.cpu = meter.stop()
+    run.cpu["consumer"] = run.cpu.pop("harness")  # the COPY client is this process
+    verify(db, "readings", run)
+    return run
+
+
 def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
     """The same rows as the collector stores, COPY'd into readings in binary format by
     psycopg, ``chunk`` rows per transaction. The records are laid out before the clock
@@ -253,16 +287,10 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
 
     from luftnett.collector.columns import BatchColumns
     from luftnett.collector.copybin import reading_records
-    from luftnett.collector.validate import Accepted, validate_message
     from luftnett.collector.writer import _BIN_HEADER, _BIN_TRAILER, _COPY_COLUMNS, _TYPES
     from luftnett.contracts.units import FLAGS_VERSION
 
-    db = env.fresh_db()
-    items = []
-    for device, payload in w.messages:
-        item = validate_message("bench", readings_topic("bench", device), payload.encode())
-        assert isinstance(item, Accepted), item
-        items.append(item)
+    items = _validated(w)
     per = max(1, chunk // w.per_msg)  # messages per transaction
     blobs: list[bytes] = []
     for i in range(0, len(items), per):
@@ -271,25 +299,14 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
         recs, left = reading_records(b, zero, zero, FLAGS_VERSION)
         assert not left.size, "the bench's rows are all laid out by numpy"
         blobs.append(_BIN_HEADER + recs + _BIN_TRAILER)
-    cols = ", ".join(_COPY_COLUMNS)
-    run = Run("bare COPY", w.name, "copy", len(w.messages), w.readings, w.readings)
-    with psycopg.connect(db) as conn, exclusive("collector bench: bare COPY"):
-        meter = CpuMeter(env)
-        meter.start()
-        run.t_first = time.time()
-        for blob in blobs:
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY readings ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(_TYPES)
-                copy.write(blob)
-            conn.commit()
-        run.t_done = time.time()
-        run.cpu = meter.stop()
-    run.cpu["consumer"] = run.cpu.pop("harness")  # the COPY client is this process
-    verify(db, "readings", run)
-    return run
+    sql = f"COPY readings ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+    def copy_blob(conn: Any, blob: bytes) -> None:
+        with conn.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types(_TYPES)
+            copy.write(blob)
+
+    return _timed_copies(env, w, "bare COPY", blobs, copy_blob)
 
 
 def plain_copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
@@ -299,32 +316,18 @@ def plain_copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
     The baseline as this benchmark first measured it (1358b8b), beside :func:`copy_run`, the
     stricter ceiling the ratios are to: how much stricter it is."""
     from luftnett.collector.columns import BatchColumns
-    from luftnett.collector.validate import Accepted, validate_message
     from luftnett.db.schema import READING_COLUMNS
 
-    db = env.fresh_db()
-    items = []
-    for device, payload in w.messages:
-        item = validate_message("bench", readings_topic("bench", device), payload.encode())
-        assert isinstance(item, Accepted), item
-        items.append(item)
-    rows = BatchColumns.join([(a.device, a.readings) for a in items]).rows()
-    cols = ", ".join(READING_COLUMNS)
-    run = Run("plain COPY", w.name, "copy", len(w.messages), w.readings, w.readings)
-    with psycopg.connect(db) as conn, exclusive("collector bench: plain COPY"):
-        meter = CpuMeter(env)
-        meter.start()
-        run.t_first = time.time()
-        for i in range(0, len(rows), chunk):
-            with conn.cursor() as cur, cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:
-                for r in rows[i : i + chunk]:
-                    copy.write_row(r)
-            conn.commit()
-        run.t_done = time.time()
-        run.cpu = meter.stop()
-    run.cpu["consumer"] = run.cpu.pop("harness")  # the COPY client is this process
-    verify(db, "readings", run)
-    return run
+    rows = BatchColumns.join([(a.device, a.readings) for a in _validated(w)]).rows()
+    sql = f"COPY readings ({', '.join(READING_COLUMNS)}) FROM STDIN"
+
+    def copy_rows(conn: Any, part: list[tuple[Any, ...]]) -> None:
+        with conn.cursor() as cur, cur.copy(sql) as copy:
+            for r in part:
+                copy.write_row(r)
+
+    parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    return _timed_copies(env, w, "plain COPY", parts, copy_rows)
 
 
 def publisher_alone(env: Env, w: Workload) -> Run:

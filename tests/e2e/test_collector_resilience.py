@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +37,14 @@ pytestmark = pytest.mark.e2e
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def _payload(device_id: str, seqs: range | list[int]) -> bytes:
+def _payload(
+    device_id: str,
+    seqs: range | list[int],
+    values: Callable[[int], dict[str, float]] = lambda s: {
+        "pm25_ugm3": 1.0 + s % 50,
+        "pm10_ugm3": 2.0,
+    },
+) -> bytes:
     return contract.encode(
         contract.ReadingsPayload(
             device_id=device_id,
@@ -49,7 +56,7 @@ def _payload(device_id: str, seqs: range | list[int]) -> bytes:
                     ts=T0 + timedelta(minutes=s),
                     window_s=60,
                     n_samples=60,
-                    values={"pm25_ugm3": 1.0 + s % 50, "pm10_ugm3": 2.0},
+                    values=values(s),
                 )
                 for s in seqs
             ],
@@ -434,20 +441,9 @@ def test_two_processes_give_each_reading_the_flags_of_its_whole_series(
     topic = contract.readings_topic(topic_root, device_id)
 
     def message(seqs: range) -> bytes:
-        return contract.encode(
-            contract.ReadingsPayload(
-                device_id=device_id,
-                agent_version="test",
-                sensor=contract.SensorInfo(model="sds011"),
-                readings=[
-                    contract.Reading(
-                        seq=s, ts=T0 + timedelta(minutes=s), window_s=60, n_samples=60,
-                        values={"pm25_ugm3": _stuck_and_spiky(s), "pm10_ugm3": 20.0 + s % 7},
-                    )
-                    for s in seqs
-                ],
-            )
-        )  # fmt: skip
+        return _payload(
+            device_id, seqs, lambda s: {"pm25_ugm3": _stuck_and_spiky(s), "pm10_ugm3": 20.0 + s % 7}
+        )
 
     svc = _Service(env)
     try:
