@@ -41,7 +41,7 @@ class CountingWriter(wm.Writer):
 
     def _quality(self, *args: Any) -> Any:
         qa, params, hours = super()._quality(*args)
-        # params: _RESTATE's, the seqs of the restated readings third (an array literal)
+        # params: RESTATE's, the seqs of the restated readings third (an array literal)
         self.restated.append(len(params[2].strip("{}").split(",")) if params else 0)
         return qa, params, hours
 

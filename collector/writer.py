@@ -59,7 +59,7 @@ from luftnett.db.schema import (
     WRITE_COLUMNS,
 )
 
-__all__ = ["COPY_TYPES", "BatchResult", "Writer"]
+__all__ = ["COPY_TYPES", "RESTATE", "BatchResult", "Writer", "restatement_params"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ _HISTORY = sql.SQL(
 
 # stored neighbours restated by a batch (their series results changed); seq and ts (to the
 # millisecond: the index is on (device_id, ts)) find each one row
-_RESTATE = """
+RESTATE = """
 UPDATE readings r SET qc_checks = u.c, flags = u.f, qc_version = %s
 FROM unnest(%s::text[], %s::int8[], %s::float8[], %s::int8[], %s::int8[]) AS u(d, s, t, c, f)
 WHERE r.device_id = u.d AND r.seq = u.s
@@ -231,6 +231,30 @@ class _JsonbText(Dumper):
 
     def dump(self, obj: Any) -> bytes:
         return b"\x01" + str(obj).encode()
+
+
+def restatement_params(
+    names: list[str], cols: qc.SeriesColumns, stored_flags: np.ndarray, r: qc.Restatement
+) -> tuple[list[Any], list[tuple[str, datetime]]]:
+    """:data:`RESTATE`'s parameters for the stored readings ``cols`` (device codes into
+    ``names``; their ``stored_flags``) whose series results ``r`` changed (none: an empty
+    list), and the (device, UTC hour) of those whose validity changed (their rollups are
+    recomputed)."""
+    idx, checks, flags = r.idx, r.checks, r.flags
+    if not idx.size:
+        return [], []
+    dev, t = cols.dev[idx], cols.t[idx]
+    params = [FLAGS_VERSION, text_array([names[d] for d in dev.tolist()]),
+              int_array(cols.seq[idx].tolist()), number_array(t.tolist()),
+              int_array(checks.tolist()), int_array(flags.tolist())]  # fmt: skip
+    moved = ((stored_flags[idx] ^ flags) & int(INVALIDATING_FLAGS)) != 0
+    hours = sorted(
+        {
+            (names[d], datetime.fromtimestamp(3600 * (x // 3600), UTC))
+            for d, x in zip(dev[moved].tolist(), t[moved].tolist(), strict=True)
+        }
+    )
+    return params, hours
 
 
 class Writer:
@@ -328,7 +352,7 @@ class Writer:
     ) -> tuple[qc.Assessment, list[Any], list[tuple[str, datetime]]]:
         """Quality control of the ``fresh`` rows against the stored neighbours ``recs``
         (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``context_n`` a
-        side), and what it restates (:meth:`_restatements`). Where a stored stuck result is
+        side), and what it restates (:func:`restatement_params`). Where a stored stuck result is
         ambiguous in that window, the neighbours are loaded again, ``wide_n`` a side (a second
         round trip, rare: a stuck run cut by the window's end)."""
         cfg, n = self.qc_config, self.qc_config.context_n
@@ -342,30 +366,7 @@ class Writer:
             n = cfg.wide_n
             params, lo, hi = self._history_params(names, cols, n)
             recs = self.conn.execute(_HISTORY, params, binary=True).fetchall()
-        return qa, *self._restatements(names, h, r)
-
-    @staticmethod
-    def _restatements(
-        names: list[str], h: _History, r: qc.Restatement
-    ) -> tuple[list[Any], list[tuple[str, datetime]]]:
-        """``_RESTATE``'s parameters for the stored neighbours whose series results the batch
-        changed (none: an empty list), and the (device, UTC hour) of those whose validity
-        changed (their rollups are recomputed)."""
-        idx, checks, flags = r.idx, r.checks, r.flags
-        if not idx.size:
-            return [], []
-        dev, t = h.cols.dev[idx], h.cols.t[idx]
-        params = [FLAGS_VERSION, text_array([names[d] for d in dev.tolist()]),
-                  int_array(h.cols.seq[idx].tolist()), number_array(t.tolist()),
-                  int_array(checks.tolist()), int_array(flags.tolist())]  # fmt: skip
-        moved = ((h.flags[idx] ^ flags) & int(INVALIDATING_FLAGS)) != 0
-        hours = sorted(
-            {
-                (names[d], datetime.fromtimestamp(3600 * (x // 3600), UTC))
-                for d, x in zip(dev[moved].tolist(), t[moved].tolist(), strict=True)
-            }
-        )
-        return params, hours
+        return qa, *restatement_params(names, h.cols, h.flags, r)
 
     @staticmethod
     def _ledger_keys(names: list[str], cols: qc.SeriesColumns) -> _LedgerKeys:
@@ -560,7 +561,7 @@ class Writer:
                         lambda: self._after_copy(names, received, keep, added, fresh, flags, spans),
                     )
                     if restate:
-                        tail.statements.append((_RESTATE, restate))
+                        tail.statements.append((RESTATE, restate))
                         tail.restated_hours = restated_hours
                     if self.calibration == "inline":  # calibrated values, same transaction
                         calibrate_at_ingest(self.conn, fresh, self._calibration)

@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "ledger": "luftnett.collector.ledger_cli:ledger",
     "devices": "luftnett.collector.ledger_cli:devices",
     "rollup": "luftnett.collector.rollup_cli:rollup",
+    "qc": "luftnett.collector.restate_cli:qc",
     "soak": "luftnett.soak.cli:soak",
     "publish": "luftnett.publish.cli:publish_cmd",
 }

@@ -135,3 +135,53 @@ def test_demo_serves_readings_and_leaves_no_process_behind() -> None:
         assert _processes_mentioning(str(home)) == []
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _valid(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(sum(n_valid), 0) FROM rollup_hourly").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_qc_restate_flags_a_stuck_run_an_earlier_version_left_half_flagged(
+    fresh_db_url: str,
+) -> None:
+    """40 equal readings stored as an earlier version left them (only the 30th on flagged
+    stuck): `luftnett qc restate` flags all 40, says so per device, and a second run finds
+    nothing to change."""
+    from datetime import UTC, datetime, timedelta
+
+    from luftnett.collector.rollups import refresh
+    from luftnett.collector.validate import validate_message
+    from luftnett.collector.writer import Writer
+    from luftnett.contracts import mqtt as contract
+    from luftnett.db.migrate import apply_migrations
+
+    with psycopg.connect(fresh_db_url) as c:
+        apply_migrations(c)
+    t0 = datetime(2026, 10, 1, tzinfo=UTC)
+    readings = [
+        contract.Reading(seq=s, ts=t0 + timedelta(minutes=s), window_s=60, n_samples=60,
+                         values={"pm25_ugm3": 7.0, "pm10_ugm3": 10.0 + s})
+        for s in range(40)
+    ]  # fmt: skip
+    payload = contract.encode(
+        contract.ReadingsPayload(device_id="old-1", agent_version="t",
+                                 sensor=contract.SensorInfo(model="sds011"), readings=readings)
+    )  # fmt: skip
+    with psycopg.connect(fresh_db_url) as conn:
+        Writer(conn).write([validate_message("t", contract.readings_topic("t", "old-1"), payload)])
+        conn.execute("UPDATE readings SET flags = flags & ~64 WHERE seq < 29")  # as before
+        refresh(conn, "old-1")  # and the rollups as they had them: 29 valid
+        conn.commit()
+        assert _valid(conn) == 29
+    env = _env(LUFTNETT_DATABASE_URL=fresh_db_url)
+    first = _luftnett("qc", "restate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "old-1: 40 readings checked, 29 restated" in first.stdout
+    with psycopg.connect(fresh_db_url) as conn:
+        stuck = conn.execute("SELECT count(*) FROM readings WHERE flags & 64 > 0").fetchone()
+        assert stuck == (40,)
+        assert _valid(conn) == 0  # the hourly rollups recomputed
+    second = _luftnett("qc", "restate", "--device", "old-1", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "old-1: 40 readings checked, 0 restated" in second.stdout

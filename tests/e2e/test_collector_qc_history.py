@@ -202,3 +202,76 @@ def test_a_late_reading_that_splits_a_stuck_run_at_the_window_end(pg_url: str) -
     assert before == {0: 0, 1: stuck, 2: stuck, 3: stuck, 5: stuck}
     assert after == {0: 0, 1: 0, 2: stuck, 3: stuck, 4: stuck, 5: stuck}
     assert n_valid == (2,)  # the hourly rollup counts seq 1 valid again
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.sampled_from([0, 0, 0, 3]),
+            st.sampled_from([5.0, 6.0, 5.0, 6.0, 80.0]),
+            st.sampled_from([9.0, 10.0]),
+        ),
+        min_size=15,
+        max_size=60,
+    ),
+    stale=st.lists(
+        st.tuples(st.integers(0, 59), st.sampled_from([0, 64, 128, 192])), min_size=5, max_size=40
+    ),
+    page=st.integers(1, 10),
+    cut=st.one_of(st.none(), st.integers(0, 180)),
+)
+def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
+    pg_url: str,
+    values: list[tuple[int, float, float]],
+    stale: list[tuple[int, int]],
+    page: int,
+    cut: int | None,
+) -> None:
+    """Readings whose stuck and spike bits are stale (as an earlier version left them, set
+    at random here) get those of their whole series from `restate_device`, a page of any size
+    at a time; with ``since``, only readings from then on change; rollups equal a
+    recomputation."""
+    from luftnett.collector.restate import restate_device
+
+    device_id = f"qx-{uuid.uuid4().hex[:10]}"
+    points = [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]
+    series = int(qc.SERIES_BITS)
+    since = None if cut is None else T0 + timedelta(minutes=cut)
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn, qc_config=CFG, calibration="deferred").write([_message(device_id, points)])
+        for s, bits in stale:
+            conn.execute(
+                "UPDATE readings SET flags = flags & ~%s | %s WHERE device_id = %s AND seq = %s",
+                (series, bits, device_id, s),
+            )
+        refresh(conn, device_id)  # rollups as the stale flags had them
+        conn.commit()
+        before = {r[0]: (r[1], r[2]) for r in conn.execute(
+            "SELECT seq, qc_checks, flags FROM readings WHERE device_id = %s", (device_id,)
+        )}  # fmt: skip
+        with conn.transaction():
+            res = restate_device(conn, device_id, CFG, since=since, page=page)
+        stored = conn.execute(
+            "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
+            " WHERE device_id = %s ORDER BY seq",
+            (device_id,),
+        ).fetchall()
+        incremental = _hourly(conn, device_id)
+        refresh(conn, device_id)
+        conn.commit()
+        recomputed = _hourly(conn, device_id)
+    whole = qc.batch_quality(
+        [], [(device_id, r[0], r[1], 0, r[4], r[5]) for r in stored],
+        ("pm25_ugm3", "pm10_ugm3"), NOW, CFG,
+    )  # fmt: skip
+    for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
+        if since is None or r[1] >= since:
+            assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
+        else:
+            assert (r[2], r[3]) == before[r[0]], r[0]
+    assert res.readings == sum(1 for r in stored if since is None or r[1] >= since)
+    assert res.restated == sum(1 for r in stored if (r[2], r[3]) != before[r[0]])
+    assert incremental == recomputed

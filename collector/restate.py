@@ -1,0 +1,114 @@
+"""Re-run the series checks (stuck, spike) over stored readings: ``luftnett qc restate``.
+
+The collector restates a batch's stored neighbours as it writes (docs/quality.md); readings
+stored by an earlier version, which set a reading's flags once, keep what they got until a
+batch lands beside them. This walks a device's stored series in (ts, seq) order, a page at a
+time, checks each reading against :attr:`~luftnett.collector.qc.QcConfig.wide_n` neighbours on
+either side (the rows of the page's edges are checked again with the next page), and updates
+those whose result changed, with their hourly rollups, one transaction per device (holding the
+device's row lock, as the writer does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from luftnett.collector import qc
+from luftnett.collector.rollups import lock_devices, refresh_hours
+from luftnett.collector.writer import RESTATE, restatement_params
+from luftnett.db.schema import VALUE_COLUMNS
+
+__all__ = ["RestateResult", "restate_device"]
+
+# one page of a device's series after (ts, seq); values as float8, NaN where missing
+_PAGE = sql.SQL(
+    """
+    SELECT seq, ts, extract(epoch FROM ts)::float8, qc_checks, flags, {vals}
+    FROM readings
+    WHERE device_id = %(device)s AND (ts, seq) > (%(ts)s, %(seq)s)
+    ORDER BY ts, seq
+    LIMIT %(n)s
+    """
+).format(
+    vals=sql.SQL(", ").join(
+        sql.SQL("coalesce({}::float8, 'NaN')").format(sql.Identifier(q)) for q in VALUE_COLUMNS
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RestateResult:
+    device_id: str
+    readings: int  # readings in the range, checked
+    restated: int  # readings whose stuck or spike result changed
+    hours: int  # hourly rollups recomputed (validity moved)
+
+
+def restate_device(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    cfg: qc.QcConfig = qc.DEFAULT_QC,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 20_000,
+) -> RestateResult:
+    """Restate the stuck and spike results of one device's readings with ``ts`` in
+    ``[since, until)`` (default: all), in the caller's transaction."""
+    lock_devices(conn, [device_id])
+    m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
+    names = [device_id]
+    rows: list[tuple[Any, ...]] = []  # the window: m rows of context, then rows to restate
+    context = 0  # leading rows of the window already restated (context only)
+    key: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
+    lo = -np.inf if since is None else since.timestamp()
+    hi = np.inf if until is None else until.timestamp()
+    checked = restated = 0
+    hours: set[tuple[str, datetime]] = set()
+    while True:
+        params = {"device": device_id, "ts": key[0], "seq": key[1], "n": page}
+        got = conn.execute(_PAGE, params, binary=True).fetchall()
+        end = len(got) < page
+        if got:
+            key = (got[-1][1], int(got[-1][0]))
+        rows += got
+        core_end = len(rows) if end else len(rows) - m
+        if core_end > context:
+            n = len(rows)
+            h = qc.SeriesColumns(
+                np.zeros(n, dtype=np.int64),
+                np.array([r[0] for r in rows], dtype=np.int64),
+                np.array([r[2] for r in rows], dtype=np.float64),
+                np.array([r[5:] for r in rows], dtype=np.float64).reshape(n, len(VALUE_COLUMNS)),
+                np.zeros(n, dtype=np.int64),
+            )
+            empty = qc.SeriesColumns(h.dev[:0], h.seq[:0], h.t[:0], h.vals[:0], h.edge[:0])
+            # the rows restated are m or more from a cut end of the window: no cut to mark
+            a = qc.assess(h, empty, VALUE_COLUMNS, datetime.now(UTC), cfg)
+            stored_c = np.array([r[3] for r in rows], dtype=np.int64)
+            stored_f = np.array([r[4] for r in rows], dtype=np.int64)
+            r = qc.restated(a, stored_c, stored_f)
+            t = h.t[r.idx]
+            mine = (r.idx >= context) & (r.idx < core_end) & (t >= lo) & (t < hi)
+            r = qc.Restatement(r.idx[mine], r.checks[mine], r.flags[mine], False)
+            p, moved = restatement_params(names, h, stored_f, r)
+            if p:
+                conn.execute(RESTATE, p)
+            restated += int(r.idx.size)
+            hours.update(moved)
+            core_t = h.t[context:core_end]
+            checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
+            # the next window keeps m rows before the next core as context
+            keep = max(core_end - m, 0)
+            rows = rows[keep:]
+            context = core_end - keep
+        if end:
+            break
+    if hours:
+        refresh_hours(conn, hours)
+    return RestateResult(device_id, checked, restated, len(hours))

@@ -1,0 +1,54 @@
+"""`luftnett qc`: quality control over stored readings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from luftnett.cli import settings_of
+from luftnett.collector.annotate_cli import AWARE
+
+
+@click.group()
+def qc() -> None:
+    """Quality control over stored readings (docs/quality.md)."""
+
+
+@qc.command("restate")
+@click.option("--device", "device_id", default=None, help="One device (default: all).")
+@click.option("--since", type=AWARE, default=None, help="Readings from this time (default: all).")
+@click.option("--until", type=AWARE, default=None, help="Readings before this time.")
+@click.pass_context
+def qc_restate(
+    ctx: click.Context, device_id: str | None, since: datetime | None, until: datetime | None
+) -> None:
+    """Re-run the stuck and spike checks over stored readings and update those whose result
+    changed, with their hourly rollups: one transaction per device, a line per device.
+
+    The collector keeps these results current for readings it stores (a later reading can
+    make an earlier one stuck); run this once after upgrading, for readings an earlier
+    version stored, whose flags were set once.
+
+    Example:  luftnett qc restate --since 2026-01-01T00:00Z
+    """
+    import psycopg
+
+    from luftnett.collector.restate import restate_device
+    from luftnett.connect import database_url
+
+    total = changed = 0
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        devices = (
+            [device_id]
+            if device_id
+            else [r[0] for r in conn.execute("SELECT device_id FROM devices ORDER BY 1")]
+        )
+        for d in devices:
+            with conn.transaction():
+                res = restate_device(conn, d, since=since, until=until)
+            total += res.readings
+            changed += res.restated
+            click.echo(f"{d}: {res.readings:,} readings checked, {res.restated:,} restated, "
+                       f"{res.hours:,} hourly rollups recomputed")  # fmt: skip
+    click.echo(f"{len(devices)} devices: {total:,} readings checked, {changed:,} restated")
