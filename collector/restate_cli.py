@@ -39,11 +39,16 @@ def qc_restate(
 
     total = changed = 0
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
-        devices = (
-            [device_id]
-            if device_id
-            else [r[0] for r in conn.execute("SELECT device_id FROM devices ORDER BY 1")]
-        )
+        devices = [
+            r[0]
+            for r in conn.execute(
+                "SELECT device_id FROM devices WHERE %(d)s::text IS NULL OR device_id = %(d)s"
+                " ORDER BY 1",
+                {"d": device_id},
+            )
+        ]
+        if device_id and not devices:
+            raise click.ClickException(f"no device {device_id!r} (see `luftnett devices`)")
         for d in devices:
             with conn.transaction():
                 res = restate_device(conn, d, since=since, until=until)

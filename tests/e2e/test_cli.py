@@ -185,3 +185,6 @@ def test_qc_restate_flags_a_stuck_run_an_earlier_version_left_half_flagged(
     second = _luftnett("qc", "restate", "--device", "old-1", env=env)
     assert second.returncode == 0, second.stderr
     assert "old-1: 40 readings checked, 0 restated" in second.stdout
+    unknown = _luftnett("qc", "restate", "--device", "nope", env=env)
+    assert unknown.returncode == 1
+    assert "no device 'nope'" in unknown.stderr
