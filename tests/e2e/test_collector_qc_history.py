@@ -104,6 +104,28 @@ def test_neighbours_of_the_whole_batch_give_the_fresh_rows_the_same_flags(
     assert np.array_equal(wide[1], narrow[1])  # checks that fired
 
 
+def _outcome(
+    conn: psycopg.Connection[Any], device_id: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The device's stored (seq, ts, qc_checks, flags, pm2.5, pm10) by seq, its hourly
+    rollups as kept, and as a recomputation gives them (committed)."""
+    stored = conn.execute(
+        "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
+        " WHERE device_id = %s ORDER BY seq",
+        (device_id,),
+    ).fetchall()
+    incremental = _hourly(conn, device_id)
+    refresh(conn, device_id)
+    conn.commit()
+    return stored, incremental, _hourly(conn, device_id)
+
+
+def _whole(device_id: str, stored: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Quality control of the stored rows as one batch: the whole series' results."""
+    rows = [(device_id, r[0], r[1], 0, r[4], r[5]) for r in stored]
+    return qc.batch_quality([], rows, ("pm25_ugm3", "pm10_ugm3"), NOW, CFG)
+
+
 def _hourly(conn: psycopg.Connection[Any], device_id: str) -> list[tuple[Any, ...]]:
     cols = ", ".join(ROLLUP_HOURLY_COLUMNS)
     return conn.execute(
@@ -155,20 +177,9 @@ def test_flags_and_rollups_do_not_depend_on_arrival(
         w = Writer(conn, qc_config=CFG, deferred=deferred, calibration="deferred")
         for b in batches:
             w.write([_message(device_id, b)])
-        stored = conn.execute(
-            "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
-            " WHERE device_id = %s ORDER BY seq",
-            (device_id,),
-        ).fetchall()
-        incremental = _hourly(conn, device_id)
-        refresh(conn, device_id)
-        conn.commit()
-        recomputed = _hourly(conn, device_id)
+        stored, incremental, recomputed = _outcome(conn, device_id)
     assert [r[0] for r in stored] == list(range(len(points)))
-    whole = qc.batch_quality(
-        [], [(device_id, r[0], r[1], 0, r[4], r[5]) for r in stored],
-        ("pm25_ugm3", "pm10_ugm3"), NOW, CFG,
-    )  # fmt: skip
+    whole = _whole(device_id, stored)
     series = int(qc.SERIES_BITS)
     assert [(r[2] & series, r[3] & series) for r in stored] == [
         (c & series, f & series) for c, f in zip(whole[0].tolist(), whole[1].tolist(), strict=True)
@@ -254,19 +265,8 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
         )}  # fmt: skip
         with conn.transaction():
             res = restate_device(conn, device_id, CFG, since=since, page=page)
-        stored = conn.execute(
-            "SELECT seq, ts, qc_checks, flags, pm25_ugm3, pm10_ugm3 FROM readings"
-            " WHERE device_id = %s ORDER BY seq",
-            (device_id,),
-        ).fetchall()
-        incremental = _hourly(conn, device_id)
-        refresh(conn, device_id)
-        conn.commit()
-        recomputed = _hourly(conn, device_id)
-    whole = qc.batch_quality(
-        [], [(device_id, r[0], r[1], 0, r[4], r[5]) for r in stored],
-        ("pm25_ugm3", "pm10_ugm3"), NOW, CFG,
-    )  # fmt: skip
+        stored, incremental, recomputed = _outcome(conn, device_id)
+    whole = _whole(device_id, stored)
     for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
         if since is None or r[1] >= since:
             assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
