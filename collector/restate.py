@@ -41,6 +41,12 @@ _PAGE = sql.SQL(
     )
 )
 
+# the (m+1)-th reading before ``since``: the walk starts after it, with m readings of context
+_START = """
+SELECT ts, seq FROM readings WHERE device_id = %(device)s AND ts < %(since)s
+ORDER BY ts DESC, seq DESC OFFSET %(m)s LIMIT 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class RestateResult:
@@ -59,13 +65,18 @@ def restate_device(
     page: int = 20_000,
 ) -> RestateResult:
     """Restate the stuck and spike results of one device's readings with ``ts`` in
-    ``[since, until)`` (default: all), in the caller's transaction."""
+    ``[since, until)`` (default: all), in the caller's transaction. The walk starts ``wide_n``
+    readings before ``since`` and ends once it has passed ``until``."""
     lock_devices(conn, [device_id])
     m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
     names = [device_id]
     rows: list[tuple[Any, ...]] = []  # the window: m rows of context, then rows to restate
     context = 0  # leading rows of the window already restated (context only)
     key: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
+    if since is not None:
+        start = conn.execute(_START, {"device": device_id, "since": since, "m": m}).fetchone()
+        if start is not None:
+            key = (start[0], int(start[1]))
     lo = -np.inf if since is None else since.timestamp()
     hi = np.inf if until is None else until.timestamp()
     checked = restated = 0
@@ -103,6 +114,8 @@ def restate_device(
             hours.update(moved)
             core_t = h.t[context:core_end]
             checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
+            if core_t.size and core_t[-1] >= hi:  # every reading before ``until`` is done
+                break
             # the next window keeps m rows before the next core as context
             keep = max(core_end - m, 0)
             rows = rows[keep:]
