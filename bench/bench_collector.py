@@ -632,18 +632,13 @@ def main(argv: list[str]) -> int:
                 ("pub", lambda: publisher_alone(env, single)),
                 ("pub", lambda: publisher_alone(env, batch)),
             ]
-        if "copy" in steps:
-            plan.append(("copy", lambda: copy_run(env, batch)))
-            if edge is not None:
-                plan.append(("copy", lambda: copy_run(env, edge)))
-            if sustained is not None:
-                plan.append(("copy", lambda: copy_run(env, sustained)))
-        if "plaincopy" in steps:
-            plan.append(("plaincopy", lambda: plain_copy_run(env, batch)))
-            if edge is not None:
-                plan.append(("plaincopy", lambda: plain_copy_run(env, edge)))
-            if sustained is not None:
-                plan.append(("plaincopy", lambda: plain_copy_run(env, sustained)))
+        for step, copier in (("copy", copy_run), ("plaincopy", plain_copy_run)):
+            if step in steps:  # the baselines, for the multi-reading workloads
+                plan += [
+                    (step, lambda c=copier, w=w: c(env, w))
+                    for w in (batch, edge, sustained)
+                    if w is not None
+                ]
         for w, nw in ((single, n_single), (batch, n_batch), (edge, None), (sustained, None)):
             if w is None or w.name not in wanted:
                 continue
