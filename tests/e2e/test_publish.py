@@ -355,6 +355,110 @@ def test_late_reading_rewrites_only_its_partition(db: str, tmp_path: Path) -> No
             conn.commit()
 
 
+def _set_flags(conn: psycopg.Connection, device: str, flags: dict[int, int]) -> None:
+    for seq, f in flags.items():
+        conn.execute(
+            "UPDATE readings SET flags = %s WHERE device_id = %s AND seq = %s", (f, device, seq)
+        )
+
+
+def test_flags_moved_between_readings_rewrite_their_chunk(db: str, tmp_path: Path) -> None:
+    """A restatement that clears a flag on one reading and sets it on another of the same hour
+    (a stuck run that shifts by a reading) leaves the sum of the flags and the hour's counts as
+    they were; the next run still rewrites that month's raw file and hourly files, and the
+    archive then holds the database's flags and means."""
+    root = tmp_path / "moved"
+    stuck = int(ReadingFlag.STUCK)
+    was, now = 1440 + 610, 1440 + 611  # pub-a on 2026-03-31 at 10:10 (STUCK) and 10:11 (not)
+    hour = T0 + timedelta(days=1, hours=10)
+    with psycopg.connect(db) as conn:
+        before = dict(
+            conn.execute(
+                "SELECT seq, flags FROM readings WHERE device_id = 'pub-a' AND seq = ANY(%s)",
+                ([was, now],),
+            ).fetchall()
+        )
+    assert before == {was: stuck, now: 0}
+    _publish(db, root)
+    m1 = read_manifest_local(root)
+    try:
+        with psycopg.connect(db) as conn:
+            (counts_before,) = conn.execute(
+                "SELECT (n_stored, n_valid) FROM rollup_hourly WHERE device_id = 'pub-a' "
+                "AND hour_start = %s",
+                (hour,),
+            ).fetchone()
+            _set_flags(conn, "pub-a", {was: 0, now: stuck})
+            refresh(conn, "pub-a", hour, hour + timedelta(hours=1))
+            (counts_after,) = conn.execute(
+                "SELECT (n_stored, n_valid) FROM rollup_hourly WHERE device_id = 'pub-a' "
+                "AND hour_start = %s",
+                (hour,),
+            ).fetchone()
+            (mean,) = conn.execute(
+                "SELECT (pm25_ugm3_sum / pm25_ugm3_n)::float8 FROM rollup_hourly "
+                "WHERE device_id = 'pub-a' AND hour_start = %s",
+                (hour,),
+            ).fetchone()
+            conn.commit()
+        assert counts_after == counts_before  # the counts alone would not tell
+        res = _publish(db, root)
+        m2 = read_manifest_local(root)
+        for name in ("raw", "hourly"):
+            assert res.datasets[name].replaced == 1  # type: ignore[attr-defined]
+            assert res.datasets[name].skipped == 1  # type: ignore[attr-defined]
+            assert m2.dataset(name).version == m1.dataset(name).version + 1
+        got = _read(
+            root,
+            m2.dataset("raw").files(),
+            f"SELECT seq, flags FROM t WHERE device_id = 'pub-a' AND seq IN ({was}, {now}) "
+            "ORDER BY seq",
+        ).fetchall()
+        assert got == [(was, 0), (now, stuck)]
+        (hm,) = _read(
+            root,
+            m2.dataset("hourly").files(),
+            "SELECT mean FROM t WHERE pollutant = 'pm25' AND device_id = 'pub-a' "
+            f"AND hour_start = TIMESTAMPTZ '{hour.isoformat()}'",
+        ).fetchone()
+        assert_allclose(hm, mean, rtol=1e-12)
+        assert not _publish(db, root).changed  # type: ignore[attr-defined]
+    finally:
+        with psycopg.connect(db) as conn:
+            _set_flags(conn, "pub-a", before)
+            refresh(conn, "pub-a", hour, hour + timedelta(hours=1))
+            conn.commit()
+
+
+def test_archive_from_before_the_digest_is_read_once_and_kept(db: str, tmp_path: Path) -> None:
+    """An archive whose manifest holds the earlier watermarks (a sum of the flags, of
+    n_stored and n_valid) is read again once: no file is replaced, no version added, the
+    manifest takes the new watermarks, and the run after skips every chunk."""
+    root = tmp_path / "upgrade"
+    _publish(db, root)
+    m = json.loads((root / "manifest.json").read_text())
+    for name, ds in m["datasets"].items():
+        for chunk in ds["chunks"].values():
+            wm = chunk["watermark"]
+            del wm["digest"]
+            wm.update({"flags": 1234} if name == "raw" else {"stored": 10, "valid": 9})
+    (root / "manifest.json").write_text(json.dumps(m))
+    before = _data_files(root)
+    res = _publish(db, root)
+    assert res.changed  # type: ignore[attr-defined]
+    for name in ("raw", "hourly"):
+        assert res.datasets[name].unchanged == 2  # type: ignore[attr-defined]
+        assert res.datasets[name].replaced == 0  # type: ignore[attr-defined]
+    assert _data_files(root) == before
+    after = read_manifest_local(root)
+    assert [after.dataset(n).version for n in ("raw", "hourly")] == [
+        m["datasets"][n]["version"] for n in ("raw", "hourly")
+    ]
+    res = _publish(db, root)
+    assert not res.changed  # type: ignore[attr-defined]
+    assert all(r.skipped == 2 for r in res.datasets.values())  # type: ignore[attr-defined]
+
+
 def test_recalibration_makes_a_new_version_and_keeps_the_old(db: str, tmp_path: Path) -> None:
     root = tmp_path / "recal"
     _publish(db, root)

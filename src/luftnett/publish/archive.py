@@ -328,13 +328,14 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
         wm: dict[str, Any] = {
             "rows": sum(w["rows"] for w in wms),
             "newest": newest.astimezone(UTC).isoformat() if newest else None,
-            "flags": sum(w["flags"] for w in wms),
+            "digest": source.digest(sum(w["digest"] for w in wms)),
             "state": state,
             "cal": cal,
         }
         rows_read = wm["rows"]
     else:
         by_pollutant, wm = src.hourly(task.start, task.end)
+        wm["digest"] = source.digest(wm["digest"])
         wm["state"] = state
         wm["cal"] = cal
         rows_read = wm["rows"]

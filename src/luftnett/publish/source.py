@@ -10,11 +10,15 @@ never calibrated. A query is one device over one chunk (at most a month), read i
 ``ts`` along the ``(device_id, ts)`` index.
 
 Watermarks: per chunk, what its source looked like when it was published. ``raw``: rows,
-newest ``received_at`` and the sum of stored flags (a late reading or a QC flag set later
-changes them); ``hourly``: rollup rows and their ``n_stored``/``n_valid`` sums; both add
+newest ``received_at`` and a content digest, the sum (mod 2**64) of a 64-bit hash of each
+reading's (device, seq, stored flags): a late reading, or a QC flag set or cleared later,
+changes it, and so does a restatement that clears one reading's flag and sets the same flag
+on another (a plain sum of the flags would stay put). ``hourly``: rollup rows and the same kind
+of digest over every published rollup number (counts, sums, minima, maxima), so a reading
+that turns invalid while another turns valid in the same hour moves it too. Both add
 :func:`global_state`, a digest of deployments, annotations and calibration activations and
-versions. The same numbers come from the data as it is read and from the cheap per-day
-aggregate a later run compares them with.
+versions. The same numbers come from the data as it is read (the hashes computed by the
+server beside the rows) and from the cheap per-day aggregate a later run compares them with.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from psycopg.rows import dict_row
 from luftnett.api import calibration, export
 from luftnett.api.quality import INVALID_MASK
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
-from luftnett.db.schema import VALUE_COLUMNS
+from luftnett.db.schema import VALUE_COLUMNS, rollup_value_columns
 from luftnett.publish.schema import HOURLY_VALID_PCT, POLLUTANTS, arrow_schema
 
 __all__ = [
@@ -56,6 +60,33 @@ RAW_BASE: tuple[str, ...] = (
     *VALUE_COLUMNS,
     "flags",
 )
+
+#: a reading's 64-bit hash in the raw digest: its device, seq and stored flags
+RAW_DIGEST = sql.SQL("hashint8extended(r.flags, hashint8extended(r.seq, hashtext(r.device_id)))")
+
+#: the rollup columns the hourly files are made of (coverage_pct derives from two of them;
+#: refreshed_at is left out: a recompute to the same numbers changes nothing published)
+_HOURLY_CONTENT = ("device_id", "hour_start", "window_s", "n_expected", "n_stored", "n_valid")
+
+
+def _hourly_digest() -> sql.Composed:
+    """A rollup row's 64-bit hash in the hourly digest: every number the files publish."""
+    cols = [*_HOURLY_CONTENT, *rollup_value_columns()]
+    return sql.SQL("hash_record_extended(ROW({}), 0)").format(
+        sql.SQL(", ").join(sql.SQL("h.{}").format(sql.Identifier(c)) for c in cols)
+    )
+
+
+def digest(total: int) -> str:
+    """A digest sum (PostgreSQL's numeric, or numpy's wrapped uint64) as 16 hex digits."""
+    return f"{total % 2**64:016x}"
+
+
+def _sum64(column: Any) -> int:
+    """The sum of an int64 column of hashes, wrapped to 64 bits as :func:`digest` takes it."""
+    if len(column) == 0:
+        return 0
+    return int(column.to_numpy().view(np.uint64).sum(dtype=np.uint64))
 
 
 def utc_midnight(d: date) -> datetime:
@@ -130,31 +161,36 @@ def cal_marker(days: dict[date, list[int]], start: date, end: date) -> list[int]
     return [sum(v[0] for v in mine), sum(v[1] for v in mine)]
 
 
-_DAY_RAW = """
-SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS rows, max(received_at) AS newest,
-       sum(flags) AS flags
-FROM readings WHERE ts >= %(start)s AND ts < %(end)s GROUP BY 1
+_DAY_RAW = sql.SQL(
+    """
+SELECT (r.ts AT TIME ZONE 'UTC')::date AS day, count(*) AS rows, max(r.received_at) AS newest,
+       sum({}) AS digest
+FROM readings r WHERE r.ts >= %(start)s AND r.ts < %(end)s GROUP BY 1
 """
+).format(RAW_DIGEST)
 
 #: the same per device along the (device_id, ts) index: for short spans (the nightly run)
 #: cheaper than the sequential scan PostgreSQL picks for a ts range without an index of its own
-_DAY_RAW_INDEXED = """
+_DAY_RAW_INDEXED = sql.SQL(
+    """
 SELECT (r.ts AT TIME ZONE 'UTC')::date AS day, count(*) AS rows, max(r.received_at) AS newest,
-       sum(r.flags) AS flags
+       sum({}) AS digest
 FROM devices d
-CROSS JOIN LATERAL (SELECT ts, received_at, flags FROM readings r
+CROSS JOIN LATERAL (SELECT device_id, seq, ts, received_at, flags FROM readings r
                     WHERE r.device_id = d.device_id AND r.ts >= %(start)s AND r.ts < %(end)s) r
 GROUP BY 1
 """
+).format(RAW_DIGEST)
 
 #: spans up to this long use the per-device index
 INDEXED_SPAN = timedelta(days=62)
 
-_DAY_HOURLY = """
-SELECT (hour_start AT TIME ZONE 'UTC')::date AS day, count(*) AS rows,
-       sum(n_stored) AS stored, sum(n_valid) AS valid
-FROM rollup_hourly WHERE hour_start >= %(start)s AND hour_start < %(end)s GROUP BY 1
+_DAY_HOURLY = sql.SQL(
+    """
+SELECT (h.hour_start AT TIME ZONE 'UTC')::date AS day, count(*) AS rows, sum({}) AS digest
+FROM rollup_hourly h WHERE h.hour_start >= %(start)s AND h.hour_start < %(end)s GROUP BY 1
 """
+).format(_hourly_digest())
 
 
 def day_watermarks(
@@ -170,18 +206,9 @@ def day_watermarks(
     out: dict[date, dict[str, Any]] = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for r in cur.execute(q, params):
+            out[r["day"]] = {"rows": int(r["rows"]), "digest": int(r["digest"] or 0)}
             if dataset == "raw":
-                out[r["day"]] = {
-                    "rows": int(r["rows"]),
-                    "newest": r["newest"].astimezone(UTC),
-                    "flags": int(r["flags"] or 0),
-                }
-            else:
-                out[r["day"]] = {
-                    "rows": int(r["rows"]),
-                    "stored": int(r["stored"] or 0),
-                    "valid": int(r["valid"] or 0),
-                }
+                out[r["day"]]["newest"] = r["newest"].astimezone(UTC)
     return out
 
 
@@ -201,14 +228,13 @@ def chunk_watermark(
         return {
             "rows": sum(v["rows"] for v in mine),
             "newest": newest.isoformat() if newest else None,
-            "flags": sum(v["flags"] for v in mine),
+            "digest": digest(sum(v["digest"] for v in mine)),
             "state": state,
             "cal": cal_marker(cal, start, end),
         }
     return {
         "rows": sum(v["rows"] for v in mine),
-        "stored": sum(v["stored"] for v in mine),
-        "valid": sum(v["valid"] for v in mine),
+        "digest": digest(sum(v["digest"] for v in mine)),
         "state": state,
         "cal": cal_marker(cal, start, end),
     }
@@ -221,6 +247,7 @@ def _raw_select(calibrated: bool) -> sql.Composed:
             sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
             for name, expr in calibration.cal_columns(True)
         ]
+    cols.append(sql.SQL("{} AS wm_digest").format(RAW_DIGEST))
     return sql.SQL(
         "SELECT {} FROM readings r{} WHERE r.device_id = %(device)s AND r.ts >= %(start)s "
         "AND r.ts < %(end)s ORDER BY r.ts"
@@ -241,13 +268,13 @@ def _hourly_select() -> sql.Composed:
         ]
     return sql.SQL(
         "SELECT h.device_id, d.site_id, h.hour_start, h.window_s, h.n_expected::int8, "
-        "h.n_stored::int8, h.n_valid::int8, {} FROM rollup_hourly h "
+        "h.n_stored::int8, h.n_valid::int8, {}, {} AS wm_digest FROM rollup_hourly h "
         "LEFT JOIN LATERAL (SELECT site_id FROM deployments d WHERE d.device_id = h.device_id "
         "AND d.valid_from <= h.hour_start AND (d.valid_to IS NULL OR d.valid_to > h.hour_start) "
         "ORDER BY d.valid_from DESC LIMIT 1) d ON true "
         "WHERE h.hour_start >= %(start)s AND h.hour_start < %(end)s "
         "ORDER BY h.device_id, h.hour_start"
-    ).format(sql.SQL(", ").join(cols))
+    ).format(sql.SQL(", ").join(cols), _hourly_digest())
 
 
 _HOURLY_CAL = sql.SQL(
@@ -368,7 +395,7 @@ class Source:
             else:
                 arrays.append(pa.nulls(n, f.type))
         newest = pc.max(t.column("received_at")).as_py()
-        wm = {"rows": n, "newest": newest, "flags": int(stored.sum())}
+        wm = {"rows": n, "newest": newest, "digest": _sum64(t.column("wm_digest"))}
         return pa.Table.from_arrays(arrays, schema=schema), wm
 
     # -- hourly ------------------------------------------------------------------------
@@ -380,11 +407,7 @@ class Source:
 
         params = {"start": utc_midnight(start), "end": utc_midnight(end)}
         t = self._arrow(self._mogrify(_hourly_select(), params))
-        wm = {
-            "rows": t.num_rows,
-            "stored": int(pc.sum(t.column("n_stored")).as_py() or 0),
-            "valid": int(pc.sum(t.column("n_valid")).as_py() or 0),
-        }
+        wm = {"rows": t.num_rows, "digest": _sum64(t.column("wm_digest"))}
         cal = None
         if self.cal_on and t.num_rows and self.conn.execute(_ANY_CAL, params).fetchone() == (True,):
             cal_q = _HOURLY_CAL.format(
