@@ -5,12 +5,14 @@ stored by an earlier version, which set a reading's flags once, keep what they g
 batch lands beside them. This walks a device's stored series in (ts, seq) order, a page at a
 time, checks each reading against :attr:`~luftnett.collector.qc.QcConfig.wide_n` neighbours on
 either side (the rows of the page's edges are checked again with the next page), and updates
-those whose result changed, with their hourly rollups, one transaction per device (holding the
-device's row lock, as the writer does).
+those whose result changed, with their hourly rollups: one transaction per page, holding the
+device's row lock (as the writer does) for that page only.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,65 +65,81 @@ def restate_device(
     since: datetime | None = None,
     until: datetime | None = None,
     page: int = 20_000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RestateResult:
     """Restate the stuck and spike results of one device's readings with ``ts`` in
-    ``[since, until)`` (default: all), in the caller's transaction. The walk starts ``wide_n``
-    readings before ``since`` and ends once it has passed ``until``."""
-    lock_devices(conn, [device_id])
+    ``[since, until)`` (default: all). The walk starts ``wide_n`` readings before ``since`` and
+    ends once it has passed ``until``.
+
+    One transaction per page (``conn.transaction()``: committed when ``conn`` is idle, a
+    savepoint inside a caller's transaction), holding the device's row lock only for that page,
+    so the collector's batches for the device wait one page at most. Each page reads its
+    context again, so readings the collector stores between pages are seen (it restates their
+    neighbours itself). ``progress(checked, restated)`` is called after each page."""
     m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
     names = [device_id]
-    rows: list[tuple[Any, ...]] = []  # the window: m rows of context, then rows to restate
-    context = 0  # leading rows of the window already restated (context only)
-    key: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
+    floor: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
     if since is not None:
         start = conn.execute(_START, {"device": device_id, "since": since, "m": m}).fetchone()
         if start is not None:
-            key = (start[0], int(start[1]))
+            floor = (start[0], int(start[1]))
+    after = floor  # each window starts after this key
+    done = floor  # the last reading restated (or, at first, the floor)
     lo = -np.inf if since is None else since.timestamp()
     hi = np.inf if until is None else until.timestamp()
     checked = restated = 0
     hours: set[tuple[str, datetime]] = set()
+    carried = 0  # rows of the last window the next one reads again
     while True:
-        params = {"device": device_id, "ts": key[0], "seq": key[1], "n": page}
-        got = conn.execute(_PAGE, params, binary=True).fetchall()
-        end = len(got) < page
-        if got:
-            key = (got[-1][1], int(got[-1][0]))
-        rows += got
-        core_end = len(rows) if end else len(rows) - m
-        if core_end > context:
-            n = len(rows)
-            h = qc.SeriesColumns(
-                np.zeros(n, dtype=np.int64),
-                np.array([r[0] for r in rows], dtype=np.int64),
-                np.array([r[2] for r in rows], dtype=np.float64),
-                np.array([r[5:] for r in rows], dtype=np.float64).reshape(n, len(VALUE_COLUMNS)),
-                np.zeros(n, dtype=np.int64),
-            )
-            empty = qc.SeriesColumns(h.dev[:0], h.seq[:0], h.t[:0], h.vals[:0], h.edge[:0])
-            # the rows restated are m or more from a cut end of the window: no cut to mark
-            a = qc.assess(h, empty, VALUE_COLUMNS, datetime.now(UTC), cfg)
-            stored_c = np.array([r[3] for r in rows], dtype=np.int64)
-            stored_f = np.array([r[4] for r in rows], dtype=np.int64)
-            r = qc.restated(a, stored_c, stored_f)
-            t = h.t[r.idx]
-            mine = (r.idx >= context) & (r.idx < core_end) & (t >= lo) & (t < hi)
-            r = qc.Restatement(r.idx[mine], r.checks[mine], r.flags[mine], False)
-            p, moved = restatement_params(names, h, stored_f, r)
-            if p:
-                conn.execute(RESTATE, p)
-            restated += int(r.idx.size)
-            hours.update(moved)
-            core_t = h.t[context:core_end]
-            checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
-            if core_t.size and core_t[-1] >= hi:  # every reading before ``until`` is done
-                break
-            # the next window keeps m rows before the next core as context
-            keep = max(core_end - m, 0)
-            rows = rows[keep:]
-            context = core_end - keep
-        if end:
+        with conn.transaction():
+            lock_devices(conn, names)
+            params = {"device": device_id, "ts": after[0], "seq": after[1], "n": carried + page}
+            rows = conn.execute(_PAGE, params, binary=True).fetchall()
+            end = len(rows) < carried + page
+            keys = [(r[1], int(r[0])) for r in rows]
+            context = bisect.bisect_right(keys, done)  # rows already restated
+            core_end = len(rows) if end else len(rows) - m
+            moved: list[tuple[str, datetime]] = []
+            if core_end > context:
+                n = len(rows)
+                h = qc.SeriesColumns(
+                    np.zeros(n, dtype=np.int64),
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[2] for r in rows], dtype=np.float64),
+                    np.array([r[5:] for r in rows], dtype=np.float64).reshape(
+                        n, len(VALUE_COLUMNS)
+                    ),
+                    np.zeros(n, dtype=np.int64),
+                )
+                empty = qc.SeriesColumns(h.dev[:0], h.seq[:0], h.t[:0], h.vals[:0], h.edge[:0])
+                # the rows restated are m or more from a cut end of the window: no cut to mark
+                a = qc.assess(h, empty, VALUE_COLUMNS, datetime.now(UTC), cfg)
+                stored_c = np.array([r[3] for r in rows], dtype=np.int64)
+                stored_f = np.array([r[4] for r in rows], dtype=np.int64)
+                r = qc.restated(a, stored_c, stored_f)
+                t = h.t[r.idx]
+                mine = (r.idx >= context) & (r.idx < core_end) & (t >= lo) & (t < hi)
+                r = qc.Restatement(r.idx[mine], r.checks[mine], r.flags[mine], False)
+                p, moved = restatement_params(names, h, stored_f, r)
+                if p:
+                    conn.execute(RESTATE, p)
+                if moved:
+                    refresh_hours(conn, moved)
+                restated += int(r.idx.size)
+                core_t = h.t[context:core_end]
+                checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
+                done = keys[core_end - 1]
+                past = bool(core_t.size and core_t[-1] >= hi)  # every reading before until done
+            else:
+                past = False
+        hours.update(moved)
+        if progress is not None:
+            progress(checked, restated)
+        if end or past:
             break
-    if hours:
-        refresh_hours(conn, hours)
+        # the next window keeps m rows before the next core as context
+        keep = max(core_end - m, 0)
+        if keep:
+            after = keys[keep - 1]
+        carried = len(rows) - keep
     return RestateResult(device_id, checked, restated, len(hours))

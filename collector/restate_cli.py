@@ -24,7 +24,9 @@ def qc_restate(
     ctx: click.Context, device_id: str | None, since: datetime | None, until: datetime | None
 ) -> None:
     """Re-run the stuck and spike checks over stored readings and update those whose result
-    changed, with their hourly rollups: one transaction per device, a line per device.
+    changed, with their hourly rollups. One transaction per page of 20,000 readings, so the
+    collector waits for a device's lock one page at most; a line per device (and per page of
+    a long one, on stderr).
 
     The collector keeps these results current for readings it stores (a later reading can
     make an earlier one stuck); run this once after upgrading, for readings an earlier
@@ -50,8 +52,12 @@ def qc_restate(
         if device_id and not devices:
             raise click.ClickException(f"no device {device_id!r} (see `luftnett devices`)")
         for d in devices:
-            with conn.transaction():
-                res = restate_device(conn, d, since=since, until=until)
+
+            def progress(checked: int, restated: int, d: str = d) -> None:
+                if checked >= 20_000:  # a long device: a line per page, on stderr
+                    click.echo(f"  {d}: {checked:,} checked, {restated:,} restated", err=True)
+
+            res = restate_device(conn, d, since=since, until=until, progress=progress)
             total += res.readings
             changed += res.restated
             click.echo(f"{d}: {res.readings:,} readings checked, {res.restated:,} restated, "

@@ -263,8 +263,7 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
         before = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT seq, qc_checks, flags FROM readings WHERE device_id = %s", (device_id,)
         )}  # fmt: skip
-        with conn.transaction():
-            res = restate_device(conn, device_id, CFG, since=since, page=page)
+        res = restate_device(conn, device_id, CFG, since=since, page=page)
         stored, incremental, recomputed = _outcome(conn, device_id)
     whole = _whole(device_id, stored)
     for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
@@ -274,4 +273,75 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
             assert (r[2], r[3]) == before[r[0]], r[0]
     assert res.readings == sum(1 for r in stored if since is None or r[1] >= since)
     assert res.restated == sum(1 for r in stored if (r[2], r[3]) != before[r[0]])
+    assert incremental == recomputed
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.sampled_from([0, 0, 0, 3]),
+            st.sampled_from([5.0, 6.0, 5.0, 6.0, 80.0]),
+            st.sampled_from([9.0, 10.0]),
+        ),
+        min_size=15,
+        max_size=60,
+    ),
+    stale=st.lists(
+        st.tuples(st.integers(0, 59), st.sampled_from([0, 64, 128, 192])), min_size=5, max_size=40
+    ),
+    page=st.integers(1, 10),
+    late=st.lists(st.integers(1, 59), min_size=1, max_size=6, unique=True),
+)
+def test_qc_restate_lets_the_collector_write_between_pages(
+    pg_url: str,
+    values: list[tuple[int, float, float]],
+    stale: list[tuple[int, int]],
+    page: int,
+    late: list[int],
+) -> None:
+    """`restate_device` holds the device's lock one page at a time: after each page another
+    connection's writer stores a held-back reading of the device (behind the walk or ahead of
+    it) without waiting (lock_timeout 5 s), and every reading still ends with the flags of its
+    whole series, with rollups equal to a recomputation."""
+    from luftnett.collector.restate import restate_device
+
+    device_id = f"qp-{uuid.uuid4().hex[:10]}"
+    points = [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]
+    held = [points[i] for i in late if i < len(points)]
+    series = int(qc.SERIES_BITS)
+    with psycopg.connect(pg_url) as conn, psycopg.connect(pg_url) as other:
+        Writer(conn, qc_config=CFG, calibration="deferred").write(
+            [_message(device_id, [p for p in points if p not in held])]
+        )
+        for s, bits in stale:
+            conn.execute(
+                "UPDATE readings SET flags = flags & ~%s | %s WHERE device_id = %s AND seq = %s",
+                (series, bits, device_id, s),
+            )
+        refresh(conn, device_id)
+        conn.commit()
+        other.execute("SET lock_timeout = '5s'")
+        other.commit()
+        w = Writer(other, qc_config=CFG, calibration="deferred")
+        pages = 0
+
+        def progress(checked: int, restated: int) -> None:
+            nonlocal pages
+            pages += 1
+            if held:
+                assert w.write([_message(device_id, [held.pop()])]).stored == 1
+
+        restate_device(conn, device_id, CFG, page=page, progress=progress)
+        for p in held:
+            w.write([_message(device_id, [p])])
+        stored, incremental, recomputed = _outcome(conn, device_id)
+    assert pages >= 1
+    assert [r[0] for r in stored] == list(range(len(points)))
+    whole = _whole(device_id, stored)
+    assert [(r[2] & series, r[3] & series) for r in stored] == [
+        (c & series, f & series) for c, f in zip(whole[0].tolist(), whole[1].tolist(), strict=True)
+    ]
     assert incremental == recomputed
