@@ -215,22 +215,42 @@ def test_a_late_reading_that_splits_a_stuck_run_at_the_window_end(pg_url: str) -
     assert n_valid == (2,)  # the hourly rollup counts seq 1 valid again
 
 
+# (minutes before 3 x seq, pm2.5, pm10) of a device's readings, and stale series bits to store
+_SERIES = st.lists(
+    st.tuples(
+        st.sampled_from([0, 0, 0, 3]),
+        st.sampled_from([5.0, 6.0, 5.0, 6.0, 80.0]),
+        st.sampled_from([9.0, 10.0]),
+    ),
+    min_size=15,
+    max_size=60,
+)
+_STALE = st.lists(
+    st.tuples(st.integers(0, 59), st.sampled_from([0, 64, 128, 192])), min_size=5, max_size=40
+)
+
+
+def _make_stale(
+    conn: psycopg.Connection[Any], device_id: str, stale: list[tuple[int, int]]
+) -> None:
+    """Store these series bits (seq, bits) as an earlier version might have left them, with
+    rollups to match (committed)."""
+    series = int(qc.SERIES_BITS)
+    for s, bits in stale:
+        conn.execute(
+            "UPDATE readings SET flags = flags & ~%s | %s WHERE device_id = %s AND seq = %s",
+            (series, bits, device_id, s),
+        )
+    refresh(conn, device_id)
+    conn.commit()
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    values=st.lists(
-        st.tuples(
-            st.sampled_from([0, 0, 0, 3]),
-            st.sampled_from([5.0, 6.0, 5.0, 6.0, 80.0]),
-            st.sampled_from([9.0, 10.0]),
-        ),
-        min_size=15,
-        max_size=60,
-    ),
-    stale=st.lists(
-        st.tuples(st.integers(0, 59), st.sampled_from([0, 64, 128, 192])), min_size=5, max_size=40
-    ),
+    values=_SERIES,
+    stale=_STALE,
     page=st.integers(1, 10),
     cut=st.one_of(st.none(), st.integers(0, 180)),
 )
@@ -253,13 +273,7 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
     since = None if cut is None else T0 + timedelta(minutes=cut)
     with psycopg.connect(pg_url) as conn:
         Writer(conn, qc_config=CFG, calibration="deferred").write([_message(device_id, points)])
-        for s, bits in stale:
-            conn.execute(
-                "UPDATE readings SET flags = flags & ~%s | %s WHERE device_id = %s AND seq = %s",
-                (series, bits, device_id, s),
-            )
-        refresh(conn, device_id)  # rollups as the stale flags had them
-        conn.commit()
+        _make_stale(conn, device_id, stale)
         before = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT seq, qc_checks, flags FROM readings WHERE device_id = %s", (device_id,)
         )}  # fmt: skip
@@ -280,18 +294,8 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    values=st.lists(
-        st.tuples(
-            st.sampled_from([0, 0, 0, 3]),
-            st.sampled_from([5.0, 6.0, 5.0, 6.0, 80.0]),
-            st.sampled_from([9.0, 10.0]),
-        ),
-        min_size=15,
-        max_size=60,
-    ),
-    stale=st.lists(
-        st.tuples(st.integers(0, 59), st.sampled_from([0, 64, 128, 192])), min_size=5, max_size=40
-    ),
+    values=_SERIES,
+    stale=_STALE,
     page=st.integers(1, 10),
     late=st.lists(st.integers(1, 59), min_size=1, max_size=6, unique=True),
 )
@@ -316,13 +320,7 @@ def test_qc_restate_lets_the_collector_write_between_pages(
         Writer(conn, qc_config=CFG, calibration="deferred").write(
             [_message(device_id, [p for p in points if p not in held])]
         )
-        for s, bits in stale:
-            conn.execute(
-                "UPDATE readings SET flags = flags & ~%s | %s WHERE device_id = %s AND seq = %s",
-                (series, bits, device_id, s),
-            )
-        refresh(conn, device_id)
-        conn.commit()
+        _make_stale(conn, device_id, stale)
         other.execute("SET lock_timeout = '5s'")
         other.commit()
         w = Writer(other, qc_config=CFG, calibration="deferred")
