@@ -68,14 +68,15 @@ def restate_device(
     progress: Callable[[int, int], None] | None = None,
 ) -> RestateResult:
     """Restate the stuck and spike results of one device's readings with ``ts`` in
-    ``[since, until)`` (default: all). The walk starts ``wide_n`` readings before ``since`` and
-    ends once it has passed ``until``.
+        ``[since, until)`` (default: all). The walk starts ``wide_n`` readings before ``since`` and
+        ends once it has passed ``until``.
 
-    One transaction per page (``conn.transaction()``: committed when ``conn`` is idle, a
-    savepoint inside a caller's transaction), holding the device's row lock only for that page,
-    so the collector's batches for the device wait one page at most. Each page reads its
-    context again, so readings the collector stores between pages are seen (it restates their
-    neighbours itself). ``progress(checked, restated)`` is called after each page."""
+        One transaction per page (``conn.transaction()``: committed when ``conn`` is idle, a
+        savepoint inside a caller's transaction), holding the device's row lock only for that page,
+        so the collector's batches for the device wait one page at most. Each page reads its
+        context again, so readings the collector stores between pages are seen (it restates their
+        neighbours itself). ``progress(checked, restated)`` is called after each page but the last
+    (the counts so far)."""
     m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
     names = [device_id]
     floor: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
@@ -133,10 +134,10 @@ def restate_device(
             else:
                 past = False
         hours.update(moved)
-        if progress is not None:
-            progress(checked, restated)
         if end or past:
             break
+        if progress is not None:
+            progress(checked, restated)
         # the next window keeps m rows before the next core as context
         keep = max(core_end - m, 0)
         if keep:

@@ -54,8 +54,8 @@ def qc_restate(
         for d in devices:
 
             def progress(checked: int, restated: int, d: str = d) -> None:
-                if checked >= 20_000:  # a long device: a line per page, on stderr
-                    click.echo(f"  {d}: {checked:,} checked, {restated:,} restated", err=True)
+                # a device longer than a page: a line per page so far, on stderr
+                click.echo(f"  {d}: {checked:,} checked, {restated:,} restated", err=True)
 
             res = restate_device(conn, d, since=since, until=until, progress=progress)
             total += res.readings

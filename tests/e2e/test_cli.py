@@ -178,6 +178,7 @@ def test_qc_restate_flags_a_stuck_run_an_earlier_version_left_half_flagged(
     first = _luftnett("qc", "restate", env=env)
     assert first.returncode == 0, first.stderr
     assert "old-1: 40 readings checked, 29 restated" in first.stdout
+    assert "checked," not in first.stderr  # one page: no progress lines
     with psycopg.connect(fresh_db_url) as conn:
         stuck = conn.execute("SELECT count(*) FROM readings WHERE flags & 64 > 0").fetchone()
         assert stuck == (40,)
@@ -188,3 +189,23 @@ def test_qc_restate_flags_a_stuck_run_an_earlier_version_left_half_flagged(
     unknown = _luftnett("qc", "restate", "--device", "nope", env=env)
     assert unknown.returncode == 1
     assert "no device 'nope'" in unknown.stderr
+    # a long device: a progress line per page of 20,000 but the last on stderr, the summary on
+    # stdout (a short one, above, has none)
+    with psycopg.connect(fresh_db_url) as conn:
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES ('long-1', 'sds011')")
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, pm10_ugm3, schema_version) SELECT 'long-1', i, %s::timestamptz + "
+            "i * interval '1 minute', 60, 60, 'sds011', i %% 7, i %% 11, 1 "
+            "FROM generate_series(0, 44999) i",
+            (t0,),
+        )
+        conn.commit()
+    long = _luftnett("qc", "restate", "--device", "long-1", env=env)
+    assert long.returncode == 0, long.stderr
+    pages = [ln for ln in long.stderr.splitlines() if ln.startswith("  long-1: ")]
+    assert pages == [
+        "  long-1: 19,942 checked, 19,942 restated",  # a page less the wide_n rows of context
+        "  long-1: 39,942 checked, 39,942 restated",
+    ], long.stderr
+    assert "long-1: 45,000 readings checked, 45,000 restated" in long.stdout
