@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from luftnett.collector import qc
 from luftnett.collector.rollups import lock_devices, refresh_hours
@@ -68,20 +68,24 @@ def restate_device(
     progress: Callable[[int, int], None] | None = None,
 ) -> RestateResult:
     """Restate the stuck and spike results of one device's readings with ``ts`` in
-        ``[since, until)`` (default: all). The walk starts ``wide_n`` readings before ``since`` and
-        ends once it has passed ``until``.
+    ``[since, until)`` (default: all). The walk starts ``wide_n`` readings before ``since`` and
+    ends once it has passed ``until``.
 
-        One transaction per page (``conn.transaction()``: committed when ``conn`` is idle, a
-        savepoint inside a caller's transaction), holding the device's row lock only for that page,
-        so the collector's batches for the device wait one page at most. Each page reads its
-        context again, so readings the collector stores between pages are seen (it restates their
-        neighbours itself). ``progress(checked, restated)`` is called after each page but the last
-    (the counts so far)."""
+    One transaction per page, committed before the next (``conn`` must not be in a
+    transaction: ValueError; an autocommit connection suits), holding the device's row lock
+    for that page only, so the collector's batches for the device wait one page at most. Each
+    page reads its context again, so readings the collector stores between pages are seen (it
+    restates their neighbours itself). ``progress(checked, restated)`` is called after each
+    page but the last (the counts so far)."""
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        # its pages would be savepoints of the caller's transaction: every lock held to its end
+        raise ValueError("restate_device commits page by page: call it outside a transaction")
     m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
     names = [device_id]
     floor: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
     if since is not None:
-        start = conn.execute(_START, {"device": device_id, "since": since, "m": m}).fetchone()
+        with conn.transaction():
+            start = conn.execute(_START, {"device": device_id, "since": since, "m": m}).fetchone()
         if start is not None:
             floor = (start[0], int(start[1]))
     after = floor  # each window starts after this key

@@ -40,7 +40,8 @@ def qc_restate(
     from luftnett.connect import database_url
 
     total = changed = 0
-    with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+    # autocommit: each page of restate_device is a transaction of its own
+    with database_url(settings_of(ctx)) as url, psycopg.connect(url, autocommit=True) as conn:
         devices = [
             r[0]
             for r in conn.execute(

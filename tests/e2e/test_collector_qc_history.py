@@ -277,6 +277,7 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
         before = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT seq, qc_checks, flags FROM readings WHERE device_id = %s", (device_id,)
         )}  # fmt: skip
+        conn.commit()  # restate_device commits page by page: not inside a transaction
         res = restate_device(conn, device_id, CFG, since=since, page=page)
         stored, incremental, recomputed = _outcome(conn, device_id)
     whole = _whole(device_id, stored)
@@ -298,6 +299,7 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
     stale=_STALE,
     page=st.integers(1, 10),
     late=st.lists(st.integers(1, 59), min_size=1, max_size=6, unique=True),
+    cut=st.one_of(st.none(), st.integers(0, 60)),
 )
 def test_qc_restate_lets_the_collector_write_between_pages(
     pg_url: str,
@@ -305,11 +307,12 @@ def test_qc_restate_lets_the_collector_write_between_pages(
     stale: list[tuple[int, int]],
     page: int,
     late: list[int],
+    cut: int | None,
 ) -> None:
     """`restate_device` holds the device's lock one page at a time: after each page another
     connection's writer stores a held-back reading of the device (behind the walk or ahead of
-    it) without waiting (lock_timeout 5 s), and every reading still ends with the flags of its
-    whole series, with rollups equal to a recomputation."""
+    it) without waiting (lock_timeout 5 s), and every reading from ``since`` on still ends with
+    the flags of its whole series, with rollups equal to a recomputation."""
     from luftnett.collector.restate import restate_device
 
     device_id = f"qp-{uuid.uuid4().hex[:10]}"
@@ -332,14 +335,21 @@ def test_qc_restate_lets_the_collector_write_between_pages(
             if held:
                 assert w.write([_message(device_id, [held.pop()])]).stored == 1
 
-        restate_device(conn, device_id, CFG, page=page, progress=progress)
+        conn.execute("SELECT 1")  # inside a transaction its pages could not commit: refused
+        with pytest.raises(ValueError, match="outside a transaction"):
+            restate_device(conn, device_id, CFG, page=page)
+        conn.rollback()
+        since = None if cut is None else T0 + timedelta(minutes=cut)
+        restate_device(conn, device_id, CFG, since=since, page=page, progress=progress)
         for p in held:
             w.write([_message(device_id, [p])])
         stored, incremental, recomputed = _outcome(conn, device_id)
     assert pages >= 1
     assert [r[0] for r in stored] == list(range(len(points)))
     whole = _whole(device_id, stored)
-    assert [(r[2] & series, r[3] & series) for r in stored] == [
-        (c & series, f & series) for c, f in zip(whole[0].tolist(), whole[1].tolist(), strict=True)
-    ]
+    # from since on, the whole series' flags (before it, the collector's writes may leave
+    # stale neighbours of their own window as they were: only the walk clears those)
+    for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
+        if since is None or r[1] >= since:
+            assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
     assert incremental == recomputed
