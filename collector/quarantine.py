@@ -87,6 +87,10 @@ def replay(
 ) -> ReplayResult:
     """Re-validate and write the selected pending records; see the module docstring."""
     records = list_records(conn, reason=reason, ids=ids, pending_only=True, limit=limit)
+    # end the listing's transaction: each record is then written in a transaction of its own,
+    # committed as it goes, not as a savepoint of one open transaction that would hold every
+    # replayed device's lock (the collector's batches for it wait) and every row to the end
+    conn.commit()
     writer = Writer(conn, source="replay")
     replayed = stored = 0
     still: dict[int, str] = {}

@@ -630,6 +630,7 @@ def test_every_kind_of_bad_payload_is_quarantined_and_unknown_devices_replay(
         ]
         res = replay(conn, topic_root, reason="unknown_device", ids=ids)
         assert (res.replayed, res.stored) == (1, 3)
+        assert _stats(pg_url, stranger) == (3, 3)  # committed as replayed, seen from elsewhere
         again = replay(conn, topic_root, reason="unknown_device", ids=ids)
         assert (again.replayed, again.stored) == (0, 0)  # already replayed: nothing pending
         res_bad = replay(conn, topic_root, reason="schema_version", ids=ids)
