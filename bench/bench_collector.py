@@ -287,7 +287,7 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
 
     from luftnett.collector.columns import BatchColumns
     from luftnett.collector.copybin import reading_records
-    from luftnett.collector.writer import _BIN_HEADER, _BIN_TRAILER, _COPY_COLUMNS, _TYPES
+    from luftnett.collector.writer import _BIN_HEADER, _BIN_TRAILER, _COPY, _TYPES
     from luftnett.contracts.units import FLAGS_VERSION
 
     items = _validated(w)
@@ -299,10 +299,8 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
         recs, left = reading_records(b, zero, zero, FLAGS_VERSION)
         assert not left.size, "the bench's rows are all laid out by numpy"
         blobs.append(_BIN_HEADER + recs + _BIN_TRAILER)
-    sql = f"COPY readings ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-
     def copy_blob(conn: Any, blob: bytes) -> None:
-        with conn.cursor() as cur, cur.copy(sql) as copy:
+        with conn.cursor() as cur, cur.copy(_COPY) as copy:  # the writer's own statement
             copy.set_types(_TYPES)
             copy.write(blob)
 
