@@ -126,6 +126,24 @@ def _whole(device_id: str, stored: list[tuple[Any, ...]]) -> tuple[np.ndarray, n
     return qc.batch_quality([], rows, ("pm25_ugm3", "pm10_ugm3"), NOW, CFG)
 
 
+def _assert_whole(
+    device_id: str, stored: list[tuple[Any, ...]], since: datetime | None = None
+) -> None:
+    """Every stored reading from ``since`` on (default: all) has the stuck and spike results
+    of its device's whole series."""
+    series = int(qc.SERIES_BITS)
+    whole = _whole(device_id, stored)
+    for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
+        if since is None or r[1] >= since:
+            assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
+
+
+def _points(values: list[tuple[int, float, float]]) -> list[tuple[int, int, float, float]]:
+    """(seq, minute, pm2.5, pm10) from drawn (minutes before 3 x seq, pm2.5, pm10): 3 minutes
+    apart, ties on ts now and then."""
+    return [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]
+
+
 def _hourly(conn: psycopg.Connection[Any], device_id: str) -> list[tuple[Any, ...]]:
     cols = ", ".join(ROLLUP_HOURLY_COLUMNS)
     return conn.execute(
@@ -162,7 +180,7 @@ def test_flags_and_rollups_do_not_depend_on_arrival(
     rollups (stuck readings are not valid) equal a recomputation."""
     rnd = random.Random(seed)
     device_id = f"qr-{uuid.uuid4().hex[:10]}"
-    points = [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]  # 2+ hours
+    points = _points(values)  # 2+ hours
     order = list(range(len(points)))
     rnd.shuffle(order)
     batches, at = [], 0
@@ -179,11 +197,7 @@ def test_flags_and_rollups_do_not_depend_on_arrival(
             w.write([_message(device_id, b)])
         stored, incremental, recomputed = _outcome(conn, device_id)
     assert [r[0] for r in stored] == list(range(len(points)))
-    whole = _whole(device_id, stored)
-    series = int(qc.SERIES_BITS)
-    assert [(r[2] & series, r[3] & series) for r in stored] == [
-        (c & series, f & series) for c, f in zip(whole[0].tolist(), whole[1].tolist(), strict=True)
-    ]
+    _assert_whole(device_id, stored)
     assert incremental == recomputed
 
 
@@ -268,8 +282,7 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
     from luftnett.collector.restate import restate_device
 
     device_id = f"qx-{uuid.uuid4().hex[:10]}"
-    points = [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]
-    series = int(qc.SERIES_BITS)
+    points = _points(values)
     since = None if cut is None else T0 + timedelta(minutes=cut)
     with psycopg.connect(pg_url) as conn:
         Writer(conn, qc_config=CFG, calibration="deferred").write([_message(device_id, points)])
@@ -280,11 +293,9 @@ def test_qc_restate_gives_stored_readings_the_flags_of_their_whole_series(
         conn.commit()  # restate_device commits page by page: not inside a transaction
         res = restate_device(conn, device_id, CFG, since=since, page=page)
         stored, incremental, recomputed = _outcome(conn, device_id)
-    whole = _whole(device_id, stored)
-    for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
-        if since is None or r[1] >= since:
-            assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
-        else:
+    _assert_whole(device_id, stored, since)
+    for r in stored:
+        if since is not None and r[1] < since:
             assert (r[2], r[3]) == before[r[0]], r[0]
     assert res.readings == sum(1 for r in stored if since is None or r[1] >= since)
     assert res.restated == sum(1 for r in stored if (r[2], r[3]) != before[r[0]])
@@ -316,9 +327,8 @@ def test_qc_restate_lets_the_collector_write_between_pages(
     from luftnett.collector.restate import restate_device
 
     device_id = f"qp-{uuid.uuid4().hex[:10]}"
-    points = [(s, 3 * s - back, a, b) for s, (back, a, b) in enumerate(values)]
+    points = _points(values)
     held = [points[i] for i in late if i < len(points)]
-    series = int(qc.SERIES_BITS)
     with psycopg.connect(pg_url) as conn, psycopg.connect(pg_url) as other:
         Writer(conn, qc_config=CFG, calibration="deferred").write(
             [_message(device_id, [p for p in points if p not in held])]
@@ -346,10 +356,7 @@ def test_qc_restate_lets_the_collector_write_between_pages(
         stored, incremental, recomputed = _outcome(conn, device_id)
     assert pages >= 1
     assert [r[0] for r in stored] == list(range(len(points)))
-    whole = _whole(device_id, stored)
     # from since on, the whole series' flags (before it, the collector's writes may leave
     # stale neighbours of their own window as they were: only the walk clears those)
-    for r, c, f in zip(stored, whole[0].tolist(), whole[1].tolist(), strict=True):
-        if since is None or r[1] >= since:
-            assert (r[2] & series, r[3] & series) == (c & series, f & series), r[0]
+    _assert_whole(device_id, stored, since)
     assert incremental == recomputed
