@@ -104,7 +104,7 @@ def restate_device(
             keys = [(r[1], int(r[0])) for r in rows]
             context = bisect.bisect_right(keys, done)  # rows already restated
             core_end = len(rows) if end else len(rows) - m
-            moved: list[tuple[str, datetime]] = []
+            past = False  # every reading before ``until`` done
             if core_end > context:
                 n = len(rows)
                 h = qc.SeriesColumns(
@@ -128,16 +128,13 @@ def restate_device(
                 p, moved = restatement_params(names, h, stored_f, r)
                 if p:
                     conn.execute(RESTATE, p)
-                if moved:
                     refresh_hours(conn, moved)
+                    hours.update(moved)
                 restated += int(r.idx.size)
                 core_t = h.t[context:core_end]
                 checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
                 done = keys[core_end - 1]
-                past = bool(core_t.size and core_t[-1] >= hi)  # every reading before until done
-            else:
-                past = False
-        hours.update(moved)
+                past = bool(core_t[-1] >= hi)
         if end or past:
             break
         if progress is not None:
