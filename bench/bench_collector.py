@@ -299,6 +299,7 @@ def copy_run(env: Env, w: Workload, chunk: int = 10_000) -> Run:
         recs, left = reading_records(b, zero, zero, FLAGS_VERSION)
         assert not left.size, "the bench's rows are all laid out by numpy"
         blobs.append(_BIN_HEADER + recs + _BIN_TRAILER)
+
     def copy_blob(conn: Any, blob: bytes) -> None:
         with conn.cursor() as cur, cur.copy(_COPY) as copy:  # the writer's own statement
             copy.set_types(_TYPES)
