@@ -354,7 +354,8 @@ def test_qc_restate_lets_the_collector_write_between_pages(
         for p in held:
             w.write([_message(device_id, [p])])
         stored, incremental, recomputed = _outcome(conn, device_id)
-    assert pages >= 1
+    if since is None:  # 15+ readings, pages of at most 10: the walk has a page before its last
+        assert pages >= 1
     assert [r[0] for r in stored] == list(range(len(points)))
     # from since on, the whole series' flags (before it, the collector's writes may leave
     # stale neighbours of their own window as they were: only the walk clears those)
