@@ -42,6 +42,7 @@ import psycopg
 from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector.deferred import PendingWork, calibrate_stored, calibrate_work
 from luftnett.collector.mqtt_client import BufferedClient, Inbox, session_client
+from luftnett.collector.priority import WriterConnection, WritersFirst
 from luftnett.collector.rollups import refresh_dirty
 from luftnett.collector.validate import Accepted, Quarantined, validate_message
 from luftnett.collector.writer import Writer
@@ -61,6 +62,7 @@ _SETTLE_MIN = 5_000  # ... and at least this many when the writer is idle, or
 _SETTLE_IDLE_S = 0.5  # ... the oldest of them waited this long
 _BUSY_INBOX = 100  # messages waiting to be validated: a burst (a steady stream leaves a few)
 _BUSY_HOLD_S = 1.0  # a writer found busy counts as busy this long after (a burst's gaps)
+_GIVE_WAY_S = 0.005  # longest the validator waits, per message, for the writers' Python
 _STORED_EVERY_S = 5.0  # how often the maintenance thread settles debts left in the database
 
 
@@ -159,6 +161,7 @@ class Collector:
         self._counts_lock = threading.Lock()
         self._q = Inbox(maxsize=max(10_000, cfg.batch_size * 4))
         self._slots = [_Slot(k) for k in range(cfg.writers)]
+        self._writers_first = WritersFirst()  # the validator gives way to the writers
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -277,7 +280,9 @@ class Collector:
 
     def _connect_db(self, slot: _Slot) -> bool:
         try:
-            slot.conn = psycopg.connect(self.cfg.database_url, connect_timeout=5)
+            conn = WriterConnection.connect(self.cfg.database_url, connect_timeout=5)
+            conn.gate = self._writers_first  # its waits on the server let the validator run
+            slot.conn = conn
             slot.writer = Writer(
                 slot.conn,
                 deferred=self.cfg.rollup_interval_s > 0,
@@ -368,7 +373,10 @@ class Collector:
                 continue
             start, n_readings = 0, 0
             items: list[Accepted | Quarantined] = []
+            gate = self._writers_first
             for i, m in enumerate(batch):
+                if gate.running:
+                    gate.give_way(_GIVE_WAY_S)
                 item = validate_message(root, m.topic, bytes(m.payload))
                 items.append(item)
                 if isinstance(item, Accepted):
@@ -468,14 +476,17 @@ class Collector:
 
     def _write_loop(self, slot: _Slot) -> None:
         while not self._stop.is_set():
-            if self._settle_now(slot) and self._settle(slot):
-                continue
+            if self._settle_now(slot):
+                with self._writers_first.writing():
+                    if self._settle(slot):
+                        continue
             batch, items = self._take_ready(slot)
             if not batch:
                 continue
-            if not self._write_with_retry(slot, items):
-                return  # stopping before it was written: unacknowledged, the broker redelivers
-            self._client.ack_many([m.mid for m in batch if m.qos == 1])
+            with self._writers_first.writing():
+                if not self._write_with_retry(slot, items):
+                    return  # stopping before it was written: unacknowledged, redelivered
+                self._client.ack_many([m.mid for m in batch if m.qos == 1])
             self._count(messages=len(batch))
         deadline = time.monotonic() + 5.0  # stopping: settle what it holds, briefly
         while slot.owed and time.monotonic() < deadline and self._settle(slot):
