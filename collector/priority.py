@@ -13,7 +13,9 @@ after).
 writing`, except while they wait on the database: :class:`WriterConnection` tells it), and the
 validator gives way while any does (:meth:`~WritersFirst.give_way`): the database gets each
 writer's next statement as soon as it can, and the validator decodes while the writers wait.
-A wait is bounded (``timeout``), so a writer that runs long only slows the validator.
+A wait is bounded (``timeout``), and the validator gives way only while every writer has its
+next work waiting: a writer that runs long (settling calibration debts, say) never starves
+another of messages to write.
 """
 
 from __future__ import annotations

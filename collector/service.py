@@ -373,9 +373,11 @@ class Collector:
                 continue
             start, n_readings = 0, 0
             items: list[Accepted | Quarantined] = []
-            gate = self._writers_first
+            gate, slots = self._writers_first, self._slots
             for i, m in enumerate(batch):
-                if gate.running:
+                # while a writer runs Python, and each writer has its next work waiting (so
+                # none would wait for this message)
+                if gate.running and all(slot.waiting() for slot in slots):
                     gate.give_way(_GIVE_WAY_S)
                 item = validate_message(root, m.topic, bytes(m.payload))
                 items.append(item)
