@@ -280,7 +280,8 @@ class Collector:
 
     def _connect_db(self, slot: _Slot) -> bool:
         try:
-            conn = WriterConnection.connect(self.cfg.database_url, connect_timeout=5)
+            with self._writers_first.waiting():  # connecting: not Python the validator waits for
+                conn = WriterConnection.connect(self.cfg.database_url, connect_timeout=5)
             conn.gate = self._writers_first  # its waits on the server let the validator run
             slot.conn = conn
             slot.writer = Writer(
@@ -558,8 +559,9 @@ class Collector:
                         },
                     )
                     return True
-            if self._stop.wait(delay):
-                return False
+            with self._writers_first.waiting():  # backing off: the validator need not wait
+                if self._stop.wait(delay):
+                    return False
             delay = min(delay * 2, 30.0)
 
     def _isolate(

@@ -266,7 +266,14 @@ def test_database_restart_mid_stream_loses_nothing(
         t.start()
         wait_until(lambda: _stats(url, prefix)[0] >= 200, timeout=30, what="first readings")
         private_pg.stop()  # the collector now fails, backs off and acknowledges nothing
-        stop.wait(2.0)
+        stop.wait(0.5)
+        # backing off (and reconnecting) is no Python for the validator to give way to
+        samples = []
+        for _ in range(50):
+            samples.append(col._writers_first.running)
+            stop.wait(0.02)
+        assert samples.count(0) >= 45, samples
+        stop.wait(0.5)
         private_pg.start()
         t.join(60)
         pub.close()
