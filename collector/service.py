@@ -280,8 +280,7 @@ class Collector:
 
     def _connect_db(self, slot: _Slot) -> bool:
         try:
-            with self._writers_first.waiting():  # connecting: not Python the validator waits for
-                conn = WriterConnection.connect(self.cfg.database_url, connect_timeout=5)
+            conn = WriterConnection.connect(self.cfg.database_url, connect_timeout=5)
             conn.gate = self._writers_first  # its waits on the server let the validator run
             slot.conn = conn
             slot.writer = Writer(
@@ -479,17 +478,14 @@ class Collector:
 
     def _write_loop(self, slot: _Slot) -> None:
         while not self._stop.is_set():
-            if self._settle_now(slot):
-                with self._writers_first.writing():
-                    if self._settle(slot):
-                        continue
+            if self._settle_now(slot) and self._settle(slot):
+                continue
             batch, items = self._take_ready(slot)
             if not batch:
                 continue
-            with self._writers_first.writing():
-                if not self._write_with_retry(slot, items):
-                    return  # stopping before it was written: unacknowledged, redelivered
-                self._client.ack_many([m.mid for m in batch if m.qos == 1])
+            if not self._write_with_retry(slot, items):
+                return  # stopping before it was written: unacknowledged, the broker redelivers
+            self._client.ack_many([m.mid for m in batch if m.qos == 1])
             self._count(messages=len(batch))
         deadline = time.monotonic() + 5.0  # stopping: settle what it holds, briefly
         while slot.owed and time.monotonic() < deadline and self._settle(slot):
@@ -503,7 +499,8 @@ class Collector:
         assert slot.conn is not None
         works = slot.take_owed(_SETTLE_READINGS)
         try:
-            settled, written = calibrate_work(slot.conn, works, slot.cache)
+            with self._writers_first.writing():  # the validator gives way meanwhile
+                settled, written = calibrate_work(slot.conn, works, slot.cache)
         except psycopg.OperationalError as exc:
             log.warning("calibration failed; will retry", extra={"error": str(exc)[:200]})
             slot.close()
@@ -526,7 +523,8 @@ class Collector:
                     if self.cfg.calibration == "auto":
                         slot.writer.calibration = "deferred" if self._busy(slot) else "inline"
                     t0 = time.perf_counter()
-                    res = slot.writer.write(items)
+                    with self._writers_first.writing():  # the validator gives way meanwhile
+                        res = slot.writer.write(items)
                 except psycopg.OperationalError as exc:
                     log.warning("write failed; will retry", extra={"error": str(exc)[:200]})
                     slot.close()
@@ -536,7 +534,8 @@ class Collector:
                         "batch refused; writing one by one", extra={"error": str(exc)[:200]}
                     )
                     try:
-                        items = self._isolate(slot, items)
+                        with self._writers_first.writing():
+                            items = self._isolate(slot, items)
                     except psycopg.OperationalError:
                         slot.close()
                     continue
@@ -559,9 +558,8 @@ class Collector:
                         },
                     )
                     return True
-            with self._writers_first.waiting():  # backing off: the validator need not wait
-                if self._stop.wait(delay):
-                    return False
+            if self._stop.wait(delay):
+                return False
             delay = min(delay * 2, 30.0)
 
     def _isolate(
