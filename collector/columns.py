@@ -32,6 +32,7 @@ __all__ = [
     "ReadingRow",
     "Readings",
     "as_columns",
+    "as_stored",
     "count",
     "epoch_us",
 ]
@@ -153,12 +154,22 @@ def _spread(parts: Sequence[Sequence[Any] | None], counts: list[int], fill: Any)
     )
 
 
+def as_stored(vals: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``vals`` rounded to ``real`` (float32) as the readings table stores them, in float64;
+    beyond real's range: infinity, as stored."""
+    with np.errstate(over="ignore"):
+        return vals.astype(np.float32).astype(np.float64)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchColumns:
     """The readings of a batch as numpy columns, one entry per reading.
 
     Device codes index ``names`` (sorted); ``model`` and ``serial`` are codes into ``texts``.
-    ``vals`` holds the value columns (NaN where missing: JSON has no NaN)."""
+    ``vals`` holds the value columns as stored: rounded to ``real`` (float32), the type of
+    their columns, so that quality control, calibration and rollups see a new reading's values
+    as they see it once stored (12.3 is not a ``real``: compared unrounded with a stored 12.3,
+    a stuck sensor's newest reading would not repeat it); NaN where missing (JSON has none)."""
 
     names: list[str]
     dev: npt.NDArray[np.int64]
@@ -222,6 +233,7 @@ class BatchColumns:
             if parts.count(None) == len(parts):
                 continue
             vals[:, j] = np.fromiter(_spread(parts, counts, None), np.float64, n)  # None: NaN
+        vals = as_stored(vals)
         no_flags, no_extra = flags.count(None) == len(flags), extra.count(None) == len(extra)
         ts = np.fromiter(chain.from_iterable(ts_us), np.int64, n)
         return cls(
@@ -258,6 +270,7 @@ class BatchColumns:
                 vals[:, j] = col
             elif missing < n:
                 vals[:, j] = np.array(col, dtype=np.float64)  # None -> NaN
+        vals = as_stored(vals)
         ts = np.fromiter(ts_us, np.int64, n)
         return cls(
             names=names,

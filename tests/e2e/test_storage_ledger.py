@@ -13,11 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from luftnett.cli import main
+from luftnett.collector.health import device_health
 from luftnett.collector.ledger import ledger, ledger_day
 from luftnett.collector.rollups import DayConvention, day_bounds
 from luftnett.collector.validate import Accepted, validate_message
 from luftnett.collector.writer import Writer
 from luftnett.contracts import mqtt as contract
+from luftnett.contracts.units import ReadingFlag
 
 pytestmark = pytest.mark.e2e
 
@@ -155,6 +157,30 @@ def _stuck_and_silent(pg_url: str, device_id: str) -> tuple[str, str]:
         )
         conn.commit()
     return stuck, silent
+
+
+def test_a_stuck_sensor_is_listed_when_each_reading_comes_alone(
+    pg_url: str, device_id: str
+) -> None:
+    """An SDS011 reports tenths of a µg/m³, and 12.3 has no exact ``real``: a reading stored
+    as ``real`` and the next one still in the message must compare as the same value, or a
+    stuck sensor whose readings arrive one a message (an edge agent in real time) is never
+    flagged at its newest reading, and device health never lists it."""
+    stuck = f"{device_id}-r"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        for s in range(32):
+            w.write([message(stuck, [(s, t0 + (s + 1) * MINUTE, 12.3)])])
+        flags = [
+            f & int(ReadingFlag.STUCK)
+            for (f,) in conn.execute(
+                "SELECT flags FROM readings WHERE device_id = %s ORDER BY seq", (stuck,)
+            )
+        ]
+        health = {h.device_id: h.problems for h in device_health(conn)}
+    assert flags == [int(ReadingFlag.STUCK)] * 32
+    assert health[stuck] == ("stuck",)
 
 
 def test_device_health_lists_silent_and_stuck_devices(
