@@ -1,8 +1,10 @@
 """Device health: which devices are silent, stuck or reporting sensor faults.
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
-or when its newest reading carries ``stuck`` (the sensor repeats one value), ``sensor_error``
-(the sensor reports a fault) or ``clock_suspect``. The CLI (``luftnett devices health``) and the
+when its newest reading carries ``stuck`` (the sensor repeats one value), ``sensor_error``
+(the sensor reports a fault) or ``clock_suspect``, or when readings of it wait in quarantine
+as ``seq_reused`` (its numbering started again: readings at new times under seqs already
+stored, kept there rather than dropped as copies). The CLI (``luftnett devices health``) and the
 API (``GET /api/v1/devices/health``) run :data:`HEALTH_SQL` and :func:`assess`.
 """
 
@@ -26,11 +28,16 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 #: every device with its last contact and its newest reading's time and flags
 HEALTH_SQL = """
-SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lr.flags AS last_flags
+SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lr.flags AS last_flags,
+       coalesce(q.n, 0) AS seq_reused
 FROM devices d
 LEFT JOIN LATERAL (
     SELECT ts, flags FROM readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 1
 ) lr ON true
+LEFT JOIN (
+    SELECT substring(topic FROM '/v1/([a-z0-9-]+)/readings$') AS device_id, count(*) AS n
+    FROM quarantine WHERE reason = 'seq_reused' AND replayed_at IS NULL GROUP BY 1
+) q ON q.device_id = d.device_id
 ORDER BY d.device_id
 """
 
@@ -89,6 +96,8 @@ def assess(
             problems.append("silent")
         flags = r["last_flags"] or 0
         problems += [name for name, bit in _PROBLEM_FLAGS.items() if flags & bit]
+        if r.get("seq_reused"):
+            problems.append("seq_reused")
         out.append(
             DeviceHealth(
                 device_id=r["device_id"],

@@ -4,7 +4,8 @@ Every rejected payload is kept verbatim with its reason. After a fix (a newer co
 knows a schema version, a registered device, a corrected contract) ``replay`` validates each
 selected payload again: those now valid are written exactly as if they had just arrived
 (idempotent on ``(device, seq)``) and marked ``replayed_at``; the others stay, with their
-current reason reported.
+current reason reported. A record whose readings still share their seqs with other stored
+readings (``seq_reused``) stays too, and its replay writes nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def list_records(
     ]
 
 
+class _StillReused(Exception):
+    """A replayed record's readings share their seqs with stored ones still (rolls back)."""
+
+
 def replay(
     conn: psycopg.Connection[Any],
     topic_root: str,
@@ -106,10 +111,15 @@ def replay(
         try:
             with conn.transaction():
                 res = writer.write([item])
+                if res.reused:  # quarantined again: undo, the record stays as it is
+                    raise _StillReused
                 conn.execute(
                     "UPDATE quarantine SET replayed_at = now() WHERE quarantine_id = %s",
                     (rec.quarantine_id,),
                 )
+        except _StillReused:
+            still[rec.quarantine_id] = "seq_reused"
+            continue
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:

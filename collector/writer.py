@@ -155,6 +155,16 @@ WHERE r.device_id = u.d AND r.seq = u.s
                AND to_timestamp(u.t) + interval '1 millisecond'
 """
 
+# duplicates by seq whose reading is not the stored one: (device, seq, µs since 1970) rows, by
+# index, that no stored reading matches on all three (the index is on (device_id, ts))
+_REUSED = """
+SELECT k.i FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::int8[]) AS k(d, s, us, i)
+WHERE NOT EXISTS (
+    SELECT 1 FROM readings r
+    WHERE r.device_id = k.d AND r.ts = timestamptz 'epoch' + k.us * interval '1 microsecond'
+      AND r.seq = k.s)
+"""
+
 _INSERT_QUARANTINE = sql.SQL("INSERT INTO quarantine ({}) VALUES (%s, %s, %s, %s, %s)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in QUARANTINE_COLUMNS)
 )
@@ -166,6 +176,9 @@ class BatchResult:
     stored: int
     duplicates: int
     quarantined: int
+    #: readings quarantined (``seq_reused``): their (device, seq) belongs to another stored
+    #: reading (their messages are among ``quarantined``)
+    reused: int = 0
     #: deferred calibration: what this batch's commit left to calibrate (None: nothing, or
     #: calibrated in the batch's own transaction)
     pending: PendingWork | None = None
@@ -231,6 +244,18 @@ class _JsonbText(Dumper):
 
     def dump(self, obj: Any) -> bytes:
         return b"\x01" + str(obj).encode()
+
+
+def _seq_text(seqs: list[int], most: int = 5) -> str:
+    """Sorted seqs as ranges: ``3-7, 9`` (the first ``most`` ranges, then how many more)."""
+    runs: list[list[int]] = []
+    for x in seqs:
+        if runs and x == runs[-1][1] + 1:
+            runs[-1][1] = x
+        else:
+            runs.append([x, x])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:most])
+    return text + (f" and {len(runs) - most} more ranges" if len(runs) > most else "")
 
 
 def restatement_params(
@@ -412,6 +437,65 @@ class Writer:
             return None, added
         return np.sort(k.order[keep]), added
 
+    def _reused(
+        self, names: list[str], ts_us: np.ndarray, k: _LedgerKeys, keep: np.ndarray
+    ) -> np.ndarray:
+        """Which rows (a mask, batch order) the dedupe dropped although they are not copies:
+        their (device, seq) belongs to a reading at another time, stored or stored now. A
+        device whose outbox starts numbering again (a new SD card, a deleted outbox file)
+        sends such readings; dropped as duplicates they would be lost without a trace.
+
+        A copy of a reading the batch stores must have its time; the others (the ledger holds
+        their seq) are looked up by (device, ts, seq), one query, only when there are any."""
+        n = ts_us.size
+        us = ts_us[k.order]
+        first = k.new_dev.copy()
+        first[1:] |= k.ss[1:] != k.ss[:-1]
+        gid = np.cumsum(first) - 1
+        kept = np.zeros(n, dtype=bool)
+        kept[keep] = True
+        group_kept = np.zeros(int(gid[-1]) + 1, dtype=bool)
+        group_kept[gid[kept[k.order]]] = True
+        # in (device, seq, batch order) the copy the batch stores comes first in its group
+        reused = group_kept[gid] & (us != us[first][gid])
+        ask = np.flatnonzero(~group_kept[gid])
+        if ask.size:
+            found = self.conn.execute(
+                _REUSED,
+                [text_array([names[d] for d in k.ds[ask].tolist()]), int_array(k.ss[ask].tolist()),
+                 int_array(us[ask].tolist()), int_array(ask.tolist())],
+            ).fetchall()  # fmt: skip
+            reused[[r[0] for r in found]] = True
+        out = np.zeros(n, dtype=bool)
+        out[k.order[reused]] = True
+        return out
+
+    @staticmethod
+    def _reused_records(
+        accepted: Sequence[Accepted], seq: np.ndarray, reused: np.ndarray
+    ) -> list[Quarantined]:
+        """A quarantine record (``seq_reused``) for each message with readings in ``reused``
+        (a mask over the batch's rows, in message order): the message verbatim, the seqs."""
+        rows = np.flatnonzero(reused)
+        ends = np.cumsum([a.count for a in accepted])
+        msg = np.searchsorted(ends, rows, side="right")
+        out = []
+        for m in np.unique(msg).tolist():
+            a = accepted[m]
+            seqs = sorted(set(seq[rows[msg == m]].tolist()))
+            out.append(
+                Quarantined(
+                    a.topic,
+                    a.payload,
+                    "seq_reused",
+                    f"device {a.device[0]!r} sent seq {_seq_text(seqs)} for readings at other "
+                    "times than the stored ones with those numbers: its numbering started "
+                    "again (a new or reset outbox?); kept here, not stored; the message's "
+                    "other readings were stored",
+                )
+            )
+        return out
+
     def _refuse_unknown(self, accepted: list[Accepted]) -> tuple[list[Accepted], list[Quarantined]]:
         """Split off the messages of devices missing from ``devices`` as quarantine records."""
         ids = {a.device[0] for a in accepted} - self._known
@@ -515,7 +599,7 @@ class Writer:
             if accepted and not self.register_unknown:
                 accepted, refused = self._refuse_unknown(accepted)
                 bad += refused
-            n_rows = 0
+            n_rows = n_reused = 0
             if accepted:
                 devices = sorted({a.device[0]: a.device for a in accepted}.values())
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
@@ -544,7 +628,19 @@ class Writer:
                 keep, added = self.dedupe(names, cols, keys, overlap_cur.fetchall())
                 fresh = batch if keep is None else batch.take(keep)
                 stored = len(fresh)
-                received = hour_groups(names, batch.dev, batch.ts_us)
+                if keep is None:
+                    received = hour_groups(names, batch.dev, batch.ts_us)
+                else:  # readings that only share a copy's seq go to quarantine, not counted
+                    reused = self._reused(names, batch.ts_us, keys, keep)
+                    if n_reused := int(reused.sum()):
+                        bad += self._reused_records(accepted, batch.seq, reused)
+                        log.warning(
+                            "seq reused",
+                            extra={"readings": n_reused, "devices": sorted(
+                                {names[d] for d in batch.dev[reused].tolist()})},
+                        )  # fmt: skip
+                    ok = ~reused
+                    received = hour_groups(names, batch.dev[ok], batch.ts_us[ok])
                 if not stored:  # all duplicates: only the ledger's counts
                     tail = self._after_copy(names, received, keep, added, fresh, None, [])
                 else:
@@ -587,7 +683,8 @@ class Writer:
         return BatchResult(
             received=n_rows,
             stored=stored,
-            duplicates=n_rows - stored,
+            duplicates=n_rows - stored - n_reused,
             quarantined=len(bad),
+            reused=n_reused,
             pending=tail.pending,
         )

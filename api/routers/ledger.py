@@ -82,8 +82,9 @@ async def get_ledger(
     "/devices/health",
     summary="Devices that are silent, stuck or faulty",
     description="A device is listed when it has not been heard from for more than "
-    "`silent_after_s` seconds, or its newest reading is flagged `stuck`, `sensor_error` or "
-    "`clock_suspect`. `all=true` lists healthy devices too. Times in UTC and Europe/Oslo.",
+    "`silent_after_s` seconds, its newest reading is flagged `stuck`, `sensor_error` or "
+    "`clock_suspect`, or readings of it wait in quarantine as `seq_reused` (its numbering "
+    "started again). `all=true` lists healthy devices too. Times in UTC and Europe/Oslo.",
 )
 async def get_device_health(
     conn: Conn,

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from luftnett.cli import main
 from luftnett.collector.health import device_health
 from luftnett.collector.ledger import ledger, ledger_day
+from luftnett.collector.quarantine import replay
 from luftnett.collector.rollups import DayConvention, day_bounds
 from luftnett.collector.validate import Accepted, validate_message
 from luftnett.collector.writer import Writer
@@ -206,3 +207,74 @@ def test_device_health_lists_silent_and_stuck_devices(
     cli = {d["device_id"]: d["problems"] for d in map(json.loads, res.output.splitlines())}
     assert cli[stuck] == ["stuck"]
     assert cli[silent] == ["silent"]
+
+
+def _stored(conn: psycopg.Connection[Any], device: str) -> list[tuple[int, datetime]]:
+    return conn.execute(
+        "SELECT seq, ts FROM readings WHERE device_id = %s ORDER BY seq", (device,)
+    ).fetchall()
+
+
+def _reused_records(conn: psycopg.Connection[Any], device: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT quarantine_id, payload, detail, replayed_at FROM quarantine"
+        " WHERE reason = 'seq_reused' AND topic = %s ORDER BY quarantine_id",
+        (contract.readings_topic("t", device),),
+    ).fetchall()
+
+
+def test_readings_under_seqs_taken_by_others_are_quarantined_not_dropped(
+    pg_url: str, device_id: str
+) -> None:
+    """A device whose outbox starts numbering again (a new SD card) sends new readings under
+    seqs already stored. They are not copies (another time): kept in quarantine as
+    ``seq_reused`` with the message verbatim, not counted as duplicates, the device listed by
+    health; a replay keeps them there. True copies are still dropped silently."""
+    t0 = datetime(2026, 6, 1, tzinfo=UTC)
+    t1 = datetime(2026, 6, 20, tzinfo=UTC)  # the box comes back with an empty outbox
+    first = [(s, t0 + s * MINUTE, value(s)) for s in range(10)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        w = Writer(conn)
+        assert w.write([message(device_id, first)]).stored == 10
+        # a redelivery of the same readings: copies, dropped
+        again = w.write([message(device_id, first[3:6])])
+        assert (again.duplicates, again.reused, again.quarantined) == (3, 0, 0)
+        # seqs 8-12 after the restart: 8 and 9 are stored at other times, 10-12 are new
+        restarted = message(device_id, [(s, t1 + s * MINUTE, 1.5) for s in range(8, 13)])
+        res = w.write([restarted])
+        assert (res.stored, res.duplicates, res.reused, res.quarantined) == (3, 0, 2, 1)
+        # in one batch: seq 20 twice at two times (the second reused), seq 21 twice at one
+        # time (a copy); seq 5 at a new time, then its stored reading again (a copy)
+        res = w.write([
+            message(device_id, [(20, t1 + 20 * MINUTE, 1.0), (21, t1 + 21 * MINUTE, 1.0)]),
+            message(device_id, [(20, t1 + 30 * MINUTE, 2.0), (21, t1 + 21 * MINUTE, 1.0)]),
+            message(device_id, [(5, t1 + 5 * MINUTE, 3.0)]),
+            message(device_id, [first[5]]),
+        ])  # fmt: skip
+        assert (res.stored, res.duplicates, res.reused, res.quarantined) == (2, 2, 2, 2)
+        stored = _stored(conn, device_id)
+        assert stored == [(s, t0 + s * MINUTE) for s in range(10)] + [
+            (s, t1 + s * MINUTE) for s in (10, 11, 12, 20, 21)
+        ]
+        records = _reused_records(conn, device_id)
+        assert [bytes(r[1]) for r in records] == [
+            restarted.payload,
+            message(device_id, [(20, t1 + 30 * MINUTE, 2.0), (21, t1 + 21 * MINUTE, 1.0)]).payload,
+            message(device_id, [(5, t1 + 5 * MINUTE, 3.0)]).payload,
+        ]
+        assert "seq 8-9 " in records[0][2] and "seq 20 " in records[1][2]
+        # the ledger: copies counted as duplicates, the reused readings not at all
+        dups = conn.execute(
+            "SELECT sum(received), sum(stored), sum(duplicates) FROM ingest_counts"
+            " WHERE device_id = %s",
+            (device_id,),
+        ).fetchone()
+        assert dups == (10 + 3 + 3 + 4, 15, 3 + 2)
+        health = {h.device_id: h.problems for h in device_health(conn)}
+        assert "seq_reused" in health[device_id]
+        # a replay cannot store them either: the records stay pending, none added
+        out = replay(conn, "t", reason="seq_reused", ids=[r[0] for r in records])
+        assert out.replayed == 0
+        assert out.still_rejected == {r[0]: "seq_reused" for r in records}
+        assert _reused_records(conn, device_id) == records
+        assert _stored(conn, device_id) == stored
