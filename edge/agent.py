@@ -446,6 +446,15 @@ class EdgeAgent:
             except sqlite3.Error:
                 log.exception("outbox confirm failed; readings kept (confirmed again later)")
                 continue
+            if (moved := self.outbox.renumbered) is not None:
+                self.outbox.renumbered = None
+                self._counts["renumbered"] += 1
+                log.warning(
+                    "the database holds seqs this outbox never issued (a new or reset outbox?): "
+                    "numbering continues after them; readings numbered before go to the "
+                    "collector's quarantine as seq_reused",
+                    extra={"next_seq_was": moved[0], "next_seq": moved[1]},
+                )
             if not self._e2e and self.cfg.confirm == "auto":
                 log.info("collector side confirms stored readings: end-to-end acknowledgement on")
             self._e2e = self.cfg.confirm != "off"

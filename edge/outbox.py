@@ -9,6 +9,15 @@ side says the database holds it (:meth:`Outbox.confirm`): after its PUBACK it is
 ``acked_at`` and no longer sent, and if no confirmation comes within a timeout it is sent again
 (:meth:`Outbox.requeue_unconfirmed`).
 
+**A new outbox for a device the database knows.** Numbers are never reused by one outbox file,
+but a box that comes back with a new SD card (or whose outbox was deleted) starts again at 0,
+under seqs the database already holds for the device. A confirmation alone cannot tell whose
+readings those are, so: the readings numbered before the outbox's first confirmation, or before
+a confirmation that holds seqs it never issued, are deleted by a confirmation only once the
+broker acknowledged them (the collector has them: stored, or in quarantine as ``seq_reused``),
+never unsent; and a confirmation holding seqs at or beyond ``next_seq`` moves ``next_seq``
+past them, so the readings after it are stored as usual.
+
 **Bound: shed the oldest, count it, say it.** The outbox holds at most ``max_rows`` readings and
 ``max_bytes`` bytes of reading JSON. When a new reading would break the bound, the *oldest*
 readings are deleted in the same transaction.
@@ -72,7 +81,16 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('shed', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('lost', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('confirmed', 0);
+-- readings below this seq were numbered before the outbox knew what the database holds
+INSERT OR IGNORE INTO meta (key, value) VALUES ('unverified_below', 0);
 """
+
+
+_DELETE = "DELETE FROM outbox WHERE seq >= ? AND seq < ? RETURNING length(reading)"
+_DELETE_ACKED = (
+    "DELETE FROM outbox WHERE seq >= ? AND seq < ? AND acked_at IS NOT NULL "
+    "RETURNING length(reading)"
+)
 
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:
@@ -137,6 +155,9 @@ class Outbox:
         self._last_log = -_LOG_EVERY_S
         self.reserve_path = path.with_name(path.name + ".reserve")
         self.reserve_bytes = reserve_bytes
+        #: (from, to): the last confirmation moved ``next_seq`` from ``from`` to ``to`` (the
+        #: database holds seqs this outbox never issued); the agent logs it and clears it
+        self.renumbered: tuple[int, int] | None = None
         self.capped = False  # the disk was full: the database may not grow (see module doc)
         self._next_space_check = 0.0
         self._make_reserve()
@@ -364,23 +385,39 @@ class Outbox:
 
     def confirm(self, ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> int:
         """Forget the readings whose seq lies in one of the half-open ``[first, end)`` ranges
-        the database holds (acknowledged or not: a copy may have arrived without its PUBACK).
-        Return how many were deleted. Remembers, on disk, that confirmations arrive."""
+        the database holds (acknowledged or not: a copy may have arrived without its PUBACK;
+        but of those numbered before the outbox knew what the database holds, only the
+        acknowledged ones: see the module doc). Ranges holding seqs at or beyond ``next_seq``
+        move it past them (:attr:`renumbered`). Return how many were deleted. Remembers, on
+        disk, that confirmations arrive."""
         deleted = 0
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                nxt, below = self._meta("next_seq"), self._meta("unverified_below")
+                top = max((int(hi) for _, hi in ranges), default=0)
+                if top > nxt or not self._meta("confirmed"):
+                    below = nxt  # everything numbered so far may share a seq with the database
+                    db.execute("UPDATE meta SET value = ? WHERE key='unverified_below'", (below,))
+                if top > nxt:  # seqs this outbox never issued: its numbering started again
+                    db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (top,))
                 for lo, hi in ranges:
-                    sizes = db.execute(
-                        "DELETE FROM outbox WHERE seq >= ? AND seq < ? RETURNING length(reading)",
-                        (int(lo), int(hi)),
-                    ).fetchall()
-                    deleted += len(sizes)
-                    self._depth -= len(sizes)
-                    self._bytes -= sum(int(x[0]) for x in sizes)
+                    lo, hi = int(lo), int(hi)
+                    parts = []
+                    if lo < below:
+                        parts.append((_DELETE_ACKED, lo, min(hi, below)))
+                    if hi > below:
+                        parts.append((_DELETE, max(lo, below), hi))
+                    for stmt, a, b in parts:
+                        sizes = db.execute(stmt, (a, b)).fetchall()
+                        deleted += len(sizes)
+                        self._depth -= len(sizes)
+                        self._bytes -= sum(int(x[0]) for x in sizes)
                 db.execute("UPDATE meta SET value = 1 WHERE key='confirmed'")
                 db.execute("COMMIT")
+                if top > nxt:
+                    self.renumbered = (nxt, top)
             except BaseException:
                 _rollback(db)
                 (depth, nbytes) = db.execute(

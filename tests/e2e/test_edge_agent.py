@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,10 +28,13 @@ import pytest
 
 from luftnett.collector.confirm import Confirmer
 from luftnett.collector.service import Collector, CollectorConfig
+from luftnett.collector.validate import Accepted, validate_message
+from luftnett.collector.writer import Writer
 from luftnett.connect import parse_mqtt_url
 from luftnett.contracts import mqtt as contract
 from luftnett.edge.agent import EdgeAgent, EdgeConfig, SensorConfig
 from luftnett.edge.drivers import sds011
+from luftnett.edge.outbox import Outbox
 from luftnett.firmware_sim.pty import PtyHost
 from luftnett.firmware_sim.sds011 import Sds011Emulator
 from luftnett.servers import EmbeddedMosquitto
@@ -263,6 +267,91 @@ def test_broker_crash_after_puback_loses_nothing_with_the_end_to_end_ack(
         _assert_exact(rows, produced)
     else:
         assert rows == [], "the control lost nothing: the crash did not lose the broker's queue"
+
+
+def _earlier_life(pg_url: str, root: str, device_id: str, n: int) -> None:
+    """Seqs 0..n-1 of the device stored a month ago, as its earlier outbox numbered them."""
+    t0 = datetime.now(UTC) - timedelta(days=30)
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=device_id,
+            agent_version="earlier",
+            sensor=contract.SensorInfo(model="sds011", serial="A1"),
+            readings=[
+                contract.Reading(
+                    seq=s, ts=t0 + timedelta(minutes=s), window_s=60, n_samples=60,
+                    values={"pm25_ugm3": 8.0, "pm10_ugm3": 12.0},
+                )
+                for s in range(n)
+            ],
+        )
+    )  # fmt: skip
+    item = validate_message(root, contract.readings_topic(root, device_id), payload)
+    assert isinstance(item, Accepted)
+    with psycopg.connect(pg_url) as conn:
+        assert Writer(conn).write([item]).stored == n
+
+
+def _reused(pg_url: str, root: str, device_id: str) -> list[tuple[int, int]]:
+    """(seq, n_samples) of the device's readings in quarantine as ``seq_reused``."""
+    with psycopg.connect(pg_url) as conn:
+        payloads = conn.execute(
+            "SELECT payload FROM quarantine WHERE reason = 'seq_reused' AND topic = %s",
+            (contract.readings_topic(root, device_id),),
+        ).fetchall()
+    return sorted(
+        (r["seq"], r["n_samples"]) for (p,) in payloads for r in json.loads(p)["readings"]
+    )
+
+
+def test_a_new_outbox_for_a_known_device_loses_nothing(
+    pg_url: str,
+    mqtt_url: str,
+    topic_root: str,
+    device_id: str,
+    tmp_path: Path,
+    collector: Collector,
+    wait_until: Callable[..., None],
+) -> None:
+    """A box back with a new SD card: the database holds seqs 0-39 of its earlier life and the
+    new outbox numbers from 0 again: 10 readings while it had no link, then live ones. Its
+    first confirmation (retained, there when it connects) must not delete the 10 unsent ones;
+    what it sends under the earlier seqs goes to quarantine as ``seq_reused`` (not dropped as
+    copies); the confirmation moves its numbering past 39, and the rest is stored. Every frame
+    ends in exactly one reading, stored or kept."""
+    _earlier_life(pg_url, topic_root, device_id, 40)
+    emu = Emulator(limit=80)
+    cfg = _config(device_id, "", mqtt_url, topic_root, tmp_path, window_s=0.2, confirm="on",
+                  confirm_timeout_s=600.0)  # fmt: skip
+    offline = Outbox(cfg.outbox_path)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    for k in range(10):
+        offline.append({"ts": (t0 + timedelta(minutes=k)).isoformat(), "window_s": 60.0,
+                        "n_samples": 7, "values": {"pm25_ugm3": 9.0, "pm10_ugm3": 14.0},
+                        "flags": [], "sensor": {"model": "sds011", "serial": None}})  # fmt: skip
+    offline.close()
+    confirmer = Confirmer(pg_url, mqtt_url, topic_root, interval_s=0.2).start()
+    with PtyHost(emu) as host:
+        agent = EdgeAgent(
+            dataclasses.replace(cfg, sensors=(dataclasses.replace(cfg.sensors[0], port=host.path),))
+        ).start()
+        try:
+            wait_until(lambda: _all_frames_averaged(agent, emu), 30, "every frame averaged")
+            wait_until(lambda: len(agent.outbox) == 0, 30, "every reading confirmed")
+            produced = agent.outbox.next_seq
+        finally:
+            agent.stop()
+            confirmer.stop()
+    assert agent.counts["renumbered"] == 1
+    rows = _stored(pg_url, device_id)
+    assert [r[0] for r in rows[:40]] == list(range(40))  # the earlier life, as it was
+    assert all(r[2] is None for r in rows[:40])
+    new = rows[40:]
+    assert [r[0] for r in new] == list(range(40, produced))
+    kept = _reused(pg_url, topic_root, device_id)
+    assert [s for s, _ in kept] == list(range(len(kept)))  # each once, numbered before the move
+    assert kept[:10] == [(k, 7) for k in range(10)]  # the unsent ones too
+    assert sum(n for _, n in kept[10:]) + sum(r[1] for r in new) == emu.frames_sent == 80
 
 
 def test_garbage_on_the_wire_is_counted_and_every_frame_still_arrives(

@@ -236,21 +236,71 @@ def test_end_to_end_ack_keeps_acknowledged_readings_until_the_database_confirms(
     box.mark_acked([0, 1, 2, 3, 4, 5])  # the broker's PUBACKs
     assert [r["seq"] for r in box.pending(100)] == [6, 7, 8, 9]  # not sent again
     assert (len(box), box.unconfirmed) == (10, 6)  # but kept
-    # the database holds 0-2 and, without our having seen the PUBACK, 7
-    assert box.confirm([(0, 3), (7, 8)]) == 4
+    # the first confirmation: the database holds 0-2 and 7. The outbox numbered 7 before it
+    # knew what the database holds, and 7 is not acknowledged: kept (module doc)
+    assert box.confirm([(0, 3), (7, 8)]) == 3
     assert box.confirmations_seen
-    assert (len(box), box.unconfirmed) == (6, 3)
+    assert (len(box), box.unconfirmed) == (7, 3)
+    for i in range(10, 14):
+        box.append(reading(i))
+    # since then, a reading confirmed without our having seen its PUBACK (12) goes too
+    assert box.confirm([(0, 3), (7, 8), (12, 13)]) == 1
+    assert (len(box), box.unconfirmed) == (10, 3)
     now[0] += 5.0
     assert box.requeue_unconfirmed(10.0) == 0  # too young to suspect the broker
     now[0] += 10.0
     assert box.requeue_unconfirmed(10.0) == 3  # acknowledged 15 s ago, never confirmed
-    assert [r["seq"] for r in box.pending(100)] == [3, 4, 5, 6, 8, 9]
+    assert [r["seq"] for r in box.pending(100)] == [3, 4, 5, 6, 7, 8, 9, 10, 11, 13]
     assert box.unconfirmed == 0
+    box.mark_acked([7])
     box.close()
     again = Outbox(tmp_path / "o.sqlite")  # the flag and the rows are on disk
-    assert again.confirmations_seen and len(again) == 6 and again.nbytes > 0
-    assert again.confirm([(0, 100)]) == 6 and len(again) == 0 and again.nbytes == 0
+    assert again.confirmations_seen and len(again) == 10 and again.nbytes > 0
+    # of 0-9 (numbered before the first confirmation) only 7 (acknowledged) goes; 10-13 go
+    assert again.confirm([(0, 14)]) == 4 and len(again) == 6
+    again.mark_acked([3, 4, 5, 6, 8, 9])
+    assert again.confirm([(0, 14)]) == 6 and len(again) == 0
     again.close()
+
+
+def test_a_new_outbox_sends_what_it_numbered_under_seqs_the_database_holds(
+    tmp_path: Path,
+) -> None:
+    """A box back with a new SD card numbers from 0 again, under seqs the database holds for
+    its earlier readings. Its first confirmation says so: nothing unsent is deleted (the
+    collector quarantines those readings as seq_reused once they arrive: docs/reliability.md)
+    and the numbering continues after the database's seqs."""
+    box = Outbox(tmp_path / "o.sqlite")
+    for i in range(6):
+        box.append(reading(i))
+    box.mark_acked([0, 1])
+    assert (
+        box.confirm([(0, 500), (600, 1000)]) == 2
+    )  # the acknowledged ones: the collector has them
+    assert box.renumbered == (6, 1000)
+    assert [r["seq"] for r in box.pending(100)] == [2, 3, 4, 5]
+    assert box.append(reading(6)) == 1000
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite")
+    assert again.next_seq == 1001 and again.renumbered is None
+    assert again.confirm([(0, 500), (600, 1001)]) == 1  # 1000, no PUBACK seen: numbered after
+    assert len(again) == 4
+    again.mark_acked([2, 3, 4, 5])
+    assert again.confirm([(0, 500), (600, 1001)]) == 4 and len(again) == 0
+    again.close()
+
+
+def test_a_new_outbox_past_the_database_seqs_keeps_its_unsent_readings(tmp_path: Path) -> None:
+    """The same box, offline long enough to number past the database's seqs before its first
+    confirmation: no jump, and still no unsent reading deleted."""
+    box = Outbox(tmp_path / "o.sqlite")
+    for i in range(81):
+        box.append(reading(i))
+    assert box.confirm([(0, 51)]) == 0
+    assert box.renumbered is None and box.next_seq == 81 and len(box) == 81
+    box.mark_acked(list(range(0, 81, 2)))
+    assert box.confirm([(0, 81)]) == 41
+    box.close()
 
 
 def test_an_outbox_from_before_the_end_to_end_ack_is_upgraded_in_place(tmp_path: Path) -> None:
