@@ -1,7 +1,9 @@
 """Batched, exactly-once writes: one transaction per batch. The devices upsert locks each
 device of the batch; the device's received seq ranges (``seq_ledger``, 0020) that overlap the
-batch are read and the rows they hold dropped (and repeats inside the batch); a binary COPY
-writes the rest straight into ``readings`` and their seq ranges join the ledger.
+batch are read and the rows they hold dropped (and repeats inside the batch) if they are copies:
+a row whose seq belongs to a reading at another time goes to quarantine (``seq_reused``: the
+device numbers again from an earlier seq); a binary COPY writes the rest straight into
+``readings`` and their seq ranges join the ledger.
 
 In the same transaction: quality control sets ``flags`` and ``qc_checks`` on each row before the
 COPY (one query per batch loads the stored neighbours the series checks need; those whose stuck
