@@ -2,9 +2,11 @@
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
 when its newest reading carries ``stuck`` (the sensor repeats one value), ``sensor_error``
-(the sensor reports a fault) or ``clock_suspect``, or when readings of it wait in quarantine
-as ``seq_reused`` (its numbering started again: readings at new times under seqs already
-stored, kept there rather than dropped as copies). The CLI (``luftnett devices health``) and the
+(the sensor reports a fault) or ``clock_suspect``, or when readings of it went to quarantine
+as ``seq_reused`` within the last day and wait there (its numbering started again: readings at
+new times under seqs already stored, kept there rather than dropped as copies; the edge agent
+numbers on past them at its first confirmation, so the problem shows for a day after the
+last such reading, and the records stay for ``luftnett quarantine list``). The CLI (``luftnett devices health``) and the
 API (``GET /api/v1/devices/health``) run :data:`HEALTH_SQL` and :func:`assess`.
 """
 
@@ -36,7 +38,9 @@ LEFT JOIN LATERAL (
 ) lr ON true
 LEFT JOIN (
     SELECT substring(topic FROM '/v1/([a-z0-9-]+)/readings$') AS device_id, count(*) AS n
-    FROM quarantine WHERE reason = 'seq_reused' AND replayed_at IS NULL GROUP BY 1
+    FROM quarantine
+    WHERE reason = 'seq_reused' AND replayed_at IS NULL AND received_at > now() - interval '1 day'
+    GROUP BY 1
 ) q ON q.device_id = d.device_id
 ORDER BY d.device_id
 """

@@ -101,8 +101,8 @@ def devices() -> None:
 def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_json: bool) -> None:
     """List devices that are silent, stuck (one value repeated), or report sensor faults.
 
-    Problems: silent, stuck, sensor_error, clock_suspect, and seq_reused (the device numbers
-    its readings from an earlier seq again, e.g. after a new SD card: its new readings wait
+    Problems: silent, stuck, sensor_error, clock_suspect, and seq_reused (in the last day the
+    device numbered readings from an earlier seq again, e.g. after a new SD card: they wait
     in quarantine, see `luftnett quarantine list --reason seq_reused`).
 
     Exit status 0 either way; an empty list means every device is healthy.

@@ -83,8 +83,9 @@ async def get_ledger(
     summary="Devices that are silent, stuck or faulty",
     description="A device is listed when it has not been heard from for more than "
     "`silent_after_s` seconds, its newest reading is flagged `stuck`, `sensor_error` or "
-    "`clock_suspect`, or readings of it wait in quarantine as `seq_reused` (its numbering "
-    "started again). `all=true` lists healthy devices too. Times in UTC and Europe/Oslo.",
+    "`clock_suspect`, or readings of it went to quarantine as `seq_reused` in the last day "
+    "(its numbering started again). `all=true` lists healthy devices too. Times in UTC and "
+    "Europe/Oslo.",
 )
 async def get_device_health(
     conn: Conn,

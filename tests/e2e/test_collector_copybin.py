@@ -53,10 +53,18 @@ def _rows(prefix: str, non_ascii: bool = False) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _as_real(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with its values as ``real`` stores them (the batch holds them so)."""
+    return tuple(
+        float(np.float32(x)) if c in VALUE_COLUMNS and x is not None else x
+        for c, x in zip(READING_COLUMNS, row, strict=True)
+    )
+
+
 def _batch(rows: list[tuple[Any, ...]]) -> BatchColumns:
     """The rows as the writer's batch: one message each, in row order."""
     b = BatchColumns.join([((r[0], "x", None, "t"), ReadingColumns.from_rows([r])) for r in rows])
-    assert [b.row(i, r[_I["flags"]]) for i, r in enumerate(rows)] == rows
+    assert [b.row(i, r[_I["flags"]]) for i, r in enumerate(rows)] == [_as_real(r) for r in rows]
     return b
 
 

@@ -278,3 +278,11 @@ def test_readings_under_seqs_taken_by_others_are_quarantined_not_dropped(
         assert out.still_rejected == {r[0]: "seq_reused" for r in records}
         assert _reused_records(conn, device_id) == records
         assert _stored(conn, device_id) == stored
+        # health shows the problem for a day after the last such reading
+        conn.execute(
+            "UPDATE quarantine SET received_at = received_at - interval '25 hours'"
+            " WHERE quarantine_id = ANY(%s)",
+            ([r[0] for r in records],),
+        )
+        health = {h.device_id: h.problems for h in device_health(conn)}
+        assert "seq_reused" not in health[device_id]
