@@ -6,8 +6,9 @@ when its newest reading carries ``stuck`` (the sensor repeats one value), ``sens
 as ``seq_reused`` within the last day and wait there (its numbering started again: readings at
 new times under seqs already stored, kept there rather than dropped as copies; the edge agent
 numbers on past them at its first confirmation, so the problem shows for a day after the
-last such reading, and the records stay for ``luftnett quarantine list``). The CLI (``luftnett devices health``) and the
-API (``GET /api/v1/devices/health``) run :data:`HEALTH_SQL` and :func:`assess`.
+last such reading, and the records stay for ``luftnett quarantine list``). The CLI
+(``luftnett devices health``) and the API (``GET /api/v1/devices/health``) run
+:data:`HEALTH_SQL` and :func:`assess`.
 """
 
 from __future__ import annotations
