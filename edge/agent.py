@@ -398,7 +398,12 @@ class EdgeAgent:
                     last_sent = -1  # everything acked or lost: start again from the oldest
                 if len(self._inflight) >= self.cfg.max_inflight:
                     continue
-            batch = self.outbox.pending_raw(self.cfg.publish_batch, after=last_sent)
+            try:
+                batch = self.outbox.pending_raw(self.cfg.publish_batch, after=last_sent)
+            except sqlite3.Error:  # the outbox heals a damaged file itself; anything else: retry
+                log.exception("outbox read failed; trying again")
+                self._halt.wait(1.0)
+                continue
             if not batch:
                 continue
             wait = pacer.take(len(batch))

@@ -18,6 +18,11 @@ broker acknowledged them (the collector has them: stored, or in quarantine as ``
 never unsent; and a confirmation holding seqs at or beyond ``next_seq`` moves ``next_seq``
 past them, so the readings after it are stored as usual.
 
+**A damaged file** (SQLite says ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``, at open or at any later
+call): it is moved aside (``<outbox>.damaged-<UTC time>``, one such copy kept), and a new file
+takes every reading that can still be read, under its own seq and acknowledgement, and the old
+counters; the call then runs again on it (:meth:`Outbox.recover`).
+
 **Bound: shed the oldest, count it, say it.** The outbox holds at most ``max_rows`` readings and
 ``max_bytes`` bytes of reading JSON. When a new reading would break the bound, the *oldest*
 readings are deleted in the same transaction.
@@ -48,16 +53,24 @@ explains (``readings_shed``); nothing else ever does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "DEFAULT_RESERVE_BYTES", "Outbox"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ROWS",
+    "DEFAULT_RESERVE_BYTES",
+    "Outbox",
+    "is_damaged",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +106,77 @@ _DELETE_ACKED = (
 )
 
 
+#: SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged (not busy, full or read-only)
+_DAMAGED = (11, 26)
+_MAX_SEQ = 1 << 62
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` says the outbox file is damaged: :meth:`Outbox.recover` it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in _DAMAGED
+
+
+def _salvage(path: Path) -> tuple[dict[str, int], list[tuple[int, str, Any, Any]], int]:
+    """What can still be read of a damaged outbox file: its counters, its readings (seq,
+    reading, stored_at, acked_at; valid JSON objects only, by seq) and how many rows could not
+    be read (JSON that does not parse, plus one for each damaged stretch skipped)."""
+    meta: dict[str, int] = {}
+    rows: list[tuple[int, str, Any, Any]] = []
+    unreadable = 0
+    try:
+        db = sqlite3.connect(path)
+    except sqlite3.Error:
+        return meta, rows, 1
+    try:
+        with contextlib.suppress(sqlite3.Error, ValueError, TypeError):
+            meta = {str(k): int(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        lo, step = -1, 1
+        while lo < _MAX_SEQ:
+            try:
+                for seq, reading, stored_at, acked_at in db.execute(
+                    "SELECT seq, reading, stored_at, acked_at FROM outbox WHERE seq > ? "
+                    "ORDER BY seq",
+                    (lo,),
+                ):
+                    lo, step = int(seq), 1
+                    try:
+                        ok = isinstance(json.loads(reading), dict)
+                    except (ValueError, TypeError):
+                        ok = False
+                    if ok:
+                        rows.append((lo, str(reading), stored_at, acked_at))
+                    else:
+                        unreadable += 1
+                break
+            except sqlite3.Error:  # a damaged stretch: start past it, further each time
+                unreadable += step == 1
+                lo, step = lo + step, step * 2
+    finally:
+        db.close()
+    return meta, rows, unreadable
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _heals(method: _F) -> _F:
+    """An :class:`Outbox` method that, when it finds the file damaged, recovers it
+    (:meth:`Outbox.recover`) and runs once more on the new file."""
+
+    @functools.wraps(method)
+    def run(self: Outbox, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):
+                raise
+            self.recover(exc)
+            return method(self, *args, **kwargs)
+
+    return cast(_F, run)
+
+
 def _is_full(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
 
@@ -125,36 +209,20 @@ class Outbox:
         self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        (page_size,) = self._db.execute("PRAGMA page_size").fetchone()
-        self._page_size = int(page_size)
-        # a quarter of the reserve each: WAL, checkpoint into the file, growth under the cap
-        quarter = max(4, reserve_bytes // 4 // self._page_size) if reserve_bytes else 64
-        self._quarter_pages = quarter
-        self._db.execute(f"PRAGMA wal_autocheckpoint={quarter}")
-        self._db.execute(f"PRAGMA journal_size_limit={2 * quarter * self._page_size}")
-        self._db.executescript(_SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
-        if "stored_at" not in columns:  # an outbox written by agent 0.1
-            self._db.execute("ALTER TABLE outbox ADD COLUMN stored_at REAL")
-        if "acked_at" not in columns:  # an outbox written before the end-to-end acknowledgement
-            self._db.execute("ALTER TABLE outbox ADD COLUMN acked_at REAL")
-        # what is still to send, found without walking past readings awaiting confirmation
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS outbox_unacked ON outbox (seq) WHERE acked_at IS NULL"
-        )
-        depth, nbytes = self._db.execute(
-            "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
-        ).fetchone()
-        self._depth, self._bytes = int(depth), int(nbytes)
+        self.reserve_bytes = reserve_bytes
+        #: times this process found the file damaged and started a new one (:meth:`recover`)
+        self.recovered = 0
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):
+                raise
+            self._recover_locked(exc)
         self.lost = 0  # readings that could not be written at all (disk full), this process
         self._lost_unsaved = 0  # of those, not yet counted in the file
         self._logged_shed = self.shed_total
         self._last_log = -_LOG_EVERY_S
         self.reserve_path = path.with_name(path.name + ".reserve")
-        self.reserve_bytes = reserve_bytes
         #: (from, to): the last confirmation moved ``next_seq`` from ``from`` to ``to`` (the
         #: database holds seqs this outbox never issued); the agent logs it and clears it
         self.renumbered: tuple[int, int] | None = None
@@ -162,7 +230,93 @@ class Outbox:
         self._next_space_check = 0.0
         self._make_reserve()
 
+    def _open(self) -> None:
+        """Connect to the file (made if missing): WAL, fsync'd commits, the schema."""
+        db = self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        self._page_size = int(page_size)
+        # a quarter of the reserve each: WAL, checkpoint into the file, growth under the cap
+        reserve = self.reserve_bytes
+        quarter = max(4, reserve // 4 // self._page_size) if reserve else 64
+        self._quarter_pages = quarter
+        db.execute(f"PRAGMA wal_autocheckpoint={quarter}")
+        db.execute(f"PRAGMA journal_size_limit={2 * quarter * self._page_size}")
+        db.executescript(_SCHEMA)
+        columns = {r[1] for r in db.execute("PRAGMA table_info(outbox)")}
+        if "stored_at" not in columns:  # an outbox written by agent 0.1
+            db.execute("ALTER TABLE outbox ADD COLUMN stored_at REAL")
+        if "acked_at" not in columns:  # an outbox written before the end-to-end acknowledgement
+            db.execute("ALTER TABLE outbox ADD COLUMN acked_at REAL")
+        # what is still to send, found without walking past readings awaiting confirmation
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS outbox_unacked ON outbox (seq) WHERE acked_at IS NULL"
+        )
+        self._count()
+
+    def _count(self) -> None:
+        depth, nbytes = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
+        ).fetchone()
+        self._depth, self._bytes = int(depth), int(nbytes)
+
+    def recover(self, exc: BaseException) -> int:
+        """The file is damaged (``exc``, see :func:`is_damaged`): move it aside, start a new one
+        with every reading that could still be read, under its own seq, and number on from
+        where the old file had got to (module doc). Return how many readings were kept."""
+        with self._lock:
+            return self._recover_locked(exc)
+
+    def _recover_locked(self, exc: BaseException) -> int:
+        with contextlib.suppress(sqlite3.Error, AttributeError):
+            self._db.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for old in self.path.parent.glob(f"{self.path.name}.damaged-*"):
+            old.unlink(missing_ok=True)  # one damaged copy at most: the disk is small
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, Path(f"{aside}{suffix}"))
+        meta, rows, unreadable = _salvage(aside)
+        self._open()
+        top = max(meta.get("next_seq", 0), rows[-1][0] + 1 if rows else 0)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (seq, reading, stored_at, acked_at) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            for key in ("shed", "lost", "confirmed"):
+                db.execute("UPDATE meta SET value = ? WHERE key = ?", (meta.get(key, 0), key))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (top,))
+            # what it numbered may share seqs with readings the database holds (a file whose
+            # counter was lost numbers again): deleted by a confirmation only once sent
+            db.execute("UPDATE meta SET value = ? WHERE key = 'unverified_below'", (top,))
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        self._count()
+        self.recovered += 1
+        log.error(
+            "outbox file damaged: moved aside, a new one started with what could be read",
+            extra={
+                "error": str(exc)[:200],
+                "damaged_copy": str(aside),
+                "readings_kept": len(rows),
+                "unreadable": unreadable,
+                "next_seq": top,
+                "counter_read": "next_seq" in meta,
+            },
+        )
+        return len(rows)
+
     # -- writing ---------------------------------------------------------------------------
+    @_heals
     def append(self, reading: dict[str, Any]) -> int | None:
         """Store a reading (without ``seq``); return its sequence number, None if it was lost.
 
@@ -181,6 +335,7 @@ class Outbox:
             self._maybe_log_shed()
             return seq
 
+    @_heals
     def count_lost(self, n: int = 1) -> None:
         """Count readings the agent could not store at all (kept in the file when it can be)."""
         with self._lock:
@@ -372,6 +527,7 @@ class Outbox:
             )
             self._logged_shed, self._last_log = total, now
 
+    @_heals
     def mark_acked(self, seqs: list[int]) -> None:
         """The broker acknowledged these: stop sending them, keep them until :meth:`confirm`."""
         if not seqs:
@@ -383,6 +539,7 @@ class Outbox:
                 (self._clock(), json.dumps(seqs)),
             )
 
+    @_heals
     def confirm(self, ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> int:
         """Forget the readings whose seq lies in one of the half-open ``[first, end)`` ranges
         the database holds (acknowledged or not: a copy may have arrived without its PUBACK;
@@ -427,6 +584,7 @@ class Outbox:
                 raise
         return deleted
 
+    @_heals
     def requeue_unconfirmed(self, older_than_s: float) -> int:
         """Send again what the broker acknowledged more than ``older_than_s`` ago and the
         database has not confirmed (the broker may have lost it). Return how many."""
@@ -438,12 +596,14 @@ class Outbox:
             return int(cur.rowcount)
 
     @property
+    @_heals
     def confirmations_seen(self) -> bool:
         """True once this outbox received a confirmation from the collector side (ever)."""
         with self._lock:
             return self._meta("confirmed") > 0
 
     @property
+    @_heals
     def unconfirmed(self) -> int:
         """Readings acknowledged by the broker and awaiting the database's confirmation."""
         with self._lock:
@@ -452,6 +612,7 @@ class Outbox:
             ).fetchone()
         return int(n)
 
+    @_heals
     def delete(self, seqs: list[int]) -> None:
         """Forget readings the broker acknowledged (without the end-to-end acknowledgement)."""
         if not seqs:
@@ -473,6 +634,7 @@ class Outbox:
             self._bytes -= sum(int(s[0]) for s in sizes)
 
     # -- reading ---------------------------------------------------------------------------
+    @_heals
     def pending(self, limit: int, after: int = -1) -> list[dict[str, Any]]:
         """Oldest readings still to send (not acknowledged by the broker) with ``seq > after``."""
         with self._lock:
@@ -483,6 +645,7 @@ class Outbox:
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    @_heals
     def pending_raw(self, limit: int, after: int = -1) -> list[tuple[int, str]]:
         """Like :meth:`pending`, as ``(seq, reading JSON)``: what the publisher splices."""
         with self._lock:
@@ -493,6 +656,7 @@ class Outbox:
             ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    @_heals
     def oldest_age_s(self) -> float | None:
         """Seconds since the oldest unsent reading was stored; None when empty."""
         with self._lock:
@@ -506,18 +670,21 @@ class Outbox:
         return int(row[0]) if row else 0
 
     @property
+    @_heals
     def next_seq(self) -> int:
         """The seq the next reading gets: readings ever produced on this outbox."""
         with self._lock:
             return self._meta("next_seq")
 
     @property
+    @_heals
     def shed_total(self) -> int:
         """Readings shed (bound or full disk) and lost (never stored), ever: ``readings_shed``."""
         with self._lock:
             return self._meta("shed") + self._meta("lost") + self._lost_unsaved
 
     @property
+    @_heals
     def lost_total(self) -> int:
         """Readings never stored (full disk and empty outbox, or a failed write), ever."""
         with self._lock:

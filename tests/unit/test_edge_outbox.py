@@ -320,3 +320,49 @@ def test_an_outbox_from_before_the_end_to_end_ack_is_upgraded_in_place(tmp_path:
     assert [r["seq"] for r in box.pending(10)] == [1] and not box.confirmations_seen
     assert box.append(reading(2)) == 2
     box.close()
+
+
+def test_a_damaged_outbox_file_is_moved_aside_and_what_can_be_read_is_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A box whose SD card damaged pages of its outbox: the first read that meets them moves
+    the file aside, starts a new one with every reading that can still be read (under its own
+    seq, acknowledged ones still marked) and numbers on where the old file had got to."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    for i in range(300):
+        box.append(reading(i, pad=200))
+    box.mark_acked(list(range(0, 40)))
+    box.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 16 * page
+    data[8 * page : 10 * page] = random.Random(7).randbytes(2 * page)  # two pages in the middle
+    path.write_bytes(bytes(data))
+    box = Outbox(path)
+    with caplog.at_level(logging.ERROR, logger="luftnett.edge.outbox"):
+        pending = box.pending(1000)
+    assert box.recovered == 1
+    assert "outbox file damaged" in caplog.text
+    assert len(list(tmp_path.glob("o.sqlite.damaged-*"))) == 1
+    kept = [r["seq"] for r in pending]
+    assert all(r["values"]["pm25_ugm3"] == r["seq"] for r in pending)  # each its own reading
+    assert kept == sorted(kept) and set(kept) <= set(range(40, 300))
+    # the two pages held readings (some lost, not all), acknowledged ones still marked
+    assert 250 <= len(box) < 300 and box.unconfirmed + len(kept) == len(box)
+    assert box.unconfirmed > 0
+    assert box.next_seq == 300 and box.append(reading(300)) == 300
+    box.close()
+
+
+def test_an_outbox_file_that_is_not_a_database_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"not a database, " * 512)
+    box = Outbox(path)
+    assert box.recovered == 1 and len(box) == 0 and box.next_seq == 0
+    assert box.append(reading(0)) == 0
+    assert [p.name for p in tmp_path.glob("o.sqlite.damaged-*")] != []
+    box.close()
+    again = Outbox(path)  # the new file is sound
+    assert again.recovered == 0 and again.next_seq == 1
+    again.close()
