@@ -114,7 +114,7 @@ _MAX_SEQ = 1 << 62
 def is_damaged(exc: BaseException) -> bool:
     """Whether ``exc`` says the outbox file is damaged: :meth:`Outbox.recover` it."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in _DAMAGED
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and (code & 0xFF) in _DAMAGED
 
 
 def _salvage(path: Path) -> tuple[dict[str, int], list[tuple[int, str, Any, Any]], int]:
@@ -166,12 +166,13 @@ def _heals(method: _F) -> _F:
 
     @functools.wraps(method)
     def run(self: Outbox, *args: Any, **kwargs: Any) -> Any:
+        seen = self.recovered  # another thread may recover the file first: not twice
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             if not is_damaged(exc):
                 raise
-            self.recover(exc)
+            self.recover(exc, seen)
             return method(self, *args, **kwargs)
 
     return cast(_F, run)
@@ -261,11 +262,15 @@ class Outbox:
         ).fetchone()
         self._depth, self._bytes = int(depth), int(nbytes)
 
-    def recover(self, exc: BaseException) -> int:
+    def recover(self, exc: BaseException, seen: int | None = None) -> int:
         """The file is damaged (``exc``, see :func:`is_damaged`): move it aside, start a new one
         with every reading that could still be read, under its own seq, and number on from
-        where the old file had got to (module doc). Return how many readings were kept."""
+        where the old file had got to (module doc). Return how many readings were kept.
+        ``seen``: :attr:`recovered` when the caller met the damage; if another thread has
+        recovered the file since, nothing is done (0)."""
         with self._lock:
+            if seen is not None and self.recovered != seen:
+                return 0
             return self._recover_locked(exc)
 
     def _recover_locked(self, exc: BaseException) -> int:
@@ -302,6 +307,7 @@ class Outbox:
             raise
         self._count()
         self.recovered += 1
+        self.capped = False  # a new file, not capped (a full disk caps it again)
         log.error(
             "outbox file damaged: moved aside, a new one started with what could be read",
             extra={

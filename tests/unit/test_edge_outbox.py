@@ -352,6 +352,10 @@ def test_a_damaged_outbox_file_is_moved_aside_and_what_can_be_read_is_kept(
     assert 250 <= len(box) < 300 and box.unconfirmed + len(kept) == len(box)
     assert box.unconfirmed > 0
     assert box.next_seq == 300 and box.append(reading(300)) == 300
+    # a second thread that met the same damage before the recovery does not recover again
+    copy = next(tmp_path.glob("o.sqlite.damaged-*"))
+    assert box.recover(sqlite3.DatabaseError("malformed"), seen=0) == 0
+    assert box.recovered == 1 and list(tmp_path.glob("o.sqlite.damaged-*")) == [copy]
     box.close()
 
 
