@@ -8,7 +8,10 @@ acknowledgement (``confirm``, docs/reliability.md), only once the collector side
 ``<root>/v1/<device>/stored`` that the database holds it; acknowledged readings left unconfirmed
 for ``confirm_timeout_s`` are sent again. A backlog goes out oldest first, in batches of
 ``publish_batch``, at most ``replay_rate`` readings/s and ``max_inflight`` messages awaiting
-their PUBACK.
+their PUBACK. An outbox that never heard from the collector side (a new SD card) waits up to
+``FIRST_CONFIRM_WAIT_S`` after connecting for the retained confirmation before it sends: if
+the database holds seqs of the device's earlier life, its unsent readings are renumbered past
+them first (:meth:`Outbox.confirm`) instead of reaching the collector under reused seqs.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ __all__ = ["EdgeAgent", "EdgeConfig", "Pacer", "SensorConfig", "SensorReader"]
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.2
+#: an outbox that never heard from the collector side waits this long after connecting for the
+#: retained confirmation before it sends: the database may hold seqs it is about to reuse
+FIRST_CONFIRM_WAIT_S = 2.0
 REOPEN_AFTER_S = 2.0
 
 
@@ -194,6 +200,8 @@ class EdgeAgent:
             cfg.confirm == "auto" and self.outbox.confirmations_seen
         )
         self._next_requeue = time.monotonic() + min(30.0, cfg.confirm_timeout_s / 4)
+        self._heard = self.outbox.confirmations_seen
+        self._connected_at = 0.0
         self._connected = threading.Event()
         self._status_due = threading.Event()
         self._inflight: dict[int, list[int]] = {}  # mid -> seqs
@@ -248,6 +256,7 @@ class EdgeAgent:
         if rc.is_failure:
             log.warning("broker refused connection", extra={"reason": str(rc)})
             return
+        self._connected_at = time.monotonic()
         self._connected.set()
         self._status_due.set()
         if self.cfg.confirm != "off":
@@ -393,6 +402,12 @@ class EdgeAgent:
             if self._status_due.is_set() or self.health.due():
                 self._status_due.clear()
                 self._publish_status()
+            if (
+                not self._heard
+                and self.cfg.confirm != "off"
+                and time.monotonic() - self._connected_at < FIRST_CONFIRM_WAIT_S
+            ):
+                continue  # a new outbox: what does the database hold of this device? (module doc)
             with self._inflight_lock:
                 if not self._inflight:
                     last_sent = -1  # everything acked or lost: start again from the oldest
@@ -446,20 +461,24 @@ class EdgeAgent:
                 ranges = self._confirms.get_nowait()
             except queue.Empty:
                 return
+            with self._inflight_lock:  # sent, awaiting the PUBACK: keep their seqs
+                flying = [seq for seqs in self._inflight.values() for seq in seqs]
             try:
-                n = self.outbox.confirm(ranges)
+                n = self.outbox.confirm(ranges, flying)
             except sqlite3.Error:
                 log.exception("outbox confirm failed; readings kept (confirmed again later)")
                 continue
+            self._heard = True
             if (moved := self.outbox.renumbered) is not None:
                 self.outbox.renumbered = None
                 self._counts["renumbered"] += 1
                 log.warning(
                     "the database holds seqs this outbox never issued (a new or reset outbox?): "
-                    "numbering continues after them; readings numbered before go to the "
-                    "collector's quarantine as seq_reused",
-                    extra={"next_seq_was": moved[0], "next_seq": moved[1]},
-                )
+                    "numbering continues after them, unsent readings renumbered; those already "
+                    "sent go to the collector's quarantine as seq_reused",
+                    extra={"next_seq_was": moved[0], "renumbered_from": moved[1],
+                           "unsent_renumbered": moved[2]},
+                )  # fmt: skip
             if not self._e2e and self.cfg.confirm == "auto":
                 log.info("collector side confirms stored readings: end-to-end acknowledgement on")
             self._e2e = self.cfg.confirm != "off"

@@ -16,7 +16,8 @@ readings those are, so: the readings numbered before the outbox's first confirma
 a confirmation that holds seqs it never issued, are deleted by a confirmation only once the
 broker acknowledged them (the collector has them: stored, or in quarantine as ``seq_reused``),
 never unsent; and a confirmation holding seqs at or beyond ``next_seq`` moves ``next_seq``
-past them, so the readings after it are stored as usual.
+past them, taking the readings not yet sent along (renumbered, in order), so that they and
+the readings after them are stored as usual.
 
 **A damaged file** (SQLite says ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``, at open or at any later
 call): it is moved aside (``<outbox>.damaged-<UTC time>``, one such copy kept), and a new file
@@ -60,7 +61,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -224,9 +225,10 @@ class Outbox:
         self._logged_shed = self.shed_total
         self._last_log = -_LOG_EVERY_S
         self.reserve_path = path.with_name(path.name + ".reserve")
-        #: (from, to): the last confirmation moved ``next_seq`` from ``from`` to ``to`` (the
-        #: database holds seqs this outbox never issued); the agent logs it and clears it
-        self.renumbered: tuple[int, int] | None = None
+        #: (from, to, moved): the last confirmation moved ``next_seq`` from ``from`` to ``to``
+        #: (the database holds seqs this outbox never issued) and ``moved`` unsent readings
+        #: with it; the agent logs it and clears it
+        self.renumbered: tuple[int, int, int] | None = None
         self.capped = False  # the disk was full: the database may not grow (see module doc)
         self._next_space_check = 0.0
         self._make_reserve()
@@ -546,14 +548,20 @@ class Outbox:
             )
 
     @_heals
-    def confirm(self, ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> int:
+    def confirm(
+        self,
+        ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...],
+        in_flight: Collection[int] = (),
+    ) -> int:
         """Forget the readings whose seq lies in one of the half-open ``[first, end)`` ranges
         the database holds (acknowledged or not: a copy may have arrived without its PUBACK;
         but of those numbered before the outbox knew what the database holds, only the
         acknowledged ones: see the module doc). Ranges holding seqs at or beyond ``next_seq``
-        move it past them (:attr:`renumbered`). Return how many were deleted. Remembers, on
-        disk, that confirmations arrive."""
-        deleted = 0
+        move it past them, and the readings not yet sent (not acknowledged, not ``in_flight``:
+        the publisher's messages awaiting their PUBACK) move with it, in order
+        (:attr:`renumbered`). Return how many were deleted. Remembers, on disk, that
+        confirmations arrive."""
+        deleted = moved = 0
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -564,7 +572,24 @@ class Outbox:
                     below = nxt  # everything numbered so far may share a seq with the database
                     db.execute("UPDATE meta SET value = ? WHERE key='unverified_below'", (below,))
                 if top > nxt:  # seqs this outbox never issued: its numbering started again
-                    db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (top,))
+                    flying = set(in_flight)
+                    unsent = [
+                        (seq, doc)
+                        for seq, doc in db.execute(
+                            "SELECT seq, reading FROM outbox WHERE seq < ? AND acked_at IS NULL "
+                            "ORDER BY seq",
+                            (nxt,),
+                        ).fetchall()
+                        if seq not in flying
+                    ]
+                    for new_seq, (seq, doc) in enumerate(unsent, start=top):
+                        reading = dict(json.loads(doc), seq=new_seq)
+                        db.execute(
+                            "UPDATE outbox SET seq = ?, reading = ? WHERE seq = ?",
+                            (new_seq, json.dumps(reading, separators=(",", ":")), seq),
+                        )
+                    moved = len(unsent)
+                    db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (top + moved,))
                 for lo, hi in ranges:
                     lo, hi = int(lo), int(hi)
                     parts = []
@@ -580,7 +605,8 @@ class Outbox:
                 db.execute("UPDATE meta SET value = 1 WHERE key='confirmed'")
                 db.execute("COMMIT")
                 if top > nxt:
-                    self.renumbered = (nxt, top)
+                    self.renumbered = (nxt, top, moved)
+                    self._count()  # the moved readings' JSON holds their new seq
             except BaseException:
                 _rollback(db)
                 (depth, nbytes) = db.execute(

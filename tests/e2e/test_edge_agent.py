@@ -304,7 +304,9 @@ def _reused(pg_url: str, root: str, device_id: str) -> list[tuple[int, int]]:
     )
 
 
+@pytest.mark.parametrize("confirmer_first", [True, False])
 def test_a_new_outbox_for_a_known_device_loses_nothing(
+    confirmer_first: bool,
     pg_url: str,
     mqtt_url: str,
     topic_root: str,
@@ -314,11 +316,15 @@ def test_a_new_outbox_for_a_known_device_loses_nothing(
     wait_until: Callable[..., None],
 ) -> None:
     """A box back with a new SD card: the database holds seqs 0-39 of its earlier life and the
-    new outbox numbers from 0 again: 10 readings while it had no link, then live ones. Its
-    first confirmation (retained, there when it connects) must not delete the 10 unsent ones;
-    what it sends under the earlier seqs goes to quarantine as ``seq_reused`` (not dropped as
-    copies); the confirmation moves its numbering past 39, and the rest is stored. Every frame
-    ends in exactly one reading, stored or kept."""
+    new outbox numbers from 0 again: 10 readings while it had no link, then live ones.
+
+    With the collector side's confirmation there when the agent connects (retained), the
+    agent waits for it before sending, moves its numbering past 39 and its unsent readings
+    with it: all are stored, none reuses a seq. With the confirmer started only later (the
+    agent's wait ran out), what the agent sent under the earlier seqs goes to quarantine as
+    ``seq_reused`` (not dropped as copies) until the confirmation moves the numbering. Either
+    way every frame ends in exactly one reading, stored or kept, and the earlier life's rows
+    stay as they were."""
     _earlier_life(pg_url, topic_root, device_id, 40)
     emu = Emulator(limit=80)
     cfg = _config(device_id, "", mqtt_url, topic_root, tmp_path, window_s=0.2, confirm="on",
@@ -330,18 +336,28 @@ def test_a_new_outbox_for_a_known_device_loses_nothing(
                         "n_samples": 7, "values": {"pm25_ugm3": 9.0, "pm10_ugm3": 14.0},
                         "flags": [], "sensor": {"model": "sds011", "serial": None}})  # fmt: skip
     offline.close()
-    confirmer = Confirmer(pg_url, mqtt_url, topic_root, interval_s=0.2).start()
+    confirmer = None
+    if confirmer_first:
+        confirmer = Confirmer(pg_url, mqtt_url, topic_root, interval_s=0.2).start()
     with PtyHost(emu) as host:
         agent = EdgeAgent(
             dataclasses.replace(cfg, sensors=(dataclasses.replace(cfg.sensors[0], port=host.path),))
         ).start()
         try:
+            if confirmer is None:
+                wait_until(
+                    lambda: len(_reused(pg_url, topic_root, device_id)) >= 10,
+                    20,
+                    "readings under the earlier life's seqs quarantined",
+                )
+                confirmer = Confirmer(pg_url, mqtt_url, topic_root, interval_s=0.2).start()
             wait_until(lambda: _all_frames_averaged(agent, emu), 30, "every frame averaged")
             wait_until(lambda: len(agent.outbox) == 0, 30, "every reading confirmed")
             produced = agent.outbox.next_seq
         finally:
             agent.stop()
-            confirmer.stop()
+            if confirmer is not None:
+                confirmer.stop()
     assert agent.counts["renumbered"] == 1
     rows = _stored(pg_url, device_id)
     assert [r[0] for r in rows[:40]] == list(range(40))  # the earlier life, as it was
@@ -349,9 +365,14 @@ def test_a_new_outbox_for_a_known_device_loses_nothing(
     new = rows[40:]
     assert [r[0] for r in new] == list(range(40, produced))
     kept = _reused(pg_url, topic_root, device_id)
-    assert [s for s, _ in kept] == list(range(len(kept)))  # each once, numbered before the move
-    assert kept[:10] == [(k, 7) for k in range(10)]  # the unsent ones too
-    assert sum(n for _, n in kept[10:]) + sum(r[1] for r in new) == emu.frames_sent == 80
+    if confirmer_first:
+        assert kept == []
+        assert [r[1] for r in new[:10]] == [7] * 10  # the offline readings, first, renumbered
+    else:  # sent before the move: in quarantine under the earlier seqs, each once
+        assert [s for s, _ in kept] == list(range(len(kept))) and len(kept) >= 10
+    ends = [n for _, n in kept] + [r[1] for r in new]
+    assert ends.count(7) == 10  # each offline reading once, stored or kept
+    assert sum(ends) == 10 * 7 + emu.frames_sent == 150  # and every frame after them
 
 
 def test_garbage_on_the_wire_is_counted_and_every_frame_still_arrives(

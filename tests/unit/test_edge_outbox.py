@@ -267,26 +267,30 @@ def test_a_new_outbox_sends_what_it_numbered_under_seqs_the_database_holds(
     tmp_path: Path,
 ) -> None:
     """A box back with a new SD card numbers from 0 again, under seqs the database holds for
-    its earlier readings. Its first confirmation says so: nothing unsent is deleted (the
-    collector quarantines those readings as seq_reused once they arrive: docs/reliability.md)
-    and the numbering continues after the database's seqs."""
+    its earlier readings. Its first confirmation says so: the numbering continues after the
+    database's seqs, the readings not yet sent move along (in order, their JSON too), and
+    nothing unsent is deleted; what was sent already reaches the collector under the old seqs
+    (it quarantines those as seq_reused: docs/reliability.md)."""
     box = Outbox(tmp_path / "o.sqlite")
     for i in range(6):
         box.append(reading(i))
-    box.mark_acked([0, 1])
-    assert (
-        box.confirm([(0, 500), (600, 1000)]) == 2
-    )  # the acknowledged ones: the collector has them
-    assert box.renumbered == (6, 1000)
-    assert [r["seq"] for r in box.pending(100)] == [2, 3, 4, 5]
-    assert box.append(reading(6)) == 1000
+    box.mark_acked([0, 1])  # sent and acknowledged; 2 sent, awaiting its PUBACK
+    assert box.confirm([(0, 500), (600, 1000)], in_flight={2}) == 2  # the acknowledged ones
+    assert box.renumbered == (6, 1000, 3)
+    pending = box.pending(100)
+    assert [(r["seq"], r["values"]["pm25_ugm3"]) for r in pending] == [
+        (2, 2.0), (1000, 3.0), (1001, 4.0), (1002, 5.0)
+    ]  # fmt: skip
+    assert [s for s, _ in box.pending_raw(100, after=2)] == [1000, 1001, 1002]
+    assert box.append(reading(6)) == 1003
     box.close()
     again = Outbox(tmp_path / "o.sqlite")
-    assert again.next_seq == 1001 and again.renumbered is None
-    assert again.confirm([(0, 500), (600, 1001)]) == 1  # 1000, no PUBACK seen: numbered after
-    assert len(again) == 4
-    again.mark_acked([2, 3, 4, 5])
-    assert again.confirm([(0, 500), (600, 1001)]) == 4 and len(again) == 0
+    assert again.next_seq == 1004 and again.renumbered is None and again.nbytes > 0
+    # numbered after the move: confirmed without a PUBACK seen, they go; 2 waits for its own
+    assert again.confirm([(0, 500), (600, 1004)]) == 4
+    assert [r["seq"] for r in again.pending(100)] == [2]
+    again.mark_acked([2])
+    assert again.confirm([(0, 500), (600, 1004)]) == 1 and len(again) == 0
     again.close()
 
 
