@@ -9,7 +9,8 @@ acknowledgement (``confirm``, docs/reliability.md), only once the collector side
 for ``confirm_timeout_s`` are sent again. A backlog goes out oldest first, in batches of
 ``publish_batch``, at most ``replay_rate`` readings/s and ``max_inflight`` messages awaiting
 their PUBACK. An outbox that never heard from the collector side (a new SD card) waits up to
-``FIRST_CONFIRM_WAIT_S`` after connecting for the retained confirmation before it sends: if
+``FIRST_CONFIRM_WAIT_S`` after its first connection for the retained confirmation before it
+sends (once a process: a collector side without confirmations is not waited for again): if
 the database holds seqs of the device's earlier life, its unsent readings are renumbered past
 them first (:meth:`Outbox.confirm`) instead of reaching the collector under reused seqs.
 """
@@ -201,6 +202,7 @@ class EdgeAgent:
         )
         self._next_requeue = time.monotonic() + min(30.0, cfg.confirm_timeout_s / 4)
         self._heard = self.outbox.confirmations_seen
+        self._await_confirm = cfg.confirm != "off"  # the first connection's wait, not again
         self._connected_at = 0.0
         self._connected = threading.Event()
         self._status_due = threading.Event()
@@ -402,12 +404,10 @@ class EdgeAgent:
             if self._status_due.is_set() or self.health.due():
                 self._status_due.clear()
                 self._publish_status()
-            if (
-                not self._heard
-                and self.cfg.confirm != "off"
-                and time.monotonic() - self._connected_at < FIRST_CONFIRM_WAIT_S
-            ):
-                continue  # a new outbox: what does the database hold of this device? (module doc)
+            if self._await_confirm and not self._heard:  # a new outbox (module doc)
+                if time.monotonic() - self._connected_at < FIRST_CONFIRM_WAIT_S:
+                    continue
+                self._await_confirm = False  # once: no collector side answered
             with self._inflight_lock:
                 if not self._inflight:
                     last_sent = -1  # everything acked or lost: start again from the oldest
