@@ -32,6 +32,7 @@ for (const b of document.querySelectorAll("nav button")) {
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== `tab-${b.dataset.tab}`;
     if (b.dataset.tab === "exposed") loadExposed();
     if (b.dataset.tab === "downloads") loadDownloads();
+    if (b.dataset.tab === "health") loadHealth();
   });
 }
 
@@ -263,6 +264,46 @@ async function loadAreas() {
 }
 document.getElementById("exp-q").addEventListener("change", loadExposed);
 document.getElementById("exp-days").addEventListener("change", loadExposed);
+
+// --- device status (GET /devices/health: only the devices that need attention) ----------
+const PROBLEMS = {
+  silent: ["stille: ingen kontakt", "silent: no contact"],
+  stuck: ["står fast: samme verdi om og om igjen", "stuck: the same value again and again"],
+  sensor_error: ["sensorfeil", "sensor fault"],
+  clock_suspect: ["usikker klokke", "clock suspect"],
+  seq_reused: ["nummereringen startet på nytt: målinger i karantene", "numbering restarted: readings in quarantine"],
+};
+function ago(s) {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} t/h`;
+  return `${Math.round(s / 86400)} d`;
+}
+async function loadHealth() {
+  const list = document.getElementById("health"), note = document.getElementById("health-note");
+  let body;
+  try { body = await getJSON(`${API}/devices/health`); } catch (e) {
+    note.textContent = `Kunne ikke hente status / could not load the status: ${e.message}`;
+    return;
+  }
+  const devices = body.devices;
+  note.textContent = devices.length
+    ? `${devices.length} sensorer trenger tilsyn / ${devices.length} sensors need attention`
+    : "Alle sensorer i orden / all sensors are fine";
+  list.replaceChildren(...devices.map((d) => {
+    const li = el("li", { "data-device": d.device_id });
+    li.append(el("strong", {}, d.device_id), ` (${d.sensor_model})`);
+    for (const p of d.problems) {
+      const [nb, en] = PROBLEMS[p] || [p, p];
+      const row = el("div", { class: "problem", "data-problem": p }, nb);
+      row.append(" / ", el("span", { class: "en", lang: "en" }, en));
+      li.append(row);
+    }
+    const seen = new Date(d.last_seen).toLocaleString("nb-NO", { timeZone: "Europe/Oslo" });
+    li.append(el("div", { class: "meta" }, `sist hørt fra / last heard from: ${seen} (${ago(d.silent_for_s)})`));
+    return li;
+  }));
+}
 
 // --- downloads --------------------------------------------------------------------------
 async function loadDownloads() {

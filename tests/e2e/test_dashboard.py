@@ -125,9 +125,16 @@ def test_maps_endpoints_serve_the_built_map(maps_api_url: str) -> None:
 
 
 def test_dashboard_map_and_site_chart(
-    maps_api_url: str, demo_sites: list[str], tmp_path: Path
+    maps_api_url: str, demo_sites: list[str], pg_url: str, tmp_path: Path
 ) -> None:
     api_url = maps_api_url
+    quiet = f"{demo_sites[0]}-quiet"  # a sensor not heard from for 2 hours
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model, last_seen) "
+            "VALUES (%s, 'pms5003', now() - interval '2 hours')",
+            (quiet,),
+        )
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: install it with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
@@ -188,6 +195,14 @@ def test_dashboard_map_and_site_chart(
             page.click('nav button[data-tab="downloads"]')
             page.wait_for_selector("#dl-device option", timeout=20_000)
             assert "/api/v1/downloads/readings.csv" in (page.get_attribute("#dl-csv", "href") or "")
+            # sensors that need attention, in bokmål and English; healthy ones not listed
+            page.click('nav button[data-tab="health"]')
+            page.wait_for_selector(f'#health li[data-device="{quiet}"]', timeout=20_000)
+            row = page.text_content(f'#health li[data-device="{quiet}"]') or ""
+            assert "stille: ingen kontakt / silent: no contact" in row
+            assert "(2 t/h)" in row and "pms5003" in row
+            assert "trenger tilsyn" in (page.text_content("#health-note") or "")
+            assert page.locator(f'#health li[data-device="{demo_sites[1]}"]').count() == 0
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
