@@ -77,10 +77,6 @@ def list_records(
     ]
 
 
-class _StillReused(Exception):
-    """A replayed record's readings share their seqs with stored ones still (rolls back)."""
-
-
 def replay(
     conn: psycopg.Connection[Any],
     topic_root: str,
@@ -109,21 +105,21 @@ def replay(
             replayed += 1
             continue
         try:
-            with conn.transaction():
+            with conn.transaction() as tx:
                 res = writer.write([item])
                 if res.reused:  # quarantined again: undo, the record stays as it is
-                    raise _StillReused
+                    raise psycopg.Rollback(tx)
                 conn.execute(
                     "UPDATE quarantine SET replayed_at = now() WHERE quarantine_id = %s",
                     (rec.quarantine_id,),
                 )
-        except _StillReused:
-            still[rec.quarantine_id] = "seq_reused"
-            continue
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
             still[rec.quarantine_id] = f"db_rejected: {str(exc).strip()[:120]}"
+            continue
+        if res.reused:
+            still[rec.quarantine_id] = "seq_reused"
             continue
         replayed += 1
         stored += res.stored

@@ -197,12 +197,11 @@ class EdgeAgent:
         self._acks: queue.Queue[int] = queue.Queue()
         self._confirms: queue.Queue[list[tuple[int, int]]] = queue.Queue()
         # wait for the database's confirmation before forgetting a reading (module doc)
-        self._e2e = cfg.confirm == "on" or (
-            cfg.confirm == "auto" and self.outbox.confirmations_seen
-        )
+        seen = self.outbox.confirmations_seen
+        self._e2e = cfg.confirm == "on" or (cfg.confirm == "auto" and seen)
         self._next_requeue = time.monotonic() + min(30.0, cfg.confirm_timeout_s / 4)
-        self._heard = self.outbox.confirmations_seen
-        self._await_confirm = cfg.confirm != "off"  # the first connection's wait, not again
+        # a new outbox waits once, at its first connection, for the first confirmation
+        self._await_confirm = cfg.confirm != "off" and not seen
         self._connected_at = 0.0
         self._connected = threading.Event()
         self._status_due = threading.Event()
@@ -404,7 +403,7 @@ class EdgeAgent:
             if self._status_due.is_set() or self.health.due():
                 self._status_due.clear()
                 self._publish_status()
-            if self._await_confirm and not self._heard:  # a new outbox (module doc)
+            if self._await_confirm:  # a new outbox (module doc)
                 if time.monotonic() - self._connected_at < FIRST_CONFIRM_WAIT_S:
                     continue
                 self._await_confirm = False  # once: no collector side answered
@@ -468,7 +467,7 @@ class EdgeAgent:
             except sqlite3.Error:
                 log.exception("outbox confirm failed; readings kept (confirmed again later)")
                 continue
-            self._heard = True
+            self._await_confirm = False
             if (moved := self.outbox.renumbered) is not None:
                 self.outbox.renumbered = None
                 self._counts["renumbered"] += 1

@@ -179,6 +179,11 @@ def _heals(method: _F) -> _F:
     return cast(_F, run)
 
 
+def _doc(reading: dict[str, Any], seq: int) -> str:
+    """A reading as the outbox stores and the publisher splices it: compact JSON with its seq."""
+    return json.dumps(dict(reading, seq=seq), separators=(",", ":"))
+
+
 def _is_full(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
 
@@ -461,7 +466,7 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             (seq,) = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-            doc = json.dumps(dict(reading, seq=seq), separators=(",", ":"))
+            doc = _doc(reading, seq)
             db.execute(
                 "INSERT INTO outbox (seq, reading, stored_at) VALUES (?, ?, ?)",
                 (seq, doc, self._clock()),
@@ -583,10 +588,9 @@ class Outbox:
                         if seq not in flying
                     ]
                     for new_seq, (seq, doc) in enumerate(unsent, start=top):
-                        reading = dict(json.loads(doc), seq=new_seq)
                         db.execute(
                             "UPDATE outbox SET seq = ?, reading = ? WHERE seq = ?",
-                            (new_seq, json.dumps(reading, separators=(",", ":")), seq),
+                            (new_seq, _doc(json.loads(doc), new_seq), seq),
                         )
                     moved = len(unsent)
                     db.execute("UPDATE meta SET value = ? WHERE key='next_seq'", (top + moved,))
@@ -609,10 +613,7 @@ class Outbox:
                     self._count()  # the moved readings' JSON holds their new seq
             except BaseException:
                 _rollback(db)
-                (depth, nbytes) = db.execute(
-                    "SELECT count(*), coalesce(sum(length(reading)), 0) FROM outbox"
-                ).fetchone()
-                self._depth, self._bytes = int(depth), int(nbytes)
+                self._count()
                 raise
         return deleted
 
