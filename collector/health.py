@@ -1,7 +1,7 @@
 """Device health: which devices are silent, stuck or reporting sensor faults.
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
-when its newest reading carries ``stuck`` (the sensor repeats one value), ``sensor_error``
+when its newest reading carries ``stuck`` (the sensor repeats one PM or NO2 value), ``sensor_error``
 (the sensor reports a fault) or ``clock_suspect``, or when readings of it went to quarantine
 as ``seq_reused`` within the last day and wait there (its numbering started again: readings at
 new times under seqs already stored, kept there rather than dropped as copies; the edge agent

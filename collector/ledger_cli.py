@@ -99,7 +99,7 @@ def devices() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device.")
 @click.pass_context
 def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_json: bool) -> None:
-    """List devices that are silent, stuck (one value repeated), or report sensor faults.
+    """List devices that are silent, stuck (one PM or NO2 value repeated), or report sensor faults.
 
     Problems: silent, stuck, sensor_error, clock_suspect, and seq_reused (in the last day the
     device numbered readings from an earlier seq again, e.g. after a new SD card: they wait

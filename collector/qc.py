@@ -33,6 +33,7 @@ __all__ = [
     "RANGES",
     "SERIES_BITS",
     "SERIES_QUANTITIES",
+    "STUCK_QUANTITIES",
     "Assessment",
     "Point",
     "QcConfig",
@@ -68,6 +69,13 @@ SERIES_QUANTITIES: Mapping[str, float] = {
     "rh_pct": 20.0,
 }
 
+#: quantities the stuck check looks at: the pollutants. Temperature and RH are companions whose
+#: readings hold still in good health: the NO2 module reports them in whole degrees and whole
+#: percent (one-minute means of such samples repeat for hours in steady weather), and RH sits
+#: at saturation through fog. A run of them would invalidate the reading's PM and NO2 values
+#: (``stuck`` invalidates the reading), often in just the inversions when pollution peaks.
+STUCK_QUANTITIES: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"})
+
 # plain ints on the hot path: IntFlag arithmetic costs microseconds per operation
 _EDGE = int(EDGE_FLAGS)
 _RANGE = int(ReadingFlag.OUT_OF_RANGE)
@@ -93,6 +101,8 @@ class QcConfig:
     clock_behind: timedelta = timedelta(days=400)
     #: a value repeated unchanged in this many consecutive readings (or more) is STUCK
     stuck_n: int = 30
+    #: ... a value of one of these quantities (the others can hold still in good health)
+    stuck_quantities: frozenset[str] = STUCK_QUANTITIES
     #: neighbours on each side whose median a value is compared with
     spike_k: int = 3
     #: at least this many neighbours, else the spike check does not run
@@ -227,7 +237,8 @@ def series_flags(
         if any(v is not None for v in vals):
             columns[q] = vals
     stuck_ran = n >= cfg.stuck_n
-    stuck = _stuck(columns, n, cfg) if stuck_ran else [False] * n
+    watched = {q: v for q, v in columns.items() if q in cfg.stuck_quantities}
+    stuck = _stuck(watched, n, cfg) if stuck_ran else [False] * n
     out = []
     for p in batch:
         i = pos[p.seq]
@@ -413,15 +424,17 @@ def assess(
     cut_lo = np.zeros(n, dtype=bool) if cut_before is None else cut_before[d_s]
     cut_hi = np.zeros(n, dtype=bool) if cut_after is None else cut_after[d_s]
 
-    # stuck: runs of identical values within a device (NaN breaks a run); a run that reaches
-    # a cut end of the window and is shorter than stuck_n there may be longer in truth
+    # stuck: runs of identical values of a pollutant within a device (NaN breaks a run); a
+    # run that reaches a cut end of the window and is shorter than stuck_n there may be longer
     stuck_ran = dev_len[d_s] >= cfg.stuck_n
     stuck = np.zeros(n, dtype=bool)
     stuck_unsure = np.zeros(n, dtype=bool)
     same_dev = np.empty(n, dtype=bool)
     same_dev[:1] = False
     same_dev[1:] = d_s[1:] == d_s[:-1]
-    for v in v_s.T:
+    for j, v in zip(at_q, v_s.T, strict=True):
+        if q_names[j] not in cfg.stuck_quantities:
+            continue
         cont = np.zeros(n, dtype=bool)
         cont[1:] = same_dev[1:] & (v[1:] == v[:-1])
         run = np.cumsum(~cont) - 1

@@ -362,3 +362,61 @@ def test_qc_restate_lets_the_collector_write_between_pages(
     # stale neighbours of their own window as they were: only the walk clears those)
     _assert_whole(device_id, stored, since)
     assert incremental == recomputed
+
+
+def test_a_no2_module_in_fog_stays_valid_and_qc_restate_mends_older_flags(pg_url: str) -> None:
+    """The NO2 module's whole-percent RH at saturation and whole-degree temperature hold still
+    for 45 minutes while NO2 moves: stored valid, the hour's rollup counts every reading. Stored
+    as version 2 flagged them (RH among the stuck check's quantities), `restate_device` makes
+    them valid again, with the current registry version and the hour's rollup recomputed."""
+    from luftnett.collector.restate import restate_device
+    from luftnett.contracts.units import FLAGS_VERSION, ReadingFlag
+
+    stuck = int(ReadingFlag.STUCK)
+    old_qc = qc.QcConfig(stuck_quantities=qc.STUCK_QUANTITIES | {"temperature_c", "rh_pct"})
+
+    def message(device_id: str) -> Accepted:
+        readings = [
+            contract.Reading(
+                seq=i, ts=T0 + timedelta(minutes=i + 1), window_s=60, n_samples=60,
+                values={"no2_ppb": 18.0 + (i * 7) % 11, "temperature_c": 4.0, "rh_pct": 100.0},
+            )
+            for i in range(45)
+        ]  # fmt: skip
+        payload = contract.encode(
+            contract.ReadingsPayload(
+                device_id=device_id,
+                agent_version="test",
+                sensor=contract.SensorInfo(model="dgs-no2", serial="N1"),
+                readings=readings,
+            )
+        )
+        item = validate_message(ROOT, contract.readings_topic(ROOT, device_id), payload)
+        assert isinstance(item, Accepted), item
+        return item
+
+    def state(conn: psycopg.Connection[Any], device_id: str) -> tuple[set[Any], Any]:
+        flags = set(conn.execute(
+            "SELECT flags & %s, qc_version FROM readings WHERE device_id = %s",
+            (stuck, device_id),
+        ).fetchall())  # fmt: skip
+        hour = conn.execute(
+            "SELECT n_stored, n_valid, no2_ppb_n FROM rollup_hourly WHERE device_id = %s",
+            (device_id,),
+        ).fetchone()
+        return flags, hour
+
+    now, before = f"qn-{uuid.uuid4().hex[:10]}", f"qo-{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn, calibration="deferred").write([message(now)])
+        assert state(conn, now) == ({(0, FLAGS_VERSION)}, (45, 45, 45))
+        Writer(conn, qc_config=old_qc, calibration="deferred").write([message(before)])
+        conn.execute("UPDATE readings SET qc_version = 2 WHERE device_id = %s", (before,))
+        conn.commit()
+        assert state(conn, before) == ({(stuck, 2)}, (45, 0, 0))
+        conn.commit()  # restate_device commits page by page: not inside a transaction
+        res = restate_device(conn, before)
+        assert (res.readings, res.restated, res.hours) == (45, 45, 1)
+        assert state(conn, before) == ({(0, FLAGS_VERSION)}, (45, 45, 45))
+        _stored, incremental, recomputed = _outcome(conn, before)
+    assert incremental == recomputed

@@ -128,6 +128,53 @@ def test_duplicate_of_a_stored_reading_does_not_lengthen_a_run() -> None:
     assert not any(r.flags & F.STUCK for r in res)
 
 
+def _module(no2: list[float], t: list[float], rh: list[float]) -> list[qc.Point]:
+    """The NO2 module's readings: NO2 with its temperature and RH, one a minute."""
+    return [
+        qc.Point(
+            seq=i,
+            ts=NOW + timedelta(minutes=i),
+            values={"no2_ppb": a, "temperature_c": b, "rh_pct": c},
+        )
+        for i, (a, b, c) in enumerate(zip(no2, t, rh, strict=True))
+    ]
+
+
+def _stuck_bits(points: list[qc.Point], cfg: qc.QcConfig = qc.DEFAULT_QC) -> list[bool]:
+    """Per point, stuck by the reference and by the writer's vectorised checks (they agree)."""
+    ref = [bool(r.flags & F.STUCK) for r in qc.series_flags([], points, cfg)]
+    q = ("no2_ppb", "temperature_c", "rh_pct")
+    rows = [("d", p.seq, p.ts, 0, *(p.values[k] for k in q)) for p in points]
+    _checks, flags = qc.batch_quality([], rows, q, NOW, cfg)
+    assert [bool(f & F.STUCK) for f in flags.tolist()] == ref
+    return ref
+
+
+def test_temperature_and_rh_holding_still_do_not_make_the_reading_stuck() -> None:
+    """Whole degrees and percent from the NO2 module, RH saturated in fog: 45 equal values
+    with NO2 moving are a healthy sensor; NO2 itself repeated 30 times is stuck."""
+    moving = [18.0 + (i * 7) % 11 for i in range(45)]
+    assert not any(_stuck_bits(_module(moving, [4.0] * 45, [100.0] * 45)))
+    flat = moving[:10] + [21.0] * 30 + moving[:5]
+    assert _stuck_bits(_module(flat, [4.0] * 45, [97.0] * 45)) == (
+        [False] * 10 + [True] * 30 + [False] * 5
+    )
+    # the quantities are a setting: with RH among them its run is stuck again
+    cfg = qc.QcConfig(stuck_quantities=qc.STUCK_QUANTITIES | {"rh_pct"})
+    assert all(_stuck_bits(_module(moving, [4.0] * 45, [100.0] * 45), cfg))
+
+
+def test_stuck_looks_at_every_pollutant_and_nothing_else() -> None:
+    watched = qc.STUCK_QUANTITIES
+    assert watched == {"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"}
+    assert watched <= set(qc.SERIES_QUANTITIES)
+    cfg = qc.QcConfig(stuck_n=5)
+    for q in qc.SERIES_QUANTITIES:
+        res = qc.series_flags([], points([7.0] * 5, q=q), cfg)
+        assert all(bool(r.flags & F.STUCK) for r in res) == (q in qc.STUCK_QUANTITIES), q
+        assert all(r.checks & F.STUCK for r in res)
+
+
 def test_spike_against_neighbour_median() -> None:
     series = points([10.0, 11.0, 12.0, 95.0, 11.0, 10.0, 12.0])
     res = qc.series_flags([], series)
@@ -146,7 +193,7 @@ def test_the_registry_never_reuses_a_bit() -> None:
     bits = [f.value for f in ReadingFlag]
     assert len(bits) == len(set(bits))
     assert all(b & (b - 1) == 0 for b in bits)  # one bit each
-    assert FLAGS_VERSION == 2
+    assert FLAGS_VERSION == 3
     assert {f.name: f.value for f in ReadingFlag}["CLOCK_SUSPECT"] == 16  # v1 bits unchanged
     assert not QUERY_TIME_FLAGS & (EDGE_FLAGS | COLLECTOR_FLAGS)
     assert INVALIDATING_FLAGS & F.ANNOTATED_INVALID

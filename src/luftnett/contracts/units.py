@@ -99,7 +99,9 @@ MODEL_QUANTITIES: dict[str, tuple[str, ...]] = {
     "sht31": ("temperature_c", "rh_pct"),
 }
 
-FLAGS_VERSION = 2  # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations)
+# 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations); 3: the same bits,
+# ``stuck`` looks at the pollutants only (PM and NO2: not temperature or RH)
+FLAGS_VERSION = 3
 
 
 class ReadingFlag(IntFlag):
@@ -117,7 +119,7 @@ class ReadingFlag(IntFlag):
     PARTIAL_WINDOW = 1 << 3  # edge: fewer samples in the averaging window than expected
     CLOCK_SUSPECT = 1 << 4  # edge (clock not synced) or collector (device time far from its own)
     OUT_OF_RANGE = 1 << 5  # collector: a value outside the plausible range of its quantity
-    STUCK = 1 << 6  # collector: a value repeated unchanged over many consecutive readings
+    STUCK = 1 << 6  # collector: a PM or NO2 value repeated unchanged over many readings
     SPIKE = 1 << 7  # collector: a value far from the median of its neighbours
     HIGH_HUMIDITY = 1 << 8  # collector: RH >= 85 %, fog risk for optical PM
     SENSOR_ERROR = 1 << 9  # edge: the sensor reported a fault of its own (status/error bits)
