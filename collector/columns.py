@@ -31,6 +31,7 @@ __all__ = [
     "ReadingColumns",
     "ReadingRow",
     "Readings",
+    "Series",
     "as_columns",
     "as_stored",
     "count",
@@ -39,6 +40,8 @@ __all__ = [
 
 #: (device_id, sensor model, sensor serial, agent version) of a message
 Device = tuple[str, str, str | None, str]
+#: (device_id, sensor model, sensor serial): one sensor's series, what quality control checks
+Series = tuple[str, str, str | None]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -292,6 +295,20 @@ class BatchColumns:
     def series(self) -> SeriesColumns:
         """The columns quality control and dedupe look at."""
         return SeriesColumns(self.dev, self.seq, self.t, self.vals, self.edge)
+
+    def sensor_series(self) -> tuple[list[Series], npt.NDArray[np.int64]]:
+        """Each reading's sensor series: the distinct (device, model, serial) of the batch,
+        sorted by device code, and per reading its index into them. A device with two sensors
+        (a PM sensor and its temperature/RH companion) sends a reading of each per window: the
+        stuck and spike checks follow each sensor's readings, not the device's mixed ones."""
+        n_t = len(self.texts)
+        key = (self.dev * n_t + self.model) * n_t + self.serial
+        uniq, code = np.unique(key, return_inverse=True)
+        texts, names = self.texts, self.names
+        series: list[Series] = [
+            (names[k // n_t // n_t], texts[k // n_t % n_t], texts[k % n_t]) for k in uniq.tolist()
+        ]
+        return series, code.reshape(-1).astype(np.int64)
 
     def take(self, idx: npt.NDArray[np.intp]) -> BatchColumns:
         """The readings at ``idx`` (same names and texts)."""

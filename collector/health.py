@@ -1,12 +1,13 @@
 """Device health: which devices are silent, stuck or reporting sensor faults.
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
-when its newest reading carries ``stuck`` (the sensor repeats one PM or NO2 value), ``sensor_error``
-(the sensor reports a fault) or ``clock_suspect``, or when readings of it went to quarantine
-as ``seq_reused`` within the last day and wait there (its numbering started again: readings at
-new times under seqs already stored, kept there rather than dropped as copies; the edge agent
-numbers on past them at its first confirmation, so the problem shows for a day after the
-last such reading, and the records stay for ``luftnett quarantine list``). The CLI
+when the newest reading of one of its sensors (within the hour before its newest reading)
+carries ``stuck`` (the sensor repeats one PM or NO2 value), ``sensor_error`` (the sensor reports
+a fault) or ``clock_suspect``, or when readings of it went to quarantine as ``seq_reused`` within
+the last day and wait there (its numbering started again: readings at new times under seqs
+already stored, kept there rather than dropped as copies; the edge agent numbers on past them at
+its first confirmation, so the problem shows for a day after the last such reading, and the
+records stay for ``luftnett quarantine list``). The CLI
 (``luftnett devices health``) and the API (``GET /api/v1/devices/health``) run
 :data:`HEALTH_SQL` and :func:`assess`.
 """
@@ -29,14 +30,23 @@ __all__ = ["DEFAULT_SILENT_AFTER", "HEALTH_SQL", "DeviceHealth", "assess", "devi
 DEFAULT_SILENT_AFTER = timedelta(minutes=15)
 OSLO = ZoneInfo("Europe/Oslo")
 
-#: every device with its last contact and its newest reading's time and flags
+#: every device with its last contact, its newest reading's time, and the flags of the newest
+#: reading of each of its sensors (a device with a PM sensor and a temperature/RH companion
+#: sends a reading of each per window) heard from within the hour before that
 HEALTH_SQL = """
-SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lr.flags AS last_flags,
+SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lf.flags AS last_flags,
        coalesce(q.n, 0) AS seq_reused
 FROM devices d
 LEFT JOIN LATERAL (
-    SELECT ts, flags FROM readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 1
+    SELECT ts FROM readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 1
 ) lr ON true
+LEFT JOIN LATERAL (
+    SELECT bit_or(s.flags) AS flags FROM (
+        SELECT DISTINCT ON (sensor_model, sensor_serial) flags FROM readings r
+        WHERE r.device_id = d.device_id AND r.ts > lr.ts - interval '1 hour' AND r.ts <= lr.ts
+        ORDER BY sensor_model, sensor_serial, ts DESC, seq DESC
+    ) s
+) lf ON true
 LEFT JOIN (
     SELECT substring(topic FROM '/v1/([a-z0-9-]+)/readings$') AS device_id, count(*) AS n
     FROM quarantine

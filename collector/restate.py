@@ -2,18 +2,19 @@
 
 The collector restates a batch's stored neighbours as it writes (docs/quality.md); readings
 stored by an earlier version, which set a reading's flags once, keep what they got until a
-batch lands beside them. This walks a device's stored series in (ts, seq) order, a page at a
-time, checks each reading against :attr:`~luftnett.collector.qc.QcConfig.wide_n` neighbours on
-either side (the rows of the page's edges are checked again with the next page), and updates
-those whose result changed, with their hourly rollups: one transaction per page, holding the
-device's row lock (as the writer does) for that page only.
+batch lands beside them. This walks each sensor series of a device (its readings of one
+sensor model and serial) in (ts, seq) order, a page at a time, checks each reading against
+:attr:`~luftnett.collector.qc.QcConfig.wide_n` neighbours on either side (the rows of the
+page's edges are checked again with the next page), and updates those whose result changed,
+with their hourly rollups: one transaction per page, holding the device's row lock (as the
+writer does) for that page only.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +29,18 @@ from luftnett.db.schema import VALUE_COLUMNS
 
 __all__ = ["RestateResult", "restate_device"]
 
-# one page of a device's series after (ts, seq); values as float8, NaN where missing
+# a device's sensors: (model, serial) of its readings
+_SENSORS = """
+SELECT DISTINCT sensor_model, sensor_serial FROM readings WHERE device_id = %s
+ORDER BY 1, 2 NULLS FIRST
+"""
+# one page of a sensor's series after (ts, seq); values as float8, NaN where missing
 _PAGE = sql.SQL(
     """
     SELECT seq, ts, extract(epoch FROM ts)::float8, qc_checks, flags, {vals}
     FROM readings
     WHERE device_id = %(device)s AND (ts, seq) > (%(ts)s, %(seq)s)
+      AND sensor_model = %(model)s AND sensor_serial IS NOT DISTINCT FROM %(serial)s
     ORDER BY ts, seq
     LIMIT %(n)s
     """
@@ -43,9 +50,11 @@ _PAGE = sql.SQL(
     )
 )
 
-# the (m+1)-th reading before ``since``: the walk starts after it, with m readings of context
+# the sensor's (m+1)-th reading before ``since``: the walk starts after it, with m readings
+# of context
 _START = """
 SELECT ts, seq FROM readings WHERE device_id = %(device)s AND ts < %(since)s
+  AND sensor_model = %(model)s AND sensor_serial IS NOT DISTINCT FROM %(serial)s
 ORDER BY ts DESC, seq DESC OFFSET %(m)s LIMIT 1
 """
 
@@ -80,26 +89,60 @@ def restate_device(
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         # its pages would be savepoints of the caller's transaction: every lock held to its end
         raise ValueError("restate_device commits page by page: call it outside a transaction")
+    with conn.transaction():
+        sensors = conn.execute(_SENSORS, (device_id,)).fetchall()
+    walk = _Walk()
+    for model, serial in sensors:
+        _restate_sensor(conn, device_id, {"model": model, "serial": serial}, cfg, since, until,
+                        page, progress, walk)  # fmt: skip
+    return RestateResult(device_id, walk.checked, walk.restated, len(walk.hours))
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What a device's walk has checked and restated so far, over its sensors."""
+
+    checked: int = 0
+    restated: int = 0
+    hours: set[tuple[str, datetime]] = field(default_factory=set)
+
+
+def _restate_sensor(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    sensor: dict[str, str | None],
+    cfg: qc.QcConfig,
+    since: datetime | None,
+    until: datetime | None,
+    page: int,
+    progress: Callable[[int, int], None] | None,
+    walk: _Walk,
+) -> None:
+    """:func:`restate_device` over one sensor's series (``sensor``: its model and serial)."""
     m = cfg.wide_n  # a reading this far from a window's cut end has its exact results
     names = [device_id]
     floor: tuple[datetime, int] = (datetime(1, 1, 1, tzinfo=UTC), -1)  # before any reading
     if since is not None:
         with conn.transaction():
-            start = conn.execute(_START, {"device": device_id, "since": since, "m": m}).fetchone()
+            start = conn.execute(
+                _START, {"device": device_id, "since": since, "m": m, **sensor}, prepare=False
+            ).fetchone()
         if start is not None:
             floor = (start[0], int(start[1]))
     after = floor  # each window starts after this key
     done = floor  # the last reading restated (or, at first, the floor)
     lo = -np.inf if since is None else since.timestamp()
     hi = np.inf if until is None else until.timestamp()
-    checked = restated = 0
-    hours: set[tuple[str, datetime]] = set()
     carried = 0  # rows of the last window the next one reads again
     while True:
         with conn.transaction():
             lock_devices(conn, names)
-            params = {"device": device_id, "ts": after[0], "seq": after[1], "n": carried + page}
-            rows = conn.execute(_PAGE, params, binary=True).fetchall()
+            params = {"device": device_id, "ts": after[0], "seq": after[1], "n": carried + page,
+                      **sensor}  # fmt: skip
+            # planned for these values each time (never a generic plan): with the sensor's
+            # statistics the planner reads the device's readings in index order and stops at the
+            # page's end; a plan blind to the values may sort all the device's readings instead
+            rows = conn.execute(_PAGE, params, binary=True, prepare=False).fetchall()
             end = len(rows) < carried + page
             keys = [(r[1], int(r[0])) for r in rows]
             context = bisect.bisect_right(keys, done)  # rows already restated
@@ -129,19 +172,18 @@ def restate_device(
                 if p:
                     conn.execute(RESTATE, p)
                     refresh_hours(conn, moved)
-                    hours.update(moved)
-                restated += int(r.idx.size)
+                    walk.hours.update(moved)
+                walk.restated += int(r.idx.size)
                 core_t = h.t[context:core_end]
-                checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
+                walk.checked += int(np.count_nonzero((core_t >= lo) & (core_t < hi)))
                 done = keys[core_end - 1]
                 past = bool(core_t[-1] >= hi)
         if end or past:
             break
         if progress is not None:
-            progress(checked, restated)
+            progress(walk.checked, walk.restated)
         # the next window keeps m rows before the next core as context
         keep = max(core_end - m, 0)
         if keep:
             after = keys[keep - 1]
         carried = len(rows) - keep
-    return RestateResult(device_id, checked, restated, len(hours))

@@ -22,7 +22,7 @@ import logging
 import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -36,7 +36,7 @@ from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
 from luftnett.collector.arrays import int_array, number_array, text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
-from luftnett.collector.columns import BatchColumns
+from luftnett.collector.columns import BatchColumns, Series
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.deferred import QUEUE, PendingWork, queue_pending, seq_runs
 from luftnett.collector.ledger import INGEST, ingest_params
@@ -113,37 +113,48 @@ FROM (SELECT d, range_agg(int8range(lo, hi)) AS m
 WHERE l.device_id = n.d
 """
 
-# The stored neighbours of each device around the batch: n before its first ts, all inside
-# its span, n after its last ts (ties on ts by seq: the window is a contiguous piece of the
-# series). One query per batch, for the stuck and spike checks; one row per device, each column
-# one bytea of big-endian 8-byte values that numpy reads as it is.
+# The stored neighbours of each sensor series (device, sensor model and serial: a device with
+# two sensors sends a reading of each per window) around the batch: its readings among the
+# device's m before its first ts, all inside its span, and among the device's m after its last
+# ts (ties on ts by seq: the window is a contiguous piece of the series), and how many of the
+# device's readings each side held (m: the side is cut there). The sides read the device's
+# readings in index order and then pick the sensor's: with the sensor in the scan's filter the
+# planner sorts all the device's readings instead (it expects the filter to keep almost none).
+# One query per batch, for the stuck and spike checks; one row per series (its place in the
+# parameters), each column one bytea of big-endian 8-byte values that numpy reads as it is.
 _HISTORY = sql.SQL(
     """
-    SELECT b.device_id, string_agg(int8send(r.seq), ''),
-           string_agg(float8send(extract(epoch FROM r.ts)::float8), ''),
-           string_agg(int8send(r.qc_checks), ''), string_agg(int8send(r.flags), ''), {vals}
-    FROM unnest(%(devices)s::text[], %(lo)s::float8[], %(hi)s::float8[]) AS b(device_id, lo, hi)
+    SELECT b.i, {aggs}, count(*) FILTER (WHERE r.side < 0), count(*) FILTER (WHERE r.side > 0)
+    FROM unnest(%(devices)s::text[], %(models)s::text[], %(serials)s::text[], %(lo)s::float8[],
+                %(hi)s::float8[]) WITH ORDINALITY AS b(device_id, model, serial, lo, hi, i)
     CROSS JOIN LATERAL (
-        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
-         ORDER BY ts DESC, seq DESC LIMIT %(n)s)
+        (SELECT {cols}, -1 AS side, {mine} AS mine FROM readings
+         WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
+         ORDER BY ts DESC, seq DESC LIMIT %(m)s)
         UNION ALL
-        (SELECT {cols} FROM readings WHERE device_id = b.device_id
-         AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi))
+        (SELECT {cols}, 0, true FROM readings WHERE device_id = b.device_id
+         AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi) AND {mine})
         UNION ALL
-        (SELECT {cols} FROM readings WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
-         ORDER BY ts, seq LIMIT %(n)s)
+        (SELECT {cols}, 1, {mine} FROM readings
+         WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
+         ORDER BY ts, seq LIMIT %(m)s)
     ) r
-    GROUP BY b.device_id
+    GROUP BY b.i
     """
 ).format(
     cols=sql.SQL(", ").join(
         sql.Identifier(c) for c in ("seq", "ts", "qc_checks", "flags", *VALUE_COLUMNS)
     ),
-    vals=sql.SQL(", ").join(
-        sql.SQL("string_agg(float8send(coalesce(r.{}::float8, 'NaN')), '')").format(
-            sql.Identifier(q)
+    mine=sql.SQL("(sensor_model = b.model AND sensor_serial IS NOT DISTINCT FROM b.serial)"),
+    aggs=sql.SQL(", ").join(
+        sql.SQL("string_agg({}, '') FILTER (WHERE r.mine)").format(sql.SQL(e))
+        for e in (
+            "int8send(r.seq)",
+            "float8send(extract(epoch FROM r.ts)::float8)",
+            "int8send(r.qc_checks)",
+            "int8send(r.flags)",
+            *(f"float8send(coalesce(r.{q}::float8, 'NaN'))" for q in VALUE_COLUMNS),
         )
-        for q in VALUE_COLUMNS
     ),
 )
 
@@ -189,14 +200,25 @@ class BatchResult:
 @dataclass(frozen=True, slots=True)
 class _History:
     """A batch's stored neighbours (``_HISTORY``): their series columns, their stored
-    ``qc_checks`` and ``flags``, and per device code whether the query's limit cut the
-    window before the batch's span or after it."""
+    ``qc_checks`` and ``flags``, and per series code whether the query's limit cut the
+    window before the batch's span or after it, and whether it holds fewer than the readings
+    asked for on a side it cut (``short``: a device whose other sensors' readings took the
+    side's places)."""
 
     cols: qc.SeriesColumns
     checks: np.ndarray
     flags: np.ndarray
     cut_before: np.ndarray
     cut_after: np.ndarray
+    short: bool
+
+
+#: at most this many of a device's readings a side per reading a sensor series needs there
+_SPREAD_MAX = 8
+
+
+def _bytes(b: bytes | None) -> bytes:
+    return b or b""  # a series with none of the side's readings: NULL
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,85 +337,105 @@ class Writer:
         self.rollups = rollups
         self.deferred = deferred
 
+    @staticmethod
     def _history_params(
-        self, names: list[str], cols: qc.SeriesColumns, n: int
+        series: Sequence[Series], cols: qc.SeriesColumns, m: int
     ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-        """The parameters of ``_HISTORY`` for the batch's devices over each one's time span,
-        ``n`` readings a side, and the spans (earliest and latest ts, per device code).
+        """The parameters of ``_HISTORY`` for the batch's sensor series (``cols.dev`` codes
+        index ``series``) over each one's time span, ``m`` readings of the device a side, and
+        the spans (earliest and latest ts, per series code).
 
         The span of every row of the batch, duplicates included (the query goes out before
         dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
-        has its ``n`` nearest stored neighbours on either side, which is all the stuck and
-        spike checks look at."""
-        n_dev = len(names)
+        has its nearest stored neighbours on either side, which is all the stuck and spike
+        checks look at."""
+        n_dev = len(series)
         lo = np.full(n_dev, np.inf)
         hi = np.full(n_dev, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
-        params = {"devices": text_array(names), "lo": number_array(lo.tolist()),
-                  "hi": number_array(hi.tolist()), "n": n}  # fmt: skip
+        devices, models, serials = zip(*series, strict=True)
+        params = {"devices": text_array(devices), "models": text_array(models),
+                  "serials": text_array(serials), "lo": number_array(lo.tolist()),
+                  "hi": number_array(hi.tolist()), "m": m}  # fmt: skip
         return params, lo, hi
 
     @staticmethod
     def _history(
-        names: list[str], recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray, n: int
+        n_dev: int, recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray, n: int, m: int
     ) -> _History:
-        """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's device codes);
-        ``lo``, ``hi``, ``n``: the spans and the limit the query was given."""
+        """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's ``n_dev``
+        series codes); ``lo``, ``hi``: the spans the query was given, ``m`` its limit, ``n``
+        the readings of its own each series needs on a side."""
         nq = len(VALUE_COLUMNS)
-        n_dev = len(names)
+        no = np.zeros(n_dev, dtype=bool)
         if not recs:
             e = np.empty(0, dtype=np.int64)
-            no = np.zeros(n_dev, dtype=bool)
-            return _History(qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e), e, e, no, no)
-        code = {d: i for i, d in enumerate(names)}
-        # each column of every device in one buffer: one numpy call per column, not per device
+            empty = qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
+            return _History(empty, e, e, no, no, False)
+        # each column of every series in one buffer: one numpy call per column, not per series
         got = list(zip(*recs, strict=True))
-        seq = np.frombuffer(b"".join(got[1]), dtype=">i8").astype(np.int64)
-        counts = [len(b) // 8 for b in got[1]]
+        parts = [list(map(_bytes, col)) for col in got[1 : 5 + nq]]
+        seq = np.frombuffer(b"".join(parts[0]), dtype=">i8").astype(np.int64)
+        counts = [len(b) // 8 for b in parts[0]]
         vals = np.empty((seq.size, nq))
         for j in range(nq):
-            vals[:, j] = np.frombuffer(b"".join(got[5 + j]), dtype=">f8")
-        dev = np.repeat(np.array([code[d] for d in got[0]], dtype=np.int64), counts)
-        t = np.frombuffer(b"".join(got[2]), dtype=">f8").astype(np.float64)
-        # the query's limit took n rows on a side: the device's series may go on there
+            vals[:, j] = np.frombuffer(b"".join(parts[4 + j]), dtype=">f8")
+        code = np.array(got[0], dtype=np.int64) - 1  # ordinality counts from 1
+        dev = np.repeat(code, counts)
+        t = np.frombuffer(b"".join(parts[1]), dtype=">f8").astype(np.float64)
+        # a side that held m of the device's readings is cut: the series may go on there
+        cut_before, cut_after = no.copy(), no.copy()
+        cut_before[code] = np.array(got[5 + nq], dtype=np.int64) >= m
+        cut_after[code] = np.array(got[6 + nq], dtype=np.int64) >= m
         before = np.bincount(dev[t < lo[dev]], minlength=n_dev)
         after = np.bincount(dev[t > hi[dev]], minlength=n_dev)
+        short = bool(np.any((cut_before & (before < n)) | (cut_after & (after < n))))
         return _History(
             qc.SeriesColumns(dev, seq, t, vals, np.zeros(dev.size, dtype=np.int64)),
-            np.frombuffer(b"".join(got[3]), dtype=">i8").astype(np.int64),
-            np.frombuffer(b"".join(got[4]), dtype=">i8").astype(np.int64),
-            before >= n,
-            after >= n,
+            np.frombuffer(b"".join(parts[2]), dtype=">i8").astype(np.int64),
+            np.frombuffer(b"".join(parts[3]), dtype=">i8").astype(np.int64),
+            cut_before,
+            cut_after,
+            short,
         )
 
     def _quality(
         self,
-        names: list[str],
+        series: Sequence[Series],
         cols: qc.SeriesColumns,
         fresh: qc.SeriesColumns,
         recs: list[tuple[Any, ...]],
         lo: np.ndarray,
         hi: np.ndarray,
+        m: int,
         received_at: datetime,
     ) -> tuple[qc.Assessment, list[Any], list[tuple[str, datetime]]]:
         """Quality control of the ``fresh`` rows against the stored neighbours ``recs``
-        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``context_n`` a
-        side), and what it restates (:func:`restatement_params`). Where a stored stuck result is
-        ambiguous in that window, the neighbours are loaded again, ``wide_n`` a side (a second
-        round trip, rare: a stuck run cut by the window's end)."""
+        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``m`` of the
+        device's readings a side), and what it restates (:func:`restatement_params`).
+
+        Each series needs ``context_n`` readings of its own a side where the window is cut.
+        Where the device's other sensors took too many of the ``m`` places, the neighbours
+        are loaded again with twice as many, up to ``_SPREAD_MAX`` times what a series needs
+        (a sensor with fewer than one reading in that many of its device's is checked on
+        what the window holds). Where a stored stuck result is ambiguous in the window, they
+        are loaded again, ``wide_n`` a side (rare: a stuck run cut by the window's end)."""
         cfg, n = self.qc_config, self.qc_config.context_n
         while True:
-            h = self._history(names, recs, lo, hi, n)
-            qa = qc.assess(h.cols, fresh, VALUE_COLUMNS, received_at, cfg, h.cut_before,
-                           h.cut_after)  # fmt: skip
-            r = qc.restated(qa, h.checks, h.flags)
-            if not r.ambiguous or n >= cfg.wide_n:
-                break
-            n = cfg.wide_n
-            params, lo, hi = self._history_params(names, cols, n)
+            h = self._history(len(series), recs, lo, hi, n, m)
+            if h.short and m < _SPREAD_MAX * n:
+                m *= 2
+            else:
+                qa = qc.assess(h.cols, fresh, VALUE_COLUMNS, received_at, cfg, h.cut_before,
+                               h.cut_after)  # fmt: skip
+                r = qc.restated(qa, h.checks, h.flags)
+                if not r.ambiguous or n >= cfg.wide_n:
+                    break
+                m, n = m * cfg.wide_n // n, cfg.wide_n
+            params, lo, hi = self._history_params(series, cols, m)
             recs = self.conn.execute(_HISTORY, params, binary=True).fetchall()
-        return qa, *restatement_params(names, h.cols, h.flags, r)
+        return qa, *restatement_params([s[0] for s in series], h.cols, h.flags, r)
 
     @staticmethod
     def _ledger_keys(names: list[str], cols: qc.SeriesColumns) -> _LedgerKeys:
@@ -618,9 +660,11 @@ class Writer:
                     )
                     self.conn.execute(_LEDGER_ENSURE, keys.spans[:1])
                     overlap_cur = self.conn.execute(_LEDGER_OVERLAP, keys.spans, binary=True)
-                    h_params, h_lo, h_hi = self._history_params(
-                        names, cols, self.qc_config.context_n
-                    )
+                    series, s_code = batch.sensor_series()
+                    s_cols = replace(cols, dev=s_code)  # quality control: per sensor series
+                    # as many of each device's readings a side as it has sensors in the batch
+                    h_m = self.qc_config.context_n * max(Counter(s[0] for s in series).values())
+                    h_params, h_lo, h_hi = self._history_params(series, s_cols, h_m)
                     history_cur = self.conn.execute(_HISTORY, h_params, binary=True)
                     spans_cur = (
                         annotations_query(self.conn, keys.devices, batch.ts_us)
@@ -646,9 +690,9 @@ class Writer:
                 if not stored:  # all duplicates: only the ledger's counts
                     tail = self._after_copy(names, received, keep, added, fresh, None, [])
                 else:
-                    fcols = cols if keep is None else fresh.series()
+                    fcols = s_cols if keep is None else replace(fresh.series(), dev=s_code[keep])
                     qa, restate, restated_hours = self._quality(
-                        names, cols, fcols, history_cur.fetchall(), h_lo, h_hi, received_at
+                        series, s_cols, fcols, history_cur.fetchall(), h_lo, h_hi, h_m, received_at
                     )
                     checks, flags = qa.checks, qa.flags
                     spans = [] if spans_cur is None else spans_cur.fetchall()

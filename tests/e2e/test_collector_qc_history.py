@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from luftnett.collector import qc
 from luftnett.collector import writer as writer_mod
-from luftnett.collector.columns import BatchColumns
+from luftnett.collector.columns import BatchColumns, Series
 from luftnett.collector.rollups import refresh
 from luftnett.collector.validate import Accepted, validate_message
 from luftnett.collector.writer import Writer
@@ -62,12 +62,12 @@ def _message(device_id: str, points: list[tuple[Any, ...]]) -> Accepted:
 
 
 def _neighbours(
-    conn: psycopg.Connection[Any], w: Writer, names: list[str], cols: qc.SeriesColumns
+    conn: psycopg.Connection[Any], w: Writer, series: list[Series], cols: qc.SeriesColumns
 ) -> qc.SeriesColumns:
     n = w.qc_config.context_n
-    params, lo, hi = w._history_params(names, cols, n)
+    params, lo, hi = w._history_params(series, cols, n)
     recs = conn.execute(writer_mod._HISTORY, params, binary=True).fetchall()
-    return w._history(names, recs, lo, hi, n).cols
+    return w._history(len(series), recs, lo, hi, n, n).cols
 
 
 @settings(
@@ -93,12 +93,14 @@ def test_neighbours_of_the_whole_batch_give_the_fresh_rows_the_same_flags(
             fresh = b if keep is None else b.take(keep)
             if not len(fresh):
                 return  # every row a duplicate: no quality control
+            series, code = b.sensor_series()  # one here: device codes are series codes
+            assert series == [(device_id, "sds011", "A1")] and not code.any()
             fcols = fresh.series()
             wide = qc.quality_columns(
-                _neighbours(conn, w, names, cols), fcols, VALUE_COLUMNS, NOW, CFG
+                _neighbours(conn, w, series, cols), fcols, VALUE_COLUMNS, NOW, CFG
             )
             narrow = qc.quality_columns(
-                _neighbours(conn, w, names, fcols), fcols, VALUE_COLUMNS, NOW, CFG
+                _neighbours(conn, w, series, fcols), fcols, VALUE_COLUMNS, NOW, CFG
             )
     assert np.array_equal(wide[0], narrow[0])  # checks that ran
     assert np.array_equal(wide[1], narrow[1])  # checks that fired

@@ -286,3 +286,68 @@ def test_readings_under_seqs_taken_by_others_are_quarantined_not_dropped(
         )
         health = {h.device_id: h.problems for h in device_health(conn)}
         assert "seq_reused" not in health[device_id]
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["window-a-message", "reading-a-batch"])
+def test_a_stuck_sensor_beside_a_companion_is_flagged_and_listed(
+    pg_url: str, device_id: str, together: bool
+) -> None:
+    """A box with an SDS011 and an SHT31 sends a reading of each per window, as the edge agent
+    does (each with its own sensor): both in one message, or each in a batch of its own (then
+    a batch holds one sensor's reading, and the window of the device's readings the writer
+    loads first holds half as many of that sensor's as it needs: it loads more). The SDS011
+    repeats 42.0 while the SHT31's temperature and RH move: the stuck check follows each
+    sensor's readings, so every SDS011 reading is stuck and no SHT31 one (the device's mixed
+    series never repeats a value 30 times in a row), device health lists the box, and
+    `restate_device` brings stale flags back to the same."""
+    from luftnett.collector.restate import restate_device
+
+    box = f"{device_id}-b"
+    pm = contract.SensorInfo(model="sds011", serial="S1")
+    trh = contract.SensorInfo(model="sht31", serial="T1")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    stuck = int(ReadingFlag.STUCK)
+
+    def window(i: int) -> list[contract.Reading]:
+        ts = t0 + (i + 1) * MINUTE
+        return [
+            contract.Reading(seq=2 * i, ts=ts, window_s=60, n_samples=60, sensor=pm,
+                             values={"pm25_ugm3": 42.0, "pm10_ugm3": 55.0}),
+            contract.Reading(seq=2 * i + 1, ts=ts, window_s=60, n_samples=60, sensor=trh,
+                             values={"temperature_c": 3.0 + i / 10, "rh_pct": 70.0 + i}),
+        ]  # fmt: skip
+
+    def send(readings: list[contract.Reading]) -> Accepted:
+        payload = contract.encode(
+            contract.ReadingsPayload(
+                device_id=box, agent_version="test", sensor=pm, readings=readings
+            )
+        )
+        item = validate_message("t", contract.readings_topic("t", box), payload)
+        assert isinstance(item, Accepted), item
+        return item
+
+    def flags(conn: psycopg.Connection[Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {"sds011": [], "sht31": []}
+        for model, f in conn.execute(
+            "SELECT sensor_model, flags FROM readings WHERE device_id = %s ORDER BY seq", (box,)
+        ):
+            out[model].append(f & stuck)
+        return out
+
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        for i in range(35):
+            if together:
+                w.write([send(window(i))])
+            else:
+                for r in window(i):
+                    w.write([send([r])])
+        assert flags(conn) == {"sds011": [stuck] * 35, "sht31": [0] * 35}
+        health = {h.device_id: h.problems for h in device_health(conn)}
+        assert health[box] == ("stuck",)
+        conn.execute("UPDATE readings SET flags = flags & ~%s WHERE device_id = %s", (stuck, box))
+        conn.commit()
+        res = restate_device(conn, box)
+        assert (res.readings, res.restated) == (70, 35)
+        assert flags(conn) == {"sds011": [stuck] * 35, "sht31": [0] * 35}
