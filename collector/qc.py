@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from luftnett.contracts.units import EDGE_FLAGS, ReadingFlag
+from luftnett.contracts.units import EDGE_FLAGS, POLLUTANTS, ReadingFlag
 
 __all__ = [
     "DEFAULT_QC",
@@ -74,7 +74,7 @@ SERIES_QUANTITIES: Mapping[str, float] = {
 #: percent (one-minute means of such samples repeat for hours in steady weather), and RH sits
 #: at saturation through fog. A run of them would invalidate the reading's PM and NO2 values
 #: (``stuck`` invalidates the reading), often in just the inversions when pollution peaks.
-STUCK_QUANTITIES: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"})
+STUCK_QUANTITIES: frozenset[str] = POLLUTANTS
 
 # plain ints on the hot path: IntFlag arithmetic costs microseconds per operation
 _EDGE = int(EDGE_FLAGS)

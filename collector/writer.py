@@ -36,7 +36,7 @@ from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.collector import qc
 from luftnett.collector.arrays import int_array, number_array, text_array
 from luftnett.collector.calibrate import calibrate_at_ingest
-from luftnett.collector.columns import BatchColumns, Series
+from luftnett.collector.columns import BatchColumns, Device, Series
 from luftnett.collector.copybin import reading_records
 from luftnett.collector.deferred import QUEUE, PendingWork, queue_pending, seq_runs
 from luftnett.collector.ledger import INGEST, ingest_params
@@ -52,7 +52,7 @@ from luftnett.collector.rollups import (
     refresh_hours,
 )
 from luftnett.collector.validate import Accepted, Quarantined
-from luftnett.contracts.units import FLAGS_VERSION, INVALIDATING_FLAGS
+from luftnett.contracts.units import COMPANION_MODELS, FLAGS_VERSION, INVALIDATING_FLAGS
 from luftnett.db.schema import (
     QC_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -87,15 +87,22 @@ _BIN_TRAILER = struct.pack(">h", -1)
 
 # Exactly once: the devices upsert (sorted) holds each device's row lock to the commit, so the
 # writers of one device take turns; the next statement sees the ranges the previous one stored.
-_UPSERT_DEVICES = """
+# A message of a companion (COMPANION_MODELS: a temperature/RH sensor beside the PM sensor; the
+# edge agent names the first reading's sensor in a message) leaves the device's sensor as it is:
+# calibration resolves a device's fleet defaults by its sensor model.
+_UPSERT_DEVICES = sql.SQL(
+    """
 INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ORDER BY 1
 ON CONFLICT (device_id) DO UPDATE SET
-    sensor_model = EXCLUDED.sensor_model,
-    sensor_serial = COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial),
+    sensor_model = CASE WHEN EXCLUDED.sensor_model = ANY({companions}) THEN devices.sensor_model
+                        ELSE EXCLUDED.sensor_model END,
+    sensor_serial = CASE WHEN EXCLUDED.sensor_model = ANY({companions}) THEN devices.sensor_serial
+                         ELSE COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial) END,
     agent_version = EXCLUDED.agent_version,
     last_seen = now()
 """
+).format(companions=sql.Literal(sorted(COMPANION_MODELS)))
 _LEDGER_ENSURE = (
     "INSERT INTO seq_ledger (device_id) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING"
 )
@@ -215,6 +222,17 @@ class _History:
 
 #: at most this many of a device's readings a side per reading a sensor series needs there
 _SPREAD_MAX = 8
+
+
+def _device_rows(accepted: Sequence[Accepted]) -> list[Device]:
+    """Each device's row for ``_UPSERT_DEVICES``, sorted: its last message's device, or its
+    last one whose sensor is no companion (``COMPANION_MODELS``) when there is one."""
+    last: dict[str, Device] = {}
+    for a in accepted:
+        d = a.device
+        if d[1] not in COMPANION_MODELS or last.get(d[0], d)[1] in COMPANION_MODELS:
+            last[d[0]] = d
+    return sorted(last.values())
 
 
 def _bytes(b: bytes | None) -> bytes:
@@ -645,7 +663,7 @@ class Writer:
                 bad += refused
             n_rows = n_reused = 0
             if accepted:
-                devices = sorted({a.device[0]: a.device for a in accepted}.values())
+                devices = _device_rows(accepted)
                 batch = BatchColumns.join([(a.device, a.readings) for a in accepted])
                 n_rows = len(batch)
             tail = _Tail([])

@@ -4,6 +4,7 @@ readings, a gap across midnight; the CLI and the API give the same numbers."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -351,3 +352,72 @@ def test_a_stuck_sensor_beside_a_companion_is_flagged_and_listed(
         res = restate_device(conn, box)
         assert (res.readings, res.restated) == (70, 35)
         assert flags(conn) == {"sds011": [stuck] * 35, "sht31": [0] * 35}
+
+
+def test_a_companion_never_becomes_the_devices_sensor(pg_url: str, device_id: str) -> None:
+    """The edge agent names a message's first reading's sensor as the payload's: a box with an
+    SDS011 and an SHT31 sends messages of either. Calibration resolves a device's fleet
+    defaults by its sensor model, so the companion's messages leave the device's sensor as
+    the SDS011's: its PM2.5 fleet default stays in force, whichever message came last. (The
+    PM sensor's model is one of this test's own, with the SDS011's fixed fleet default, so
+    that no other test's device finds it in force.)"""
+    from luftnett.calibration.fleet import fleet_default
+
+    model = f"pm-{uuid.uuid4().hex[:8]}"
+    fixed = fleet_default("sds011", "pm25")
+    assert fixed is not None
+    pm = contract.SensorInfo(model=model, serial="S1")
+    trh = contract.SensorInfo(model="sht31", serial="T1")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+    def send(box: str, seq: int, sensor: contract.SensorInfo, values: dict[str, float]) -> Accepted:
+        reading = contract.Reading(
+            seq=seq, ts=t0 + (seq // 2 + 1) * MINUTE, window_s=60, n_samples=60, values=values
+        )
+        payload = contract.encode(
+            contract.ReadingsPayload(
+                device_id=box, agent_version="test", sensor=sensor, readings=[reading]
+            )
+        )
+        item = validate_message("t", contract.readings_topic("t", box), payload)
+        assert isinstance(item, Accepted), item
+        return item
+
+    def state(conn: psycopg.Connection[Any], box: str) -> tuple[Any, ...]:
+        row = conn.execute(
+            "SELECT d.sensor_model, d.sensor_serial, (SELECT array_agg(s.version_id) FROM "
+            "calibration_spans s WHERE s.device_id = d.device_id AND s.pollutant = 'pm25' "
+            "AND s.valid_to = 'infinity') FROM devices d WHERE d.device_id = %s",
+            (box,),
+        ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    box, late = f"{device_id}-c", f"{device_id}-l"
+    with psycopg.connect(pg_url) as conn:
+        (version,) = conn.execute(
+            "INSERT INTO calibration_versions (sensor_model, pollutant, kind, model_id, model, "
+            "created_by) VALUES (%s, 'pm25', 'fleet-default', %s, %s, 'test') "
+            "RETURNING version_id",
+            (model, fixed.model.model_id, fixed.model.to_json()),
+        ).fetchone() or (None,)
+        conn.execute(
+            "INSERT INTO calibration_activations (sensor_model, pollutant, version_id, "
+            "valid_from, created_by) VALUES (%s, 'pm25', %s, %s, 'test')",
+            (model, version, t0 - timedelta(days=30)),
+        )
+        conn.commit()
+        w = Writer(conn, calibration="deferred")
+        pm_in_force = (model, "S1", [version])
+        w.write([send(box, 0, pm, {"pm25_ugm3": 8.0}), send(box, 1, trh, {"rh_pct": 60.0})])
+        assert state(conn, box) == pm_in_force
+        w.write([send(box, 3, trh, {"rh_pct": 61.0})])
+        assert state(conn, box) == pm_in_force
+        w.write([send(box, 2, pm, {"pm25_ugm3": 9.0}), send(box, 5, trh, {"rh_pct": 62.0})])
+        assert state(conn, box) == pm_in_force
+        # a box heard from first through its companion starts with the companion's model,
+        # until the PM sensor's first message names the device's sensor
+        w.write([send(late, 0, trh, {"rh_pct": 60.0})])
+        assert state(conn, late)[:2] == ("sht31", "T1")
+        w.write([send(late, 1, pm, {"pm25_ugm3": 8.0})])
+        assert state(conn, late) == pm_in_force

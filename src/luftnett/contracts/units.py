@@ -13,10 +13,12 @@ from enum import IntFlag
 __all__ = [
     "COLLECTOR_FLAGS",
     "COLUMN_QUANTITIES",
+    "COMPANION_MODELS",
     "EDGE_FLAGS",
     "FLAGS_VERSION",
     "INVALIDATING_FLAGS",
     "MODEL_QUANTITIES",
+    "POLLUTANTS",
     "QUANTITIES",
     "QUERY_TIME_FLAGS",
     "Quantity",
@@ -98,6 +100,15 @@ MODEL_QUANTITIES: dict[str, tuple[str, ...]] = {
     "dgs-no2": ("no2_ppb", "temperature_c", "rh_pct"),
     "sht31": ("temperature_c", "rh_pct"),
 }
+
+#: the quantities measured for their own sake (limit values apply to them); temperature, RH
+#: and the particle counts accompany them
+POLLUTANTS: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"})
+#: sensor models that measure no pollutant (a temperature/RH companion beside a PM sensor): a
+#: device's readings of one are never what ``devices.sensor_model`` names
+COMPANION_MODELS: frozenset[str] = frozenset(
+    m for m, qs in MODEL_QUANTITIES.items() if POLLUTANTS.isdisjoint(qs)
+)
 
 # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations); 3: the same bits,
 # ``stuck`` looks at the pollutants only (PM and NO2: not temperature or RH)
