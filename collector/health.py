@@ -25,17 +25,26 @@ from psycopg.rows import dict_row
 
 from luftnett.contracts.units import ReadingFlag
 
-__all__ = ["DEFAULT_SILENT_AFTER", "HEALTH_SQL", "DeviceHealth", "assess", "device_health"]
+__all__ = [
+    "DEFAULT_SILENT_AFTER",
+    "HEALTH_SQL",
+    "DeviceHealth",
+    "SilentSensor",
+    "assess",
+    "device_health",
+    "silent_sensors",
+]
 
 DEFAULT_SILENT_AFTER = timedelta(minutes=15)
 OSLO = ZoneInfo("Europe/Oslo")
 
-#: every device with its last contact, its newest reading's time, and the flags of the newest
+#: every device with its last contact, its newest reading's time, the flags of the newest
 #: reading of each of its sensors (a device with a PM sensor and a temperature/RH companion
-#: sends a reading of each per window) heard from within the hour before that
+#: sends a reading of each per window) heard from within the hour before that, and its sensors
+#: heard from within the 30 days before it (``device_sensors``)
 HEALTH_SQL = """
 SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lf.flags AS last_flags,
-       coalesce(q.n, 0) AS seq_reused
+       coalesce(q.n, 0) AS seq_reused, ds.sensors
 FROM devices d
 LEFT JOIN LATERAL (
     SELECT ts FROM readings r WHERE r.device_id = d.device_id ORDER BY ts DESC LIMIT 1
@@ -47,6 +56,14 @@ LEFT JOIN LATERAL (
         ORDER BY sensor_model, sensor_serial, ts DESC, seq DESC
     ) s
 ) lf ON true
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'model', s.sensor_model, 'serial', nullif(s.sensor_serial, ''),
+               'first_ts', s.first_ts, 'last_ts', s.last_ts, 'window_s', s.window_s)
+           ORDER BY s.sensor_model, s.sensor_serial) AS sensors
+    FROM device_sensors s
+    WHERE s.device_id = d.device_id AND s.last_ts > lr.ts - interval '30 days'
+) ds ON true
 LEFT JOIN (
     SELECT substring(topic FROM '/v1/([a-z0-9-]+)/readings$') AS device_id, count(*) AS n
     FROM quarantine
@@ -64,6 +81,24 @@ _PROBLEM_FLAGS = {
 
 
 @dataclass(frozen=True, slots=True)
+class SilentSensor:
+    """A sensor of a device that has not reported while the device reports through another."""
+
+    model: str
+    serial: str | None
+    last_reading: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.last_reading
+        return {
+            "model": self.model,
+            "serial": self.serial,
+            "last_reading_ts": t.astimezone(UTC).isoformat(),
+            "last_reading_ts_local": t.astimezone(OSLO).isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceHealth:
     device_id: str
     sensor_model: str
@@ -71,6 +106,7 @@ class DeviceHealth:
     last_reading: datetime | None
     silent_for: timedelta
     problems: tuple[str, ...]
+    silent_sensors: tuple[SilentSensor, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -94,7 +130,33 @@ class DeviceHealth:
             "silent_for_s": round(self.silent_for.total_seconds()),
             "last_reading_ts": last,
             "last_reading_ts_local": last_local,
+            "silent_sensors": [s.as_dict() for s in self.silent_sensors],
         }
+
+
+def silent_sensors(
+    sensors: Iterable[Mapping[str, Any]], newest: datetime | None, silent_after: timedelta
+) -> list[SilentSensor]:
+    """The sensors (``HEALTH_SQL``'s ``sensors`` of a device) whose newest reading is older
+    than the device's newest by more than ``silent_after`` (or two of the sensor's windows,
+    if longer): silent while the device reports through another. A sensor whose model
+    reported under another serial after it (replaced) is not."""
+    if newest is None:
+        return []
+    seen = [
+        (s["model"], s["serial"], _time(s["first_ts"]), _time(s["last_ts"]), float(s["window_s"]))
+        for s in sensors
+    ]
+    out = []
+    for model, serial, _first, last, window in seen:
+        replaced = any(m == model and f > last for m, _s, f, _l, _w in seen)
+        if newest - last > max(silent_after, timedelta(seconds=2 * window)) and not replaced:
+            out.append(SilentSensor(model, serial, last))
+    return out
+
+
+def _time(t: str | datetime) -> datetime:
+    return t if isinstance(t, datetime) else datetime.fromisoformat(t)
 
 
 def assess(
@@ -113,6 +175,9 @@ def assess(
         problems += [name for name, bit in _PROBLEM_FLAGS.items() if flags & bit]
         if r.get("seq_reused"):
             problems.append("seq_reused")
+        quiet = silent_sensors(r.get("sensors") or (), r["last_ts"], silent_after)
+        if quiet:
+            problems.append("sensor_silent")
         out.append(
             DeviceHealth(
                 device_id=r["device_id"],
@@ -121,6 +186,7 @@ def assess(
                 last_reading=r["last_ts"],
                 silent_for=silent_for,
                 problems=tuple(problems),
+                silent_sensors=tuple(quiet),
             )
         )
     return out

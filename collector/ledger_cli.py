@@ -101,9 +101,11 @@ def devices() -> None:
 def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_json: bool) -> None:
     """List devices that are silent, stuck (one PM or NO2 value repeated), or report sensor faults.
 
-    Problems: silent, stuck, sensor_error, clock_suspect, and seq_reused (in the last day the
+    Problems: silent, stuck, sensor_error, clock_suspect, seq_reused (in the last day the
     device numbered readings from an earlier seq again, e.g. after a new SD card: they wait
-    in quarantine, see `luftnett quarantine list --reason seq_reused`).
+    in quarantine, see `luftnett quarantine list --reason seq_reused`), and sensor_silent (one
+    of the device's sensors stopped reporting while the device reports through another, e.g.
+    a dead PM sensor beside a working temperature/RH sensor; the line names it).
 
     Exit status 0 either way; an empty list means every device is healthy.
 
@@ -121,10 +123,15 @@ def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_jso
         if as_json:
             click.echo(json.dumps(h.as_dict()))
         else:
+            quiet = "".join(
+                f"; silent sensor {s.model}{f' {s.serial}' if s.serial else ''}, last reading "
+                f"{s.last_reading.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+                for s in h.silent_sensors
+            )
             click.echo(
                 f"{h.device_id:<24} {', '.join(h.problems) or 'ok':<28} "
                 f"last seen {h.last_seen.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z "
-                f"({round(h.silent_for.total_seconds())} s ago)"
+                f"({round(h.silent_for.total_seconds())} s ago){quiet}"
             )
     if not shown and not as_json:
         click.echo(f"all {len(report)} devices healthy")

@@ -120,6 +120,24 @@ FROM (SELECT d, range_agg(int8range(lo, hi)) AS m
 WHERE l.device_id = n.d
 """
 
+# each sensor series' earliest and latest stored reading, and its readings' window (the longest
+# in the batch that last moved its latest: device health allows two of them before a sensor is
+# silent while its device reports through another); rows change only where a batch moves them
+_SENSORS_SEEN = """
+INSERT INTO device_sensors AS s (device_id, sensor_model, sensor_serial, first_ts, last_ts,
+                                 window_s)
+SELECT d, m, coalesce(n, ''), timestamptz 'epoch' + lo * interval '1 microsecond',
+       timestamptz 'epoch' + hi * interval '1 microsecond', w
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[], %s::float4[])
+     AS u(d, m, n, lo, hi, w)
+ORDER BY 1, 2, 3
+ON CONFLICT (device_id, sensor_model, sensor_serial) DO UPDATE SET
+    first_ts = least(s.first_ts, EXCLUDED.first_ts),
+    last_ts = greatest(s.last_ts, EXCLUDED.last_ts),
+    window_s = CASE WHEN EXCLUDED.last_ts >= s.last_ts THEN EXCLUDED.window_s ELSE s.window_s END
+WHERE EXCLUDED.first_ts < s.first_ts OR EXCLUDED.last_ts > s.last_ts
+"""
+
 # The stored neighbours of each sensor series (device, sensor model and serial: a device with
 # two sensors sends a reading of each per window) around the batch: its readings among the
 # device's m before its first ts, all inside its span, and among the device's m after its last
@@ -233,6 +251,28 @@ def _device_rows(accepted: Sequence[Accepted]) -> list[Device]:
         if d[1] not in COMPANION_MODELS or last.get(d[0], d)[1] in COMPANION_MODELS:
             last[d[0]] = d
     return sorted(last.values())
+
+
+def _sensors_seen(series: Sequence[Series], code: np.ndarray, b: BatchColumns) -> list[str]:
+    """``_SENSORS_SEEN``'s parameters for the readings ``b`` (``code``: their series, indexes
+    into ``series``): each series' earliest and latest ts and the longest window of its
+    readings."""
+    k = len(series)
+    lo = np.full(k, np.iinfo(np.int64).max)
+    hi = np.full(k, np.iinfo(np.int64).min)
+    window = np.zeros(k)
+    np.minimum.at(lo, code, b.ts_us)
+    np.maximum.at(hi, code, b.ts_us)
+    np.maximum.at(window, code, b.window_s)
+    at = np.flatnonzero(hi >= lo)  # the series with readings here
+    return [
+        text_array([series[i][0] for i in at.tolist()]),
+        text_array([series[i][1] for i in at.tolist()]),
+        text_array([series[i][2] for i in at.tolist()]),
+        int_array(lo[at].tolist()),
+        int_array(hi[at].tolist()),
+        number_array(window[at].tolist()),
+    ]
 
 
 def _bytes(b: bytes | None) -> bytes:
@@ -720,6 +760,7 @@ class Writer:
                         checks,
                         lambda: self._after_copy(names, received, keep, added, fresh, flags, spans),
                     )
+                    tail.statements.append((_SENSORS_SEEN, _sensors_seen(series, fcols.dev, fresh)))
                     if restate:
                         tail.statements.append((RESTATE, restate))
                         tail.restated_hours = restated_hours

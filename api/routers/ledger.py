@@ -84,8 +84,9 @@ async def get_ledger(
     description="A device is listed when it has not been heard from for more than "
     "`silent_after_s` seconds, the newest reading of one of its sensors is flagged `stuck`, "
     "`sensor_error` or `clock_suspect`, or readings of it went to quarantine as `seq_reused` "
-    "in the last day (its numbering started again). `all=true` lists healthy devices too. "
-    "Times in UTC and Europe/Oslo.",
+    "in the last day (its numbering started again), or one of its sensors stopped reporting "
+    "while it reports through another (`sensor_silent`, the sensors in `silent_sensors`). "
+    "`all=true` lists healthy devices too. Times in UTC and Europe/Oslo.",
 )
 async def get_device_health(
     conn: Conn,

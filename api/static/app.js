@@ -272,6 +272,7 @@ const PROBLEMS = {
   sensor_error: ["sensorfeil", "sensor fault"],
   clock_suspect: ["usikker klokke", "clock suspect"],
   seq_reused: ["nummereringen startet på nytt: målinger i karantene", "numbering restarted: readings in quarantine"],
+  sensor_silent: ["en sensor er stille mens boksen sender", "a sensor is silent while the box reports"],
 };
 function ago(s) {
   if (s < 120) return `${s} s`;
@@ -298,6 +299,11 @@ async function loadHealth() {
       const row = el("div", { class: "problem", "data-problem": p }, nb);
       row.append(" / ", el("span", { class: "en", lang: "en" }, en));
       li.append(row);
+    }
+    for (const s of d.silent_sensors || []) {
+      const last = new Date(s.last_reading_ts).toLocaleString("nb-NO", { timeZone: "Europe/Oslo" });
+      li.append(el("div", { class: "meta", "data-sensor": s.model },
+        `${s.model}${s.serial ? " " + s.serial : ""}: siste måling / last reading ${last}`));
     }
     const seen = new Date(d.last_seen).toLocaleString("nb-NO", { timeZone: "Europe/Oslo" });
     li.append(el("div", { class: "meta" }, `sist hørt fra / last heard from: ${seen} (${ago(d.silent_for_s)})`));

@@ -129,11 +129,28 @@ def test_dashboard_map_and_site_chart(
 ) -> None:
     api_url = maps_api_url
     quiet = f"{demo_sites[0]}-quiet"  # a sensor not heard from for 2 hours
+    deadpm = f"{demo_sites[0]}-deadpm"  # its PM sensor silent, its companion reporting
     with psycopg.connect(pg_url) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, sensor_model, last_seen) "
             "VALUES (%s, 'pms5003', now() - interval '2 hours')",
             (quiet,),
+        )
+        # a box whose SDS011 died an hour ago while its SHT31 reports on
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (deadpm,)
+        )
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "sensor_serial, rh_pct, flags, schema_version) "
+            "VALUES (%s, 1, now(), 60, 60, 'sht31', 'T1', 55, 0, 1)",
+            (deadpm,),
+        )
+        conn.execute(
+            "INSERT INTO device_sensors VALUES (%(d)s, 'sds011', 'S1', now() - interval '1 day', "
+            "now() - interval '1 hour', 60), (%(d)s, 'sht31', 'T1', now() - interval '1 day', "
+            "now(), 60)",
+            {"d": deadpm},
         )
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: install it with `apt-get install -y chromium`")
@@ -202,6 +219,9 @@ def test_dashboard_map_and_site_chart(
             assert "stille: ingen kontakt / silent: no contact" in row
             assert "(2 t/h)" in row and "pms5003" in row
             assert "trenger tilsyn" in (page.text_content("#health-note") or "")
+            row = page.text_content(f'#health li[data-device="{deadpm}"]') or ""
+            assert "en sensor er stille mens boksen sender / a sensor is silent while" in row
+            assert "sds011 S1: siste måling / last reading" in row
             assert page.locator(f'#health li[data-device="{demo_sites[1]}"]').count() == 0
         finally:
             browser.close()

@@ -421,3 +421,54 @@ def test_a_companion_never_becomes_the_devices_sensor(pg_url: str, device_id: st
         assert state(conn, late)[:2] == ("sht31", "T1")
         w.write([send(late, 1, pm, {"pm25_ugm3": 8.0})])
         assert state(conn, late) == pm_in_force
+
+
+def test_a_sensor_silent_beside_a_working_companion_is_listed(
+    pg_url: str, device_id: str, api_url: str
+) -> None:
+    """A box's SDS011 dies (an empty window sends nothing) while its SHT31 reports on: the box
+    stays in contact, so only its sensors tell. Health lists it as `sensor_silent`, naming the
+    SDS011 and its last reading, through the API and the CLI; a box whose SDS011 was replaced
+    (a new serial since) and a box whose sensors all report are not listed."""
+    dead, swapped, fine = f"{device_id}-d", f"{device_id}-s", f"{device_id}-f"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=60)
+
+    def send(box: str, seq: int, minute: int, model: str, serial: str) -> Accepted:
+        values = {"pm25_ugm3": 5.0 + seq % 7} if model == "sds011" else {"rh_pct": 50.0 + seq % 9}
+        sensor = contract.SensorInfo(model=model, serial=serial)
+        payload = contract.encode(
+            contract.ReadingsPayload(
+                device_id=box, agent_version="test", sensor=sensor,
+                readings=[contract.Reading(seq=seq, ts=t0 + minute * MINUTE, window_s=60,
+                                           n_samples=60, values=values)],
+            )
+        )  # fmt: skip
+        item = validate_message("t", contract.readings_topic("t", box), payload)
+        assert isinstance(item, Accepted), item
+        return item
+
+    items = []
+    for m in range(1, 60):
+        items.append(send(dead, 2 * m, m, "sht31", "T1"))
+        items.append(send(fine, 2 * m, m, "sht31", "T2"))
+        items.append(send(fine, 2 * m + 1, m, "sds011", "S2"))
+        items.append(send(swapped, 2 * m, m, "sht31", "T3"))
+        items.append(send(swapped, 2 * m + 1, m, "sds011", "S3" if m < 30 else "S4"))
+        if m <= 40:  # then the SDS011 of `dead` stops
+            items.append(send(dead, 2 * m + 1, m, "sds011", "S1"))
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write(items[: len(items) // 2])
+        Writer(conn).write(items[len(items) // 2 :])
+    with httpx.Client(base_url=api_url) as client:
+        body = client.get("/api/v1/devices/health", params={"all": "true"}).json()
+    listed: dict[str, Any] = {d["device_id"]: d for d in body["devices"]}
+    assert listed[dead]["problems"] == ["sensor_silent"]
+    (quiet,) = listed[dead]["silent_sensors"]
+    assert (quiet["model"], quiet["serial"]) == ("sds011", "S1")
+    assert quiet["last_reading_ts"] == (t0 + 40 * MINUTE).isoformat()
+    assert listed[swapped]["problems"] == [] and listed[fine]["problems"] == []
+    res = CliRunner().invoke(main, ["devices", "health"], env={"LUFTNETT_DATABASE_URL": pg_url})
+    assert res.exit_code == 0, res.output
+    (line,) = [x for x in res.output.splitlines() if x.startswith(dead)]
+    assert "sensor_silent" in line
+    assert f"silent sensor sds011 S1, last reading {t0 + 40 * MINUTE:%Y-%m-%d %H:%M:%S}Z" in line
