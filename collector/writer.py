@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -141,30 +141,32 @@ WHERE EXCLUDED.first_ts < s.first_ts OR EXCLUDED.last_ts > s.last_ts
 # The stored neighbours of each sensor series (device, sensor model and serial: a device with
 # two sensors sends a reading of each per window) around the batch: its readings among the
 # device's m before its first ts, all inside its span, and among the device's m after its last
-# ts (ties on ts by seq: the window is a contiguous piece of the series), and how many of the
-# device's readings each side held (m: the side is cut there). The sides read the device's
-# readings in index order and then pick the sensor's: with the sensor in the scan's filter the
-# planner sorts all the device's readings instead (it expects the filter to keep almost none).
-# One query per batch, for the stuck and spike checks; one row per series (its place in the
-# parameters), each column one bytea of big-endian 8-byte values that numpy reads as it is.
+# ts (ties on ts by seq: the window is a contiguous piece of the series; m per series), and
+# how many of the device's readings each side held (m: the side is cut there). The sides read
+# the device's readings in index order and then pick the sensor's: with the sensor in the
+# scan's filter the planner sorts all the device's readings instead (it expects the filter to
+# keep almost none). One query per batch, for the stuck and spike checks; one row per series
+# (its code), each column one bytea of big-endian 8-byte values that numpy reads as it is.
 _HISTORY = sql.SQL(
     """
-    SELECT b.i, {aggs}, count(*) FILTER (WHERE r.side < 0), count(*) FILTER (WHERE r.side > 0)
+    SELECT b.code, {aggs}, count(*) FILTER (WHERE r.side < 0),
+           count(*) FILTER (WHERE r.side > 0)
     FROM unnest(%(devices)s::text[], %(models)s::text[], %(serials)s::text[], %(lo)s::float8[],
-                %(hi)s::float8[]) WITH ORDINALITY AS b(device_id, model, serial, lo, hi, i)
+                %(hi)s::float8[], %(m)s::int8[], %(codes)s::int8[])
+         AS b(device_id, model, serial, lo, hi, m, code)
     CROSS JOIN LATERAL (
         (SELECT {cols}, -1 AS side, {mine} AS mine FROM readings
          WHERE device_id = b.device_id AND ts < to_timestamp(b.lo)
-         ORDER BY ts DESC, seq DESC LIMIT %(m)s)
+         ORDER BY ts DESC, seq DESC LIMIT b.m)
         UNION ALL
         (SELECT {cols}, 0, true FROM readings WHERE device_id = b.device_id
          AND ts >= to_timestamp(b.lo) AND ts <= to_timestamp(b.hi) AND {mine})
         UNION ALL
         (SELECT {cols}, 1, {mine} FROM readings
          WHERE device_id = b.device_id AND ts > to_timestamp(b.hi)
-         ORDER BY ts, seq LIMIT %(m)s)
+         ORDER BY ts, seq LIMIT b.m)
     ) r
-    GROUP BY b.i
+    GROUP BY b.code
     """
 ).format(
     cols=sql.SQL(", ").join(
@@ -227,19 +229,21 @@ class _History:
     """A batch's stored neighbours (``_HISTORY``): their series columns, their stored
     ``qc_checks`` and ``flags``, and per series code whether the query's limit cut the
     window before the batch's span or after it, and whether it holds fewer than the readings
-    asked for on a side it cut (``short``: a device whose other sensors' readings took the
-    side's places)."""
+    the series needs on a side it cut (``short``: its device's other sensors' readings took
+    the side's places)."""
 
     cols: qc.SeriesColumns
     checks: np.ndarray
     flags: np.ndarray
     cut_before: np.ndarray
     cut_after: np.ndarray
-    short: bool
+    short: np.ndarray
 
 
 #: at most this many of a device's readings a side per reading a sensor series needs there
 _SPREAD_MAX = 8
+#: devices a writer remembers the spread of (those with more sensors than a batch showed)
+_SPREAD_REMEMBERED = 100_000
 
 
 def _device_rows(accepted: Sequence[Accepted]) -> list[Device]:
@@ -394,14 +398,21 @@ class Writer:
         self.qc_config = qc_config
         self.rollups = rollups
         self.deferred = deferred
+        #: devices whose sensor series needed more of the device's readings than their
+        #: sensors in a batch: how many times what a series needs (``_quality``)
+        self._spreads: dict[str, int] = {}
 
     @staticmethod
     def _history_params(
-        series: Sequence[Series], cols: qc.SeriesColumns, m: int
+        series: Sequence[Series],
+        cols: qc.SeriesColumns,
+        m: np.ndarray,
+        only: np.ndarray | None = None,
     ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         """The parameters of ``_HISTORY`` for the batch's sensor series (``cols.dev`` codes
-        index ``series``) over each one's time span, ``m`` readings of the device a side, and
-        the spans (earliest and latest ts, per series code).
+        index ``series``; ``only``: these codes, default all) over each one's time span,
+        ``m[code]`` readings of its device a side, and the spans (earliest and latest ts, per
+        series code).
 
         The span of every row of the batch, duplicates included (the query goes out before
         dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
@@ -412,25 +423,33 @@ class Writer:
         hi = np.full(n_dev, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
-        devices, models, serials = zip(*series, strict=True)
+        at = np.arange(n_dev) if only is None else only
+        devices, models, serials = zip(*(series[i] for i in at.tolist()), strict=True)
         params = {"devices": text_array(devices), "models": text_array(models),
-                  "serials": text_array(serials), "lo": number_array(lo.tolist()),
-                  "hi": number_array(hi.tolist()), "m": m}  # fmt: skip
+                  "serials": text_array(serials), "lo": number_array(lo[at].tolist()),
+                  "hi": number_array(hi[at].tolist()), "m": int_array(m[at].tolist()),
+                  "codes": int_array(at.tolist())}  # fmt: skip
         return params, lo, hi
 
     @staticmethod
     def _history(
-        n_dev: int, recs: list[tuple[Any, ...]], lo: np.ndarray, hi: np.ndarray, n: int, m: int
+        n_dev: int,
+        recs: Iterable[tuple[Any, ...]],
+        lo: np.ndarray,
+        hi: np.ndarray,
+        n: int,
+        m: np.ndarray,
     ) -> _History:
         """The stored neighbours (``_HISTORY``'s rows) as columns (the batch's ``n_dev``
-        series codes); ``lo``, ``hi``: the spans the query was given, ``m`` its limit, ``n``
-        the readings of its own each series needs on a side."""
+        series codes); ``lo``, ``hi``: the spans the query was given, ``m`` its limits per
+        series, ``n`` the readings of its own each series needs on a side."""
+        recs = list(recs)
         nq = len(VALUE_COLUMNS)
         no = np.zeros(n_dev, dtype=bool)
         if not recs:
             e = np.empty(0, dtype=np.int64)
             empty = qc.SeriesColumns(e, e, np.empty(0), np.empty((0, nq)), e)
-            return _History(empty, e, e, no, no, False)
+            return _History(empty, e, e, no, no, no)
         # each column of every series in one buffer: one numpy call per column, not per series
         got = list(zip(*recs, strict=True))
         parts = [list(map(_bytes, col)) for col in got[1 : 5 + nq]]
@@ -439,16 +458,16 @@ class Writer:
         vals = np.empty((seq.size, nq))
         for j in range(nq):
             vals[:, j] = np.frombuffer(b"".join(parts[4 + j]), dtype=">f8")
-        code = np.array(got[0], dtype=np.int64) - 1  # ordinality counts from 1
+        code = np.array(got[0], dtype=np.int64)
         dev = np.repeat(code, counts)
         t = np.frombuffer(b"".join(parts[1]), dtype=">f8").astype(np.float64)
         # a side that held m of the device's readings is cut: the series may go on there
         cut_before, cut_after = no.copy(), no.copy()
-        cut_before[code] = np.array(got[5 + nq], dtype=np.int64) >= m
-        cut_after[code] = np.array(got[6 + nq], dtype=np.int64) >= m
+        cut_before[code] = np.array(got[5 + nq], dtype=np.int64) >= m[code]
+        cut_after[code] = np.array(got[6 + nq], dtype=np.int64) >= m[code]
         before = np.bincount(dev[t < lo[dev]], minlength=n_dev)
         after = np.bincount(dev[t > hi[dev]], minlength=n_dev)
-        short = bool(np.any((cut_before & (before < n)) | (cut_after & (after < n))))
+        short = (cut_before & (before < n)) | (cut_after & (after < n))
         return _History(
             qc.SeriesColumns(dev, seq, t, vals, np.zeros(dev.size, dtype=np.int64)),
             np.frombuffer(b"".join(parts[2]), dtype=">i8").astype(np.int64),
@@ -458,6 +477,13 @@ class Writer:
             short,
         )
 
+    def _spread(self, series: Sequence[Series]) -> np.ndarray:
+        """Per series, how many of its device's readings a side to load per reading it needs:
+        as many as the device has sensors in the batch, or as the writer last needed for it."""
+        in_batch = Counter(s[0] for s in series)
+        known = self._spreads
+        return np.array([max(in_batch[s[0]], known.get(s[0], 1)) for s in series], np.int64)
+
     def _quality(
         self,
         series: Sequence[Series],
@@ -466,33 +492,47 @@ class Writer:
         recs: list[tuple[Any, ...]],
         lo: np.ndarray,
         hi: np.ndarray,
-        m: int,
+        spread: np.ndarray,
         received_at: datetime,
     ) -> tuple[qc.Assessment, list[Any], list[tuple[str, datetime]]]:
         """Quality control of the ``fresh`` rows against the stored neighbours ``recs``
-        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``m`` of the
-        device's readings a side), and what it restates (:func:`restatement_params`).
+        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``spread`` times
+        ``context_n`` of the device's readings a side per series), and what it restates
+        (:func:`restatement_params`).
 
         Each series needs ``context_n`` readings of its own a side where the window is cut.
-        Where the device's other sensors took too many of the ``m`` places, the neighbours
-        are loaded again with twice as many, up to ``_SPREAD_MAX`` times what a series needs
-        (a sensor with fewer than one reading in that many of its device's is checked on
-        what the window holds). Where a stored stuck result is ambiguous in the window, they
-        are loaded again, ``wide_n`` a side (rare: a stuck run cut by the window's end)."""
+        Where the device's other sensors took too many places, that series' neighbours are
+        loaded again with twice as many, up to ``_SPREAD_MAX`` times what it needs (a sensor
+        with fewer than one reading in that many of its device's is checked on what the
+        window holds); the writer remembers the spread for the device's next batches. Where a
+        stored stuck result is ambiguous in the window, every series' neighbours are loaded
+        again, ``wide_n`` a side (rare: a stuck run cut by the window's end)."""
         cfg, n = self.qc_config, self.qc_config.context_n
+        by_code = {int(r[0]): r for r in recs}
         while True:
-            h = self._history(len(series), recs, lo, hi, n, m)
-            if h.short and m < _SPREAD_MAX * n:
-                m *= 2
+            h = self._history(len(series), by_code.values(), lo, hi, n, spread * n)
+            grow = h.short & (spread < _SPREAD_MAX)
+            only: np.ndarray | None
+            if grow.any():
+                spread[grow] = np.minimum(spread[grow] * 2, _SPREAD_MAX)
+                only = np.flatnonzero(grow)
             else:
                 qa = qc.assess(h.cols, fresh, VALUE_COLUMNS, received_at, cfg, h.cut_before,
                                h.cut_after)  # fmt: skip
                 r = qc.restated(qa, h.checks, h.flags)
                 if not r.ambiguous or n >= cfg.wide_n:
                     break
-                m, n = m * cfg.wide_n // n, cfg.wide_n
-            params, lo, hi = self._history_params(series, cols, m)
-            recs = self.conn.execute(_HISTORY, params, binary=True).fetchall()
+                n, only = cfg.wide_n, None
+            params, lo, hi = self._history_params(series, cols, spread * n, only)
+            again = self.conn.execute(_HISTORY, params, binary=True).fetchall()
+            if only is None:
+                by_code = {}
+            for i in range(len(series)) if only is None else only.tolist():
+                by_code.pop(i, None)
+            by_code.update((int(x[0]), x) for x in again)
+        for (device, _m, _s), k in zip(series, spread.tolist(), strict=True):
+            if k > 1 and len(self._spreads) < _SPREAD_REMEMBERED:
+                self._spreads[device] = max(k, self._spreads.get(device, 1))
         return qa, *restatement_params([s[0] for s in series], h.cols, h.flags, r)
 
     @staticmethod
@@ -720,9 +760,10 @@ class Writer:
                     overlap_cur = self.conn.execute(_LEDGER_OVERLAP, keys.spans, binary=True)
                     series, s_code = batch.sensor_series()
                     s_cols = replace(cols, dev=s_code)  # quality control: per sensor series
-                    # as many of each device's readings a side as it has sensors in the batch
-                    h_m = self.qc_config.context_n * max(Counter(s[0] for s in series).values())
-                    h_params, h_lo, h_hi = self._history_params(series, s_cols, h_m)
+                    spread = self._spread(series)
+                    h_params, h_lo, h_hi = self._history_params(
+                        series, s_cols, spread * self.qc_config.context_n
+                    )
                     history_cur = self.conn.execute(_HISTORY, h_params, binary=True)
                     spans_cur = (
                         annotations_query(self.conn, keys.devices, batch.ts_us)
@@ -750,7 +791,14 @@ class Writer:
                 else:
                     fcols = s_cols if keep is None else replace(fresh.series(), dev=s_code[keep])
                     qa, restate, restated_hours = self._quality(
-                        series, s_cols, fcols, history_cur.fetchall(), h_lo, h_hi, h_m, received_at
+                        series,
+                        s_cols,
+                        fcols,
+                        history_cur.fetchall(),
+                        h_lo,
+                        h_hi,
+                        spread,
+                        received_at,
                     )
                     checks, flags = qa.checks, qa.flags
                     spans = [] if spans_cur is None else spans_cur.fetchall()

@@ -65,9 +65,10 @@ def _neighbours(
     conn: psycopg.Connection[Any], w: Writer, series: list[Series], cols: qc.SeriesColumns
 ) -> qc.SeriesColumns:
     n = w.qc_config.context_n
-    params, lo, hi = w._history_params(series, cols, n)
+    m = np.full(len(series), n)
+    params, lo, hi = w._history_params(series, cols, m)
     recs = conn.execute(writer_mod._HISTORY, params, binary=True).fetchall()
-    return w._history(len(series), recs, lo, hi, n, n).cols
+    return w._history(len(series), recs, lo, hi, n, m).cols
 
 
 @settings(
