@@ -48,12 +48,16 @@ def _message(device_id: str, points: list[tuple[Any, ...]]) -> Accepted:
         )
         for p in points
     ]  # fmt: skip
+    return _accept(device_id, readings, contract.SensorInfo(model="sds011", serial="A1"))
+
+
+def _accept(
+    device_id: str, readings: list[contract.Reading], sensor: contract.SensorInfo
+) -> Accepted:
+    """The readings as one message of the device's, validated as the collector does."""
     payload = contract.encode(
         contract.ReadingsPayload(
-            device_id=device_id,
-            agent_version="test",
-            sensor=contract.SensorInfo(model="sds011", serial="A1"),
-            readings=readings,
+            device_id=device_id, agent_version="test", sensor=sensor, readings=readings
         )
     )
     item = validate_message(ROOT, contract.readings_topic(ROOT, device_id), payload)
@@ -386,17 +390,7 @@ def test_a_no2_module_in_fog_stays_valid_and_qc_restate_mends_older_flags(pg_url
             )
             for i in range(45)
         ]  # fmt: skip
-        payload = contract.encode(
-            contract.ReadingsPayload(
-                device_id=device_id,
-                agent_version="test",
-                sensor=contract.SensorInfo(model="dgs-no2", serial="N1"),
-                readings=readings,
-            )
-        )
-        item = validate_message(ROOT, contract.readings_topic(ROOT, device_id), payload)
-        assert isinstance(item, Accepted), item
-        return item
+        return _accept(device_id, readings, contract.SensorInfo(model="dgs-no2", serial="N1"))
 
     def state(conn: psycopg.Connection[Any], device_id: str) -> tuple[set[Any], Any]:
         flags = set(conn.execute(
