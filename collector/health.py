@@ -175,7 +175,9 @@ def assess(
         problems += [name for name, bit in _PROBLEM_FLAGS.items() if flags & bit]
         if r.get("seq_reused"):
             problems.append("seq_reused")
-        quiet = silent_sensors(r.get("sensors") or (), r["last_ts"], silent_after)
+        # a reading stamped ahead of now (a suspect clock) is not the device's newest here
+        newest = None if r["last_ts"] is None else min(r["last_ts"], now)
+        quiet = silent_sensors(r.get("sensors") or (), newest, silent_after)
         if quiet:
             problems.append("sensor_silent")
         out.append(
