@@ -35,9 +35,9 @@ class CountingWriter(wm.Writer):
         self.restated: list[int] = []  # per batch
         self.looks = 0  # history queries: one a batch, and the second looks
 
-    def _history_params(self, series: Any, cols: Any, m: Any, only: Any = None) -> Any:  # type: ignore[override]
+    def _history_params(self, *args: Any) -> Any:  # type: ignore[override]
         self.looks += 1
-        return super()._history_params(series, cols, m, only)
+        return super()._history_params(*args)
 
     def _quality(self, *args: Any) -> Any:
         qa, params, hours = super()._quality(*args)

@@ -403,33 +403,36 @@ class Writer:
         self._spreads: dict[str, int] = {}
 
     @staticmethod
-    def _history_params(
-        series: Sequence[Series],
-        cols: qc.SeriesColumns,
-        m: np.ndarray,
-        only: np.ndarray | None = None,
-    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-        """The parameters of ``_HISTORY`` for the batch's sensor series (``cols.dev`` codes
-        index ``series``; ``only``: these codes, default all) over each one's time span,
-        ``m[code]`` readings of its device a side, and the spans (earliest and latest ts, per
-        series code).
+    def _spans(n_series: int, cols: qc.SeriesColumns) -> tuple[np.ndarray, np.ndarray]:
+        """Each sensor series' earliest and latest ts in the batch (``cols.dev``: series codes).
 
-        The span of every row of the batch, duplicates included (the query goes out before
-        dedupe): a wider span returns more stored rows, never fewer, so each fresh row still
-        has its nearest stored neighbours on either side, which is all the stuck and spike
-        checks look at."""
-        n_dev = len(series)
-        lo = np.full(n_dev, np.inf)
-        hi = np.full(n_dev, -np.inf)
+        The span of every row of the batch, duplicates included (the history query goes out
+        before dedupe): a wider span returns more stored rows, never fewer, so each fresh row
+        still has its nearest stored neighbours on either side, which is all the stuck and
+        spike checks look at."""
+        lo = np.full(n_series, np.inf)
+        hi = np.full(n_series, -np.inf)
         np.minimum.at(lo, cols.dev, cols.t)
         np.maximum.at(hi, cols.dev, cols.t)
-        at = np.arange(n_dev) if only is None else only
+        return lo, hi
+
+    @staticmethod
+    def _history_params(
+        series: Sequence[Series],
+        lo: np.ndarray,
+        hi: np.ndarray,
+        m: np.ndarray,
+        only: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The parameters of ``_HISTORY`` for the batch's sensor series (``only``: these
+        codes, default all) over their spans ``lo``, ``hi`` (:meth:`_spans`), ``m[code]``
+        readings of its device a side."""
+        at = np.arange(len(series)) if only is None else only
         devices, models, serials = zip(*(series[i] for i in at.tolist()), strict=True)
-        params = {"devices": text_array(devices), "models": text_array(models),
-                  "serials": text_array(serials), "lo": number_array(lo[at].tolist()),
-                  "hi": number_array(hi[at].tolist()), "m": int_array(m[at].tolist()),
-                  "codes": int_array(at.tolist())}  # fmt: skip
-        return params, lo, hi
+        return {"devices": text_array(devices), "models": text_array(models),
+                "serials": text_array(serials), "lo": number_array(lo[at].tolist()),
+                "hi": number_array(hi[at].tolist()), "m": int_array(m[at].tolist()),
+                "codes": int_array(at.tolist())}  # fmt: skip
 
     @staticmethod
     def _history(
@@ -487,7 +490,6 @@ class Writer:
     def _quality(
         self,
         series: Sequence[Series],
-        cols: qc.SeriesColumns,
         fresh: qc.SeriesColumns,
         recs: list[tuple[Any, ...]],
         lo: np.ndarray,
@@ -496,7 +498,7 @@ class Writer:
         received_at: datetime,
     ) -> tuple[qc.Assessment, list[Any], list[tuple[str, datetime]]]:
         """Quality control of the ``fresh`` rows against the stored neighbours ``recs``
-        (``_HISTORY`` over the spans ``lo``, ``hi`` of the batch ``cols``, ``spread`` times
+        (``_HISTORY`` over the batch's spans ``lo``, ``hi``, ``spread`` times
         ``context_n`` of the device's readings a side per series), and what it restates
         (:func:`restatement_params`).
 
@@ -523,12 +525,13 @@ class Writer:
                 if not r.ambiguous or n >= cfg.wide_n:
                     break
                 n, only = cfg.wide_n, None
-            params, lo, hi = self._history_params(series, cols, spread * n, only)
+            params = self._history_params(series, lo, hi, spread * n, only)
             again = self.conn.execute(_HISTORY, params, binary=True).fetchall()
             if only is None:
                 by_code = {}
-            for i in range(len(series)) if only is None else only.tolist():
-                by_code.pop(i, None)
+            else:
+                for i in only.tolist():
+                    by_code.pop(i, None)
             by_code.update((int(x[0]), x) for x in again)
         for (device, _m, _s), k in zip(series, spread.tolist(), strict=True):
             if k > 1 and len(self._spreads) < _SPREAD_REMEMBERED:
@@ -761,8 +764,9 @@ class Writer:
                     series, s_code = batch.sensor_series()
                     s_cols = replace(cols, dev=s_code)  # quality control: per sensor series
                     spread = self._spread(series)
-                    h_params, h_lo, h_hi = self._history_params(
-                        series, s_cols, spread * self.qc_config.context_n
+                    h_lo, h_hi = self._spans(len(series), s_cols)
+                    h_params = self._history_params(
+                        series, h_lo, h_hi, spread * self.qc_config.context_n
                     )
                     history_cur = self.conn.execute(_HISTORY, h_params, binary=True)
                     spans_cur = (
@@ -792,7 +796,6 @@ class Writer:
                     fcols = s_cols if keep is None else replace(fresh.series(), dev=s_code[keep])
                     qa, restate, restated_hours = self._quality(
                         series,
-                        s_cols,
                         fcols,
                         history_cur.fetchall(),
                         h_lo,

@@ -70,7 +70,8 @@ def _neighbours(
 ) -> qc.SeriesColumns:
     n = w.qc_config.context_n
     m = np.full(len(series), n)
-    params, lo, hi = w._history_params(series, cols, m)
+    lo, hi = w._spans(len(series), cols)
+    params = w._history_params(series, lo, hi, m)
     recs = conn.execute(writer_mod._HISTORY, params, binary=True).fetchall()
     return w._history(len(series), recs, lo, hi, n, m).cols
 
