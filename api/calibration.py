@@ -64,18 +64,21 @@ def version_param(pollutant: str) -> str:
 
 
 def cal_joins_by_version() -> sql.Composable:
-    """LEFT JOINs of one device's calibrated values of one known version per quantity
-    (parameters ``%(device)s`` and ``%(v_<pollutant>)s``, NULL when none is in force): for a
-    stretch of time over which the version in force does not change (``luftnett_active_version``
-    evaluated once per stretch, see api/export.py), the same rows as :func:`cal_joins`,
-    without evaluating the version rule of ``calibrated_current`` for every reading (which
-    cost ~450 µs a reading on the benchmark data). The device is a parameter rather than
-    ``r.device_id`` so that the planner can estimate the join and hash the device's values
-    instead of probing the index per reading (measured 2x faster for a device-year)."""
+    """LEFT JOINs of one device's calibrated values of known versions per quantity
+    (parameters ``%(device)s`` and ``%(v_<pollutant>)s``, an array of the versions in force:
+    one per sensor model of the device, or its own; empty when none is): for a stretch of
+    time over which the versions in force do not change (``calibration_spans``, see
+    api/export.py), the same rows as :func:`cal_joins`, without resolving the spans for every
+    reading (which cost ~450 µs a reading on the benchmark data). A reading has values only of
+    versions that apply to it, so at most one of them matches. The device is a parameter
+    rather than ``r.device_id`` so that the planner can estimate the join and hash the
+    device's values instead of probing the index per reading (measured 2x faster for a
+    device-year)."""
     parts = [
         sql.SQL(
             " LEFT JOIN calibrated_values {c} ON {c}.device_id = %(device)s "
-            "AND {c}.seq = r.seq AND {c}.version_id = %({v})s::bigint AND {c}.pollutant = {p}"
+            "AND {c}.seq = r.seq AND {c}.version_id = ANY(%({v})s::bigint[]) "
+            "AND {c}.pollutant = {p}"
         ).format(c=sql.Identifier(f"cal_{q}"), v=sql.SQL(version_param(p)), p=sql.Literal(p))
         for q, p in CALIBRATED.items()
     ]

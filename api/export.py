@@ -79,9 +79,10 @@ class Segment:
     extra_flags: int = 0
     #: the device has calibrated values here (the calibration joins are needed)
     calibrated: bool = False
-    #: the calibration version in force over the whole segment per pollutant of
-    #: calibration.CALIBRATED (None: none in force), when ``calibrated``
-    versions: tuple[int | None, ...] = ()
+    #: the calibration versions in force over the whole segment per pollutant of
+    #: calibration.CALIBRATED (one per sensor model of the device with a version then; empty:
+    #: none in force), when ``calibrated``
+    versions: tuple[tuple[int, ...], ...] = ()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -335,37 +336,44 @@ def _cut(seg: Segment, spans: list[tuple[datetime, datetime]]) -> list[Segment]:
 
 _HAS_CALIBRATED = "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE device_id = %(device)s)"
 
-#: the version in force per pollutant at the start and at every activation inside
-#: [start, end) that can concern the device (its own, or fleet-wide by sensor model): the
-#: version in force can change only there. Evaluated by ``luftnett_active_version``, the rule
-#: ``calibrated_current`` applies per reading.
+#: the versions in force per pollutant (one per sensor model the device has a span of, or its
+#: own) at the start and wherever a span of the device begins or ends inside [start, end):
+#: ``calibration_spans``, the rows ``calibrated_current`` joins each reading's values to. A
+#: reading has values only of versions that apply to it (its device's own, or its own sensor
+#: model's fleet default), so joining the values of these versions gives each reading its one.
 _VERSIONS = """
-SELECT pts.t, array_agg(luftnett_active_version(%(device)s, p.pollutant, pts.t)
-                        ORDER BY p.ord) AS versions
-FROM (SELECT %(start)s::timestamptz AS t
-      UNION
-      SELECT a.valid_from FROM calibration_activations a
-      WHERE (a.device_id = %(device)s OR a.device_id IS NULL)
-        AND a.valid_from > %(start)s AND a.valid_from < %(end)s) AS pts
-CROSS JOIN unnest(%(pollutants)s::text[]) WITH ORDINALITY AS p(pollutant, ord)
-GROUP BY pts.t ORDER BY pts.t
+WITH s AS (
+    SELECT pollutant, version_id, valid_from, valid_to FROM calibration_spans
+    WHERE device_id = %(device)s AND pollutant = ANY(%(pollutants)s)
+      AND valid_from < %(end)s AND valid_to > %(start)s
+), pts AS (
+    SELECT %(start)s::timestamptz AS t
+    UNION SELECT valid_from FROM s WHERE valid_from > %(start)s
+    UNION SELECT valid_to FROM s WHERE valid_to < %(end)s
+)
+SELECT pts.t, s.pollutant, array_agg(s.version_id ORDER BY s.version_id) AS versions
+FROM pts LEFT JOIN s ON s.valid_from <= pts.t AND pts.t < s.valid_to
+GROUP BY 1, 2 ORDER BY 1
 """
+
+Versions = tuple[tuple[int, ...], ...]
 
 
 async def _version_spans(
     conn: AsyncConnection[Any], device: str, start: datetime, end: datetime
-) -> list[tuple[datetime, datetime, tuple[int | None, ...]]]:
-    """[start, end) cut where the version in force of any calibrated pollutant changes."""
-    params = {
-        "device": device,
-        "start": start,
-        "end": end,
-        "pollutants": list(calibration.CALIBRATED.values()),
-    }
+) -> list[tuple[datetime, datetime, Versions]]:
+    """[start, end) cut where the versions in force of any calibrated pollutant change."""
+    pollutants = list(calibration.CALIBRATED.values())
+    params = {"device": device, "start": start, "end": end, "pollutants": pollutants}
     cur = await conn.execute(_VERSIONS, params)
-    out: list[tuple[datetime, datetime, tuple[int | None, ...]]] = []
+    at: dict[datetime, dict[str, tuple[int, ...]]] = {}
     for r in await cur.fetchall():
-        t, versions = r["t"], tuple(r["versions"])
+        got = at.setdefault(r["t"], {})
+        if r["pollutant"] is not None:
+            got[r["pollutant"]] = tuple(r["versions"])
+    out: list[tuple[datetime, datetime, Versions]] = []
+    for t in sorted(at):
+        versions = tuple(at[t].get(p, ()) for p in pollutants)
         if out and out[-1][2] == versions:
             continue
         if out:
@@ -374,15 +382,13 @@ async def _version_spans(
     return out
 
 
-def _by_version(
-    seg: Segment, spans: list[tuple[datetime, datetime, tuple[int | None, ...]]]
-) -> list[Segment]:
+def _by_version(seg: Segment, spans: list[tuple[datetime, datetime, Versions]]) -> list[Segment]:
     """``seg`` cut at the version changes; pieces with no version in force skip the joins."""
     out: list[Segment] = []
     for a, b, versions in spans:
         a, b = max(a, seg.start), min(b, seg.end)
         if a < b:
-            on = any(v is not None for v in versions)
+            on = any(versions)
             out.append(replace(seg, start=a, end=b, calibrated=on, versions=versions if on else ()))
     return out
 
@@ -413,7 +419,7 @@ async def segments(
             mine.append(Segment(d, None, t, end))
         cur = await conn.execute(_ANNOTATIONS, params)
         spans = _merge([(r["a"], r["b"]) for r in await cur.fetchall()])
-        versions: list[tuple[datetime, datetime, tuple[int | None, ...]]] = []
+        versions: list[tuple[datetime, datetime, Versions]] = []
         if cal_on:
             cur = await conn.execute(_HAS_CALIBRATED, params)
             row = await cur.fetchone()
@@ -530,7 +536,7 @@ async def _produce(
         await conn.execute("SET DateStyle = 'ISO, YMD'")
         await conn.execute("SET TIME ZONE 'UTC'")
         opts = sql.SQL("FORMAT csv, HEADER {}").format(sql.SQL("true" if header else "false"))
-        params = {
+        params: dict[str, Any] = {
             "device": seg.device_id,
             "site": seg.site_id,
             "start": seg.start,
@@ -538,7 +544,7 @@ async def _produce(
             "ann": seg.extra_flags,
         }
         for p, v in zip(calibration.CALIBRATED.values(), seg.versions, strict=False):
-            params[calibration.version_param(p)] = v
+            params[calibration.version_param(p)] = list(v)
         query = queries.calibrated if seg.calibrated and queries.calibrated else queries.plain
         stmt = sql.SQL("COPY ({}) TO STDOUT WITH ({})").format(query, opts)
         text = psycopg.AsyncClientCursor(conn).mogrify(stmt, params).encode(conn.info.encoding)

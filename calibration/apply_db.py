@@ -2,8 +2,9 @@
 (:func:`reprocess`). The I/O side; the model maths is :meth:`CalibrationModel.apply`.
 
 Which version applies to a reading: the device's latest activation with ``valid_from <= ts``,
-else the latest activation of the fleet default for its sensor model, else none (no calibrated
-value). The SQL function ``luftnett_active_version`` (migration 0010) states the same rule.
+else the latest activation of the fleet default for the reading's own sensor model (a box may
+carry several: an SDS011 and the NO2 module), else none (no calibrated value). The SQL function
+``luftnett_active_version(device, pollutant, ts, model)`` (migration 0056) states the same rule.
 
 A model's ``sensor`` and ``inputs`` name reading quantities (``pm25_ugm3``, ``pm25_cf1``,
 ``rh_pct``, ...): a column of ``readings`` or a key of ``readings.extra``. A reading missing an
@@ -104,40 +105,65 @@ def ensure_fleet_defaults(conn: psycopg.Connection[Any]) -> list[int]:
     return new
 
 
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """Activations as sorted µs-since-1970 arrays: ``version[i]`` from ``start[i]`` on."""
+
+    start: npt.NDArray[np.int64]
+    version: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, acts: Sequence[tuple[datetime, int, int]]) -> _Timeline:
+        """From (valid_from, activation_id, version_id) rows ordered by the first two."""
+        return cls(np.array([_us(a[0]) for a in acts], dtype=np.int64),
+                   np.array([a[2] for a in acts], dtype=np.int64))  # fmt: skip
+
+    def fill(self, ts_us: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
+        """Set ``out`` to the version in force at each time where one is (others untouched)."""
+        if self.start.size:
+            i = np.searchsorted(self.start, ts_us, side="right") - 1
+            ok = i >= 0
+            out[ok] = self.version[i[ok]]
+
+
+_NO_TIMELINE = _Timeline(np.empty(0, np.int64), np.empty(0, np.int64))
+
+
 @dataclass(slots=True)
 class _Resolver:
-    """The activations of one device and pollutant, as sorted µs-since-1970 arrays."""
+    """The rule for one device and pollutant: the device's own latest activation, else the
+    latest fleet default of the reading's own sensor model, else none. ``fleet`` maps every
+    sensor model to its fleet defaults of the pollutant (shared by all devices)."""
 
-    device_from: npt.NDArray[np.int64]
-    device_version: npt.NDArray[np.int64]
-    fleet_from: npt.NDArray[np.int64]
-    fleet_version: npt.NDArray[np.int64]
+    device: _Timeline
+    fleet: dict[str, _Timeline]
 
-    def versions(self, ts_us: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Version id per time (0 = none)."""
+    def fleet_of(self, model: str) -> _Timeline:
+        return self.fleet.get(model, _NO_TIMELINE)
+
+    def versions(self, ts_us: npt.NDArray[np.int64], model: str) -> npt.NDArray[np.int64]:
+        """Version id per time of readings of sensor model ``model`` (0 = none)."""
         out = np.zeros(ts_us.shape, dtype=np.int64)
-        for frm, ver in ((self.fleet_from, self.fleet_version),
-                         (self.device_from, self.device_version)):  # fmt: skip
-            if frm.size:
-                i = np.searchsorted(frm, ts_us, side="right") - 1
-                ok = i >= 0
-                out[ok] = ver[i[ok]]
+        self.fleet_of(model).fill(ts_us, out)
+        self.device.fill(ts_us, out)
+        return out
+
+    def versions_of(
+        self, ts_us: npt.NDArray[np.int64], models: Sequence[str]
+    ) -> npt.NDArray[np.int64]:
+        """Version id per reading, each of its own sensor model (0 = none)."""
+        out = np.zeros(ts_us.shape, dtype=np.int64)
+        arr = np.asarray(models, dtype=object)
+        for m in dict.fromkeys(arr.tolist()):
+            at = np.flatnonzero(arr == m)
+            part = np.zeros(at.size, dtype=np.int64)
+            self.fleet_of(m).fill(ts_us[at], part)
+            out[at] = part
+        self.device.fill(ts_us, out)
         return out
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _resolver(acts: Sequence[tuple[str, datetime, int, int]]) -> _Resolver:
-    """From :func:`~luftnett.calibration.store.activations`' rows."""
-    dev = [(_us(a[1]), a[3]) for a in acts if a[0] == "device"]
-    flt = [(_us(a[1]), a[3]) for a in acts if a[0] == "sensor_model"]
-    return _Resolver(
-        np.array([a for a, _ in dev], dtype=np.int64),
-        np.array([v for _, v in dev], dtype=np.int64),
-        np.array([a for a, _ in flt], dtype=np.int64),
-        np.array([v for _, v in flt], dtype=np.int64),
-    )
 
 
 def _us(t: datetime) -> int:
@@ -147,13 +173,16 @@ def _us(t: datetime) -> int:
 
 @dataclass
 class CalibrationCache:
-    """Models by version and activations by device, reloaded when activations change."""
+    """Models by version, the fleet defaults by sensor model and each device's own
+    activations, reloaded when activations change."""
 
     generation: tuple[int, int] = (-1, -1)
     resolvers: dict[tuple[str, str], _Resolver] = field(default_factory=dict)
     models: dict[int, CalibrationModel] = field(default_factory=dict)
     fleet_checked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: pollutant -> sensor model -> its fleet defaults; None until loaded
+    fleet: dict[str, dict[str, _Timeline]] | None = None
 
     def refresh(self, conn: psycopg.Connection[Any]) -> None:
         if not self.fleet_checked:
@@ -165,15 +194,26 @@ class CalibrationCache:
         gen = (int(row[0]), int(row[1])) if row else (0, 0)
         if gen != self.generation:
             self.resolvers.clear()
+            self.fleet = None
             self.generation = gen
+
+    def _fleet(self, conn: psycopg.Connection[Any], pollutant: str) -> dict[str, _Timeline]:
+        if self.fleet is None:
+            from luftnett.calibration.store import fleet_activations
+
+            self.fleet = {}
+            for (model, p), acts in fleet_activations(conn).items():
+                self.fleet.setdefault(p, {})[model] = _Timeline.of(acts)
+        return self.fleet.setdefault(pollutant, {})
 
     def resolver(self, conn: psycopg.Connection[Any], device_id: str, pollutant: str) -> _Resolver:
         key = (device_id, pollutant)
         r = self.resolvers.get(key)
         if r is None:
-            from luftnett.calibration.store import activations
+            from luftnett.calibration.store import device_activations
 
-            r = self.resolvers[key] = _resolver(activations(conn, device_id, pollutant))
+            acts = device_activations(conn, [device_id], [pollutant]).get(key, [])
+            r = self.resolvers[key] = _Resolver(_Timeline.of(acts), self._fleet(conn, pollutant))
         return r
 
     def preload(self, conn: psycopg.Connection[Any], device_ids: Sequence[str]) -> None:
@@ -184,12 +224,13 @@ class CalibrationCache:
         ]
         if not missing:
             return
-        from luftnett.calibration.store import activations_of
+        from luftnett.calibration.store import device_activations
 
-        got = activations_of(conn, missing, list(POLLUTANT_COLUMNS))
-        for d in missing:
-            for p in POLLUTANT_COLUMNS:
-                self.resolvers[(d, p)] = _resolver(got.get((d, p), []))
+        got = device_activations(conn, missing, list(POLLUTANT_COLUMNS))
+        for p in POLLUTANT_COLUMNS:
+            fleet = self._fleet(conn, p)
+            for d in missing:
+                self.resolvers[(d, p)] = _Resolver(_Timeline.of(got.get((d, p), [])), fleet)
 
     def model(self, conn: psycopg.Connection[Any], version_id: int) -> CalibrationModel:
         m = self.models.get(version_id)
@@ -242,10 +283,13 @@ def calibrate_rows(
         # rows of every device under the same version are calibrated in one call: a fleet
         # default or a model activated per sensor type serves many devices at once
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
+        models_all = [r[_I["sensor_model"]] for r in rows]
         for device_id, members in by_device.items():
             idx = np.array(members, dtype=np.int64)
+            models = [models_all[k] for k in members]
             for pollutant in POLLUTANT_COLUMNS:
-                versions = cache.resolver(conn, device_id, pollutant).versions(ts_all[idx])
+                res = cache.resolver(conn, device_id, pollutant)
+                versions = res.versions_of(ts_all[idx], models)
                 for vid in np.unique(versions[versions > 0]):
                     groups.setdefault((pollutant, int(vid)), []).append(idx[versions == vid])
         extras: dict[int, dict[str, Any] | None] = {}
@@ -306,9 +350,10 @@ def _read_chunk(
     names: Sequence[str],
     after: tuple[datetime, int] | None,
     limit: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], dict[str, FloatArray]]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[str], dict[str, FloatArray]]:
     """The next ``limit`` readings after (ts, seq) ``after``, in (ts, seq) order (the
-    ``(device_id, ts)`` index serves it): seq, binary ts (µs since 2000) and the inputs.
+    ``(device_id, ts)`` index serves it): seq, binary ts (µs since 2000), sensor model and the
+    inputs.
 
     Each column comes back as one ``bytea`` of big-endian 8-byte values (``int8send``,
     ``timestamptz_send``, ``float8send``; missing values as NaN), parsed by ``np.frombuffer``.
@@ -318,6 +363,7 @@ def _read_chunk(
     cols = [
         sql.SQL("string_agg(int8send(seq), ''{})").format(order),
         sql.SQL("string_agg(timestamptz_send(ts), ''{})").format(order),
+        sql.SQL("array_agg(sensor_model{})").format(order),
         *(sql.SQL("string_agg(float8send({}), ''{})").format(_expr(n), order) for n in names),
     ]
     query = sql.SQL(
@@ -329,12 +375,13 @@ def _read_chunk(
     ).fetchone()
     assert row is not None
     if not row[0]:
-        return np.empty(0, np.int64), np.empty(0, np.int64), {n: np.empty(0) for n in names}
+        empty = np.empty(0, np.int64)
+        return empty, empty, [], {n: np.empty(0) for n in names}
     seq = np.frombuffer(row[1], dtype=">i8").astype(np.int64)
     ts_pg = np.frombuffer(row[2], dtype=">i8").astype(np.int64)
-    values = {n: np.frombuffer(row[3 + i], dtype=">f8").astype(np.float64)
+    values = {n: np.frombuffer(row[4 + i], dtype=">f8").astype(np.float64)
               for i, n in enumerate(names)}  # fmt: skip
-    return seq, ts_pg, values
+    return seq, ts_pg, list(row[3]), values
 
 
 def _write_chunk(
@@ -385,8 +432,9 @@ def reprocess(
 ) -> ReprocessResult:
     """Recompute calibrated values of all of a device's readings, one transaction per chunk.
 
-    Without ``version_id`` each reading gets the version in force at its time; with it, every
-    reading gets that version (of its pollutant). ``progress(n)`` is called with the readings
+    Without ``version_id`` each reading gets the version in force at its time (for its own
+    sensor model); with it, every reading gets that version (of its pollutant), or, for a fleet
+    default, every reading of its sensor model. ``progress(n)`` is called with the readings
     done per pollutant and chunk.
     """
     from luftnett.calibration.store import get_version
@@ -403,14 +451,19 @@ def reprocess(
         pollutants = [explicit.pollutant]
     readings = values = 0
     used: set[int] = set()
+    # the sensor models the device's readings came from: their fleet defaults may apply
+    sensor_models = [str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT sensor_model FROM readings WHERE device_id = %s", (device_id,)
+    )]  # fmt: skip
     for pollutant in pollutants:
+        resolver = None if explicit is not None else cache.resolver(conn, device_id, pollutant)
         if explicit is not None:
             model_ids = [explicit.version_id]
-            resolver = None
         else:
-            resolver = cache.resolver(conn, device_id, pollutant)
-            model_ids = sorted({*resolver.device_version.tolist(),
-                                *resolver.fleet_version.tolist()})  # fmt: skip
+            assert resolver is not None
+            model_ids = sorted({*resolver.device.version.tolist(),
+                                *(v for m in sensor_models
+                                  for v in resolver.fleet_of(m).version.tolist())})  # fmt: skip
         if not model_ids:
             continue
         models = {v: cache.model(conn, v) for v in model_ids}
@@ -418,14 +471,20 @@ def reprocess(
         after: tuple[datetime, int] | None = None
         while True:
             with conn.transaction():
-                seq, ts_pg, inputs = _read_chunk(conn, device_id, names, after, chunk)
+                seq, ts_pg, of_model, inputs = _read_chunk(conn, device_id, names, after, chunk)
                 if seq.size == 0:
                     break
                 after = (_PG_EPOCH + timedelta(microseconds=int(ts_pg[-1])), int(seq[-1]))
                 if resolver is None:
+                    assert explicit is not None
                     ver = np.full(seq.size, model_ids[0], dtype=np.int64)
+                    if explicit.device_id is None:  # a fleet default: its model's readings
+                        ver[np.asarray(of_model, dtype=object) != explicit.sensor_model] = 0
                 else:
-                    ver = resolver.versions(ts_pg + _PG_EPOCH_US)
+                    ver = resolver.versions_of(ts_pg + _PG_EPOCH_US, of_model)
+                    # a model first seen since the list above was read: its readings are new
+                    # and were calibrated as they were stored
+                    ver[~np.isin(ver, model_ids)] = 0
                 val = np.full(seq.size, np.nan)
                 unc = np.full(seq.size, np.nan)
                 for v in np.unique(ver[ver > 0]):

@@ -1,7 +1,8 @@
 """Fleet defaults: the model a device gets before it has been co-located (pure, no I/O).
 
 Each default is a fixed :class:`~luftnett.calibration.model.CalibrationModel` keyed by the
-driver name (``devices.sensor_model``) and pollutant. Its uncertainty is deliberately larger
+driver name and pollutant; it calibrates the readings of that driver's sensor
+(``readings.sensor_model``), whatever else their box carries. Its uncertainty is deliberately larger
 than a local fit's: the coefficients carry a standard uncertainty in the covariance (so ``u``
 grows with the concentration) on top of a residual standard deviation for hourly data.
 

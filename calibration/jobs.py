@@ -4,9 +4,10 @@
 ``calibration_jobs`` (migration 0030). Workers (:func:`run_workers`, ``luftnett calibrate jobs
 run``) then
 
-1. **plan** a queued job: for each device in its scope (the version's device, or every device
-   of its sensor model for a fleet default) the time ranges where the job's version is the one
-   in force (same rule as ``luftnett_active_version``), cut into parts of about ``part_rows``
+1. **plan** a queued job: for each device in its scope (the version's device, or, for a fleet
+   default, every device that has or had a sensor of its model: the readings of that model) the
+   time ranges where the job's version is the one in force (same rule as
+   ``luftnett_active_version``), cut into parts of about ``part_rows``
    readings (estimated from the seqs of its first and last reading, then equal time spans);
    the job becomes ``running`` with ``readings_total`` known;
 2. **work** parts: each part is one transaction that claims the part (``FOR UPDATE SKIP
@@ -173,25 +174,28 @@ def list_jobs(
 
 
 # -- planning ---------------------------------------------------------------------------------
-def _us(t: datetime) -> int:
-    """Microseconds since 1970, as the activation resolver counts."""
-    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the activation resolver counts µs from here
 
 
 def _windows(
     conn: psycopg.Connection[Any], cache: CalibrationCache, device_id: str, pollutant: str,
-    version_id: int,
+    version_id: int, sensor_model: str | None,
 ) -> list[tuple[datetime, datetime]]:  # fmt: skip
-    """Time ranges [from, to) where ``version_id`` is in force for the device."""
-    from luftnett.calibration.store import activations
-
-    acts = activations(conn, device_id, pollutant)
-    starts = sorted({a[1] for a in acts})
-    if not starts:
-        return []
+    """Time ranges [from, to) where ``version_id`` is in force for the device's readings (of
+    ``sensor_model`` for a fleet default; every reading for the device's own version)."""
     resolver = cache.resolver(conn, device_id, pollutant)
-    us = np.array([_us(t) for t in starts], np.int64)
-    ver = resolver.versions(us)
+    fleet = resolver.fleet_of(sensor_model) if sensor_model is not None else None
+    starts_us = sorted({*resolver.device.start.tolist(),
+                        *(fleet.start.tolist() if fleet is not None else ())})  # fmt: skip
+    if not starts_us:
+        return []
+    us = np.array(starts_us, np.int64)
+    if sensor_model is not None:
+        ver = resolver.versions(us, sensor_model)
+    else:
+        ver = np.zeros(us.shape, dtype=np.int64)
+        resolver.device.fill(us, ver)
+    starts = [_EPOCH + timedelta(microseconds=t) for t in starts_us]
     out: list[tuple[datetime, datetime]] = []
     for i, t in enumerate(starts):
         if int(ver[i]) != version_id:
@@ -257,14 +261,16 @@ def plan_next(conn: psycopg.Connection[Any], part_rows: int = DEFAULT_PART_ROWS)
         if v.device_id is not None:
             devices = [v.device_id]
         else:
+            # every device with (or that had) a sensor of the model: its readings of that model
             devices = [r[0] for r in conn.execute(
-                "SELECT device_id FROM devices WHERE sensor_model = %s ORDER BY device_id",
-                (v.sensor_model,),
+                "SELECT device_id FROM devices WHERE sensor_model = %(m)s UNION "
+                "SELECT device_id FROM device_sensors WHERE sensor_model = %(m)s ORDER BY 1",
+                {"m": v.sensor_model},
             )]  # fmt: skip
         cache = CalibrationCache(fleet_checked=True)
         parts: list[tuple[Any, ...]] = []
         for dev in devices:
-            for lo, hi in _windows(conn, cache, dev, v.pollutant, version_id):
+            for lo, hi in _windows(conn, cache, dev, v.pollutant, version_id, v.sensor_model):
                 for p in _parts_of(conn, dev, lo, hi, part_rows):
                     parts.append((job_id, len(parts), dev, *p))
         if parts:
@@ -299,14 +305,17 @@ FOR UPDATE OF p SKIP LOCKED
 
 @dataclass
 class _Models:
-    by_version: dict[int, tuple[CalibrationModel, str]]
+    #: version -> (its model, pollutant, sensor model: None for a device's own version)
+    by_version: dict[int, tuple[CalibrationModel, str, str | None]]
 
-    def get(self, conn: psycopg.Connection[Any], version_id: int) -> tuple[CalibrationModel, str]:
+    def get(
+        self, conn: psycopg.Connection[Any], version_id: int
+    ) -> tuple[CalibrationModel, str, str | None]:
         if version_id not in self.by_version:
             from luftnett.calibration.store import get_version
 
             v = get_version(conn, version_id)
-            self.by_version[version_id] = (v.model, v.pollutant)
+            self.by_version[version_id] = (v.model, v.pollutant, v.sensor_model)
         return self.by_version[version_id]
 
 
@@ -326,8 +335,9 @@ def work_next_part(
         job_id, part_no, dev, lo, hi, n, vid = row
         try:
             with conn.transaction():
-                model, pollutant = models.get(conn, int(vid))
-                params = {"d": dev, "lo": lo, "hi": hi, "p": pollutant, "v": int(vid)}
+                model, pollutant, sensor_model = models.get(conn, int(vid))
+                params = {"d": dev, "lo": lo, "hi": hi, "p": pollutant, "v": int(vid),
+                          "m": sensor_model}  # fmt: skip
                 values, path = write_part(conn, model, params)
                 conn.execute(
                     "UPDATE calibration_job_parts SET state = 'done', values_written = %s, "

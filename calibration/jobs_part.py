@@ -47,6 +47,10 @@ SELECT (SELECT seq FROM readings WHERE device_id = %(d)s AND ts >= %(lo)s AND ts
         ORDER BY ts DESC LIMIT 1)
 """
 
+# a fleet default calibrates the readings of its own sensor model (parameter m; NULL for a
+# device's own version: all its readings)
+_OF_MODEL = sql.SQL("AND (%(m)s::text IS NULL OR r.sensor_model = %(m)s) ")
+
 # values of the version already there for the part's readings (by primary key, cheaply)
 _HAS_VALUES = """
 SELECT count(*) FROM calibrated_values
@@ -62,7 +66,7 @@ def _present(m: ModelSQL) -> sql.Composable:
 
 
 def insert_select(model: CalibrationModel, skip_existing: bool) -> sql.Composed:
-    """The ``INSERT … SELECT`` of one part (parameters d, lo, hi, p, v).
+    """The ``INSERT … SELECT`` of one part (parameters d, lo, hi, p, v, m).
 
     Readings missing an input are left out in the scan; value and uncertainty are computed
     once per row, in the projection (PostgreSQL raises on a float overflow instead of
@@ -81,18 +85,19 @@ def insert_select(model: CalibrationModel, skip_existing: bool) -> sql.Composed:
         "SELECT device_id, seq, %(p)s, %(v)s, ts, ({value})::real, ({u})::real FROM ("
         "SELECT r.device_id, r.seq, r.ts, {cols} FROM readings r "
         "WHERE r.device_id = %(d)s AND r.ts >= %(lo)s AND r.ts < %(hi)s AND {present}{skip} "
+        "{of_model}"
         "OFFSET 0) t{conflict}"
-    ).format(value=m.value, u=m.u, cols=cols, skip=skip, present=_present(m),
+    ).format(value=m.value, u=m.u, cols=cols, skip=skip, present=_present(m), of_model=_OF_MODEL,
              conflict=sql.SQL(" ON CONFLICT DO NOTHING" if skip_existing else ""))  # fmt: skip
 
 
 def count_needed(model: CalibrationModel) -> sql.Composed:
-    """How many readings of a part can be calibrated (parameters d, lo, hi)."""
+    """How many readings of a part can be calibrated (parameters d, lo, hi, m)."""
     m = model_sql(model, "r")
     return sql.SQL(
         "SELECT count(*) FROM readings r WHERE r.device_id = %(d)s AND r.ts >= %(lo)s "
-        "AND r.ts < %(hi)s AND {}"
-    ).format(_present(m))
+        "AND r.ts < %(hi)s {}AND {}"
+    ).format(_OF_MODEL, _present(m))
 
 
 def _numpy_part(
@@ -103,7 +108,7 @@ def _numpy_part(
     cols = sql.SQL(", ").join(input_expr(n, "r") for n in names)
     rows = conn.execute(
         sql.SQL("SELECT r.seq, r.ts, {} FROM readings r WHERE r.device_id = %(d)s "
-                "AND r.ts >= %(lo)s AND r.ts < %(hi)s ORDER BY r.seq").format(cols),
+                "AND r.ts >= %(lo)s AND r.ts < %(hi)s {}ORDER BY r.seq").format(cols, _OF_MODEL),
         params,
     ).fetchall()  # fmt: skip
     if not rows:

@@ -31,7 +31,8 @@ __all__ = [
     "ImportResult",
     "Version",
     "activate",
-    "activations",
+    "device_activations",
+    "fleet_activations",
     "get_version",
     "import_observations",
     "insert_version",
@@ -307,33 +308,34 @@ def activate(
     return int(row[0])
 
 
-def activations(
-    conn: psycopg.Connection[Any], device_id: str, pollutant: str
-) -> list[tuple[str, datetime, int, int]]:
-    """(level, valid_from, activation_id, version_id) of a device's own activations (level
-    ``device``) and of its sensor model's fleet default (level ``sensor_model``), ordered by
-    level, valid_from, activation_id."""
-    return activations_of(conn, [device_id], [pollutant]).get((device_id, pollutant), [])
-
-
-def activations_of(
+def device_activations(
     conn: psycopg.Connection[Any], device_ids: Sequence[str], pollutants: Sequence[str]
-) -> dict[tuple[str, str], list[tuple[str, datetime, int, int]]]:
-    """:func:`activations` of many devices and pollutants in one query, by (device,
-    pollutant); a pair with none is missing."""
+) -> dict[tuple[str, str], list[tuple[datetime, int, int]]]:
+    """(valid_from, activation_id, version_id) of the devices' own activations, by (device,
+    pollutant), ordered by valid_from and activation_id; a pair with none is missing."""
     rows = conn.execute(
-        "SELECT b.device_id, a.pollutant, "
-        "CASE WHEN a.device_id IS NULL THEN 'sensor_model' ELSE 'device' END, "
-        "a.valid_from, a.activation_id, a.version_id "
-        "FROM unnest(%(d)s::text[]) AS b(device_id) "
-        "LEFT JOIN devices d ON d.device_id = b.device_id "
-        "JOIN calibration_activations a "
-        "ON a.pollutant = ANY(%(p)s) AND (a.device_id = b.device_id "
-        "OR a.sensor_model = d.sensor_model) "
-        "ORDER BY 1, 2, 3, 4, 5",
+        "SELECT device_id, pollutant, valid_from, activation_id, version_id "
+        "FROM calibration_activations WHERE device_id = ANY(%(d)s) AND pollutant = ANY(%(p)s) "
+        "ORDER BY 1, 2, 3, 4",
         {"d": list(device_ids), "p": list(pollutants)},
     ).fetchall()
-    out: dict[tuple[str, str], list[tuple[str, datetime, int, int]]] = {}
+    out: dict[tuple[str, str], list[tuple[datetime, int, int]]] = {}
     for r in rows:
-        out.setdefault((r[0], r[1]), []).append((str(r[2]), r[3], int(r[4]), int(r[5])))
+        out.setdefault((r[0], r[1]), []).append((r[2], int(r[3]), int(r[4])))
+    return out
+
+
+def fleet_activations(
+    conn: psycopg.Connection[Any],
+) -> dict[tuple[str, str], list[tuple[datetime, int, int]]]:
+    """(valid_from, activation_id, version_id) of every fleet default's activations, by
+    (sensor model, pollutant), ordered by valid_from and activation_id. A fleet default applies
+    to the readings of its own sensor model, whatever else their device carries."""
+    rows = conn.execute(
+        "SELECT sensor_model, pollutant, valid_from, activation_id, version_id "
+        "FROM calibration_activations WHERE device_id IS NULL ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+    out: dict[tuple[str, str], list[tuple[datetime, int, int]]] = {}
+    for r in rows:
+        out.setdefault((r[0], r[1]), []).append((r[2], int(r[3]), int(r[4])))
     return out

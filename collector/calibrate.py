@@ -2,12 +2,12 @@
 transaction, as columns.
 
 The same rule and models as :func:`luftnett.calibration.apply_db.calibrate_rows` (the version
-in force per device, pollutant and time, from :class:`~luftnett.calibration.apply_db.
-CalibrationCache`), but built for the collector's hot path: inputs are gathered per column
-with numpy, and the values go to ``calibrated_values`` in one binary ``COPY`` whose records
-numpy lays out (grouped by the byte length of the device id, so every record of a group has
-the same layout). The readings are new (the exactly-once ledger said so), hence no value of
-theirs exists yet and no conflict handling is needed.
+in force per device, pollutant, time and the reading's own sensor model, from
+:class:`~luftnett.calibration.apply_db.CalibrationCache`), but built for the collector's hot
+path: inputs are gathered per column with numpy, and the values go to ``calibrated_values`` in
+one binary ``COPY`` whose records numpy lays out (grouped by the byte length of the device id,
+so every record of a group has the same layout). The readings are new (the exactly-once ledger
+said so), hence no value of theirs exists yet and no conflict handling is needed.
 """
 
 from __future__ import annotations
@@ -80,34 +80,39 @@ def calibrate_at_ingest(
         cache.refresh(conn)
         cache.preload(conn, names)
         ts_us = cols.ts_us
-        first = np.full(len(names), np.iinfo(np.int64).max)
-        np.minimum.at(first, cols.dev, ts_us)  # each device's first time in the batch
-        # (pollutant, version) -> the devices it calibrates over their whole batch (the usual
+        # the batch's (device, sensor model) pairs: a fleet default applies to its own model's
+        # readings, so a box with an SDS011 and the NO2 module is two pairs
+        n_t = len(cols.texts)
+        pair = cols.dev * n_t + cols.model
+        first = np.full(len(names) * n_t, np.iinfo(np.int64).max)
+        np.minimum.at(first, pair, ts_us)  # each pair's first time in the batch
+        # (pollutant, version) -> the pairs it calibrates over their whole batch (the usual
         # case: one fleet default in force since before it), and readings picked one by one
         whole: dict[tuple[str, int], list[int]] = {}
         groups: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
-        for d in np.flatnonzero(first < np.iinfo(np.int64).max).tolist():
-            device_id, t0 = names[d], int(first[d])
+        for k in np.flatnonzero(first < np.iinfo(np.int64).max).tolist():
+            d, sensor, t0 = k // n_t, str(cols.texts[k % n_t]), int(first[k])
             idx: npt.NDArray[np.int64] | None = None
             for pollutant in POLLUTANT_COLUMNS:
-                res = cache.resolver(conn, device_id, pollutant)
-                if not res.device_from.size:
-                    if not res.fleet_from.size:
+                res = cache.resolver(conn, names[d], pollutant)
+                if not res.device.start.size:
+                    fleet = res.fleet_of(sensor)
+                    if not fleet.start.size:
                         continue  # nothing in force, ever
-                    if res.fleet_from.size == 1 and t0 >= res.fleet_from[0]:
-                        whole.setdefault((pollutant, int(res.fleet_version[0])), []).append(d)
+                    if fleet.start.size == 1 and t0 >= fleet.start[0]:
+                        whole.setdefault((pollutant, int(fleet.version[0])), []).append(k)
                         continue
                 if idx is None:
-                    idx = np.flatnonzero(cols.dev == d)
-                versions = res.versions(ts_us[idx])
+                    idx = np.flatnonzero(pair == k)
+                versions = res.versions(ts_us[idx], sensor)
                 if not versions.any():
                     continue
                 for vid in np.unique(versions[versions > 0]).tolist():
                     groups.setdefault((pollutant, vid), []).append(idx[versions == vid])
-        for key, devices in whole.items():
-            pick = np.zeros(len(names), dtype=bool)
-            pick[devices] = True
-            groups.setdefault(key, []).append(np.flatnonzero(pick[cols.dev]))
+        for key, pairs in whole.items():
+            pick = np.zeros(len(names) * n_t, dtype=bool)
+            pick[pairs] = True
+            groups.setdefault(key, []).append(np.flatnonzero(pick[pair]))
         if not groups:
             return 0
         ts_pg = ts_us - _PG_TO_UNIX_US

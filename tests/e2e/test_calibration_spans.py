@@ -1,8 +1,9 @@
-"""calibration_spans (migration 0050) on a real PostgreSQL: after any sequence of activations
-(own and fleet defaults, ties on valid_from), deletions of activations and changes of a
-device's sensor model, the spans say exactly what ``luftnett_active_version`` resolves at
-every time (hypothesis); and ``calibrated_current`` returns the same rows after the migration
-as before it, on a database with several versions of values."""
+"""calibration_spans (migrations 0050, 0056) on a real PostgreSQL: after any sequence of
+activations (own and fleet defaults, ties on valid_from), deletions of activations, changes of a
+device's sensor model and new sensors on a device, the spans say exactly what
+``luftnett_active_version(device, pollutant, t, model)`` resolves at every time for a reading of
+each of the device's sensor models (hypothesis); and ``calibrated_current`` returns the same
+rows after migration 0050 as before it, on a database with several versions of values."""
 
 from __future__ import annotations
 
@@ -53,14 +54,65 @@ def _activate(conn: psycopg.Connection[Any], version: int, device: str | None,
     )
 
 
-def _check_spans(conn: psycopg.Connection[Any], devices: list[str]) -> None:
-    """At every activation date, a second before and after it, and far before and after:
-    the one span covering t has the version luftnett_active_version gives (none where it
-    gives none); spans never overlap, and adjacent spans differ in version."""
+def _times() -> list[datetime]:
+    """Every activation date, a second before and after it, and far before and after."""
     times = [T0 - timedelta(days=400), T0 + timedelta(days=400)]
     for k in range(DAYS + 1):
         t = T0 + timedelta(days=k)
         times += [t - timedelta(seconds=1), t, t + timedelta(seconds=1)]
+    return times
+
+
+def _check_spans(conn: psycopg.Connection[Any], devices: list[str]) -> None:
+    """For a reading of each of a device's sensor models (those it reported through, and
+    devices.sensor_model) at every time of :func:`_times`: exactly one span covering t applies
+    to it (the device's own, or its model's) and has the version luftnett_active_version gives
+    (none where it gives none). Spans of one version never overlap, spans of one model and
+    version are merged, a model's spans hold fleet defaults of that model only, and a device
+    has spans only of its own models."""
+    rows = conn.execute(
+        """
+        WITH m AS (SELECT device_id AS d, sensor_model AS model FROM devices
+                   WHERE device_id = ANY(%(d)s)
+                   UNION SELECT device_id, sensor_model FROM device_sensors
+                   WHERE device_id = ANY(%(d)s))
+        SELECT d, model, p, t, luftnett_active_version(d, p, t, model),
+               (SELECT array_agg(s.version_id) FROM calibration_spans s
+                WHERE s.device_id = d AND s.pollutant = p AND s.valid_from <= t
+                  AND t < s.valid_to AND (s.sensor_model IS NULL OR s.sensor_model = model))
+        FROM m, unnest(%(p)s::text[]) p, unnest(%(t)s::timestamptz[]) t
+        """,
+        {"d": devices, "p": list(POLLUTANTS), "t": _times()},
+    ).fetchall()
+    for d, model, p, t, want, got in rows:
+        assert got == ([want] if want is not None else None), (d, model, p, t, want, got)
+    bad = conn.execute(
+        """
+        SELECT
+          (SELECT count(*) FROM calibration_spans a JOIN calibration_spans b
+           ON a.device_id = b.device_id AND a.pollutant = b.pollutant
+          AND a.version_id = b.version_id AND a.valid_from < b.valid_from
+          AND b.valid_from <= a.valid_to   -- overlapping, or adjacent and not merged
+           WHERE a.device_id = ANY(%(d)s)),
+          (SELECT count(*) FROM calibration_spans s
+           JOIN calibration_versions v ON v.version_id = s.version_id
+           WHERE s.device_id = ANY(%(d)s)
+             AND NOT (s.sensor_model IS NULL AND v.device_id = s.device_id
+                      OR v.device_id IS NULL AND v.sensor_model = s.sensor_model)),
+          (SELECT count(*) FROM calibration_spans s
+           WHERE s.device_id = ANY(%(d)s) AND s.sensor_model IS NOT NULL
+             AND s.sensor_model NOT IN (
+                 SELECT sensor_model FROM devices WHERE device_id = s.device_id
+                 UNION SELECT sensor_model FROM device_sensors WHERE device_id = s.device_id))
+        """,
+        {"d": devices},
+    ).fetchone()
+    assert bad == (0, 0, 0)
+
+
+def _check_spans_0050(conn: psycopg.Connection[Any], devices: list[str]) -> None:
+    """Migration 0050's rule (one sensor model per device, devices.sensor_model): the one span
+    covering t has the version its luftnett_active_version gives."""
     rows = conn.execute(
         """
         SELECT d, p, t, luftnett_active_version(d, p, t),
@@ -69,28 +121,22 @@ def _check_spans(conn: psycopg.Connection[Any], devices: list[str]) -> None:
                   AND t < s.valid_to)
         FROM unnest(%s::text[]) d, unnest(%s::text[]) p, unnest(%s::timestamptz[]) t
         """,
-        (devices, list(POLLUTANTS), times),
+        (devices, list(POLLUTANTS), _times()),
     ).fetchall()
     for d, p, t, want, got in rows:
         assert got == ([want] if want is not None else None), (d, p, t, want, got)
-    adjacent = conn.execute(
-        "SELECT count(*) FROM calibration_spans a JOIN calibration_spans b "
-        "ON a.device_id = b.device_id AND a.pollutant = b.pollutant AND a.valid_to = b.valid_from "
-        "WHERE a.version_id = b.version_id AND a.device_id = ANY(%s)",
-        (devices,),
-    ).fetchone()
-    assert adjacent == (0,)
 
 
 op = st.one_of(
     st.tuples(st.just("own"), st.integers(0, 2), st.sampled_from(POLLUTANTS), st.integers(0, DAYS)),
     st.tuples(
-        st.just("fleet"), st.integers(0, 1), st.sampled_from(POLLUTANTS), st.integers(0, DAYS)
+        st.just("fleet"), st.integers(0, 2), st.sampled_from(POLLUTANTS), st.integers(0, DAYS)
     ),
     st.tuples(st.just("model"), st.integers(0, 2), st.integers(0, 1)),
     st.tuples(st.just("reactivate"), st.integers(0, 30), st.integers(0, DAYS)),
     st.tuples(st.just("delete"), st.integers(0, 30)),
     st.tuples(st.just("new-device"), st.integers(0, 1)),
+    st.tuples(st.just("sensor"), st.integers(0, 2), st.integers(0, 2)),
 )
 
 
@@ -100,7 +146,7 @@ op = st.one_of(
 @given(ops=st.lists(op, min_size=1, max_size=14))
 def test_spans_equal_the_active_version(conn: psycopg.Connection[Any], ops: list[Any]) -> None:
     tag = uuid.uuid4().hex[:8]
-    models = [f"m{i}-{tag}" for i in range(2)]
+    models = [f"m{i}-{tag}" for i in range(3)]  # m2: only ever a second sensor
     devices = [f"d{i}-{tag}" for i in range(3)]
     conn.execute(
         "INSERT INTO devices (device_id, sensor_model) SELECT d, m FROM unnest(%s::text[], "
@@ -118,6 +164,12 @@ def test_spans_equal_the_active_version(conn: psycopg.Connection[Any], ops: list
         elif o[0] == "model":
             conn.execute("UPDATE devices SET sensor_model = %s WHERE device_id = %s",
                          (models[o[2]], devices[o[1]]))  # fmt: skip
+        elif o[0] == "sensor":  # the device reports through a sensor (maybe a new model)
+            conn.execute(
+                "INSERT INTO device_sensors (device_id, sensor_model, first_ts, last_ts, "
+                "window_s) VALUES (%s, %s, %s, %s, 60) ON CONFLICT DO NOTHING",
+                (devices[o[1] % len(devices)], models[o[2]], T0, T0),
+            )
         elif o[0] == "new-device":
             devices.append(f"d{len(devices)}-{tag}")
             conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, %s)",
@@ -222,6 +274,10 @@ def test_view_rows_before_and_after_the_migration(fresh_db_url: str) -> None:
         # a and b pm25 all 5 days (the fleet default from day -400), b no2 from day 1 (3.5 days)
         assert len(before) == 2 * 5 * 1440 + 7 * 720
         assert after_rows == before
+        _check_spans_0050(c, devices)
+        for m in after[1:]:  # up to now: 0056 gives these one-model devices the same spans
+            c.execute(m.sql.encode())
+        assert c.execute(q).fetchall() == before
         _check_spans(c, devices)
         key = c.execute(
             "SELECT pg_get_indexdef(indexrelid) FROM pg_index "

@@ -368,9 +368,9 @@ def test_a_stuck_sensor_beside_a_companion_is_flagged_and_listed(
 
 def test_a_companion_never_becomes_the_devices_sensor(pg_url: str, device_id: str) -> None:
     """The edge agent names a message's first reading's sensor as the payload's: a box with an
-    SDS011 and an SHT31 sends messages of either. Calibration resolves a device's fleet
-    defaults by its sensor model, so the companion's messages leave the device's sensor as
-    the SDS011's: its PM2.5 fleet default stays in force, whichever message came last. (The
+    SDS011 and an SHT31 sends messages of either. The companion's messages leave the device's
+    sensor as the SDS011's (what the registry, the API and SensorThings show), and its PM2.5
+    fleet default stays in force, whichever message came last. (The
     PM sensor's model is one of this test's own, with the SDS011's fixed fleet default, so
     that no other test's device finds it in force.)"""
     from luftnett.calibration.fleet import fleet_default
