@@ -45,11 +45,35 @@ def rollup_refresh(
 
 
 _SHOW = """
-SELECT * FROM rollup_daily WHERE device_id = %(device)s AND day_convention = %(conv)s
-  AND (%(since)s::date IS NULL OR day >= %(since)s)
-  AND (%(until)s::date IS NULL OR day <= %(until)s)
-ORDER BY day
+SELECT d.*, to_jsonb(m) AS by_quantity
+FROM rollup_daily d
+LEFT JOIN rollup_daily_means m USING (device_id, day_convention, day)
+WHERE d.device_id = %(device)s AND d.day_convention = %(conv)s
+  AND (%(since)s::date IS NULL OR d.day >= %(since)s)
+  AND (%(until)s::date IS NULL OR d.day <= %(until)s)
+ORDER BY d.day
 """
+
+#: a day's statistic of a quantity is valid with this many valid hours of it (LIMITS.md)
+DAY_MIN_VALID_HOURS = 18
+
+
+def _quantities(by: dict[str, Any] | None, quantities: tuple[str, ...]) -> dict[str, Any]:
+    """Per quantity with data: the mean of its valid hourly means, its valid hours (>= 75 %
+    of the hour's expected readings with a valid value of it) and whether the day is valid
+    for it, as the API's daily series have them (rollup_daily_means, migration 0040)."""
+    out: dict[str, Any] = {}
+    for q in quantities:
+        hours = int(by.get(f"{q}_hours_valid") or 0) if by else 0
+        if not by or not by.get(f"{q}_n"):
+            continue
+        total = by.get(f"{q}_mean_sum")
+        out[q] = {
+            "mean": float(total) / hours if hours and total is not None else None,
+            "hours_valid": hours,
+            "valid": hours >= DAY_MIN_VALID_HOURS,
+        }
+    return out
 
 
 def _plain(v: Any) -> Any:
@@ -86,6 +110,12 @@ def rollup_show(
 ) -> None:
     """Daily means with coverage for one device, in the chosen day convention.
 
+    Per quantity with data: the mean of its valid hourly means and its valid hours (an hour is
+    valid with 75 % of its expected readings valid for that quantity; a day with 18 valid
+    hours), as the API's daily series. Each quantity is judged by its own readings: a box with
+    a PM sensor and an SHT31 stores two readings a window, and its PM2.5 day is judged by the
+    PM sensor's. --json adds the day's rollup row (the box's readings of any sensor).
+
     Example:  luftnett rollup show --device demo-001 --day-convention Europe/Oslo
     """
     import psycopg
@@ -110,20 +140,25 @@ def rollup_show(
         rows = cur.execute(_SHOW, p).fetchall()
     if not as_json:
         click.echo(f"{device_id}: {conv.describe}")
+        if not rows:
+            click.echo("no rollup days in this range (`luftnett rollup refresh` computes them "
+                       "from the stored readings)")  # fmt: skip
     for r in rows:
-        means = {
-            q: float(r[f"{q}_sum"] / r[f"{q}_n"]) if r[f"{q}_n"] else None for q in VALUE_COLUMNS
-        }
+        per = _quantities(r.pop("by_quantity"), VALUE_COLUMNS)
         if as_json:
             doc = {k: _plain(v) for k, v in r.items() if not k.endswith("_sum")}
             doc["day_start_local"] = r["day_start"].astimezone(conv.tz).isoformat()
             doc["day_end_local"] = r["day_end"].astimezone(conv.tz).isoformat()
-            doc["means"] = means
+            doc["means"] = {
+                q: float(r[f"{q}_sum"] / r[f"{q}_n"]) if r[f"{q}_n"] else None
+                for q in VALUE_COLUMNS
+            }
+            doc["quantities"] = per
             click.echo(json.dumps(doc))
             continue
-        shown = " ".join(f"{q}={v:.1f}" for q, v in means.items() if v is not None)
-        click.echo(
-            f"{r['day']} {r['hours_in_day']}h valid_hours={r['hours_valid']} "
-            f"n={r['n_valid']}/{r['n_expected']} ({r['coverage_pct']} %) "
-            f"{'valid' if r['day_valid'] else 'insufficient data'} {shown}"
+        shown = " ".join(
+            f"{q}={'-' if v['mean'] is None else format(v['mean'], '.1f')} "
+            f"({v['hours_valid']} h valid{'' if v['valid'] else ': insufficient data'})"
+            for q, v in per.items()
         )
+        click.echo(f"{r['day']} {r['hours_in_day']}h readings={r['n_stored']} {shown}")

@@ -32,7 +32,10 @@ LEFT JOIN LATERAL (
            greatest(1, round(3600 / min(r.window_s)::numeric))::int AS n_expected,
            avg(r.pm25_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS pm25_ugm3,
            avg(r.pm10_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS pm10_ugm3,
-           avg(r.no2_ppb) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS no2_ppb
+           avg(r.no2_ppb) FILTER (WHERE r.effective_flags & %(mask)s = 0) AS no2_ppb,
+           count(r.pm25_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0)::int AS pm25_ugm3_n,
+           count(r.pm10_ugm3) FILTER (WHERE r.effective_flags & %(mask)s = 0)::int AS pm10_ugm3_n,
+           count(r.no2_ppb) FILTER (WHERE r.effective_flags & %(mask)s = 0)::int AS no2_ppb_n
     FROM readings_effective r
     WHERE r.device_id = d.device_id AND r.ts >= l.hour_start
       AND r.ts < l.hour_start + interval '1 hour'
@@ -81,7 +84,9 @@ def _class_out(c: IndexClass | None) -> dict[str, Any] | None:
     }
 
 
-def _index(profiles: ProfileSet, values: dict[str, float | None]) -> dict[str, Any]:
+def _index(
+    profiles: ProfileSet, values: dict[str, float | None], coverage: dict[str, float | None]
+) -> dict[str, Any]:
     per: dict[str, Any] = {}
     worst: IndexClass | None = None
     for pollutant, q in profiles.quantity_of.items():
@@ -90,7 +95,11 @@ def _index(profiles: ProfileSet, values: dict[str, float | None]) -> dict[str, A
             continue
         ugm3 = v * profiles.factor_to_ugm3.get(q, 1.0)
         c = profiles.classify(pollutant, ugm3)
-        per[pollutant] = {"value_ugm3": round(ugm3, 1), "index": _class_out(c)}
+        per[pollutant] = {
+            "value_ugm3": round(ugm3, 1),
+            "coverage_pct": coverage.get(q),
+            "index": _class_out(c),
+        }
         if c is not None and (worst is None or c.cls > worst.cls):
             worst = c
     return {"overall": _class_out(worst), "pollutants": per}
@@ -101,8 +110,11 @@ def _index(profiles: ProfileSet, values: dict[str, float | None]) -> dict[str, A
     summary="Air-quality index of the latest hour",
     description="Per device (and its site): the Norwegian index class (Lite / Moderat / Høy / "
     "Svært høy) of the latest UTC clock hour with data, per pollutant and overall (the worst), "
-    "with colour and health advice in Norwegian and English. The hour may be incomplete: its "
-    "coverage is given. Index classes are public information, not compliance.",
+    "with colour and health advice in Norwegian and English. The hour may be incomplete: each "
+    "pollutant's coverage is given (valid readings of it / readings expected), and "
+    "`coverage_pct` is the best-covered pollutant's (a box with a PM sensor and an SHT31 "
+    "stores two readings a window; the hour's coverage is its sensors', not their sum). Index "
+    "classes are public information, not compliance.",
 )
 async def latest_index(conn: Conn, profiles: Profiles) -> dict[str, Any]:
     cur = await conn.execute(_LATEST, {"mask": INVALID_MASK})
@@ -111,6 +123,13 @@ async def latest_index(conn: Conn, profiles: Profiles) -> dict[str, Any]:
     for r in await cur.fetchall():
         hour = r["hour_start"]
         values = {q: r[q] for q in ("pm25_ugm3", "pm10_ugm3", "no2_ppb")}
+        coverage = {
+            q: round(100.0 * r[f"{q}_n"] / r["n_expected"], 1)
+            if r["n_expected"] and r[f"{q}_n"]
+            else None
+            for q in values
+        }
+        covered = [c for c in coverage.values() if c is not None]
         item: dict[str, Any] = {
             "device_id": r["device_id"],
             "site": None
@@ -124,11 +143,9 @@ async def latest_index(conn: Conn, profiles: Profiles) -> dict[str, Any]:
             },
             "hour_start": None if hour is None else hour.isoformat(),
             "stale": hour is None or now - hour > timedelta(hours=3),
-            "coverage_pct": None
-            if not r["n_expected"]
-            else round(100.0 * (r["n_valid"] or 0) / r["n_expected"], 1),
+            "coverage_pct": max(covered) if covered else (0.0 if r["n_expected"] else None),
             "values": {k: None if v is None else round(v, 2) for k, v in values.items()},
-            **_index(profiles, values),
+            **_index(profiles, values, coverage),
         }
         out.append(item)
     return {

@@ -317,3 +317,33 @@ def test_openapi_served(api_url: str) -> None:
     for path, ops in spec["paths"].items():
         for op in ops.values():
             assert op.get("summary") and op.get("description"), path
+
+
+def test_index_coverage_is_each_pollutants_on_a_box_with_two_sensors(
+    api_url: str, pg_url: str
+) -> None:
+    """A box with an SDS011 and an SHT31 stores a reading of each per minute; in its latest
+    hour the SDS011 sent 30 of 60 windows. The index gives PM2.5 and PM10 50 % coverage, and
+    the hour 50 % (the box's 90 readings would say 150 %)."""
+    device = f"two-{uuid.uuid4().hex[:8]}"
+    hour = datetime(YEAR, 9, 1, 10, tzinfo=UTC)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')",
+                     (device,))  # fmt: skip
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, pm10_ugm3, temperature_c, rh_pct, flags, schema_version) "
+            "SELECT %s, 2 * i + s, %s::timestamptz + i * interval '1 minute', 60, 60, "
+            "CASE s WHEN 0 THEN 'sds011' ELSE 'sht31' END, CASE s WHEN 0 THEN 8 END, "
+            "CASE s WHEN 0 THEN 12 END, CASE s WHEN 1 THEN 5 END, CASE s WHEN 1 THEN 60 END, 0, 1 "
+            "FROM generate_series(0, 59) i, generate_series(0, 1) s WHERE s = 1 OR i %% 2 = 0",
+            (device, hour),
+        )
+    r = _http.get(f"{api_url}/api/v1/index/latest")
+    assert r.status_code == 200
+    item = next(x for x in r.json()["devices"] if x["device_id"] == device)
+    assert item["hour_start"] == hour.isoformat()
+    assert item["coverage_pct"] == 50.0
+    assert item["pollutants"]["PM2.5"]["coverage_pct"] == 50.0
+    assert item["pollutants"]["PM10"]["coverage_pct"] == 50.0
+    assert "NO2" not in item["pollutants"]

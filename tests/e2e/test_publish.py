@@ -880,3 +880,42 @@ def test_nightly_schedule_publishes_yesterday_then_nothing(db: str, tmp_path: Pa
     for name in ("raw", "hourly"):
         assert m2.dataset(name).version == m1.dataset(name).version == 1
         assert second.datasets[name].files_written == 0
+
+
+def test_hourly_coverage_is_the_pollutants_on_a_box_with_two_sensors(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """A box with an SDS011 and an SHT31 stores a reading of each per minute. In its first hour
+    the SDS011 sent 30 of 60 windows, in the second 50: the published PM2.5 hours have 50 %
+    (not valid) and 83.3 % (valid) coverage, as the API's series judge them. The box's readings
+    (n_valid: 90 and 110) are twice the windows and would make both hours valid (150 %)."""
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES ('two', 'sds011')")
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, temperature_c, rh_pct, flags, schema_version) "
+            "SELECT 'two', 2 * i + s, %s::timestamptz + (i + 1) * interval '1 minute', 60, 60, "
+            "CASE s WHEN 0 THEN 'sds011' ELSE 'sht31' END, "
+            "CASE s WHEN 0 THEN 10 + i %% 7 END, CASE s WHEN 1 THEN 5 END, "
+            "CASE s WHEN 1 THEN 60 END, 0, 1 "
+            "FROM generate_series(0, 119) i, generate_series(0, 1) s "
+            "WHERE s = 1 OR (i < 60 AND i %% 2 = 0) OR (i >= 60 AND i %% 6 <> 0)",
+            (T0 - timedelta(seconds=30),),
+        )
+        refresh(conn)
+        conn.commit()
+    publish(fresh_db_url, str(tmp_path / "a"), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
+    hourly = _cols(
+        duckdb.connect().sql(
+            f"SELECT hour_start, n, n_valid, n_expected, coverage_pct, valid FROM read_parquet("
+            f"'{tmp_path}/a/dataset=hourly/**/*.parquet', hive_partitioning = true) "
+            "WHERE pollutant = 'pm25' ORDER BY hour_start"
+        )
+    )
+    assert hourly["hour_start"] == [T0, T0 + timedelta(hours=1)]
+    assert hourly["n"] == [30, 50]
+    assert hourly["n_valid"] == [90, 110]
+    assert hourly["n_expected"] == [60, 60]
+    assert_allclose(_nan(hourly["coverage_pct"]), [50.0, 100 * 50 / 60])
+    assert hourly["valid"] == [False, True]

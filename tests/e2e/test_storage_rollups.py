@@ -331,3 +331,53 @@ def test_added_hours_equal_recompute_with_annotations_and_any_values(
         conn.commit()
         assert snapshot(conn, device_id) == after
         assert {r[1]: r for r in after[0]}[t0 + timedelta(hours=1)][5] > n_valid
+
+
+def test_rollup_show_judges_each_quantity_by_its_own_readings(pg_url: str) -> None:
+    """A box with an SDS011 and an SHT31 (a reading of each per minute) over one UTC+01 day:
+    the SDS011 sent every window in 17 hours and every other one in 7. `rollup show` gives
+    PM2.5 17 valid hours (insufficient data: a day needs 18) and temperature 24; the box's
+    readings (two a window) fill every hour past 75 % and made the old output call it valid."""
+    import json as jsonlib
+    import uuid
+
+    from click.testing import CliRunner
+
+    from luftnett.cli import main
+
+    device = f"show-{uuid.uuid4().hex[:8]}"
+    start, _ = day_bounds(date(2026, 7, 1), DayConvention.COMPLIANCE)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')",
+                     (device,))  # fmt: skip
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, temperature_c, flags, schema_version) "
+            "SELECT %s, 2 * i + s, %s::timestamptz + i * interval '1 minute' + interval '30 s', "
+            "60, 60, CASE s WHEN 0 THEN 'sds011' ELSE 'sht31' END, "
+            "CASE s WHEN 0 THEN 10 END, CASE s WHEN 1 THEN 4 END, 0, 1 "
+            "FROM generate_series(0, 1439) i, generate_series(0, 1) s "
+            "WHERE s = 1 OR i / 60 < 17 OR i %% 2 = 0",
+            (device, start),
+        )
+        conn.commit()
+        refresh(conn, device)
+    runner = CliRunner()
+    env = {"LUFTNETT_DATABASE_URL": pg_url}
+    res = runner.invoke(main, ["rollup", "show", "--device", device], env=env)
+    assert res.exit_code == 0, res.output
+    day = [line for line in res.output.splitlines() if line.startswith("2026-07-01")]
+    assert day == [
+        "2026-07-01 24h readings=2670 pm25_ugm3=10.0 (17 h valid: insufficient data) "
+        "temperature_c=4.0 (24 h valid)"
+    ]
+    res = runner.invoke(main, ["rollup", "show", "--device", device, "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    (doc,) = [jsonlib.loads(line) for line in res.output.splitlines()]
+    assert doc["quantities"] == {
+        "pm25_ugm3": {"mean": 10.0, "hours_valid": 17, "valid": False},
+        "temperature_c": {"mean": 4.0, "hours_valid": 24, "valid": True},
+    }
+    assert doc["hours_valid"] == 24  # the box's readings: every hour
+    res = runner.invoke(main, ["rollup", "show", "--device", "nope-none"], env=env)
+    assert res.exit_code == 0 and "no rollup days in this range" in res.output

@@ -71,9 +71,21 @@ def _hourly_fields(timezone: str) -> list[Field]:
         Field("unit", "string", None, "unit of mean, min, max, mean_calibrated, uncertainty"),
         Field("window_s", "float32", "s", "averaging window of the readings (shortest seen)"),
         Field("n_expected", "int64", None, "readings expected in the hour (3600 / window_s)"),
-        Field("n_stored", "int64", None, "readings stored in the hour (any quantity)"),
-        Field("n_valid", "int64", None, "stored readings without an invalidating flag"),
-        Field("coverage_pct", "float64", "%", "100 × n_valid / n_expected"),
+        Field(
+            "n_stored",
+            "int64",
+            None,
+            "readings stored in the hour (any quantity, any of the device's sensors)",
+        ),
+        Field(
+            "n_valid",
+            "int64",
+            None,
+            "stored readings without an invalidating flag (any of the device's sensors)",
+        ),
+        Field(
+            "coverage_pct", "float64", "%", "100 × n / n_expected: the coverage of this pollutant"
+        ),
         Field("n", "int64", None, "valid readings with a value of this pollutant"),
         Field("mean", "float64", u, "mean of the valid raw values"),
         Field("min", "float32", u, "smallest valid raw value"),

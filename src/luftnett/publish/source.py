@@ -419,13 +419,16 @@ class Source:
         hour = t.column("hour_start").cast(pa.timestamp("us", tz="UTC"))
         local = pc.local_timestamp(hour.cast(pa.timestamp("us", tz=self.timezone)))
         n_exp = t.column("n_expected")
-        coverage = pc.divide(pc.multiply(t.column("n_valid").cast(pa.float64()), 100.0), n_exp)
         for q, code in POLLUTANTS.items():
             unit = QUANTITIES[q].unit
             schema = arrow_schema("hourly", self.timezone, unit=unit)
             keep = pc.greater(t.column(f"{q}__n"), 0)
             if not pc.any(keep).as_py():
                 continue
+            # coverage of this pollutant: a box with a PM sensor and an SHT31 (or the NO2
+            # module) stores a reading of each per window, so n_valid, the device's readings,
+            # would count the hour twice over (as the API's series, and the daily means, do)
+            coverage = pc.divide(pc.multiply(t.column(f"{q}__n").cast(pa.float64()), 100.0), n_exp)
             cols = {
                 "device_id": t.column("device_id"),
                 "site_id": t.column("site_id"),
