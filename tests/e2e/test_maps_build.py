@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from luftnett.cli import main
-from luftnett.contracts.units import ReadingFlag
+from luftnett.contracts.units import INVALIDATING_FLAGS, ReadingFlag
 from luftnett.firmware_sim.city import CITY_EPSG, SyntheticCity
 from luftnett.mapping.crs import to_wgs84
 
@@ -307,3 +307,68 @@ def test_bad_input_is_one_line_and_exit_1(
     assert code == 1
     assert err.startswith("error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_staff_annotations_that_invalidate_are_not_mapped(
+    pg_url: str, stored_day: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Staff annotate the whole day of the first site's device (roadworks) and six hours of
+    the second's (fireworks), both invalidating: the daily map leaves the first site out (no
+    valid hours), and the second's hours are those ``readings_effective`` (the rule the
+    rollups and the API apply) keeps. Revoking the annotations brings the site back."""
+    from luftnett.mapping.queries import fetch_site_hours
+
+    day, sites = stored_day
+    devices = [s.replace("map-", "mapdev-", 1) for s in sites[:2]]
+    day0 = datetime.fromisoformat(day).replace(tzinfo=UTC) - timedelta(hours=1)
+    spans = [
+        (devices[0], day0, day0 + timedelta(days=1), "roadworks"),
+        (devices[1], day0 + timedelta(hours=17), day0 + timedelta(hours=23), "fireworks"),
+    ]
+    with psycopg.connect(pg_url) as conn:
+        ids = [
+            int(row[0])
+            for d, a, b, kind in spans
+            if (
+                row := conn.execute(
+                    "INSERT INTO annotations (device_id, starts_at, ends_at, kind, invalidates, "
+                    "reason, created_by) VALUES (%s, %s, %s, %s, true, 'test', 'test') "
+                    "RETURNING annotation_id",
+                    (d, a, b, kind),
+                ).fetchone()
+            )
+        ]
+        conn.commit()
+    try:
+        code, _, err = build(pg_url, tmp_path / "a", "--pollutant", "no2", "--period", "daily",
+                             "--at", day, "--method", "idw", "--cell", "400")  # fmt: skip
+        assert code == 0, err
+        props = json.loads((tmp_path / "a" / "grid.geojson").read_text())["properties"]
+        assert props["sites_used"] == 19
+        ranked = json.loads((tmp_path / "a" / "ranking.json").read_text())["sites"]
+        assert {s["site_id"] for s in ranked} == set(sites[1:])
+        with psycopg.connect(pg_url) as conn:
+            hours = {
+                s.site_id: s
+                for s in fetch_site_hours(conn, "no2", day0, day0 + timedelta(days=1))
+                if s.site_id in sites[:2]
+            }
+            want = conn.execute(
+                "SELECT count(*) FROM readings_effective WHERE device_id = %s "
+                "AND effective_flags & %s = 0 AND ts >= %s AND ts < %s",
+                (devices[1], int(INVALIDATING_FLAGS), day0, day0 + timedelta(days=1)),
+            ).fetchone()
+        assert sites[0] not in hours
+        assert want == (143 - 36,)  # the 144th reading ends the day: the next day's
+        assert int(hours[sites[1]].n.sum()) == 143 - 36
+        assert len(hours[sites[1]].hour_s) == 24 - 6
+    finally:
+        with psycopg.connect(pg_url) as conn:
+            conn.execute(
+                "UPDATE annotations SET revoked_at = now(), revoked_by = 'test', "
+                "revoke_reason = 'test over' WHERE annotation_id = ANY(%s)", (ids,))  # fmt: skip
+    code, _, err = build(pg_url, tmp_path / "b", "--pollutant", "no2", "--period", "daily",
+                         "--at", day, "--method", "idw", "--cell", "400")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "b" / "grid.geojson").read_text())["properties"][
+        "sites_used"] == 20  # fmt: skip

@@ -33,12 +33,21 @@ __all__ = ["INVALID_FLAGS", "ValueSource", "fetch_site_hours"]
 
 ValueSource = Literal["raw", "calibrated"]
 #: readings with any of these flags are not mapped: the one invalidating mask of the flag
-#: registry (edge verdicts and the collector's quality checks). Staff annotations are applied at
-#: query time by the ``readings_effective`` view, which this query does not read yet.
+#: registry (edge verdicts and the collector's quality checks)
 INVALID_FLAGS = int(INVALIDATING_FLAGS)
+#: nor readings inside a staff annotation that invalidates its period (the rule of the
+#: ``readings_effective`` view, whose ANNOTATED_INVALID the rollups, the API's series and the
+#: downloads apply). As an anti-join here: the view's per-reading EXISTS made a year of 20
+#: devices' readings take 3.6x as long (9.7 s against 2.7 s), this 1.2x (3.3 s).
+WHERE = sql.SQL("""r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
+    AND s.lat IS NOT NULL AND s.lon IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM annotations a
+        WHERE a.device_id = r.device_id AND a.invalidates AND a.revoked_at IS NULL
+          AND r.ts >= a.starts_at AND r.ts < a.ends_at)""")
 
 # One row per site and hour: site, hour start (epoch s), readings, mean, sd, seconds
-# covered, mean standard uncertainty (NULL for raw values). {col} is a psycopg.sql.Identifier.
+# covered, mean standard uncertainty (NULL for raw values). {col} is a psycopg.sql.Identifier,
+# {where} :data:`WHERE`.
 RAW_HOURLY = sql.SQL("""
 SELECT s.site_id, s.name, s.site_type, s.lat, s.lon,
        extract(epoch FROM date_trunc('hour', r.ts AT TIME ZONE 'UTC'))::double precision AS h,
@@ -47,8 +56,7 @@ FROM readings r
 JOIN deployments d ON d.device_id = r.device_id
     AND r.ts >= d.valid_from AND (d.valid_to IS NULL OR r.ts < d.valid_to)
 JOIN sites s ON s.site_id = d.site_id
-WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
-    AND r.{col} IS NOT NULL AND s.lat IS NOT NULL AND s.lon IS NOT NULL
+WHERE r.{col} IS NOT NULL AND {where}
 GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
 ORDER BY s.site_id, h
 """)
@@ -61,11 +69,10 @@ JOIN readings r ON r.device_id = c.device_id AND r.seq = c.seq
 JOIN deployments d ON d.device_id = r.device_id
     AND r.ts >= d.valid_from AND (d.valid_to IS NULL OR r.ts < d.valid_to)
 JOIN sites s ON s.site_id = d.site_id
-WHERE r.ts >= %(start)s AND r.ts < %(end)s AND (r.flags & %(invalid)s) = 0
-    AND c.pollutant = %(pollutant)s AND s.lat IS NOT NULL AND s.lon IS NOT NULL
+WHERE c.pollutant = %(pollutant)s AND {where}
 GROUP BY s.site_id, s.name, s.site_type, s.lat, s.lon, h
 ORDER BY s.site_id, h
-""")
+""").format(where=WHERE)
 
 
 def fetch_site_hours(
@@ -81,7 +88,7 @@ def fetch_site_hours(
     params = {"start": start, "end": end, "invalid": INVALID_FLAGS, "pollutant": pollutant}
     query: sql.Composable
     if source == "raw":
-        query = RAW_HOURLY.format(col=sql.Identifier(POLLUTANT_INFO[pollutant].column))
+        query = RAW_HOURLY.format(col=sql.Identifier(POLLUTANT_INFO[pollutant].column), where=WHERE)
     elif source == "calibrated":
         query = CALIBRATED_HOURLY
     else:
