@@ -24,6 +24,7 @@ from psycopg import sql
 
 from luftnett.calibration.apply_db import POLLUTANT_COLUMNS
 from luftnett.contracts.units import INVALIDATING_FLAGS
+from luftnett.db.schema import NOT_ANNOTATED_INVALID
 from luftnett.errors import CalibrationError
 
 __all__ = ["EARTH_RADIUS_M", "Colocation", "Pairs", "find_colocations", "hourly_pairs"]
@@ -31,7 +32,8 @@ __all__ = ["EARTH_RADIUS_M", "Colocation", "Pairs", "find_colocations", "hourly_
 FloatArray = npt.NDArray[np.float64]
 EARTH_RADIUS_M = 6_371_008.8
 MIN_COVERAGE = 0.75
-#: stored flags that leave a reading out of the hourly means (annotations are query-time only)
+#: stored flags that leave a reading out of the hourly means; readings inside an invalidating
+#: staff annotation (query time only: NOT_ANNOTATED_INVALID) are left out too
 PAIR_FLAG_MASK = int(INVALIDATING_FLAGS) & ((1 << 10) - 1)
 
 _DISTANCE = """
@@ -108,9 +110,9 @@ _PAIRS = sql.SQL(
         SELECT date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS hour_start,
                avg({col}) AS x, avg(rh_pct) AS rh, avg(temperature_c) AS t,
                count({col}) AS n, min(window_s) AS w
-        FROM readings
+        FROM readings r
         WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
-          AND flags & %(mask)s = 0
+          AND flags & %(mask)s = 0 AND {not_annotated}
         GROUP BY 1
     )
     SELECT d.hour_start, o.value, d.x, d.rh, d.t, o.status
@@ -136,7 +138,10 @@ def hourly_pairs(
         raise CalibrationError(
             f"cannot pair {pollutant!r}; devices store {', '.join(POLLUTANT_COLUMNS)}"
         )
-    q = _PAIRS.format(col=sql.Identifier(POLLUTANT_COLUMNS[pollutant]))
+    q = _PAIRS.format(
+        col=sql.Identifier(POLLUTANT_COLUMNS[pollutant]),
+        not_annotated=sql.SQL(NOT_ANNOTATED_INVALID),
+    )
     rows = conn.execute(
         q,
         {"device": device_id, "station": station_id, "pollutant": pollutant, "start": start,

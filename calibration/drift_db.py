@@ -25,6 +25,7 @@ from psycopg import sql
 from luftnett.calibration.apply_db import POLLUTANT_COLUMNS
 from luftnett.calibration.colocation import EARTH_RADIUS_M, MIN_COVERAGE, PAIR_FLAG_MASK
 from luftnett.calibration.drift import DriftAssessment, assess_drift
+from luftnett.db.schema import NOT_ANNOTATED_INVALID
 from luftnett.errors import CalibrationError
 
 __all__ = ["DeviceDrift", "fleet_drift"]
@@ -52,7 +53,7 @@ _HOURLY = sql.SQL(
     LEFT JOIN calibrated_current c
       ON c.device_id = r.device_id AND c.seq = r.seq AND c.pollutant = %(pollutant)s
     WHERE r.device_id = ANY(%(devices)s) AND r.ts >= %(start)s AND r.ts < %(end)s
-      AND r.flags & %(mask)s = 0
+      AND r.flags & %(mask)s = 0 AND {not_annotated}
     GROUP BY 1, 2
     """
 )
@@ -105,7 +106,10 @@ def fleet_drift(
     raw: dict[str, dict[datetime, float]] = {d: {} for d in sites}
     cal: dict[str, dict[datetime, float]] = {d: {} for d in sites}
     has_cal: set[str] = set()
-    q = _HOURLY.format(col=sql.Identifier(POLLUTANT_COLUMNS[pollutant]))
+    q = _HOURLY.format(
+        col=sql.Identifier(POLLUTANT_COLUMNS[pollutant]),
+        not_annotated=sql.SQL(NOT_ANNOTATED_INVALID),
+    )
     for dev, h, v_raw, v_cal, n_cal in conn.execute(
         q, {"devices": list(sites), "start": start, "end": end, "mask": PAIR_FLAG_MASK,
             "cov": MIN_COVERAGE, "pollutant": pollutant},

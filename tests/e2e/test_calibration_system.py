@@ -543,3 +543,45 @@ def test_drift_compares_calibrated_values_where_there_are_any(
     assert cal.vs_reference is not None
     assert cal.vs_reference.ratio_change_pct is not None
     assert cal.vs_reference.ratio_change_pct > 30
+
+
+def test_colocation_pairs_and_drift_leave_out_what_staff_invalidated(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Ten hours of a co-located device annotated as maintenance (invalidating): the hourly
+    pairs a calibration is fitted on, and the drift check's pairs, leave them out, as the
+    rollups and the API do; revoking the annotation brings them back."""
+    from luftnett.calibration.colocation import hourly_pairs
+    from luftnett.calibration.drift_db import fleet_drift
+
+    hours = 24 * 5
+    lat = 59.86 + np.random.default_rng().uniform(0, 0.02)
+    dev, ref = make_device(conn, hours, lat=lat, lon=10.45)
+    st = uid("ST").upper()[:20]
+    upsert_station(conn, ReferenceStation(st, "Annotated station", "csv", lat, 10.4501, ("pm25",)))
+    import_observations(conn, st, [
+        ReferenceObservation("pm25", T0 + i * HOUR, float(v), "validated")  # type: ignore[arg-type]
+        for i, v in enumerate(ref)
+    ], "test")  # fmt: skip
+    end = T0 + hours * HOUR
+
+    def counts() -> tuple[int, int]:
+        pairs = hourly_pairs(conn, dev, st, "pm25", T0, end)
+        (drift,) = fleet_drift(conn, "pm25", T0, end, dev)
+        assert drift.vs_reference is not None
+        return len(pairs), drift.vs_reference.n_pairs
+
+    assert counts() == (hours, hours)
+    (aid,) = conn.execute(
+        "INSERT INTO annotations (device_id, starts_at, ends_at, kind, invalidates, reason, "
+        "created_by) VALUES (%s, %s, %s, 'maintenance', true, 'filter change', 'test') "
+        "RETURNING annotation_id",
+        (dev, T0 + 30 * HOUR, T0 + 40 * HOUR),
+    ).fetchone() or (None,)
+    assert counts() == (hours - 10, hours - 10)
+    conn.execute(
+        "UPDATE annotations SET revoked_at = now(), revoked_by = 'test', revoke_reason = 'x' "
+        "WHERE annotation_id = %s",
+        (aid,),
+    )
+    assert counts() == (hours, hours)
