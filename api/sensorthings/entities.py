@@ -11,7 +11,7 @@ entity              from                                        ``@iot.id``
 Thing               ``devices``                                 device id: ``'sds-001'``
 Location            ``sites`` (a Thing's is its open deployment) site id: ``'skole-1'``
 HistoricalLocation  ``deployments``                             deployment id: ``12``
-Sensor              sensor models of ``devices``                model: ``'sds011'``
+Sensor              sensor models of ``devices``, ``device_sensors`` model: ``'sds011'``
 ObservedProperty    the column quantities                       quantity: ``'pm25_ugm3'``
 Datastream          device x quantity x raw|calibrated          ``'sds-001:pm25_ugm3:raw'``
 Observation         ``readings`` (+ ``calibrated_current``)     Datastream id, time, seq:
@@ -32,6 +32,7 @@ from psycopg import sql
 from luftnett.api.calibration import CALIBRATED
 from luftnett.api.quality import INVALID_MASK
 from luftnett.api.sensorthings.model import (
+    DEVICE_MODELS,
     Ctx,
     EntityType,
     Nav,
@@ -190,7 +191,7 @@ SELECT m.sensor_model AS id, m.sensor_model AS name,
        'text/plain' AS encoding_type,
        concat(coalesce(k.description, m.sensor_model),
               '; luftnett edge driver ', m.sensor_model, ', see docs/sensors.md') AS metadata
-FROM (SELECT DISTINCT sensor_model FROM devices) m
+FROM (SELECT sensor_model FROM devices UNION SELECT sensor_model FROM device_sensors) m
 LEFT JOIN (VALUES {known}) AS k(model, description) ON k.model = m.sensor_model
 """
 
@@ -241,14 +242,19 @@ SELECT concat(d.device_id, ':', st.quantity, ':', st.kind) AS id,
        jsonb_build_object('device_id', d.device_id, 'quantity', st.quantity, 'kind', st.kind,
                           'label', 'indicative - microsensor') AS properties,
        st.quantity AS op_id, st.kind AS kind, st.ord AS ord, d.device_id AS thing_id,
-       d.sensor_model AS sensor_id,
+       sm.sensor_model AS sensor_id,
        CASE WHEN st.kind = 'raw'
             THEN (SELECT min(r.ts) FROM readings r WHERE r.device_id = d.device_id) END AS t_first,
        CASE WHEN st.kind = 'raw'
             THEN (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) END AS t_last
 FROM devices d CROSS JOIN (VALUES {streams})
     AS st(quantity, kind, ord, label, description, unit_symbol, unit_name, unit_definition)
-WHERE {measured} {where}
+-- the Sensor of a Datastream: the device's sensor model that measures its quantity (the one
+-- heard from last, if several: a replaced sensor)
+CROSS JOIN LATERAL (SELECT dd.sensor_model FROM {device_models} dd
+                    WHERE dd.device_id = d.device_id AND {measured}
+                    ORDER BY dd.heard DESC NULLS LAST, dd.sensor_model LIMIT 1) sm
+WHERE true {where}
 """
 
 
@@ -281,7 +287,8 @@ def _datastreams(ctx: Ctx, p: Params) -> sql.Composable:
     return sql.SQL(_DATASTREAMS).format(
         om=lit(OM_MEASUREMENT),
         streams=values_list(rows, p),
-        measured=measured("d.sensor_model", sql.SQL("st.quantity"), p),
+        measured=measured("dd.sensor_model", sql.SQL("st.quantity"), p),
+        device_models=sql.SQL(DEVICE_MODELS),
         where=sql.Composed(where),
     )
 

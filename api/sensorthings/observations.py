@@ -14,7 +14,15 @@ from psycopg import sql
 
 from luftnett.api.calibration import CALIBRATED
 from luftnett.api.quality import INVALID_MASK, flag_names
-from luftnett.api.sensorthings.model import TS_ID_SQL, Ctx, Params, lit, measured, streams
+from luftnett.api.sensorthings.model import (
+    DEVICE_MODELS,
+    TS_ID_SQL,
+    Ctx,
+    Params,
+    lit,
+    measured,
+    streams,
+)
 
 __all__ = ["OBS_COLUMNS", "complete_observation", "observations", "render_observation"]
 
@@ -33,7 +41,7 @@ SELECT concat(r.device_id, {suffix}, ':', {ts_id}, ':', r.seq) AS id,
        r.received_at, concat(r.device_id, {suffix}) AS datastream_id, {foi} AS foi_id
 FROM readings_effective r {join}
 WHERE {value} IS NOT NULL
-  AND r.device_id IN (SELECT dd.device_id FROM devices dd WHERE {measured}) {where}
+  AND r.device_id IN (SELECT dd.device_id FROM {device_models} dd WHERE {measured}) {where}
 """
 
 _OBS_ALL = """
@@ -46,7 +54,8 @@ SELECT concat(r.device_id, ':', x.quantity, ':', x.kind, ':', {ts_id}, ':', r.se
 FROM readings_effective r {joins}
 CROSS JOIN LATERAL (VALUES {values}) AS x(quantity, kind, ord, result, u, version_id)
 WHERE x.result IS NOT NULL
-  AND EXISTS (SELECT 1 FROM devices dd WHERE dd.device_id = r.device_id AND {measured}) {where}
+  AND EXISTS (SELECT 1 FROM {device_models} dd
+              WHERE dd.device_id = r.device_id AND {measured}) {where}
 """
 
 _FOI_OF = (
@@ -121,6 +130,7 @@ def observations(ctx: Ctx, p: Params) -> sql.Composable:
             foi=sql.SQL(_FOI_OF if ctx.foi else "NULL::text"),
             join=join,
             measured=measured("dd.sensor_model", lit(s.quantity), p),
+            device_models=sql.SQL(DEVICE_MODELS),
             where=where,
         )
     joins: list[sql.Composable] = []
@@ -147,6 +157,7 @@ def observations(ctx: Ctx, p: Params) -> sql.Composable:
         joins=sql.Composed(joins),
         values=sql.SQL(", ").join(values),
         measured=measured("dd.sensor_model", sql.SQL("x.quantity"), p),
+        device_models=sql.SQL(DEVICE_MODELS),
         where=where,
     )
 

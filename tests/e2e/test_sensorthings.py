@@ -513,3 +513,52 @@ def test_datastreams_follow_the_sensor_models_quantities(api_url: str, pg_url: s
     assert direct.status_code == 404 or direct.json()["value"] == []
     n_odd = len(ok(f"{api_url}{STA}/Things('{odd}')/Datastreams")["value"])
     assert n_odd == 9  # six column quantities raw, three calibrated
+
+
+def test_a_box_with_a_pm_sensor_and_the_no2_module_has_the_datastreams_of_both(
+    api_url: str, pg_url: str
+) -> None:
+    """A box with an SDS011 and the NO2 module, its messages naming the SDS011 (the device's
+    registered model): its Thing has the NO2 module's Datastreams beside the SDS011's, each
+    with the sensor that measures it, and the NO2 readings are Observations. Before, the
+    Datastreams were those of the registered model only, and the NO2 readings had none."""
+    device = f"sta2-{uuid.uuid4().hex[:8]}"
+    pm = contract.SensorInfo(model="sds011", serial="P1")
+    no2 = contract.SensorInfo(model="dgs-no2", serial="N1")
+    readings = []
+    for i in range(10):
+        ts = T0 + timedelta(days=2) + i * timedelta(minutes=1)
+        readings += [
+            contract.Reading(seq=2 * i, ts=ts, window_s=60, n_samples=60, sensor=pm,
+                             values={"pm25_ugm3": 7.0 + i, "pm10_ugm3": 11.0}),
+            contract.Reading(seq=2 * i + 1, ts=ts, window_s=60, n_samples=60, sensor=no2,
+                             values={"no2_ppb": 20.0 + i, "temperature_c": 4, "rh_pct": 70}),
+        ]  # fmt: skip
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=device, agent_version="test", sensor=pm, readings=readings
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", device), payload)
+    assert isinstance(item, Accepted)
+    with psycopg.connect(pg_url) as conn:
+        ensure_fleet_defaults(conn)
+        conn.commit()
+        assert Writer(conn, rollups=False).write([item]).stored == 20
+    body = ok(f"{api_url}{STA}/Datastreams", **{
+        "$filter": f"Thing/id eq '{device}'", "$expand": "Sensor", "$top": "100"})  # fmt: skip
+    sensor_of = {d["@iot.id"]: d["Sensor"]["@iot.id"] for d in body["value"]}
+    assert sensor_of[ds(device, "pm25_ugm3")] == "sds011"
+    assert sensor_of[ds(device, "pm10_ugm3", "calibrated")] == "sds011"
+    assert sensor_of[ds(device, "no2_ppb")] == "dgs-no2"
+    assert sensor_of[ds(device, "no2_ppb", "calibrated")] == "dgs-no2"
+    assert sensor_of[ds(device, "rh_pct")] == "dgs-no2"
+    assert ds(device, "pm1_ugm3") not in sensor_of  # neither sensor measures PM1
+    obs = ok(f"{api_url}{STA}/Datastreams('{ds(device, 'no2_ppb')}')/Observations",
+             **{"$orderby": "phenomenonTime asc", "$top": "100"})  # fmt: skip
+    assert [o["result"] for o in obs["value"]] == [20.0 + i for i in range(10)]
+    cal = ok(f"{api_url}{STA}/Datastreams('{ds(device, 'no2_ppb', 'calibrated')}')/Observations",
+             **{"$top": "100"})  # fmt: skip
+    assert len(cal["value"]) == 10  # the NO2 module's fleet default, on its own readings
+    sensors = ok(f"{api_url}{STA}/Sensors", **{"$filter": "id eq 'dgs-no2'"})
+    assert [s["@iot.id"] for s in sensors["value"]] == ["dgs-no2"]
