@@ -103,7 +103,7 @@ def main(ctx: click.Context, config_file: Path | None, log_level: str | None) ->
     default=5,
     show_default=True,
     type=click.IntRange(1, 200),
-    help="Number of simulated sites, one SDS011 each.",
+    help="Number of simulated sites, one box each (an SDS011 and a DGS-NO2 module).",
 )
 @click.option(
     "--duration",
@@ -124,9 +124,10 @@ def demo(ctx: click.Context, devices: int, duration: float | None, window_s: flo
     """Run a small synthetic fleet end to end and serve it over the API.
 
     Starts a private PostgreSQL and Mosquitto (unless LUFTNETT_DATABASE_URL / LUFTNETT_MQTT_URL
-    point at running ones), migrates, simulates SDS011 sensors on pseudo-terminals, runs an edge
-    agent per sensor, the collector and the API, and prints the URL to open. Ctrl-C stops
-    everything; the data stay for the next run and for other commands.
+    point at running ones), migrates, simulates a box per site of a synthetic town (an SDS011 for
+    PM and a DGS-NO2 module for NO2, byte for byte on pseudo-terminals), runs an edge agent per
+    box, the collector and the API, and prints the URL to open. Ctrl-C stops everything; the
+    data stay for the next run and for other commands.
 
     Example:  luftnett demo --devices 5 --duration 60
     """

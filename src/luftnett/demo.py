@@ -11,6 +11,8 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -20,7 +22,10 @@ from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres, free_port, por
 from luftnett.settings import Settings
 from luftnett.signals import sigterm_as_interrupt
 
-__all__ = ["run_demo"]
+if TYPE_CHECKING:
+    from luftnett.mapping.synthetic import CitySource
+
+__all__ = ["DemoBox", "city_fleet", "run_demo"]
 
 Echo = Callable[[str], None]
 
@@ -40,15 +45,24 @@ SELECT %s, %s, now() WHERE NOT EXISTS (
 
 
 PmSource = Callable[[float], tuple[float, float]]
+#: (NO2 ppb, temperature °C, RH %) at a time the emulator gives (ignored: now)
+No2Source = Callable[[float], tuple[float, float, float]]
 
 
-def _reads(source: Callable[[], tuple[float, float]]) -> PmSource:
-    return lambda _t: source()
+@dataclass(frozen=True, slots=True)
+class DemoBox:
+    """A box of the demo fleet at a site of the synthetic town: an SDS011 for PM and a
+    DGS-NO2 module for NO2 (with temperature and RH), each reading the town's true field
+    through this box's own low-cost errors."""
+
+    site: DemoSite
+    pm: PmSource
+    no2: No2Source
+    no2_serial: str
 
 
-def city_fleet(n: int, seed: int = 8) -> list[tuple[DemoSite, PmSource]]:
-    """``n`` sites in the synthetic town (firmware_sim.city), each with the PM source its
-    sensor reads: the town's true field seen through a low-cost sensor's errors."""
+def city_fleet(n: int, seed: int = 8) -> list[DemoBox]:
+    """``n`` boxes at sites of the synthetic town (firmware_sim.city)."""
     from luftnett.firmware_sim.city import CITY_EPSG, SyntheticCity
     from luftnett.mapping.crs import to_wgs84
     from luftnett.mapping.synthetic import CitySource
@@ -56,7 +70,7 @@ def city_fleet(n: int, seed: int = 8) -> list[tuple[DemoSite, PmSource]]:
     city = SyntheticCity(seed=seed)
     sensors = city.place_sensors(n, reference=0)
     lons, lats = to_wgs84([s.x_m for s in sensors], [s.y_m for s in sensors], CITY_EPSG)
-    fleet: list[tuple[DemoSite, PmSource]] = []
+    fleet: list[DemoBox] = []
     for i, (sensor, lon, lat) in enumerate(zip(sensors, lons, lats, strict=True)):
         site = DemoSite(
             site_id=f"site-{i + 1:03d}",
@@ -67,9 +81,21 @@ def city_fleet(n: int, seed: int = 8) -> list[tuple[DemoSite, PmSource]]:
             lon=float(lon),
             serial=bytes([0xA0 + (i >> 8) % 16, i % 256]),
         )
-        source = CitySource(city, sensor)
-        fleet.append((site, _reads(source)))
+        fleet.append(DemoBox(site, *_sources(CitySource(city, sensor)),
+                             f"{110816020000 + i + 1:012d}"))  # fmt: skip
     return fleet
+
+
+def _sources(source: CitySource) -> tuple[PmSource, No2Source]:
+    """The box's two emulators' sources: now, whatever time the emulator passes."""
+
+    def pm(_t: float) -> tuple[float, float]:
+        return source()
+
+    def no2(_t: float) -> tuple[float, float, float]:
+        return source.no2()
+
+    return pm, no2
 
 
 def run_demo(
@@ -81,6 +107,8 @@ def run_demo(
     from luftnett.api.app import create_app
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.edge.agent import EdgeAgent, EdgeConfig
+    from luftnett.edge.config import SensorConfig
+    from luftnett.firmware_sim.no2_uart import DgsEmulator
     from luftnett.firmware_sim.pty import PtyHost
     from luftnett.firmware_sim.sds011 import Sds011Emulator
 
@@ -109,7 +137,7 @@ def run_demo(
 
         # 2. schema and fleet registry
         fleet = city_fleet(devices)
-        sites = [site for site, _ in fleet]
+        sites = [box.site for box in fleet]
         with psycopg.connect(db_url) as conn:
             applied = apply_migrations(conn)
             backend = "TimescaleDB" if timescale_enabled(conn) else "plain PostgreSQL"
@@ -161,26 +189,31 @@ def run_demo(
 
         stack.callback(_stop_jobs)
 
-        # 4. simulated sensors on ptys, one edge agent each
+        # 4. simulated boxes: an SDS011 and a DGS-NO2 module each, on ptys, one edge agent
+        # per box reading both
         agents = []
-        for s, source in fleet:
-            emu = Sds011Emulator(source, device_id=s.serial)
-            host = PtyHost(emu).start()
-            stack.callback(host.stop)
+        for box in fleet:
+            pm_host = PtyHost(Sds011Emulator(box.pm, device_id=box.site.serial)).start()
+            stack.callback(pm_host.stop)
+            no2_host = PtyHost(DgsEmulator(box.no2, serial=box.no2_serial)).start()
+            stack.callback(no2_host.stop)
             agent = EdgeAgent(
                 EdgeConfig(
-                    device_id=s.device_id,
-                    sensor_model="sds011",
-                    serial_port=host.path,
+                    device_id=box.site.device_id,
+                    sensors=(
+                        SensorConfig("sds011", pm_host.path),
+                        SensorConfig("dgs-no2", no2_host.path),
+                    ),
                     window_s=window_s,
-                    outbox_path=settings.home / "edge" / f"{s.device_id}.outbox",
+                    outbox_path=settings.home / "edge" / f"{box.site.device_id}.outbox",
                     mqtt_url=mqtt_url,
                     topic_root=settings.mqtt.topic_root,
                 )
             ).start()
             stack.callback(agent.stop)
             agents.append(agent)
-        echo(f"{len(sites)} simulated SDS011 sensors on ptys, averaging over {window_s:g} s")
+        echo(f"{len(sites)} simulated boxes on ptys, each an SDS011 (PM2.5, PM10) and a DGS-NO2 "
+             f"module (NO2, temperature, RH), averaging over {window_s:g} s")  # fmt: skip
         echo("calibration reprocessing jobs are worked while the demo runs (`luftnett calibrate "
              "jobs` shows them)")  # fmt: skip
 

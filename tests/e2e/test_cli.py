@@ -109,7 +109,8 @@ def test_demo_serves_readings_and_leaves_no_process_behind() -> None:
                     body = httpx.get(
                         f"http://127.0.0.1:{port}/api/v1/devices/{ids[0]}/readings", timeout=2
                     ).json()
-                    if body["count"] >= 2:
+                    models = {r["sensor_model"] for r in body["readings"]}
+                    if models == {"sds011", "dgs-no2"}:  # each box: a PM and an NO2 sensor
                         served = body["readings"]
                         break
             except httpx.HTTPError:
@@ -122,7 +123,10 @@ def test_demo_serves_readings_and_leaves_no_process_behind() -> None:
     try:
         assert proc.returncode == 0, out
         assert len(served) >= 2, out
-        assert served[0]["values"]["pm25_ugm3"] > 0
+        pm = [r["values"]["pm25_ugm3"] for r in served if r["sensor_model"] == "sds011"]
+        no2 = [r["values"]["no2_ppb"] for r in served if r["sensor_model"] == "dgs-no2"]
+        assert pm and all(v > 0 for v in pm), served
+        assert no2 and all(isinstance(v, float) for v in no2), served
         assert "open http://127.0.0.1:" in out
         assert _processes_mentioning(str(home)) == []
         # the data stay for the next run and for other commands

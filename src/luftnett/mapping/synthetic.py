@@ -9,7 +9,8 @@
   on every cell: RMSE and bias against the truth, LOOCV RMSE, and the coverage of the
   95 % intervals (the share of cells whose truth lies within ``value ± 1.96 se``);
 - :func:`write_city` writes CSV files for ``luftnett map interpolate`` and for inspection;
-- :class:`CitySource` gives a live (PM2.5, PM10) reading of one city sensor for the demo.
+- :class:`CitySource` gives a live (PM2.5, PM10) reading of one city sensor for the demo, and
+  its box's NO2 module's (NO2, temperature, RH).
 """
 
 from __future__ import annotations
@@ -317,3 +318,20 @@ class CitySource:
             truth = self.city.true_field(self.sensor.x_m, self.sensor.y_m, now)
             pm25, pm10 = float(truth.pm25), float(truth.pm10)
         return pm25, pm10
+
+    def no2(self, t: float | None = None) -> tuple[float, float, float]:
+        """(NO2 ppb, temperature °C, RH %) as the box's NO2 module reads them at ``t``: the
+        town's NO2 through this box's NO2 errors (gain, offset, drift, noise), the town's RH,
+        and an air temperature for illustration only (the town has no temperature field: a
+        seasonal and a daily cycle, 6 °C on average, coldest at dawn in January)."""
+        now = time.time() if t is None else t
+        obs = self.city.observe([self.sensor], [now], installed=now - 30 * 86400)
+        ppb, rh = float(obs.no2[0, 0]), float(obs.rh_pct[0, 0])
+        if not math.isfinite(ppb):  # an outage: the demo's serial module keeps reading
+            ppb = float(self.city.true_field(self.sensor.x_m, self.sensor.y_m, now).no2)
+            rh = float(self.city.weather(now).rh_pct)
+        local = now + 3600.0  # CET
+        doy, hour = (local % (365.2425 * 86400)) / 86400.0, (local % 86400) / 3600.0
+        temp = 6.0 - 9.0 * math.cos((doy - 15) / 365.2425 * 2 * math.pi)
+        temp -= 3.5 * math.cos((hour - 3) / 24 * 2 * math.pi)
+        return ppb, temp, rh
