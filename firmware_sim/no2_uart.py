@@ -38,6 +38,7 @@ class DgsEmulator:
         serial: str = "110816020533",
         firmware: str = "15SEP17",
         sensitivity: int = 4010,  # nA per ppm ×100, as the EEPROM stores it
+        powered_for_s: float = 0.0,  # uptime at the first byte: a module long in the field
     ) -> None:
         self.source = source
         self.serial = serial
@@ -48,6 +49,7 @@ class DgsEmulator:
         self.average_total = 1
         self.frames_sent = 0
         self._t0: float | None = None  # power-on time (uptime zero)
+        self.powered_for_s = powered_for_s
         self._next: float | None = None
         self._deaf_until = -math.inf
         self._prompt: bytes | None = None  # command waiting for a typed value
@@ -56,7 +58,7 @@ class DgsEmulator:
 
     def line_at(self, now: float) -> bytes:
         if self._t0 is None:
-            self._t0 = now
+            self._t0 = now - self.powered_for_s
         ppb, t, rh = self.source(now)
         adc_t = max(0, min(0xFFFF, round((t + 46.85) / 175.72 * 65536)))
         adc_rh = max(0, min(0xFFFF, round((rh + 6) / 125 * 65536)))
@@ -69,7 +71,7 @@ class DgsEmulator:
 
     def poll(self, now: float) -> bytes:
         if self._t0 is None:
-            self._t0 = now
+            self._t0 = now - self.powered_for_s
         if not self.continuous or self.asleep or now < self._deaf_until:
             self._next = None
             return b""

@@ -195,7 +195,9 @@ def run_demo(
         for box in fleet:
             pm_host = PtyHost(Sds011Emulator(box.pm, device_id=box.site.serial)).start()
             stack.callback(pm_host.stop)
-            no2_host = PtyHost(DgsEmulator(box.no2, serial=box.no2_serial)).start()
+            # modules in the field for days: past the first hour a DGS-NO2 flags warming_up
+            no2_emu = DgsEmulator(box.no2, serial=box.no2_serial, powered_for_s=3 * 86400)
+            no2_host = PtyHost(no2_emu).start()
             stack.callback(no2_host.stop)
             agent = EdgeAgent(
                 EdgeConfig(

@@ -81,3 +81,18 @@ def test_sleep_until_any_byte_and_reset_restarts_uptime() -> None:
     assert emu.receive(b"\r", 10.5) == b""  # rebooting
     (m,) = decode(emu.receive(b"\r", 12.0))
     assert m.fields["uptime_s"] == 1  # type: ignore[union-attr]
+
+
+def test_a_module_long_in_the_field_is_past_its_warm_up() -> None:
+    """``powered_for_s``: the uptime at the first byte (the demo's boxes have been out for
+    days), so its lines are not flagged warming_up; a reset starts the uptime again."""
+    emu = DgsEmulator(near_zero, powered_for_s=3 * 86400)
+    (m,) = decode(emu.receive(b"\r", 50.0))
+    assert isinstance(m, Measurement)
+    assert m.fields["uptime_s"] == 3 * 86400
+    assert m.flags == frozenset()
+    emu.receive(b"r", 60.0)
+    (m,) = decode(emu.receive(b"\r", 70.0))
+    assert isinstance(m, Measurement)
+    assert m.fields["uptime_s"] == 9  # 70 - (60 + 1 s deaf)
+    assert m.flags == {"warming_up"}
