@@ -313,9 +313,10 @@ def test_staff_annotations_that_invalidate_are_not_mapped(
     pg_url: str, stored_day: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     """Staff annotate the whole day of the first site's device (roadworks) and six hours of
-    the second's (fireworks), both invalidating: the daily map leaves the first site out (no
-    valid hours), and the second's hours are those ``readings_effective`` (the rule the
-    rollups and the API apply) keeps. Revoking the annotations brings the site back."""
+    the second's (fireworks), both invalidating: the daily map leaves the first site out and
+    lists it as skipped (no valid hours), and the second's hours are those
+    ``readings_effective`` (the rule the rollups and the API apply) keeps. Revoking the
+    annotations brings the site back."""
     from luftnett.mapping.queries import fetch_site_hours
 
     day, sites = stored_day
@@ -345,8 +346,14 @@ def test_staff_annotations_that_invalidate_are_not_mapped(
         assert code == 0, err
         props = json.loads((tmp_path / "a" / "grid.geojson").read_text())["properties"]
         assert props["sites_used"] == 19
+        # the site is not left out silently: the map says why
+        skipped = [s for s in props["sites_skipped"] if s["site_id"] in sites]
+        assert skipped == [
+            {"site_id": sites[0], "reason": "insufficient data: 0 valid hours of 24"}
+        ]
         ranked = json.loads((tmp_path / "a" / "ranking.json").read_text())["sites"]
-        assert {s["site_id"] for s in ranked} == set(sites[1:])
+        assert {s["site_id"] for s in ranked if s["used"]} == set(sites[1:])
+        assert [s["used"] for s in ranked if s["site_id"] == sites[0]] == [False]
         with psycopg.connect(pg_url) as conn:
             hours = {
                 s.site_id: s
@@ -358,7 +365,7 @@ def test_staff_annotations_that_invalidate_are_not_mapped(
                 "AND effective_flags & %s = 0 AND ts >= %s AND ts < %s",
                 (devices[1], int(INVALIDATING_FLAGS), day0, day0 + timedelta(days=1)),
             ).fetchone()
-        assert sites[0] not in hours
+        assert hours[sites[0]].hour_s.size == 0  # listed, with no valid hour
         assert want == (143 - 36,)  # the 144th reading ends the day: the next day's
         assert int(hours[sites[1]].n.sum()) == 143 - 36
         assert len(hours[sites[1]].hour_s) == 24 - 6

@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from luftnett.contracts.units import INVALIDATING_FLAGS
+from luftnett.contracts.units import INVALIDATING_FLAGS, MODEL_QUANTITIES
 from luftnett.db.schema import NOT_ANNOTATED_INVALID
 from luftnett.mapping.errors import MappingError
 from luftnett.mapping.guidelines import POLLUTANT_INFO
@@ -74,6 +74,24 @@ ORDER BY s.site_id, h
 """).format(where=WHERE)
 
 
+# sites with coordinates where a device was deployed during [start, end) that measures the
+# pollutant (one of its sensor models does: `known` models by `measuring`, any other model may),
+# other than those in `seen`
+_DEPLOYED = """
+SELECT DISTINCT s.site_id, s.name, s.site_type, s.lat, s.lon
+FROM deployments d
+JOIN sites s ON s.site_id = d.site_id
+WHERE d.valid_from < %(end)s AND (d.valid_to IS NULL OR d.valid_to > %(start)s)
+  AND s.lat IS NOT NULL AND s.lon IS NOT NULL AND s.site_id <> ALL(%(seen)s::text[])
+  AND EXISTS (
+      SELECT 1 FROM (SELECT sensor_model FROM devices WHERE device_id = d.device_id
+                     UNION ALL
+                     SELECT sensor_model FROM device_sensors WHERE device_id = d.device_id) m
+      WHERE m.sensor_model <> ALL(%(known)s::text[]) OR m.sensor_model = ANY(%(measuring)s))
+ORDER BY 1
+"""
+
+
 def fetch_site_hours(
     conn: psycopg.Connection[tuple[object, ...]],
     pollutant: str,
@@ -81,7 +99,9 @@ def fetch_site_hours(
     end: datetime,
     source: ValueSource = "raw",
 ) -> list[SiteHours]:
-    """Hourly aggregates of ``pollutant`` per site for readings with ``start <= ts < end``."""
+    """Hourly aggregates of ``pollutant`` per site for readings with ``start <= ts < end``; a
+    site deployed in the period with a device that measures the pollutant but without a valid
+    reading of it comes with no hours (the map lists it as skipped, with the reason)."""
     if pollutant not in POLLUTANT_INFO:
         raise MappingError(f"unknown pollutant {pollutant!r}; use one of pm25, pm10, no2")
     params = {"start": start, "end": end, "invalid": INVALID_FLAGS, "pollutant": pollutant}
@@ -128,4 +148,20 @@ def fetch_site_hours(
             )
         )
         i = j
+    # sites whose device measures the pollutant but has no valid reading of it in the period (a
+    # dead box, or one whose whole period staff invalidated): listed with no hours, so that the
+    # map says why they are missing instead of leaving them out unmentioned
+    seen = [s.site_id for s in out]
+    column = POLLUTANT_INFO[pollutant].column
+    measuring = [m for m, qs in MODEL_QUANTITIES.items() if column in qs]
+    empty = np.empty(0)
+    for site_id, name, site_type, lat, lon in conn.execute(
+        _DEPLOYED,
+        {**params, "seen": seen, "known": list(MODEL_QUANTITIES), "measuring": measuring},
+    ).fetchall():
+        out.append(SiteHours(
+            site_id=str(site_id), name=str(name), site_type=str(site_type),
+            lon=float(lon), lat=float(lat),  # type: ignore[arg-type]
+            hour_s=empty, n=empty, mean=empty, sd=empty, covered_s=empty, u=empty,
+        ))  # fmt: skip
     return out
