@@ -52,7 +52,12 @@ from luftnett.collector.rollups import (
     refresh_hours,
 )
 from luftnett.collector.validate import Accepted, Quarantined
-from luftnett.contracts.units import COMPANION_MODELS, FLAGS_VERSION, INVALIDATING_FLAGS
+from luftnett.contracts.units import (
+    FLAGS_VERSION,
+    INVALIDATING_FLAGS,
+    MAIN_SENSOR_RANKS,
+    main_sensor_rank,
+)
 from luftnett.db.schema import (
     QC_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -87,22 +92,30 @@ _BIN_TRAILER = struct.pack(">h", -1)
 
 # Exactly once: the devices upsert (sorted) holds each device's row lock to the commit, so the
 # writers of one device take turns; the next statement sees the ranges the previous one stored.
-# A message of a companion (COMPANION_MODELS: a temperature/RH sensor beside the PM sensor; the
-# edge agent names the first reading's sensor in a message) leaves the device's sensor as it is:
-# calibration resolves a device's fleet defaults by its sensor model.
+# The edge agent names the first reading's sensor in a message, so a box with a PM sensor, the
+# NO2 module and a temperature/RH companion sends messages naming any of them. The device's
+# sensor (a label: calibration and SensorThings go by each reading's own model) changes only to
+# a sensor that ranks at least as high (units.main_sensor_rank: PM, then NO2, then companion):
+# a replaced PM sensor names the box, the NO2 module beside it never does.
+_RANK = "CASE WHEN {m} = ANY({r0}) THEN 0 WHEN {m} = ANY({r1}) THEN 1 ELSE 2 END"
 _UPSERT_DEVICES = sql.SQL(
     """
 INSERT INTO devices (device_id, sensor_model, sensor_serial, agent_version)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ORDER BY 1
 ON CONFLICT (device_id) DO UPDATE SET
-    sensor_model = CASE WHEN EXCLUDED.sensor_model = ANY({companions}) THEN devices.sensor_model
-                        ELSE EXCLUDED.sensor_model END,
-    sensor_serial = CASE WHEN EXCLUDED.sensor_model = ANY({companions}) THEN devices.sensor_serial
-                         ELSE COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial) END,
+    sensor_model = CASE WHEN {new} >= {old} THEN EXCLUDED.sensor_model
+                        ELSE devices.sensor_model END,
+    sensor_serial = CASE WHEN {new} >= {old}
+                         THEN COALESCE(EXCLUDED.sensor_serial, devices.sensor_serial)
+                         ELSE devices.sensor_serial END,
     agent_version = EXCLUDED.agent_version,
     last_seen = now()
 """
-).format(companions=sql.Literal(sorted(COMPANION_MODELS)))
+).format(**{
+    k: sql.SQL(_RANK).format(m=sql.SQL(col), r0=sql.Literal(list(MAIN_SENSOR_RANKS[0])),
+                             r1=sql.Literal(list(MAIN_SENSOR_RANKS[1])))
+    for k, col in (("new", "EXCLUDED.sensor_model"), ("old", "devices.sensor_model"))
+})  # fmt: skip
 _LEDGER_ENSURE = (
     "INSERT INTO seq_ledger (device_id) SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING"
 )
@@ -247,12 +260,12 @@ _SPREAD_REMEMBERED = 100_000
 
 
 def _device_rows(accepted: Sequence[Accepted]) -> list[Device]:
-    """Each device's row for ``_UPSERT_DEVICES``, sorted: its last message's device, or its
-    last one whose sensor is no companion (``COMPANION_MODELS``) when there is one."""
+    """Each device's row for ``_UPSERT_DEVICES``, sorted: its last message whose sensor ranks
+    highest (``main_sensor_rank``: a PM sensor, then the NO2 module, then a companion)."""
     last: dict[str, Device] = {}
     for a in accepted:
         d = a.device
-        if d[1] not in COMPANION_MODELS or last.get(d[0], d)[1] in COMPANION_MODELS:
+        if main_sensor_rank(d[1]) >= main_sensor_rank(last.get(d[0], d)[1]):
             last[d[0]] = d
     return sorted(last.values())
 

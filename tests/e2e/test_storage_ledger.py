@@ -484,3 +484,60 @@ def test_a_sensor_silent_beside_a_working_companion_is_listed(
     (line,) = [x for x in res.output.splitlines() if x.startswith(dead)]
     assert "sensor_silent" in line
     assert f"silent sensor sds011 S1, last reading {t0 + 40 * MINUTE:%Y-%m-%d %H:%M:%S}Z" in line
+
+
+def test_the_no2_module_never_names_a_box_with_a_pm_sensor(pg_url: str, device_id: str) -> None:
+    """A box with an SDS011, the NO2 module and an SHT31 sends messages naming any of them
+    (the edge agent names the first reading's sensor). The device keeps the SDS011's name
+    whichever came last, alone or in a batch; a box first heard through its NO2 module takes
+    the SDS011's at its first PM message; a PMS5003 replacing the SDS011 names the box."""
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    sds = contract.SensorInfo(model="sds011", serial="S1")
+    no2 = contract.SensorInfo(model="dgs-no2", serial="N1")
+    trh = contract.SensorInfo(model="sht31", serial="T1")
+    pms = contract.SensorInfo(model="pms5003", serial="P9")
+    values = {"sds011": {"pm25_ugm3": 8.0}, "dgs-no2": {"no2_ppb": 20.0},
+              "sht31": {"rh_pct": 60.0}, "pms5003": {"pm25_ugm3": 9.0}}  # fmt: skip
+
+    def send(box: str, seq: int, sensor: contract.SensorInfo) -> Accepted:
+        reading = contract.Reading(
+            seq=seq,
+            ts=t0 + (seq + 1) * MINUTE,
+            window_s=60,
+            n_samples=60,
+            sensor=sensor,
+            values=values[sensor.model],
+        )
+        payload = contract.encode(
+            contract.ReadingsPayload(
+                device_id=box, agent_version="test", sensor=sensor, readings=[reading]
+            )
+        )
+        item = validate_message("t", contract.readings_topic("t", box), payload)
+        assert isinstance(item, Accepted), item
+        return item
+
+    def named(conn: psycopg.Connection[Any], box: str) -> tuple[Any, ...]:
+        row = conn.execute("SELECT sensor_model, sensor_serial FROM devices WHERE device_id = %s",
+                           (box,)).fetchone()  # fmt: skip
+        assert row is not None
+        return tuple(row)
+
+    box, late = f"{device_id}-3s", f"{device_id}-nl"
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn, calibration="deferred")
+        w.write([send(box, 0, sds), send(box, 1, no2), send(box, 2, trh)])
+        assert named(conn, box) == ("sds011", "S1")
+        w.write([send(box, 3, no2)])
+        assert named(conn, box) == ("sds011", "S1")
+        w.write([send(box, 4, trh)])
+        w.write([send(box, 5, no2), send(box, 6, trh)])
+        assert named(conn, box) == ("sds011", "S1")
+        w.write([send(late, 0, no2)])
+        assert named(conn, late) == ("dgs-no2", "N1")
+        w.write([send(late, 1, trh)])
+        assert named(conn, late) == ("dgs-no2", "N1")
+        w.write([send(late, 2, sds)])
+        assert named(conn, late) == ("sds011", "S1")
+        w.write([send(box, 7, pms), send(box, 8, no2)])  # the PM sensor replaced
+        assert named(conn, box) == ("pms5003", "P9")

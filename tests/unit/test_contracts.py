@@ -130,3 +130,15 @@ def test_model_quantities_match_the_drivers() -> None:
     assert MODEL_QUANTITIES["pms5003"] == MODEL_QUANTITIES["pms7003"] == pms.WORDS
     assert MODEL_QUANTITIES["sps30"] == sps30.VALUES
     assert MODEL_QUANTITIES["dgs-no2"] == tuple(f for f in no2_uart._FIELDS if f in QUANTITIES)
+
+
+def test_which_sensor_names_a_box() -> None:
+    """A PM sensor before the NO2 module before a temperature/RH companion; a model the
+    registry does not know counts as a PM sensor (it always named its device before)."""
+    from luftnett.contracts.units import MAIN_SENSOR_RANKS, MODEL_QUANTITIES, main_sensor_rank
+
+    ranks = {m: main_sensor_rank(m) for m in MODEL_QUANTITIES}
+    assert ranks == {"sds011": 2, "pms5003": 2, "pms7003": 2, "sps30": 2, "dgs-no2": 1,
+                     "sht31": 0}  # fmt: skip
+    assert main_sensor_rank("a-model-of-its-own") == 2
+    assert MAIN_SENSOR_RANKS == {0: ("sht31",), 1: ("dgs-no2",)}

@@ -17,12 +17,14 @@ __all__ = [
     "EDGE_FLAGS",
     "FLAGS_VERSION",
     "INVALIDATING_FLAGS",
+    "MAIN_SENSOR_RANKS",
     "MODEL_QUANTITIES",
     "POLLUTANTS",
     "QUANTITIES",
     "QUERY_TIME_FLAGS",
     "Quantity",
     "ReadingFlag",
+    "main_sensor_rank",
 ]
 
 
@@ -109,6 +111,25 @@ POLLUTANTS: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "n
 COMPANION_MODELS: frozenset[str] = frozenset(
     m for m, qs in MODEL_QUANTITIES.items() if POLLUTANTS.isdisjoint(qs)
 )
+_PM = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3"})
+
+
+def main_sensor_rank(model: str) -> int:
+    """Which of a box's sensors names the device (``devices.sensor_model``, a label: the
+    registry, the API and SensorThings show it): a PM sensor (2) before the NO2 module (1)
+    before a temperature/RH companion (0); a model not in :data:`MODEL_QUANTITIES` ranks as a
+    PM sensor. A message's sensor takes the name when it ranks at least as high as the
+    device's: a PMS5003 replacing an SDS011 does, the NO2 module beside it does not."""
+    qs = MODEL_QUANTITIES.get(model)
+    if qs is None or not _PM.isdisjoint(qs):
+        return 2
+    return 1 if "no2_ppb" in qs else 0
+
+
+#: the models of rank 0 and 1 (:func:`main_sensor_rank`), for SQL
+MAIN_SENSOR_RANKS: dict[int, tuple[str, ...]] = {
+    r: tuple(sorted(m for m in MODEL_QUANTITIES if main_sensor_rank(m) == r)) for r in (0, 1)
+}
 
 # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations); 3: the same bits,
 # ``stuck`` looks at the pollutants only (PM and NO2: not temperature or RH)
