@@ -46,6 +46,22 @@ def message(device_id: str, readings: list[tuple[int, datetime, float]]) -> Acce
     return item
 
 
+def one_reading(
+    box: str, sensor: contract.SensorInfo, seq: int, ts: datetime, values: dict[str, float]
+) -> Accepted:
+    """A message of one reading of ``sensor``, which the payload names (the edge agent names a
+    message's first reading's sensor)."""
+    reading = contract.Reading(seq=seq, ts=ts, window_s=60, n_samples=60, values=values)
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=box, agent_version="test", sensor=sensor, readings=[reading]
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", box), payload)
+    assert isinstance(item, Accepted), item
+    return item
+
+
 def value(seq: int) -> float:
     return 10.0 + (seq * 7) % 11
 
@@ -383,17 +399,7 @@ def test_a_companion_never_becomes_the_devices_sensor(pg_url: str, device_id: st
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
     def send(box: str, seq: int, sensor: contract.SensorInfo, values: dict[str, float]) -> Accepted:
-        reading = contract.Reading(
-            seq=seq, ts=t0 + (seq // 2 + 1) * MINUTE, window_s=60, n_samples=60, values=values
-        )
-        payload = contract.encode(
-            contract.ReadingsPayload(
-                device_id=box, agent_version="test", sensor=sensor, readings=[reading]
-            )
-        )
-        item = validate_message("t", contract.readings_topic("t", box), payload)
-        assert isinstance(item, Accepted), item
-        return item
+        return one_reading(box, sensor, seq, t0 + (seq // 2 + 1) * MINUTE, values)
 
     def state(conn: psycopg.Connection[Any], box: str) -> tuple[Any, ...]:
         row = conn.execute(
@@ -500,22 +506,7 @@ def test_the_no2_module_never_names_a_box_with_a_pm_sensor(pg_url: str, device_i
               "sht31": {"rh_pct": 60.0}, "pms5003": {"pm25_ugm3": 9.0}}  # fmt: skip
 
     def send(box: str, seq: int, sensor: contract.SensorInfo) -> Accepted:
-        reading = contract.Reading(
-            seq=seq,
-            ts=t0 + (seq + 1) * MINUTE,
-            window_s=60,
-            n_samples=60,
-            sensor=sensor,
-            values=values[sensor.model],
-        )
-        payload = contract.encode(
-            contract.ReadingsPayload(
-                device_id=box, agent_version="test", sensor=sensor, readings=[reading]
-            )
-        )
-        item = validate_message("t", contract.readings_topic("t", box), payload)
-        assert isinstance(item, Accepted), item
-        return item
+        return one_reading(box, sensor, seq, t0 + (seq + 1) * MINUTE, values[sensor.model])
 
     def named(conn: psycopg.Connection[Any], box: str) -> tuple[Any, ...]:
         row = conn.execute("SELECT sensor_model, sensor_serial FROM devices WHERE device_id = %s",
