@@ -28,7 +28,12 @@ _DEVICES = """
 SELECT d.device_id, d.sensor_model, d.sensor_serial, d.agent_version, d.first_seen, d.last_seen,
        s.site_id, s.name AS site_name, s.site_type, s.lat, s.lon,
        dep.deployment_id, dep.valid_from AS deployed_from,
-       (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) AS last_reading
+       (SELECT max(r.ts) FROM readings r WHERE r.device_id = d.device_id) AS last_reading,
+       (SELECT json_agg(json_build_object(
+                   'model', s.sensor_model, 'serial', nullif(s.sensor_serial, ''),
+                   'first_ts', s.first_ts, 'last_ts', s.last_ts, 'window_s', s.window_s)
+               ORDER BY s.first_ts, s.sensor_model, s.sensor_serial)
+        FROM device_sensors s WHERE s.device_id = d.device_id) AS sensors
 FROM devices d
 LEFT JOIN deployments dep ON dep.device_id = d.device_id AND dep.valid_to IS NULL
 LEFT JOIN sites s ON s.site_id = dep.site_id
@@ -71,6 +76,17 @@ def _health(last: datetime | None, now: datetime) -> dict[str, Any]:
     }
 
 
+def _sensor(x: dict[str, Any]) -> dict[str, Any]:
+    """A sensor the device has reported through, its first and last reading in UTC and local
+    time (a box with a PM sensor and the NO2 module has two)."""
+    out: dict[str, Any] = {"model": x["model"], "serial": x["serial"], "window_s": x["window_s"]}
+    for key, name in (("first_ts", "first_reading"), ("last_ts", "last_reading")):
+        t = datetime.fromisoformat(x[key])
+        out[name] = t.astimezone(UTC).isoformat()
+        out[f"{name}_local"] = t.astimezone(OSLO).isoformat()
+    return out
+
+
 async def _device_rows(conn: Conn, device_id: str | None) -> list[dict[str, Any]]:
     where = sql.SQL("WHERE d.device_id = %(device)s" if device_id else "")
     cur = await conn.execute(sql.SQL(_DEVICES).format(where=where), {"device": device_id})
@@ -98,6 +114,7 @@ async def _device_rows(conn: Conn, device_id: str | None) -> list[dict[str, Any]
                     "deployment_id": r["deployment_id"],
                     "deployed_from": r["deployed_from"].isoformat(),
                 },
+                "sensors": [_sensor(x) for x in r["sensors"] or []],
                 "health": _health(r["last_reading"], now),
                 "calibration": await calibration.device_calibration(conn, r["device_id"], cal_on),
             }
@@ -109,7 +126,9 @@ async def _device_rows(conn: Conn, device_id: str | None) -> list[dict[str, Any]
     "/devices",
     summary="List devices",
     description="Every device with its current deployment (site, type, location), sensor "
-    "model, health (last reading; online ≤ 15 min, stale ≤ 24 h, else offline) and the "
+    "model (the box's main sensor: a PM sensor before the NO2 module before a temperature/RH "
+    "companion), `sensors` (every sensor it has reported through, with its first and last "
+    "reading), health (last reading; online ≤ 15 min, stale ≤ 24 h, else offline) and the "
     "calibration version in force per pollutant (null until calibration tables exist).",
 )
 async def list_devices(conn: Conn) -> dict[str, Any]:

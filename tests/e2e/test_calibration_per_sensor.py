@@ -121,6 +121,12 @@ def test_a_box_with_a_pm_sensor_and_the_no2_module_gets_both_fleet_defaults(
     page = httpx.get(f"{api_url}/api/v1/devices/{box}", timeout=30).json()
     assert page["calibration"]["pm25_ugm3"]["calibration_id"] == v_pm
     assert page["calibration"]["no2_ppb"]["calibration_id"] == v_no2
+    # the box's sensors, each with its first and last reading
+    assert sorted((x["model"], x["serial"], x["first_reading"], x["last_reading"])
+                  for x in page["sensors"]) == sorted([
+        (pm_model, "P1", (t0 + MINUTE).isoformat(), (t0 + 30 * MINUTE).isoformat()),
+        (no2_model, "N1", (t0 + MINUTE).isoformat(), (t0 + 30 * MINUTE).isoformat()),
+    ])  # fmt: skip
 
     r = httpx.get(f"{api_url}/api/v1/downloads/readings.csv", timeout=60, params={
         "device": box, "start": "2026-05-10T00:00:00Z", "end": "2026-05-11T00:00:00Z"})  # fmt: skip
