@@ -36,7 +36,7 @@ from psycopg.types.json import Json, Jsonb
 
 from luftnett.calibration.fleet import FLEET_DEFAULTS
 from luftnett.calibration.model import CalibrationModel
-from luftnett.db.schema import READING_COLUMNS, VALUE_COLUMNS
+from luftnett.db.schema import DEVICE_MODELS, READING_COLUMNS, VALUE_COLUMNS
 from luftnett.errors import CalibrationError
 
 __all__ = [
@@ -156,10 +156,7 @@ class _Resolver:
         arr = np.asarray(models, dtype=object)
         for m in dict.fromkeys(arr.tolist()):
             at = np.flatnonzero(arr == m)
-            part = np.zeros(at.size, dtype=np.int64)
-            self.fleet_of(m).fill(ts_us[at], part)
-            out[at] = part
-        self.device.fill(ts_us, out)
+            out[at] = self.versions(ts_us[at], m)
         return out
 
 
@@ -451,9 +448,11 @@ def reprocess(
         pollutants = [explicit.pollutant]
     readings = values = 0
     used: set[int] = set()
-    # the sensor models the device's readings came from: their fleet defaults may apply
+    # the device's sensor models (its registered one and those it reported through, which the
+    # collector keeps with every batch): their fleet defaults may apply, not a scan of its readings
     sensor_models = [str(r[0]) for r in conn.execute(
-        "SELECT DISTINCT sensor_model FROM readings WHERE device_id = %s", (device_id,)
+        sql.SQL("SELECT DISTINCT sensor_model FROM {} m WHERE m.device_id = %s").format(
+            sql.SQL(DEVICE_MODELS)), (device_id,),
     )]  # fmt: skip
     for pollutant in pollutants:
         resolver = None if explicit is not None else cache.resolver(conn, device_id, pollutant)

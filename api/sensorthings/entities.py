@@ -32,7 +32,6 @@ from psycopg import sql
 from luftnett.api.calibration import CALIBRATED
 from luftnett.api.quality import INVALID_MASK
 from luftnett.api.sensorthings.model import (
-    DEVICE_MODELS,
     Ctx,
     EntityType,
     Nav,
@@ -51,6 +50,7 @@ from luftnett.api.sensorthings.observations import (
     render_observation,
 )
 from luftnett.contracts.units import QUANTITIES
+from luftnett.db.schema import DEVICE_MODELS
 
 __all__ = ["ENTITIES", "OBSERVED_PROPERTIES"]
 

@@ -170,13 +170,6 @@ def values_list(rows: list[tuple[Any, ...]], p: Params) -> sql.Composable:
     )
 
 
-#: each device's sensor models: the one it is registered with and every one it has reported
-#: through (``device_sensors``), with when it last did (NULL: the registered one, unheard). A
-#: box with an SDS011 and the NO2 module has both, and the Datastreams of both.
-DEVICE_MODELS = """(SELECT dm.device_id, dm.sensor_model, NULL::timestamptz AS heard FROM devices dm
-    UNION ALL SELECT ds.device_id, ds.sensor_model, ds.last_ts FROM device_sensors ds)"""
-
-
 def measured(model: str, quantity: sql.Composable, p: Params) -> sql.Composable:
     """SQL: the sensor model (column expression ``model``) measures ``quantity``
     (:data:`luftnett.contracts.units.MODEL_QUANTITIES`; a model not listed there measures

@@ -15,7 +15,6 @@ from psycopg import sql
 from luftnett.api.calibration import CALIBRATED
 from luftnett.api.quality import INVALID_MASK, flag_names
 from luftnett.api.sensorthings.model import (
-    DEVICE_MODELS,
     TS_ID_SQL,
     Ctx,
     Params,
@@ -23,6 +22,7 @@ from luftnett.api.sensorthings.model import (
     measured,
     streams,
 )
+from luftnett.db.schema import DEVICE_MODELS
 
 __all__ = ["OBS_COLUMNS", "complete_observation", "observations", "render_observation"]
 

@@ -13,7 +13,6 @@ from enum import IntFlag
 __all__ = [
     "COLLECTOR_FLAGS",
     "COLUMN_QUANTITIES",
-    "COMPANION_MODELS",
     "EDGE_FLAGS",
     "FLAGS_VERSION",
     "INVALIDATING_FLAGS",
@@ -106,29 +105,26 @@ MODEL_QUANTITIES: dict[str, tuple[str, ...]] = {
 #: the quantities measured for their own sake (limit values apply to them); temperature, RH
 #: and the particle counts accompany them
 POLLUTANTS: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"})
-#: sensor models that measure no pollutant (a temperature/RH companion beside a PM sensor): a
-#: device's readings of one are never what ``devices.sensor_model`` names
-COMPANION_MODELS: frozenset[str] = frozenset(
-    m for m, qs in MODEL_QUANTITIES.items() if POLLUTANTS.isdisjoint(qs)
-)
-_PM = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3"})
+#: per known model, :func:`main_sensor_rank` (computed once: it is asked per message)
+_RANKS: dict[str, int] = {
+    m: 2 if not (POLLUTANTS - {"no2_ppb"}).isdisjoint(qs) else 1 if "no2_ppb" in qs else 0
+    for m, qs in MODEL_QUANTITIES.items()
+}
 
 
 def main_sensor_rank(model: str) -> int:
     """Which of a box's sensors names the device (``devices.sensor_model``, a label: the
     registry, the API and SensorThings show it): a PM sensor (2) before the NO2 module (1)
-    before a temperature/RH companion (0); a model not in :data:`MODEL_QUANTITIES` ranks as a
-    PM sensor. A message's sensor takes the name when it ranks at least as high as the
-    device's: a PMS5003 replacing an SDS011 does, the NO2 module beside it does not."""
-    qs = MODEL_QUANTITIES.get(model)
-    if qs is None or not _PM.isdisjoint(qs):
-        return 2
-    return 1 if "no2_ppb" in qs else 0
+    before a temperature/RH companion, which measures no pollutant (0); a model not in
+    :data:`MODEL_QUANTITIES` ranks as a PM sensor. A message's sensor takes the name when it
+    ranks at least as high as the device's: a PMS5003 replacing an SDS011 does, the NO2
+    module beside it does not."""
+    return _RANKS.get(model, 2)
 
 
 #: the models of rank 0 and 1 (:func:`main_sensor_rank`), for SQL
 MAIN_SENSOR_RANKS: dict[int, tuple[str, ...]] = {
-    r: tuple(sorted(m for m in MODEL_QUANTITIES if main_sensor_rank(m) == r)) for r in (0, 1)
+    r: tuple(sorted(m for m, k in _RANKS.items() if k == r)) for r in (0, 1)
 }
 
 # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations); 3: the same bits,

@@ -7,6 +7,7 @@ from luftnett.contracts.units import COLUMN_QUANTITIES
 __all__ = [
     "ANNOTATION_COLUMNS",
     "ANNOTATION_KINDS",
+    "DEVICE_MODELS",
     "NOT_ANNOTATED_INVALID",
     "QC_COLUMNS",
     "QUARANTINE_COLUMNS",
@@ -28,6 +29,13 @@ NOT_ANNOTATED_INVALID = """NOT EXISTS (
     SELECT 1 FROM annotations a
     WHERE a.device_id = r.device_id AND a.invalidates AND a.revoked_at IS NULL
       AND r.ts >= a.starts_at AND r.ts < a.ends_at)"""
+
+#: SQL relation (device_id, sensor_model, heard): each device's sensor models, the one it is
+#: registered with and every one it has reported through (``device_sensors``), with when it
+#: last did (NULL: the registered one, unheard). A box with an SDS011 and the NO2 module has
+#: both: SensorThings gives it the Datastreams of both, a map asks whether it measures NO2.
+DEVICE_MODELS = """(SELECT dm.device_id, dm.sensor_model, NULL::timestamptz AS heard FROM devices dm
+    UNION ALL SELECT ds.device_id, ds.sensor_model, ds.last_ts FROM device_sensors ds)"""
 
 #: measured quantities with a column of their own, in table order
 VALUE_COLUMNS: tuple[str, ...] = COLUMN_QUANTITIES

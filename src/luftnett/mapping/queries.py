@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from luftnett.contracts.units import INVALIDATING_FLAGS, MODEL_QUANTITIES
-from luftnett.db.schema import NOT_ANNOTATED_INVALID
+from luftnett.db.schema import DEVICE_MODELS, NOT_ANNOTATED_INVALID
 from luftnett.mapping.errors import MappingError
 from luftnett.mapping.guidelines import POLLUTANT_INFO
 from luftnett.mapping.sitestats import SiteHours
@@ -77,19 +77,17 @@ ORDER BY s.site_id, h
 # sites with coordinates where a device was deployed during [start, end) that measures the
 # pollutant (one of its sensor models does: `known` models by `measuring`, any other model may),
 # other than those in `seen`
-_DEPLOYED = """
+_DEPLOYED = sql.SQL("""
 SELECT DISTINCT s.site_id, s.name, s.site_type, s.lat, s.lon
 FROM deployments d
 JOIN sites s ON s.site_id = d.site_id
 WHERE d.valid_from < %(end)s AND (d.valid_to IS NULL OR d.valid_to > %(start)s)
   AND s.lat IS NOT NULL AND s.lon IS NOT NULL AND s.site_id <> ALL(%(seen)s::text[])
   AND EXISTS (
-      SELECT 1 FROM (SELECT sensor_model FROM devices WHERE device_id = d.device_id
-                     UNION ALL
-                     SELECT sensor_model FROM device_sensors WHERE device_id = d.device_id) m
-      WHERE m.sensor_model <> ALL(%(known)s::text[]) OR m.sensor_model = ANY(%(measuring)s))
+      SELECT 1 FROM {models} m WHERE m.device_id = d.device_id
+        AND (m.sensor_model <> ALL(%(known)s::text[]) OR m.sensor_model = ANY(%(measuring)s)))
 ORDER BY 1
-"""
+""").format(models=sql.SQL(DEVICE_MODELS))
 
 
 def fetch_site_hours(
