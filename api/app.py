@@ -31,6 +31,7 @@ from luftnett.api.routers import (
     maps,
     sites,
 )
+from luftnett.api.routers import annotations as annotations_router
 from luftnett.api.routers import catalogue as catalogue_router
 from luftnett.errors import ConfigError, LuftnettError, StorageError
 from luftnett.settings import Settings
@@ -105,6 +106,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database_url = database_url  # for the annotations' sync writes
     app.include_router(ledger.router)  # before devices: /devices/health is a literal path
     app.include_router(devices.router)
     app.include_router(sites.router)
@@ -114,6 +116,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     app.include_router(downloads.router)
     app.include_router(maps.router)
     app.include_router(admin.router)
+    app.include_router(annotations_router.router)
     app.include_router(calibration_jobs.router)
     app.include_router(catalogue_router.router)
     app.include_router(sensorthings.router)

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from luftnett.api.profiles import ProfileSet, load_profiles
 from luftnett.settings import Settings
 
-__all__ = ["ApiKey", "Conn", "Profiles", "ReadAccess", "SettingsDep", "key_ok"]
+__all__ = ["ApiKey", "Conn", "HasKey", "Profiles", "ReadAccess", "SettingsDep", "key_ok"]
 
 _key_header = APIKeyHeader(
     name="X-API-Key",
@@ -74,6 +74,18 @@ def _read_access(
     _require_key(settings, key)
 
 
+def _has_key(
+    settings: Annotated[Settings, Depends(_settings)],
+    key: Annotated[str | None, Security(_key_header)] = None,
+) -> bool:
+    """Whether the request carries a valid key (for what only staff may read, on open
+    endpoints); a wrong key is refused as on the write endpoints, never ignored."""
+    if not key:
+        return False
+    _require_key(settings, key)
+    return True
+
+
 def _profiles() -> ProfileSet:
     return load_profiles()
 
@@ -83,3 +95,4 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 Profiles = Annotated[ProfileSet, Depends(_profiles)]
 ApiKey = Depends(_require_key)
 ReadAccess = Depends(_read_access)
+HasKey = Annotated[bool, Depends(_has_key)]

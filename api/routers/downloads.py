@@ -15,6 +15,7 @@ from luftnett.api.deps import Conn, Profiles, ReadAccess
 from luftnett.api.params import DEVICE_PATH, SITE_PATH, TimeRange
 from luftnett.api.profiles import ProfileSet
 from luftnett.api.quality import FLAG_BITS, INVALID_MASK, flag_names
+from luftnett.api.routers.annotations import annotations_of, public_annotation
 from luftnett.contracts.units import FLAGS_VERSION
 
 __all__ = ["DownloadQuery", "router"]
@@ -113,6 +114,9 @@ async def _metadata(
             (devices, start, end),
         )
         versions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+    found = await annotations_of(conn, devices, start, end)
+    found.sort(key=lambda r: (r["device_id"], r["starts_at"], r["annotation_id"]))
+    notes = [public_annotation(r, names=False) for r in found]
     today = datetime.now(UTC).date().isoformat()
     return {
         "title": "luftnett microsensor readings",
@@ -145,6 +149,11 @@ async def _metadata(
             "invalidating": flag_names(INVALID_MASK),
             "invalidating_mask": INVALID_MASK,
         },
+        "annotations": notes,
+        "annotations_note": "Staff annotations of the devices' periods within the query "
+        "(maintenance, roadworks, fireworks, fog, other), revoked ones included (active false). "
+        "While an annotation with invalidates true is active, the readings in [starts_at, "
+        "ends_at) carry annotated_invalid in flags and are not valid.",
         "columns": [
             {"name": c.name, "type": c.arrow, "unit": c.unit, "description": c.description}
             for c in cols

@@ -131,7 +131,7 @@ async function openSite(deviceId) {
     box.style.borderLeftColor = "#aaa";
     box.append(el("span", {}, "Ingen data siste time / no data in the latest hour"));
   }
-  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId)]);
+  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId), loadAnnotations(deviceId)]);
 }
 
 async function drawChart(deviceId) {
@@ -209,6 +209,95 @@ async function drawCompleteness(deviceId) {
     return d;
   }));
 }
+
+// --- staff annotations ------------------------------------------------------------------
+// Staff enter Oslo wall-clock times; the API takes aware times, so each is turned into UTC
+// with Oslo's offset at that moment (twice: the offset can change at a DST step in between).
+const OSLO = "Europe/Oslo";
+function osloOffsetMs(utcMs) {
+  const parts = new Intl.DateTimeFormat("en-GB", { timeZone: OSLO, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(new Date(utcMs));
+  const v = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second) - utcMs;
+}
+function osloToUtc(local) {
+  const wall = Date.parse(`${local}:00Z`);
+  let t = wall - osloOffsetMs(wall);
+  t = wall - osloOffsetMs(t);
+  return new Date(t).toISOString();
+}
+const osloText = (iso) => new Date(iso).toLocaleString("nb-NO", { timeZone: OSLO, dateStyle: "short", timeStyle: "short" });
+const KINDS = { maintenance: "vedlikehold / maintenance", roadworks: "veiarbeid / roadworks", fireworks: "fyrverkeri / fireworks", fog: "tåke / fog", other: "annet / other" };
+function staffHeaders() {
+  const key = document.getElementById("ann-key").value;
+  sessionStorage.setItem("luftnett-api-key", key);
+  localStorage.setItem("luftnett-staff-name", document.getElementById("ann-by").value);
+  return { "Content-Type": "application/json", "X-API-Key": key };
+}
+function annStatus(text, error = false) {
+  const p = document.getElementById("ann-status");
+  p.textContent = text;
+  p.classList.toggle("error", error);
+}
+async function sendJSON(url, doc) {
+  const r = await fetch(url, { method: "POST", headers: staffHeaders(), body: JSON.stringify(doc) });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || r.statusText);
+  return body;
+}
+async function loadAnnotations(deviceId) {
+  const list = document.getElementById("annotations");
+  const data = await getJSON(`${API}/annotations?device=${encodeURIComponent(deviceId)}`);
+  if (!data.annotations.length) {
+    list.replaceChildren(el("li", { class: "none" }, "Ingen merknader / no annotations"));
+    return;
+  }
+  list.replaceChildren(...data.annotations.map((a) => {
+    const li = el("li", { "data-annotation": a.annotation_id, class: a.active ? "active" : "revoked" });
+    li.append(el("strong", {}, KINDS[a.kind] || a.kind), ` ${osloText(a.starts_at)} – ${osloText(a.ends_at)} `);
+    if (a.invalidates) li.append(el("span", { class: "invalidates" }, "ugyldiggjør målinger / invalidates readings"));
+    li.append(el("div", {}, a.reason));
+    if (!a.active) {
+      li.append(el("div", { class: "meta" }, `trukket tilbake / revoked ${osloText(a.revoked_at)}: ${a.revoke_reason || ""}`));
+      return li;
+    }
+    const why = el("input", { type: "text", placeholder: "begrunnelse / reason", "aria-label": "begrunnelse / reason", maxlength: "1000" });
+    const button = el("button", { type: "button", class: "revoke" }, "Trekk tilbake / revoke");
+    button.addEventListener("click", async () => {
+      try {
+        await sendJSON(`${API}/annotations/${a.annotation_id}/revoke`, { reason: why.value, by: document.getElementById("ann-by").value });
+        annStatus(`Merknad ${a.annotation_id} trukket tilbake / annotation ${a.annotation_id} revoked`);
+        await afterAnnotation(deviceId);
+      } catch (e) { annStatus(`Ikke trukket tilbake / not revoked: ${e.message}`, true); }
+    });
+    li.append(el("div", {}, ""), why, button);
+    return li;
+  }));
+}
+async function afterAnnotation(deviceId) {
+  await Promise.all([loadAnnotations(deviceId), drawChart(deviceId), drawCompleteness(deviceId)]);
+}
+document.getElementById("ann-key").value = sessionStorage.getItem("luftnett-api-key") || "";
+document.getElementById("ann-by").value = localStorage.getItem("luftnett-staff-name") || "";
+document.getElementById("ann-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const deviceId = state.device;
+  if (!deviceId) return;
+  const doc = {
+    device_id: deviceId,
+    starts_at: osloToUtc(document.getElementById("ann-start").value),
+    ends_at: osloToUtc(document.getElementById("ann-end").value),
+    kind: document.getElementById("ann-kind").value,
+    reason: document.getElementById("ann-reason").value,
+    by: document.getElementById("ann-by").value,
+    invalidates: document.getElementById("ann-invalidate").checked,
+  };
+  try {
+    const a = await sendJSON(`${API}/annotations`, doc);
+    annStatus(`Merknad ${a.annotation_id} lagret / annotation ${a.annotation_id} saved`);
+    document.getElementById("ann-reason").value = "";
+    await afterAnnotation(deviceId);
+  } catch (e) { annStatus(`Ikke lagret / not saved: ${e.message}`, true); }
+});
 
 async function loadProfiles() {
   const data = await getJSON(`${API}/profiles`);

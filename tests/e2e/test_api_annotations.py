@@ -124,3 +124,25 @@ def test_raw_aggregates_leave_annotated_readings_out(api_url: str, annotated_dev
     for h in ("06", "07", "08"):
         assert by_hour[h]["readings_valid"] == 0 and by_hour[h]["mean"] is None
     assert by_hour["12"]["readings_valid"] == 6 and by_hour["15"]["readings_valid"] == 6
+
+
+def test_download_metadata_says_why_readings_were_invalidated(
+    api_url: str, annotated_device: str
+) -> None:
+    params = {
+        "device": annotated_device,
+        "start": START.isoformat(),
+        "end": (START + timedelta(days=1, hours=1)).isoformat(),
+    }
+    meta = httpx.get(f"{api_url}/api/v1/downloads/metadata", params=params, timeout=60).json()
+    notes = meta["annotations"]
+    assert [(n["starts_at"], n["invalidates"], n["active"]) for n in notes] == [
+        (INVALID_FROM.isoformat(), True, True),
+        ((START + timedelta(hours=12)).isoformat(), True, False),
+        ((START + timedelta(hours=15)).isoformat(), False, True),
+    ]
+    assert all(n["kind"] == "roadworks" and n["reason"] == "test" for n in notes)
+    assert not any("created_by" in n or "revoked_by" in n for n in notes)  # personal data
+    later = {**params, "start": (START + timedelta(hours=9)).isoformat()}  # ends at 09:00
+    meta = httpx.get(f"{api_url}/api/v1/downloads/metadata", params=later, timeout=60).json()
+    assert len(meta["annotations"]) == 2

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -202,6 +204,7 @@ def test_dashboard_map_and_site_chart(
             shot = Path(__file__).parents[2] / "build" / "dashboard.png"
             shot.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+            _annotate_and_revoke(page, api_url, demo_sites[0])
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
             assert "gjennomsnitt" in page.text_content("#exposed")
@@ -227,3 +230,58 @@ def test_dashboard_map_and_site_chart(
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     assert not errors, errors
+
+
+def _annotate_and_revoke(page: Any, api_url: str, device: str) -> None:
+    """Staff mark two hours of the open site as fireworks in Oslo time from the site panel;
+    the API stores them in UTC and the hours' readings leave the means; then they revoke it.
+    A wrong API key gets an error message and stores nothing."""
+    from luftnett.settings import DEMO_API_KEY
+
+    oslo = ZoneInfo("Europe/Oslo")
+    end = datetime.now(oslo).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    start = end - timedelta(hours=2)
+    page.wait_for_selector("#annotations li.none")
+    page.fill("#ann-start", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#ann-end", end.strftime("%Y-%m-%dT%H:%M"))
+    page.select_option("#ann-kind", "fireworks")
+    page.fill("#ann-reason", "<b>rockets</b> at the school")
+    assert not page.is_checked("#ann-invalidate")  # a note unless staff say otherwise
+    page.check("#ann-invalidate")
+    page.fill("#ann-by", "kari")
+    page.fill("#ann-key", "not-the-key")
+    page.click("#ann-form button[type=submit]")
+    page.wait_for_selector("#ann-status.error")
+    assert "not saved" in (page.text_content("#ann-status") or "")
+    page.fill("#ann-key", DEMO_API_KEY)
+    page.click("#ann-form button[type=submit]")
+    page.wait_for_selector("#annotations li.active", timeout=20_000)
+    assert "fyrverkeri / fireworks" in (page.text_content("#annotations li.active") or "")
+    assert "<b>rockets</b>" in (page.text_content("#annotations li.active") or "")  # as text
+    assert page.locator("#annotations b").count() == 0
+    notes = httpx.get(f"{api_url}/api/v1/annotations", params={"device": device}).json()
+    assert notes["count"] == 1
+    a = notes["annotations"][0]
+    assert datetime.fromisoformat(a["starts_at"]) == start.astimezone(UTC)
+    assert datetime.fromisoformat(a["ends_at"]) == end.astimezone(UTC)
+    assert (a["kind"], a["invalidates"], a["reason"]) == (
+        "fireworks",
+        True,
+        "<b>rockets</b> at the school",
+    )
+    assert _valid_in_hours(api_url, device, start, end) == [0, 0]
+    page.fill("#annotations li.active input", "it was the neighbour's garden")
+    page.click("#annotations li.active button.revoke")
+    page.wait_for_selector("#annotations li.revoked", timeout=20_000)
+    assert "trukket tilbake / revoked" in (page.text_content("#annotations li.revoked") or "")
+    assert _valid_in_hours(api_url, device, start, end) == [12, 12]
+
+
+def _valid_in_hours(api_url: str, device: str, start: datetime, end: datetime) -> list[int]:
+    """Valid PM2.5 readings in each hour of [start, end) (the API's hourly series)."""
+    days = {"quantity": "pm25_ugm3", "start": str(start.date()), "end": str(end.date())}
+    r = httpx.get(f"{api_url}/api/v1/devices/{device}/aggregates/hourly", params=days)
+    assert r.status_code == 200, r.text
+    by_hour = {datetime.fromisoformat(x["period"]): x["readings_valid"] for x in r.json()["rows"]}
+    hours = range(int((end - start) / timedelta(hours=1)))
+    return [by_hour[start.astimezone(UTC) + timedelta(hours=h)] for h in hours]

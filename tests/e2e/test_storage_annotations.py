@@ -186,3 +186,98 @@ def test_annotate_cli(pg_url: str, device_id: str) -> None:
     )
     assert res.exit_code == 2
     assert "no time zone" in res.output
+
+
+def test_staff_annotate_and_revoke_through_the_api(
+    api_url: str, pg_url: str, device_id: str
+) -> None:
+    """The dashboard's path: POST an invalidating annotation, the hourly rollup and the API's
+    hourly series leave the period out at once; the list hides who made it unless asked with a
+    key; revoking restores the hour; bad requests get 4xx saying why."""
+    import httpx
+
+    from luftnett.settings import DEMO_API_KEY
+
+    key = {"X-API-Key": DEMO_API_KEY}
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([message(device_id, range(0, 59))])  # 22:01-22:59 UTC
+        assert hour(conn, device_id) == (59, 59, 59)
+    body = {
+        "device_id": device_id,
+        "starts_at": "2025-12-31T23:30:00+01:00",  # 22:30 UTC
+        "ends_at": "2026-01-01T00:00:00+01:00",
+        "kind": "roadworks",
+        "reason": "asphalt laid beside the box",
+        "by": "kari",
+        "invalidates": True,
+    }
+    series = {"quantity": "pm25_ugm3", "start": "2025-12-31", "end": "2025-12-31",
+              "day_convention": "utc+01"}  # fmt: skip
+    with httpx.Client(base_url=api_url, timeout=60) as c:
+        assert c.post("/api/v1/annotations", json=body).status_code == 401
+        r = c.post("/api/v1/annotations", json=body, headers=key)
+        assert r.status_code == 201, r.text
+        a = r.json()
+        ann_id = a["annotation_id"]
+        assert (a["device_id"], a["kind"], a["invalidates"], a["active"]) == (
+            device_id, "roadworks", True, True
+        )  # fmt: skip
+        assert a["starts_at"] == "2025-12-31T22:30:00+00:00"
+        assert a["starts_at_local"] == "2025-12-31T23:30:00+01:00"
+        assert a["created_by"] == "kari"
+        with psycopg.connect(pg_url) as conn:
+            assert hour(conn, device_id) == (59, 29, 29)  # 22:30-22:59 UTC are out, at once
+        agg = c.get(f"/api/v1/devices/{device_id}/aggregates/hourly", params=series).json()
+        assert agg["computed_from"] == "rollup_hourly"
+        row = next(x for x in agg["rows"] if x["period"] == "2025-12-31T22:00:00+00:00")
+        assert row["readings_valid"] == 29
+
+        listed = c.get("/api/v1/annotations", params={"device": device_id}).json()
+        assert listed["count"] == 1
+        public = listed["annotations"][0]
+        assert public["reason"] == "asphalt laid beside the box"
+        assert "created_by" not in public and "revoked_by" not in public  # personal data
+        staff = c.get("/api/v1/annotations", params={"device": device_id}, headers=key).json()
+        assert staff["annotations"][0]["created_by"] == "kari"
+        wrong = c.get("/api/v1/annotations", headers={"X-API-Key": "not-a-key"})
+        assert wrong.status_code == 403
+        overlap = {"device": device_id, "start": "2025-12-31T22:59:00Z"}
+        assert c.get("/api/v1/annotations", params=overlap).json()["count"] == 1
+        after = {"device": device_id, "start": "2025-12-31T23:00:00Z"}
+        assert c.get("/api/v1/annotations", params=after).json()["count"] == 0
+
+        revoke = {"reason": "the works were across the street", "by": "ola"}
+        assert c.post(f"/api/v1/annotations/{ann_id}/revoke", json=revoke).status_code == 401
+        r = c.post(f"/api/v1/annotations/{ann_id}/revoke", json=revoke, headers=key)
+        assert r.status_code == 200, r.text
+        assert (r.json()["active"], r.json()["revoked_by"]) == (False, "ola")
+        with psycopg.connect(pg_url) as conn:
+            assert hour(conn, device_id) == (59, 59, 59)
+        again = c.post(f"/api/v1/annotations/{ann_id}/revoke", json=revoke, headers=key)
+        assert again.status_code == 409 and "already revoked" in again.text
+        one = c.get(f"/api/v1/annotations/{ann_id}", headers=key).json()
+        assert [(t["action"], t["changed_by"]) for t in one["audit"]] == [
+            ("insert", "kari"),
+            ("update", "ola"),
+        ]
+        assert "audit" not in c.get(f"/api/v1/annotations/{ann_id}").json()
+        active = c.get("/api/v1/annotations", params={"device": device_id, "active": True})
+        assert active.json()["count"] == 0
+
+        bad = [
+            ({**body, "starts_at": "2025-12-31T23:30:00"}, 422, "timezone"),
+            ({**body, "ends_at": body["starts_at"]}, 422, "must be after starts_at"),
+            ({**body, "kind": "party"}, 422, "unknown kind"),
+            ({**body, "reason": "   "}, 422, "reason must not be blank"),
+            ({**body, "device_id": "no-such-box"}, 404, "no device"),
+        ]
+        for doc, status, words in bad:
+            r = c.post("/api/v1/annotations", json=doc, headers=key)
+            assert r.status_code == status and words in r.text, (doc, r.status_code, r.text)
+        r = c.post("/api/v1/annotations/999999999/revoke", json=revoke, headers=key)
+        assert r.status_code == 404
+    with psycopg.connect(pg_url) as conn:  # nothing of the refused requests was stored
+        n = conn.execute(
+            "SELECT count(*) FROM annotations WHERE device_id = %s", (device_id,)
+        ).fetchone()
+        assert n == (1,)
