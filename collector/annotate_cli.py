@@ -38,6 +38,8 @@ class AwareDateTime(_DateTimeParam):
 
 
 AWARE = AwareDateTime()
+#: an annotation's times (revoked_at may be None): in JSON in UTC and as ``<name>_local``
+_TIMES = ("starts_at", "ends_at", "created_at", "revoked_at")
 
 
 @click.group()
@@ -103,7 +105,7 @@ def annotate_add(
 def annotate_list(
     ctx: click.Context, device_id: str | None, active: bool, as_json: bool, with_audit: bool
 ) -> None:
-    """List annotations (times in UTC), optionally with their audit trail.
+    """List annotations (times in UTC and Oslo time), optionally with their audit trail.
 
     Example:  luftnett annotate list --device demo-001 --audit
     """
@@ -111,38 +113,44 @@ def annotate_list(
 
     from luftnett.collector import annotations
     from luftnett.connect import database_url
+    from luftnett.timefmt import iso_utc_local, utc_local
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         items = annotations.list_annotations(conn, device_id, active)
         for a in items:
             trail = annotations.audit(conn, a.annotation_id) if with_audit else []
             if as_json:
-                doc: dict[str, Any] = {
-                    k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in dataclasses.asdict(a).items()
-                }
+                doc: dict[str, Any] = {}
+                for k, v in dataclasses.asdict(a).items():
+                    if isinstance(v, datetime) or k in _TIMES:
+                        doc[k], doc[f"{k}_local"] = iso_utc_local(v)
+                    else:
+                        doc[k] = v
                 if with_audit:
                     doc["audit"] = [
                         {
                             "action": t["action"],
                             "changed_by": t["changed_by"],
-                            "changed_at": t["changed_at"].isoformat(),
+                            "changed_at": iso_utc_local(t["changed_at"])[0],
+                            "changed_at_local": iso_utc_local(t["changed_at"])[1],
                         }
                         for t in trail
                     ]
                 click.echo(json.dumps(doc))
                 continue
             state = (
-                "active" if a.active else f"revoked {a.revoked_at:%Y-%m-%d %H:%M} by {a.revoked_by}"
+                "active"
+                if a.revoked_at is None
+                else f"revoked {utc_local(a.revoked_at)} by {a.revoked_by}"
             )
             inval = "invalidates" if a.invalidates else "note"
             click.echo(
-                f"{a.annotation_id:>6} {a.device_id} {a.starts_at.isoformat()} -> "
-                f"{a.ends_at.isoformat()} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
+                f"{a.annotation_id:>6} {a.device_id} {utc_local(a.starts_at)} -> "
+                f"{utc_local(a.ends_at)} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
             )
             for t in trail:
                 click.echo(
-                    f"       {t['changed_at'].isoformat()} {t['action']} by {t['changed_by']}"
+                    f"       {utc_local(t['changed_at'])} {t['action']} by {t['changed_by']}"
                 )
         if not items and not as_json:
             click.echo("no annotations")

@@ -252,6 +252,7 @@ def quarantine_list(
 
     from luftnett.collector.quarantine import list_records
     from luftnett.connect import database_url
+    from luftnett.timefmt import iso_utc_local, utc_local
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         records = list_records(conn, reason=reason, pending_only=not show_all, limit=limit)
@@ -261,13 +262,15 @@ def quarantine_list(
                 json.dumps(
                     {
                         "id": r.quarantine_id,
-                        "received_at": r.received_at.isoformat(),
+                        "received_at": iso_utc_local(r.received_at)[0],
+                        "received_at_local": iso_utc_local(r.received_at)[1],
                         "source": r.source,
                         "topic": r.topic,
                         "reason": r.reason,
                         "detail": r.detail,
                         "bytes": r.size,
-                        "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
+                        "replayed_at": iso_utc_local(r.replayed_at)[0],
+                        "replayed_at_local": iso_utc_local(r.replayed_at)[1],
                         "payload": r.payload.decode("utf-8", "backslashreplace")[:2000],
                     }
                 )
@@ -276,10 +279,10 @@ def quarantine_list(
     if not records:
         click.echo("quarantine is empty" if not reason else f"no pending records with {reason=}")
         return
-    click.echo(f"{'id':>6}  {'received (UTC)':19}  {'reason':16}  {'bytes':>7}  detail")
+    click.echo(f"{'id':>6}  {'received (UTC, Oslo)':36}  {'reason':16}  {'bytes':>7}  detail")
     for r in records:
-        when = r.received_at.strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{r.quarantine_id:>6}  {when}  {r.reason:16}  {r.size:>7}  {r.detail[:70]}")
+        when = utc_local(r.received_at)
+        click.echo(f"{r.quarantine_id:>6}  {when:36}  {r.reason:16}  {r.size:>7}  {r.detail[:70]}")
 
 
 @quarantine.command("replay")

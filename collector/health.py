@@ -18,12 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
 from luftnett.contracts.units import ReadingFlag
+from luftnett.timefmt import LOCAL_TZ as OSLO
 
 __all__ = [
     "DEFAULT_SILENT_AFTER",
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 DEFAULT_SILENT_AFTER = timedelta(minutes=15)
-OSLO = ZoneInfo("Europe/Oslo")
 
 #: every device with its last contact, its newest reading's time, the flags of the newest
 #: reading of each of its sensors (a device with a PM sensor and a temperature/RH companion

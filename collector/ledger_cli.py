@@ -115,6 +115,7 @@ def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_jso
 
     from luftnett.collector.health import device_health
     from luftnett.connect import database_url
+    from luftnett.timefmt import utc_local
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         report = device_health(conn, timedelta(seconds=silent_after))
@@ -125,12 +126,12 @@ def devices_health(ctx: click.Context, silent_after: int, show_all: bool, as_jso
         else:
             quiet = "".join(
                 f"; silent sensor {s.model}{f' {s.serial}' if s.serial else ''}, last reading "
-                f"{s.last_reading.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+                f"{utc_local(s.last_reading)}"
                 for s in h.silent_sensors
             )
             click.echo(
                 f"{h.device_id:<24} {', '.join(h.problems) or 'ok':<28} "
-                f"last seen {h.last_seen.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z "
+                f"last seen {utc_local(h.last_seen)} "
                 f"({round(h.silent_for.total_seconds())} s ago){quiet}"
             )
     if not shown and not as_json:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from luftnett.api.deps import ApiKey, Conn
+from luftnett.timefmt import iso_utc_local
 
 __all__ = ["router"]
 
@@ -22,11 +23,19 @@ ORDER BY quarantine_id DESC LIMIT %(limit)s
 """
 
 
+def _with_times(r: dict[str, Any]) -> dict[str, Any]:
+    out = dict(r)
+    for k in ("received_at", "replayed_at"):
+        out[k], out[f"{k}_local"] = iso_utc_local(r[k])
+    return out
+
+
 @router.get(
     "/quarantine",
     summary="Quarantined payloads (API key)",
     description="Rejected payloads, newest first, with reason and detail (the payload itself "
-    "is not returned; `luftnett quarantine list` shows it).",
+    "is not returned; `luftnett quarantine list` shows it); times in UTC and Europe/Oslo "
+    "(`_local`).",
 )
 async def quarantine(
     conn: Conn,
@@ -38,12 +47,5 @@ async def quarantine(
     rows = await cur.fetchall()
     return {
         "count": len(rows),
-        "items": [
-            {
-                **r,
-                "received_at": r["received_at"].isoformat(),
-                "replayed_at": None if r["replayed_at"] is None else r["replayed_at"].isoformat(),
-            }
-            for r in rows
-        ],
+        "items": [_with_times(r) for r in rows],
     }

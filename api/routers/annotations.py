@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from psycopg import sql
@@ -24,12 +23,12 @@ from luftnett.api.params import DEVICE_PATH
 from luftnett.api.routers.devices import device_exists
 from luftnett.db.schema import ANNOTATION_COLUMNS, ANNOTATION_KINDS
 from luftnett.errors import ConfigError, StorageError
+from luftnett.timefmt import iso_utc_local
 
 __all__ = ["annotations_of", "public_annotation", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["annotations"])
 
-OSLO = ZoneInfo("Europe/Oslo")
 _MIN, _MAX = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 _TIMES = ("starts_at", "ends_at", "created_at", "revoked_at")
 #: personal data: shown only with an API key
@@ -59,8 +58,7 @@ def public_annotation(row: dict[str, Any], names: bool) -> dict[str, Any]:
         if c in _NAMES and not names:
             continue
         if c in _TIMES:
-            out[c] = None if v is None else v.astimezone(UTC).isoformat()
-            out[f"{c}_local"] = None if v is None else v.astimezone(OSLO).isoformat()
+            out[c], out[f"{c}_local"] = iso_utc_local(v)
         else:
             out[c] = v
     out["active"] = row["revoked_at"] is None
@@ -218,8 +216,8 @@ async def get_annotation(
             {
                 "action": t["action"],
                 "changed_by": t["changed_by"],
-                "changed_at": t["changed_at"].astimezone(UTC).isoformat(),
-                "changed_at_local": t["changed_at"].astimezone(OSLO).isoformat(),
+                "changed_at": iso_utc_local(t["changed_at"])[0],
+                "changed_at_local": iso_utc_local(t["changed_at"])[1],
             }
             for t in await cur.fetchall()
         ]

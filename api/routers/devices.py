@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from psycopg import sql
@@ -15,12 +14,12 @@ from luftnett.api.params import DEVICE_PATH, ReadingsQuery
 from luftnett.api.quality import INVALID_MASK, flag_names
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import READING_META_COLUMNS, VALUE_COLUMNS
+from luftnett.timefmt import LOCAL_TZ as OSLO
 
 __all__ = ["device_exists", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[ReadAccess])
 
-OSLO = ZoneInfo("Europe/Oslo")
 #: a device is "online" when its last reading is this recent, "stale" within a day
 ONLINE_S, STALE_S = 15 * 60, 24 * 3600
 

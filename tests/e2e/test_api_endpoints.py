@@ -255,7 +255,12 @@ def test_errors_say_what_to_fix(
     assert words.lower() in r.json()["detail"].lower()
 
 
-def test_write_endpoints_need_a_key(api_url: str) -> None:
+def test_write_endpoints_need_a_key(api_url: str, pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:  # one quarantined payload, so the list has one
+        conn.execute(
+            "INSERT INTO quarantine (source, topic, payload, reason, detail) "
+            "VALUES ('mqtt', 'x/v1/k/readings', '{nope', 'not_json', 'test')"
+        )
     site = {"site_id": f"k-{uuid.uuid4().hex[:8]}", "name": "Keyed", "site_type": "background"}
     r = _http.post(f"{api_url}/api/v1/sites", json=site)
     assert r.status_code == 401
@@ -269,6 +274,11 @@ def test_write_endpoints_need_a_key(api_url: str) -> None:
     assert _http.get(f"{api_url}/api/v1/admin/quarantine").status_code == 401
     r = _http.get(f"{api_url}/api/v1/admin/quarantine", headers={"X-API-Key": DEMO_API_KEY})
     assert r.status_code == 200
+    assert r.json()["items"]
+    for item in r.json()["items"]:  # times in UTC and Oslo time
+        utc, local = (datetime.fromisoformat(item[k]) for k in ("received_at", "received_at_local"))
+        assert utc == local and utc.utcoffset() == timedelta(0)
+        assert local.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
 
 
 def test_deployment_moves_a_device(api_url: str, pg_url: str) -> None:

@@ -644,3 +644,67 @@ def test_every_kind_of_bad_payload_is_quarantined_and_unknown_devices_replay(
         assert res_bad.replayed == 0
         assert list(res_bad.still_rejected.values()) == ["schema_version"]
     assert _stats(pg_url, stranger) == (3, 3)
+
+
+def test_quarantine_cli_lists_in_utc_and_oslo_and_replays(pg_url: str) -> None:
+    """`luftnett quarantine list` and `replay` as staff run them: each record with its reason,
+    its time in UTC and Oslo time whatever the database session's time zone (here Oslo's, as on
+    a server set up in Norway: PGTZ), a dry run that stores nothing, a replay that stores the
+    readings once, and a clear error when no record is chosen."""
+    from click.testing import CliRunner
+
+    from luftnett.cli import main
+    from luftnett.collector.validate import validate_message
+    from luftnett.collector.writer import Writer
+    from luftnett.timefmt import LOCAL_TZ
+
+    root = f"q{uuid.uuid4().hex[:6]}"
+    stranger = f"{root}-new"
+    topic = contract.readings_topic(root, stranger)
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn, register_unknown=False).write(
+            [
+                validate_message(root, topic, _payload(stranger, [1, 2, 3])),
+                validate_message(root, topic, b"{nope"),
+            ]
+        )
+        rows = conn.execute(
+            "SELECT quarantine_id, reason, received_at FROM quarantine WHERE topic = %s "
+            "ORDER BY quarantine_id",
+            (topic,),
+        ).fetchall()
+    by_reason = {r[1]: r for r in rows}
+    assert sorted(by_reason) == ["not_json", "unknown_device"]
+    unknown, _, at = by_reason["unknown_device"]
+    broken = by_reason["not_json"][0]
+    env = {"LUFTNETT_DATABASE_URL": pg_url, "LUFTNETT_MQTT__TOPIC_ROOT": root,
+           "PGTZ": "Europe/Oslo"}  # fmt: skip
+    run = CliRunner().invoke
+
+    res = run(main, ["quarantine", "list", "--limit", "100000"], env=env)
+    assert res.exit_code == 0, res.output
+    (line,) = [x for x in res.output.splitlines() if x.split()[:1] == [str(unknown)]]
+    utc, oslo = at.astimezone(UTC), at.astimezone(LOCAL_TZ)
+    assert f"{utc:%Y-%m-%d %H:%M:%S}Z ({oslo:%H:%M:%S}" in line, line
+    assert "unknown_device" in line
+    res = run(main, ["quarantine", "list", "--json", "--limit", "100000"], env=env)
+    docs = {d["id"]: d for d in map(json.loads, res.output.splitlines())}
+    assert docs[unknown]["received_at"] == utc.isoformat()
+    assert docs[unknown]["received_at_local"] == oslo.isoformat()
+    assert docs[broken]["payload"] == "{nope"
+
+    res = run(main, ["quarantine", "replay"], env=env)
+    assert res.exit_code == 2 and "--id N, --reason R or --all" in res.output
+    res = run(main, ["quarantine", "replay", "--id", str(unknown), "--dry-run"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "would replay 1 payloads" in res.output
+    assert _stats(pg_url, stranger) == (0, 0)
+    ids = ["--id", str(unknown), "--id", str(broken)]
+    res = run(main, ["quarantine", "replay", *ids], env=env)
+    assert res.exit_code == 0, res.output
+    assert "replayed 1 payloads; 3 new readings stored; 1 still rejected" in res.output
+    assert f"#{broken}: not_json" in res.output
+    assert _stats(pg_url, stranger) == (3, 3)
+    res = run(main, ["quarantine", "replay", *ids], env=env)
+    assert "replayed 0 payloads; 0 new readings stored" in res.output
+    assert _stats(pg_url, stranger) == (3, 3)

@@ -149,7 +149,8 @@ def test_bad_annotations_are_refused(pg_url: str, device_id: str) -> None:
 def test_annotate_cli(pg_url: str, device_id: str) -> None:
     with psycopg.connect(pg_url) as conn:
         Writer(conn).write([message(device_id, range(0, 59))])  # 22:01-22:59 UTC
-    env = {"LUFTNETT_DATABASE_URL": pg_url}
+    # the session in Oslo time (PGTZ), as on a server set up in Norway: output still says UTC
+    env = {"LUFTNETT_DATABASE_URL": pg_url, "PGTZ": "Europe/Oslo"}
     run = CliRunner().invoke
     res = run(
         main,
@@ -170,6 +171,16 @@ def test_annotate_cli(pg_url: str, device_id: str) -> None:
     doc = json.loads(res.output)
     assert (doc["annotation_id"], doc["created_by"], doc["invalidates"]) == (ann_id, "kari", True)
     assert [a["action"] for a in doc["audit"]] == ["insert"]
+    assert doc["starts_at"] == "2025-12-31T22:30:00+00:00"
+    assert doc["starts_at_local"] == "2025-12-31T23:30:00+01:00"
+    assert (doc["revoked_at"], doc["revoked_at_local"]) == (None, None)
+    res = run(main, ["annotate", "list", "--device", device_id], env=env)
+    # in UTC and Oslo time; the local date is written where it differs from the UTC one
+    start, end = (
+        "2025-12-31 22:30:00Z (23:30:00 Oslo)",
+        "2025-12-31 23:00:00Z (2026-01-01 00:00:00 Oslo)",
+    )
+    assert f"{start} -> {end}" in res.output
     res = run(
         main, ["annotate", "revoke", str(ann_id), "--reason", "wrong box", "--by", "ola"], env=env
     )

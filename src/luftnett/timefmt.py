@@ -1,0 +1,30 @@
+"""Times as luftnett prints them: in UTC and in local time (Europe/Oslo), each labelled.
+
+Whatever time zone the database session has (PostgreSQL's ``TimeZone``, which a server set up
+in Norway has as ``Europe/Oslo``), a time is converted before it is printed, so a column
+headed UTC holds UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+__all__ = ["LOCAL_TZ", "iso_utc_local", "utc_local"]
+
+#: the local time of every output (the Norwegian users'; day conventions: collector/rollups.py)
+LOCAL_TZ = ZoneInfo("Europe/Oslo")
+
+
+def utc_local(t: datetime) -> str:
+    """``2026-11-24 14:16:08Z (15:16:08 Oslo)``; the local date is written when it differs."""
+    u, loc = t.astimezone(UTC), t.astimezone(LOCAL_TZ)
+    local = f"{loc:%H:%M:%S}" if loc.date() == u.date() else f"{loc:%Y-%m-%d %H:%M:%S}"
+    return f"{u:%Y-%m-%d %H:%M:%S}Z ({local} Oslo)"
+
+
+def iso_utc_local(t: datetime | None) -> tuple[str | None, str | None]:
+    """``t`` in ISO 8601 in UTC and in local time (None, None for None)."""
+    if t is None:
+        return None, None
+    return t.astimezone(UTC).isoformat(), t.astimezone(LOCAL_TZ).isoformat()
