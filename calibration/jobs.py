@@ -63,7 +63,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PART_ROWS = 200_000
 APPLICATION_NAME = "luftnett-calibrate-worker"
-_INFINITY = datetime.max.replace(tzinfo=UTC)  # an open end: after every reading
+#: an open end, after every reading: far enough in the future, and not datetime.max, whose
+#: text in a session east of UTC (TimeZone Europe/Oslo) is in year 10000, which psycopg
+#: cannot read back (a worker on such a server failed every part of a job's last stretch)
+_INFINITY = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,8 +223,11 @@ def assert_values(
 
 
 def test_activation_job_writes_new_version_and_keeps_old(
-    pg_url: str, conn: psycopg.Connection[Any]
+    pg_url: str, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the workers' sessions in Oslo time, as on a server set up in Norway (PGTZ): the last
+    # part's open end must read back (datetime.max did not: year 10000 in that zone)
+    monkeypatch.setenv("PGTZ", "Europe/Oslo")
     dev = make_device(conn, 3000)  # ~21 days
     v1, v2 = mlr(conn, dev, 0.8), mlr(conn, dev, 0.6)
     a1 = activate(conn, v1, T0, "t")
