@@ -420,6 +420,8 @@ def _worker(
         # a commit lost in a server crash only loses a part's "done" with its values: the
         # part is pending again and redone, so the worker need not wait for the WAL flush
         conn.execute("SET synchronous_commit = off")
+        # parts planned before 2026-11-24 end at datetime.max, which reads back only in UTC
+        conn.execute("SET TIME ZONE 'UTC'")
         while not stop.is_set():
             try:
                 res = work_next_part(conn, models)

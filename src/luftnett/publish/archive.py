@@ -446,6 +446,7 @@ def publish(
         ) from exc
     with conn:
         conn.execute("SET jit = off")
+        conn.execute("SET TIME ZONE 'UTC'")  # watermarks digest times as text (source.py)
         if start is None:
             start = _first_day(conn)
             if start is None or start > end:

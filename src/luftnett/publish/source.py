@@ -306,9 +306,12 @@ class Source:
         self.timezone = timezone
         self.conn = psycopg.connect(url, autocommit=True)
         self.conn.execute("SET jit = off")  # JIT compiles for seconds before a short query
+        # the watermarks digest times as text: the same in every session, whatever its zone
+        self.conn.execute("SET TIME ZONE 'UTC'")
         self.adbc = adbc.connect(url)
         with self.adbc.cursor() as cur:
             cur.execute("SET jit = off")
+            cur.execute("SET TIME ZONE 'UTC'")
         self.cal_on = bool(
             (
                 self.conn.execute("SELECT to_regclass('calibrated_current') IS NOT NULL").fetchone()
