@@ -48,6 +48,11 @@ def pg_url() -> Iterator[str]:
             f"cannot start PostgreSQL ({exc}); install it with `apt-get install postgresql` "
             "or set LUFTNETT_TEST_DATABASE_URL"
         )
+    # the server in Oslo time, as a PostgreSQL set up on a server in Norway runs (Debian's
+    # initdb takes the system's zone): what luftnett reads back or prints must not depend on it
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET timezone = 'Europe/Oslo'")
+        conn.execute("SELECT pg_reload_conf()")
     with psycopg.connect(url) as conn:
         apply_migrations(conn)
     yield url

@@ -3,6 +3,7 @@
 "use strict";
 const SVGNS = "http://www.w3.org/2000/svg";
 const API = "/api/v1";
+const OSLO = "Europe/Oslo";
 const state = { index: null, device: null, profiles: [], maps: [] };
 
 function el(tag, attrs = {}, text) {
@@ -131,7 +132,7 @@ async function openSite(deviceId) {
     box.style.borderLeftColor = "#aaa";
     box.append(el("span", {}, "Ingen data siste time / no data in the latest hour"));
   }
-  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId), loadAnnotations(deviceId)]);
+  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId), loadLedger(deviceId), loadAnnotations(deviceId)]);
 }
 
 async function drawChart(deviceId) {
@@ -210,10 +211,28 @@ async function drawCompleteness(deviceId) {
   }));
 }
 
+// --- completeness ledger: "we lost nothing" per day (GET /ledger, Oslo days) ---------------
+async function loadLedger(deviceId) {
+  const body = document.querySelector("#ledger tbody");
+  const today = new Intl.DateTimeFormat("en-CA", { timeZone: OSLO }).format(new Date());
+  const days = [...Array(7).keys()].map((i) => new Date(Date.parse(`${today}T12:00:00Z`) - i * 86400000).toISOString().slice(0, 10));
+  const rows = await Promise.all(days.map((day) => getJSON(`${API}/ledger?device=${encodeURIComponent(deviceId)}&day=${day}`)));
+  body.replaceChildren(...rows.map((r) => {
+    const e = r.devices[0];
+    const tr = el("tr", { "data-day": r.day });
+    tr.append(el("td", {}, r.day));
+    for (const k of ["sent", "stored", "missing", "duplicates", "late"]) {
+      const td = el("td", { class: k === "missing" && e.missing > 0 ? "num lost" : "num" }, e[k]);
+      if (k === "missing" && e.missing_ranges.length) td.title = `seq ${e.missing_ranges.map((x) => x.join("–")).join(", ")}`;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
 // --- staff annotations ------------------------------------------------------------------
 // Staff enter Oslo wall-clock times; the API takes aware times, so each is turned into UTC
 // with Oslo's offset at that moment (twice: the offset can change at a DST step in between).
-const OSLO = "Europe/Oslo";
 function osloOffsetMs(utcMs) {
   const parts = new Intl.DateTimeFormat("en-GB", { timeZone: OSLO, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(new Date(utcMs));
   const v = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));

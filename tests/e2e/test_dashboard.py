@@ -204,6 +204,7 @@ def test_dashboard_map_and_site_chart(
             shot = Path(__file__).parents[2] / "build" / "dashboard.png"
             shot.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+            _ledger_in_the_panel(page, api_url, pg_url, demo_sites[0])
             _annotate_and_revoke(page, api_url, demo_sites[0])
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
@@ -285,3 +286,30 @@ def _valid_in_hours(api_url: str, device: str, start: datetime, end: datetime) -
     by_hour = {datetime.fromisoformat(x["period"]): x["readings_valid"] for x in r.json()["rows"]}
     hours = range(int((end - start) / timedelta(hours=1)))
     return [by_hour[start.astimezone(UTC) + timedelta(hours=h)] for h in hours]
+
+
+def _ledger_in_the_panel(page: Any, api_url: str, pg_url: str, device: str) -> None:
+    """The site panel's completeness ledger: the last 7 Oslo days, each as the API counts it;
+    three readings lost from the middle of the numbering show as missing, marked."""
+    with psycopg.connect(pg_url) as conn:  # seqs 5-7 (25-35 minutes ago) never arrived
+        conn.execute("DELETE FROM readings WHERE device_id = %s AND seq BETWEEN 5 AND 7", (device,))
+        conn.execute(
+            "INSERT INTO seq_ledger (device_id, received) VALUES (%s, '{[0,5),[8,576)}') "
+            "ON CONFLICT (device_id) DO UPDATE SET received = EXCLUDED.received",
+            (device,),
+        )
+    page.dispatch_event(f'#map circle.site[data-device="{device}"]', "click")  # reload
+    lost = f"{(datetime.now(UTC) - timedelta(minutes=25)).astimezone(ZoneInfo('Europe/Oslo')):%F}"
+    page.wait_for_selector(f'#ledger tbody tr[data-day="{lost}"] td.lost', timeout=20_000)
+    assert page.locator("#ledger tbody tr").count() == 7
+    assert page.locator("#ledger td.lost").count() == 1
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date()
+    for day in (today, today - timedelta(days=1)):
+        api = httpx.get(f"{api_url}/api/v1/ledger", params={"device": device, "day": str(day)})
+        want = api.json()["devices"][0]
+        cells = page.locator(f'#ledger tbody tr[data-day="{day}"] td').all_text_contents()
+        keys = ("sent", "stored", "missing", "duplicates", "late")
+        assert cells == [str(day), *(str(want[k]) for k in keys)], (cells, want)
+    row = page.locator(f'#ledger tbody tr[data-day="{lost}"] td').all_text_contents()
+    assert row[3] == "3"
+    assert page.get_attribute("#ledger td.lost", "title") == "seq 5–7"
