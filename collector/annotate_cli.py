@@ -38,8 +38,6 @@ class AwareDateTime(_DateTimeParam):
 
 
 AWARE = AwareDateTime()
-#: an annotation's times (revoked_at may be None): in JSON in UTC and as ``<name>_local``
-_TIMES = ("starts_at", "ends_at", "created_at", "revoked_at")
 
 
 @click.group()
@@ -113,6 +111,7 @@ def annotate_list(
 
     from luftnett.collector import annotations
     from luftnett.connect import database_url
+    from luftnett.db.schema import ANNOTATION_TIMES
     from luftnett.timefmt import iso_utc_local, utc_local
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
@@ -122,7 +121,7 @@ def annotate_list(
             if as_json:
                 doc: dict[str, Any] = {}
                 for k, v in dataclasses.asdict(a).items():
-                    if isinstance(v, datetime) or k in _TIMES:
+                    if k in ANNOTATION_TIMES:
                         doc[k], doc[f"{k}_local"] = iso_utc_local(v)
                     else:
                         doc[k] = v

@@ -7,6 +7,7 @@ from luftnett.contracts.units import COLUMN_QUANTITIES
 __all__ = [
     "ANNOTATION_COLUMNS",
     "ANNOTATION_KINDS",
+    "ANNOTATION_TIMES",
     "DEVICE_MODELS",
     "NOT_ANNOTATED_INVALID",
     "QC_COLUMNS",
@@ -118,3 +119,5 @@ ANNOTATION_COLUMNS: tuple[str, ...] = (
     "revoked_by",
     "revoke_reason",
 )
+#: the annotation columns that hold times (outputs give each in UTC and local time)
+ANNOTATION_TIMES: tuple[str, ...] = ("starts_at", "ends_at", "created_at", "revoked_at")
