@@ -46,7 +46,10 @@ def annotate() -> None:
 
 
 @annotate.command("add")
-@click.option("--device", "device_id", required=True, help="Device id.")
+@click.option(
+    "--device", "device_ids", multiple=True, help="Device id (repeatable: one annotation each)."
+)
+@click.option("--all-devices", is_flag=True, help="Every registered device (a town-wide event).")
 @click.option("--start", required=True, type=AWARE, help="Start, ISO 8601 with zone.")
 @click.option("--end", required=True, type=AWARE, help="End (exclusive), ISO 8601 with zone.")
 @click.option(
@@ -66,7 +69,8 @@ def annotate() -> None:
 @click.pass_context
 def annotate_add(
     ctx: click.Context,
-    device_id: str,
+    device_ids: tuple[str, ...],
+    all_devices: bool,
     start: datetime,
     end: datetime,
     kind: str,
@@ -74,11 +78,12 @@ def annotate_add(
     by: str | None,
     invalidate: bool,
 ) -> None:
-    """Annotate a period of one device; with --invalidate its readings leave the statistics.
+    """Annotate a period of devices; with --invalidate their readings leave the statistics.
 
-    Raw readings are never changed; rollups of the covered hours are recomputed at once.
+    One annotation per device, all in one transaction (all are added, or none). Raw readings
+    are never changed; rollups of the covered hours are recomputed at once.
 
-    Example:  luftnett annotate add --device demo-001 --start 2026-12-31T23:00+01:00
+    Example:  luftnett annotate add --all-devices --start 2026-12-31T23:00+01:00
     --end 2027-01-01T02:00+01:00 --kind fireworks --reason "New Year" --invalidate
     """
     import psycopg
@@ -86,12 +91,18 @@ def annotate_add(
     from luftnett.collector import annotations
     from luftnett.connect import database_url
 
+    if bool(device_ids) == all_devices:
+        raise click.UsageError("name the devices: --device ID (repeatable) or --all-devices")
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
-        a = annotations.add(
-            conn, device_id, start, end, kind, reason, by or getpass.getuser(), invalidate
+        devices = list(device_ids)
+        if all_devices:
+            devices = [r[0] for r in conn.execute("SELECT device_id FROM devices ORDER BY 1")]
+        added = annotations.add_many(
+            conn, devices, start, end, kind, reason, by or getpass.getuser(), invalidate
         )
-    what = "invalidates its readings" if a.invalidates else "informational"
-    click.echo(f"annotation {a.annotation_id} added for {a.device_id} ({a.kind}, {what})")
+    for a in added:
+        what = "invalidates its readings" if a.invalidates else "informational"
+        click.echo(f"annotation {a.annotation_id} added for {a.device_id} ({a.kind}, {what})")
 
 
 @annotate.command("list")

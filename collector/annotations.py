@@ -25,7 +25,7 @@ from luftnett.collector.rollups import lock_devices, refresh_hours
 from luftnett.db.schema import ANNOTATION_COLUMNS, ANNOTATION_KINDS
 from luftnett.errors import ConfigError, StorageError
 
-__all__ = ["Annotation", "add", "audit", "list_annotations", "revoke"]
+__all__ = ["Annotation", "add", "add_many", "audit", "list_annotations", "revoke"]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(c) for c in ANNOTATION_COLUMNS)
 _ACTOR = "SELECT set_config('luftnett.actor', %s, true)"
@@ -88,6 +88,21 @@ def add(
     invalidates: bool = False,
 ) -> Annotation:
     """Annotate ``[starts_at, ends_at)`` of a device; commit; return the stored annotation."""
+    return add_many(conn, [device_id], starts_at, ends_at, kind, reason, by, invalidates)[0]
+
+
+def add_many(
+    conn: psycopg.Connection[Any],
+    device_ids: list[str],
+    starts_at: datetime,
+    ends_at: datetime,
+    kind: str,
+    reason: str,
+    by: str,
+    invalidates: bool = False,
+) -> list[Annotation]:
+    """The same period of several devices (New Year's fireworks over the whole town), one
+    annotation each, in one transaction: all are stored, or none (an unknown device)."""
     if kind not in ANNOTATION_KINDS:
         raise ConfigError(f"annotation kind {kind!r} unknown; use one of {ANNOTATION_KINDS}")
     for name, t in (("start", starts_at), ("end", ends_at)):
@@ -97,22 +112,28 @@ def add(
         raise ConfigError(f"end {ends_at.isoformat()} is not after start {starts_at.isoformat()}")
     if not reason.strip() or not by.strip():
         raise ConfigError("an annotation needs a reason and who made it (--by)")
+    devices = sorted(set(device_ids))
+    if not devices:
+        raise ConfigError("name at least one device to annotate")
+    out: list[Annotation] = []
     with conn.transaction():
         conn.execute(_ACTOR, (by,))
-        lock_devices(conn, [device_id])
-        try:
-            row = conn.execute(
-                _INSERT, (device_id, starts_at, ends_at, kind, invalidates, reason, by)
-            ).fetchone()
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise StorageError(
-                f"no device {device_id!r}; `luftnett ledger` or GET /api/v1/devices lists them"
-            ) from exc
-        assert row is not None
-        a = Annotation(*row)
-        if a.invalidates:
-            _refresh(conn, a)
-    return a
+        lock_devices(conn, devices)
+        for device_id in devices:
+            try:
+                row = conn.execute(
+                    _INSERT, (device_id, starts_at, ends_at, kind, invalidates, reason, by)
+                ).fetchone()
+            except psycopg.errors.ForeignKeyViolation as exc:
+                raise StorageError(
+                    f"no device {device_id!r}; `luftnett ledger` or GET /api/v1/devices lists them"
+                ) from exc
+            assert row is not None
+            a = Annotation(*row)
+            if a.invalidates:
+                _refresh(conn, a)
+            out.append(a)
+    return out
 
 
 def revoke(conn: psycopg.Connection[Any], annotation_id: int, by: str, reason: str) -> Annotation:

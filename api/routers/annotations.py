@@ -75,7 +75,16 @@ def _text(name: str, v: str) -> str:
 class AnnotationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    device_id: str = Field(pattern=DEVICE_PATH, description="the annotated device")
+    device_id: str | None = Field(
+        default=None, pattern=DEVICE_PATH, description="the annotated device"
+    )
+    device_ids: list[Annotated[str, Field(pattern=DEVICE_PATH)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="instead of device_id: several devices, one annotation each, all stored "
+        "or none (a town-wide event such as New Year's fireworks)",
+    )
     starts_at: AwareDatetime = Field(description="start, ISO 8601 with a time zone")
     ends_at: AwareDatetime = Field(description="end (exclusive), ISO 8601 with a time zone")
     kind: str = Field(description=f"one of {', '.join(ANNOTATION_KINDS)}")
@@ -98,6 +107,8 @@ class AnnotationIn(BaseModel):
 
     @model_validator(mode="after")
     def _period(self) -> AnnotationIn:
+        if (self.device_id is None) == (self.device_ids is None):
+            raise ValueError("give device_id (one device) or device_ids (several), not both")
         for name, t in (("starts_at", self.starts_at), ("ends_at", self.ends_at)):
             if not _MIN <= t < _MAX:
                 raise ValueError(f"{name} must lie between 1970 and 2100 (got {t.isoformat()})")
@@ -107,6 +118,11 @@ class AnnotationIn(BaseModel):
                 f"({self.starts_at.isoformat()})"
             )
         return self
+
+    def devices(self) -> list[str]:
+        return (
+            [self.device_id] if self.device_id is not None else sorted(set(self.device_ids or []))
+        )
 
 
 class RevokeIn(BaseModel):
@@ -119,15 +135,16 @@ class RevokeIn(BaseModel):
     _by = field_validator("by")(lambda v: _text("by", v))
 
 
-def _add(url: str, a: AnnotationIn) -> int:
+def _add(url: str, a: AnnotationIn) -> list[int]:
     import psycopg
 
     from luftnett.collector import annotations
 
     with psycopg.connect(url) as conn:
-        return annotations.add(
-            conn, a.device_id, a.starts_at, a.ends_at, a.kind, a.reason, a.by, a.invalidates
-        ).annotation_id
+        added = annotations.add_many(
+            conn, a.devices(), a.starts_at, a.ends_at, a.kind, a.reason, a.by, a.invalidates
+        )
+    return [x.annotation_id for x in added]
 
 
 def _revoke(url: str, annotation_id: int, r: RevokeIn) -> None:
@@ -227,19 +244,32 @@ async def get_annotation(
     "/annotations",
     status_code=201,
     summary="Annotate a period of a device (API key)",
-    description="Adds an annotation. With `invalidates` the period's readings leave the "
-    "statistics (hourly and daily means, maps, valid-only downloads) until it is revoked; the "
-    "raw readings are never changed. The rollups of the covered hours are recomputed before "
-    "the answer. 404 for an unknown device.",
+    description="Adds an annotation (`device_id`: the annotation is the answer) or one per "
+    "device (`device_ids`: `{count, annotations}`, all stored or none). With `invalidates` "
+    "the period's readings leave the statistics (hourly and daily means, maps, valid-only "
+    "downloads) until it is revoked; the raw readings are never changed. The rollups of the "
+    "covered hours are recomputed before the answer. 404 naming an unknown device.",
     dependencies=[ApiKey],
 )
 async def create_annotation(conn: Conn, request: Request, a: AnnotationIn) -> dict[str, Any]:
-    await device_exists(conn, a.device_id)
+    devices = a.devices()
+    cur = await conn.execute(
+        "SELECT array_agg(d ORDER BY d) FROM unnest(%s::text[]) d "
+        "WHERE NOT EXISTS (SELECT 1 FROM devices x WHERE x.device_id = d)",
+        (devices,),
+    )
+    row = await cur.fetchone()
+    if row and row["array_agg"]:
+        raise HTTPException(
+            404,
+            f"no device {', '.join(map(repr, row['array_agg']))}; GET /api/v1/devices lists them",
+        )
     try:
-        new_id = await asyncio.to_thread(_add, request.app.state.database_url, a)
+        new_ids = await asyncio.to_thread(_add, request.app.state.database_url, a)
     except ConfigError as exc:  # the same checks as the model's: kept for the message
         raise HTTPException(422, str(exc)) from None
-    return public_annotation(await _one(conn, new_id), names=True)
+    out = [public_annotation(await _one(conn, i), names=True) for i in new_ids]
+    return out[0] if a.device_id is not None else {"count": len(out), "annotations": out}
 
 
 @router.post(

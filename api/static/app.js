@@ -301,8 +301,9 @@ document.getElementById("ann-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const deviceId = state.device;
   if (!deviceId) return;
+  const every = document.getElementById("ann-all").checked;
   const doc = {
-    device_id: deviceId,
+    ...(every ? { device_ids: [...document.querySelectorAll("#map circle.site")].map((c) => c.dataset.device) } : { device_id: deviceId }),
     starts_at: osloToUtc(document.getElementById("ann-start").value),
     ends_at: osloToUtc(document.getElementById("ann-end").value),
     kind: document.getElementById("ann-kind").value,
@@ -312,7 +313,9 @@ document.getElementById("ann-form").addEventListener("submit", async (ev) => {
   };
   try {
     const a = await sendJSON(`${API}/annotations`, doc);
-    annStatus(`Merknad ${a.annotation_id} lagret / annotation ${a.annotation_id} saved`);
+    if (every) annStatus(`${a.count} merknader lagret, én per enhet / ${a.count} annotations saved, one per device`);
+    else annStatus(`Merknad ${a.annotation_id} lagret / annotation ${a.annotation_id} saved`);
+    document.getElementById("ann-all").checked = false;
     document.getElementById("ann-reason").value = "";
     await afterAnnotation(deviceId);
   } catch (e) { annStatus(`Ikke lagret / not saved: ${e.message}`, true); }

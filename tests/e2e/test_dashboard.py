@@ -276,6 +276,21 @@ def _annotate_and_revoke(page: Any, api_url: str, device: str) -> None:
     page.wait_for_selector("#annotations li.revoked", timeout=20_000)
     assert "trukket tilbake / revoked" in (page.text_content("#annotations li.revoked") or "")
     assert _valid_in_hours(api_url, device, start, end) == [12, 12]
+    # the same period for every device on the map: one note each
+    on_map = page.eval_on_selector_all("#map circle.site", "cs => cs.map(c => c.dataset.device)")
+    page.fill("#ann-start", start.strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#ann-end", end.strftime("%Y-%m-%dT%H:%M"))
+    page.select_option("#ann-kind", "fog")
+    page.fill("#ann-reason", "fog over the town")
+    page.uncheck("#ann-invalidate")
+    page.check("#ann-all")
+    page.click("#ann-form button[type=submit]")
+    page.wait_for_selector("#annotations li.active", timeout=20_000)
+    assert f"{len(on_map)} annotations saved" in (page.text_content("#ann-status") or "")
+    for d in on_map:  # other tests' sites may be on the map, with notes of their own
+        notes = httpx.get(f"{api_url}/api/v1/annotations", params={"device": d, "active": True})
+        kinds = [(n["kind"], n["invalidates"], n["reason"]) for n in notes.json()["annotations"]]
+        assert kinds.count(("fog", False, "fog over the town")) == 1, (d, kinds)
 
 
 def _valid_in_hours(api_url: str, device: str, start: datetime, end: datetime) -> list[int]:

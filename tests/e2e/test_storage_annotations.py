@@ -292,3 +292,71 @@ def test_staff_annotate_and_revoke_through_the_api(
             "SELECT count(*) FROM annotations WHERE device_id = %s", (device_id,)
         ).fetchone()
         assert n == (1,)
+
+
+def test_one_period_for_several_devices(
+    api_url: str, pg_url: str, fresh_db_url: str, device_id: str
+) -> None:
+    """New Year's fireworks over the whole town: one annotation per device, all or none, from
+    the API (`device_ids`) and the CLI (`--device` repeated, `--all-devices`)."""
+    import httpx
+
+    from luftnett.db.migrate import apply_migrations
+    from luftnett.settings import DEMO_API_KEY
+
+    other = f"{device_id}-b"
+    with psycopg.connect(pg_url) as conn:
+        w = Writer(conn)
+        w.write([message(device_id, range(0, 59))])
+        w.write([message(other, range(0, 59))])
+    body = {
+        "device_ids": [device_id, other],
+        "starts_at": "2025-12-31T23:30:00+01:00",
+        "ends_at": "2026-01-01T00:00:00+01:00",
+        "kind": "fireworks",
+        "reason": "New Year",
+        "by": "kari",
+        "invalidates": True,
+    }
+    key = {"X-API-Key": DEMO_API_KEY}
+    with httpx.Client(base_url=api_url, timeout=60) as c:
+        r = c.post("/api/v1/annotations", json={**body, "device_ids": [device_id, "nope-box"]},
+                   headers=key)  # fmt: skip
+        assert r.status_code == 404 and "'nope-box'" in r.text
+        both = c.post("/api/v1/annotations", json={**body, "device_id": device_id}, headers=key)
+        assert both.status_code == 422 and "not both" in both.text
+        r = c.post("/api/v1/annotations", json=body, headers=key)
+        assert r.status_code == 201, r.text
+        got = r.json()
+        assert got["count"] == 2
+        assert sorted(a["device_id"] for a in got["annotations"]) == sorted([device_id, other])
+    with psycopg.connect(pg_url) as conn:
+        assert hour(conn, device_id) == (59, 29, 29) and hour(conn, other) == (59, 29, 29)
+        n = conn.execute(
+            "SELECT count(*) FROM annotations WHERE device_id = ANY(%s)", ([device_id, other],)
+        ).fetchone()
+        assert n == (2,)  # the refused requests stored nothing
+
+    # the CLI: all or none, and every device of a database of its own
+    env = {"LUFTNETT_DATABASE_URL": fresh_db_url}
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+        conn.commit()
+        w = Writer(conn)
+        for d in ("town-a", "town-b", "town-c"):
+            w.write([message(d, range(0, 59))])
+    period = ["--start", "2025-12-31T23:30:00+01:00", "--end", "2026-01-01T00:00:00+01:00",
+              "--kind", "fireworks", "--reason", "New Year", "--by", "ola",
+              "--invalidate"]  # fmt: skip
+    run = CliRunner().invoke
+    res = run(main, ["annotate", "add", *period], env=env)
+    assert res.exit_code == 2 and "--device ID (repeatable) or --all-devices" in res.output
+    res = run(main, ["annotate", "add", "--device", "town-a", "--device", "nope-box", *period],
+              env=env)  # fmt: skip
+    assert res.exit_code == 1 and "no device 'nope-box'" in res.output
+    res = run(main, ["annotate", "add", "--all-devices", *period], env=env)
+    assert res.exit_code == 0, res.output
+    assert [x.split()[4] for x in res.output.splitlines()] == ["town-a", "town-b", "town-c"]
+    with psycopg.connect(fresh_db_url) as conn:
+        assert [hour(conn, d) for d in ("town-a", "town-b", "town-c")] == [(59, 29, 29)] * 3
+        assert conn.execute("SELECT count(*) FROM annotations").fetchone() == (3,)
