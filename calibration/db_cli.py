@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from luftnett.errors import ConfigError
+from luftnett.timefmt import iso_utc_local, utc_local
 
 if TYPE_CHECKING:
     import psycopg
@@ -225,10 +226,10 @@ def colocations(max_distance: float, device_id: str | None, station_id: str | No
         return
     click.echo(f"{'device':<20} {'site':<16} {'station':<12} {'m':>6}  period")
     for c in found:
-        to = c.valid_to.isoformat() if c.valid_to else "now"
+        to = utc_local(c.valid_to) if c.valid_to else "now"
         click.echo(
             f"{c.device_id:<20} {c.site_id:<16} {c.station_id:<12} {c.distance_m:>6.1f}  "
-            f"{c.valid_from.isoformat()} … {to}  ({', '.join(c.pollutants) or 'no data yet'})"
+            f"{utc_local(c.valid_from)} … {to}  ({', '.join(c.pollutants) or 'no data yet'})"
         )
 
 
@@ -384,10 +385,13 @@ def versions(device_id: str | None, as_json: bool) -> None:
                 "version_id": v.version_id, "device_id": v.device_id,
                 "sensor_model": v.sensor_model, "pollutant": v.pollutant, "kind": v.kind,
                 "model_id": v.model.model_id, "reference_station": v.reference_station_id,
-                "trained_from": v.trained_from.isoformat() if v.trained_from else None,
-                "trained_to": v.trained_to.isoformat() if v.trained_to else None,
+                "trained_from": iso_utc_local(v.trained_from)[0],
+                "trained_from_local": iso_utc_local(v.trained_from)[1],
+                "trained_to": iso_utc_local(v.trained_to)[0],
+                "trained_to_local": iso_utc_local(v.trained_to)[1],
                 "rmse": v.metrics.get("rmse"), "reu_pct": v.metrics.get("reu_pct"),
-                "created_at": v.created_at.isoformat(), "created_by": v.created_by,
+                "created_at": iso_utc_local(v.created_at)[0],
+                "created_at_local": iso_utc_local(v.created_at)[1], "created_by": v.created_by,
                 "status": v.status, "status_reason": v.status_reason,
             }, ensure_ascii=False))  # fmt: skip
             continue

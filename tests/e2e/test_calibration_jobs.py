@@ -386,6 +386,9 @@ def test_cli_activate_starts_background_job_and_waits(
     jobs = [json.loads(line) for line in res.stdout.splitlines()]
     mine = next(j for j in jobs if j["version_id"] == v)
     assert (mine["state"], mine["percent"], mine["readings_total"]) == ("done", 100.0, 1500)
+    for k in ("created_at", "finished_at"):  # in UTC and Oslo time, whatever the session's
+        utc, local = datetime.fromisoformat(mine[k]), datetime.fromisoformat(mine[f"{k}_local"])
+        assert utc == local and utc.utcoffset() == timedelta(0) and local.utcoffset()
 
 
 def test_api_shows_job_progress(api_url: str, pg_url: str, conn: psycopg.Connection[Any]) -> None:
