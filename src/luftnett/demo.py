@@ -19,7 +19,7 @@ import psycopg
 from luftnett.db.migrate import apply_migrations, timescale_enabled
 from luftnett.firmware_sim.city import DemoSite
 from luftnett.servers import EmbeddedMosquitto, EmbeddedPostgres, free_port, port_open
-from luftnett.settings import Settings
+from luftnett.settings import DEMO_API_KEY, Settings
 from luftnett.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -241,7 +241,11 @@ def run_demo(
         deadline = time.monotonic() + 15
         while not server.started and time.monotonic() < deadline and api_thread.is_alive():
             time.sleep(0.05)
-        echo(f"\nopen http://{settings.api.host}:{port}/  (API docs: /docs)  — Ctrl-C stops\n")
+        echo(f"\nopen http://{settings.api.host}:{port}/  (API docs: /docs)  — Ctrl-C stops")
+        if any(k.get_secret_value() == DEMO_API_KEY for k in settings.api.api_keys):
+            # staff actions (annotations in the site panel) need a key: the demo's is public
+            echo(f"API key for staff actions in the demo: {DEMO_API_KEY} (production refuses it)")
+        echo("")
 
         # 6. progress
         start = time.monotonic()

@@ -130,6 +130,7 @@ def test_demo_serves_readings_and_leaves_no_process_behind() -> None:
         # the demo's NO2 modules have been in the field for days: past their first hour
         assert all(r["valid"] for r in served if r["sensor_model"] == "dgs-no2"), served
         assert "open http://127.0.0.1:" in out
+        assert "API key for staff actions in the demo: luftnett-demo-key" in out
         assert _processes_mentioning(str(home)) == []
         # the data stay for the next run and for other commands
         status = _luftnett("db", "status", env=_env(LUFTNETT_HOME=str(home)))
