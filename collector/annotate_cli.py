@@ -97,6 +97,8 @@ def annotate_add(
         devices = list(device_ids)
         if all_devices:
             devices = [r[0] for r in conn.execute("SELECT device_id FROM devices ORDER BY 1")]
+            if not devices:
+                raise click.ClickException("no devices are registered yet: nothing to annotate")
         added = annotations.add_many(
             conn, devices, start, end, kind, reason, by or getpass.getuser(), invalidate
         )

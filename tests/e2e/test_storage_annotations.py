@@ -342,6 +342,11 @@ def test_one_period_for_several_devices(
     with psycopg.connect(fresh_db_url) as conn:
         apply_migrations(conn)
         conn.commit()
+    res = CliRunner().invoke(main, ["annotate", "add", "--all-devices", "--start",
+                                    "2025-12-31T23:30:00+01:00", "--end", "2026-01-01T00:00:00Z",
+                                    "--kind", "fog", "--reason", "x"], env=env)  # fmt: skip
+    assert res.exit_code == 1 and "no devices are registered yet" in res.output
+    with psycopg.connect(fresh_db_url) as conn:
         w = Writer(conn)
         for d in ("town-a", "town-b", "town-c"):
             w.write([message(d, range(0, 59))])
