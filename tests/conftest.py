@@ -191,15 +191,21 @@ WaitUntil = Callable[..., None]
 
 @pytest.fixture
 def wait_until() -> WaitUntil:
-    """``wait_until(predicate, timeout=5, what="...")``: poll, and name what never happened."""
+    """``wait_until(predicate, timeout=5, what="...")``: poll, and name what never happened
+    (``what`` may be a function: called at the timeout, it can say how things stood)."""
 
-    def _wait(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    def _wait(
+        predicate: Callable[[], object],
+        timeout: float = 5.0,
+        what: str | Callable[[], str] = "",
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
             time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        said = what() if callable(what) else what
+        raise AssertionError(f"timed out after {timeout} s waiting for {said or predicate}")
 
     return _wait
 

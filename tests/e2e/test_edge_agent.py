@@ -163,6 +163,20 @@ def _all_frames_averaged(agent: EdgeAgent, emu: Emulator) -> bool:
     return emu.frames_sent == emu.limit and s.frames == emu.limit and s.averager.open_frames == 0
 
 
+def _frames_state(agent: EdgeAgent, emu: Emulator) -> Callable[[], str]:
+    """What a timeout on :func:`_all_frames_averaged` reports: where the frames stopped."""
+
+    def say() -> str:
+        s = agent.sensors[0]
+        return (
+            f"every frame averaged (emulator heard {emu.heard}, sent {emu.frames_sent} of "
+            f"{emu.limit}; agent read {s.frames}, {s.averager.open_frames} in an open window, "
+            f"errors {dict(s.errors)}, counts {dict(agent.counts)})"
+        )
+
+    return say
+
+
 def _delivered(pg_url: str, agent: EdgeAgent, device_id: str) -> bool:
     return len(agent.outbox) == 0 and len(_stored(pg_url, device_id)) == agent.outbox.next_seq
 
@@ -190,7 +204,7 @@ def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
             backlog = len(agent.outbox)
             broker.start()  # the same port, the same persistence
             assert broker.url == url
-            wait_until(lambda: _all_frames_averaged(agent, emu), 20, "every frame averaged")
+            wait_until(lambda: _all_frames_averaged(agent, emu), 20, _frames_state(agent, emu))
             wait_until(lambda: _delivered(pg_url, agent, device_id), 30, "the backlog stored")
             produced = agent.outbox.next_seq
         finally:
@@ -232,7 +246,7 @@ def test_broker_crash_after_puback_loses_nothing_with_the_end_to_end_ack(
             dataclasses.replace(cfg, sensors=(dataclasses.replace(cfg.sensors[0], port=host.path),))
         ).start()
         try:
-            wait_until(lambda: _all_frames_averaged(agent, emu), 20, "every frame averaged")
+            wait_until(lambda: _all_frames_averaged(agent, emu), 20, _frames_state(agent, emu))
             produced = agent.outbox.next_seq
             if confirm == "on":  # all acknowledged by the broker, none confirmed: all kept
                 wait_until(
@@ -351,7 +365,7 @@ def test_a_new_outbox_for_a_known_device_loses_nothing(
                     "readings under the earlier life's seqs quarantined",
                 )
                 confirmer = Confirmer(pg_url, mqtt_url, topic_root, interval_s=0.2).start()
-            wait_until(lambda: _all_frames_averaged(agent, emu), 30, "every frame averaged")
+            wait_until(lambda: _all_frames_averaged(agent, emu), 30, _frames_state(agent, emu))
             wait_until(lambda: len(agent.outbox) == 0, 30, "every reading confirmed")
             produced = agent.outbox.next_seq
         finally:
@@ -388,7 +402,7 @@ def test_garbage_on_the_wire_is_counted_and_every_frame_still_arrives(
     with PtyHost(emu) as host:
         agent = EdgeAgent(_config(device_id, host.path, mqtt_url, topic_root, tmp_path)).start()
         try:
-            wait_until(lambda: _all_frames_averaged(agent, emu), 20, "every frame averaged")
+            wait_until(lambda: _all_frames_averaged(agent, emu), 20, _frames_state(agent, emu))
             wait_until(lambda: _delivered(pg_url, agent, device_id), 20, "readings stored")
             produced = agent.outbox.next_seq
         finally:
@@ -419,7 +433,7 @@ def test_outbox_bound_sheds_exactly_the_oldest_and_reports_the_count(
         agent = EdgeAgent(cfg).start()
         collector = None
         try:
-            wait_until(lambda: _all_frames_averaged(agent, emu), 20, "every frame averaged")
+            wait_until(lambda: _all_frames_averaged(agent, emu), 20, _frames_state(agent, emu))
             produced = agent.outbox.next_seq
             shed = agent.outbox.shed_total
             assert shed == produced - max_rows > 5
