@@ -178,6 +178,18 @@ async def _one(conn: Conn, annotation_id: int) -> dict[str, Any]:
     return row
 
 
+async def _with_readings(conn: Conn, out: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with ``readings``: the device's stored readings in the period (what an
+    invalidating annotation takes out of the statistics while it is active)."""
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM readings WHERE device_id = %s AND ts >= %s AND ts < %s",
+        (row["device_id"], row["starts_at"], row["ends_at"]),
+    )
+    got = await cur.fetchone()
+    out["readings"] = int(got["n"]) if got else 0
+    return out
+
+
 @router.get(
     "/annotations",
     summary="Staff annotations",
@@ -214,14 +226,16 @@ async def list_annotations(
 @router.get(
     "/annotations/{annotation_id}",
     summary="One staff annotation",
-    description="One annotation; with an API key also who made and revoked it and its audit "
-    "trail (every change, by whom and when).",
+    description="One annotation with `readings`, the device's stored readings in its period; "
+    "with an API key also who made and revoked it and its audit trail (every change, by whom "
+    "and when).",
     dependencies=[ReadAccess],
 )
 async def get_annotation(
     conn: Conn, has_key: HasKey, annotation_id: Annotated[int, ID_PATH]
 ) -> dict[str, Any]:
-    out = public_annotation(await _one(conn, annotation_id), has_key)
+    row = await _one(conn, annotation_id)
+    out = await _with_readings(conn, public_annotation(row, has_key), row)
     if has_key:
         cur = await conn.execute(
             "SELECT action, changed_by, changed_at FROM annotation_audit "
@@ -268,7 +282,10 @@ async def create_annotation(conn: Conn, request: Request, a: AnnotationIn) -> di
         new_ids = await asyncio.to_thread(_add, request.app.state.database_url, a)
     except ConfigError as exc:  # the same checks as the model's: kept for the message
         raise HTTPException(422, str(exc)) from None
-    out = [public_annotation(await _one(conn, i), names=True) for i in new_ids]
+    out = []
+    for i in new_ids:
+        row = await _one(conn, i)
+        out.append(await _with_readings(conn, public_annotation(row, names=True), row))
     return out[0] if a.device_id is not None else {"count": len(out), "annotations": out}
 
 
@@ -290,4 +307,5 @@ async def revoke_annotation(
         await asyncio.to_thread(_revoke, request.app.state.database_url, annotation_id, r)
     except StorageError as exc:  # revoked by someone else meanwhile
         raise HTTPException(409, str(exc)) from None
-    return public_annotation(await _one(conn, annotation_id), names=True)
+    row = await _one(conn, annotation_id)
+    return await _with_readings(conn, public_annotation(row, names=True), row)

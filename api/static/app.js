@@ -314,7 +314,8 @@ document.getElementById("ann-form").addEventListener("submit", async (ev) => {
   try {
     const a = await sendJSON(`${API}/annotations`, doc);
     if (every) annStatus(`${a.count} merknader lagret, én per enhet / ${a.count} annotations saved, one per device`);
-    else annStatus(`Merknad ${a.annotation_id} lagret / annotation ${a.annotation_id} saved`);
+    else if (a.invalidates) annStatus(`Merknad ${a.annotation_id} lagret: ${a.readings} målinger tas ut av statistikken / annotation ${a.annotation_id} saved: ${a.readings} readings leave the statistics`);
+    else annStatus(`Merknad ${a.annotation_id} lagret (${a.readings} målinger i perioden) / annotation ${a.annotation_id} saved (${a.readings} readings in the period)`);
     document.getElementById("ann-all").checked = false;
     document.getElementById("ann-reason").value = "";
     await afterAnnotation(deviceId);

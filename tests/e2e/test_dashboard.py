@@ -257,6 +257,7 @@ def _annotate_and_revoke(page: Any, api_url: str, device: str) -> None:
     page.fill("#ann-key", DEMO_API_KEY)
     page.click("#ann-form button[type=submit]")
     page.wait_for_selector("#annotations li.active", timeout=20_000)
+    assert "24 readings leave the statistics" in (page.text_content("#ann-status") or "")
     assert "fyrverkeri / fireworks" in (page.text_content("#annotations li.active") or "")
     assert "<b>rockets</b>" in (page.text_content("#annotations li.active") or "")  # as text
     assert page.locator("#annotations b").count() == 0

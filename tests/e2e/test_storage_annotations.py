@@ -236,6 +236,7 @@ def test_staff_annotate_and_revoke_through_the_api(
         assert a["starts_at"] == "2025-12-31T22:30:00+00:00"
         assert a["starts_at_local"] == "2025-12-31T23:30:00+01:00"
         assert a["created_by"] == "kari"
+        assert a["readings"] == 30  # ts 22:30-22:59 UTC: what leaves the statistics
         with psycopg.connect(pg_url) as conn:
             assert hour(conn, device_id) == (59, 29, 29)  # 22:30-22:59 UTC are out, at once
         agg = c.get(f"/api/v1/devices/{device_id}/aggregates/hourly", params=series).json()
