@@ -57,13 +57,18 @@ def _access(request: Request, settings: Any, facts: cat.Facts, archived: bool) -
         base = settings.publish.base_url or settings.publish.target
         return {d: cat.archive_access(base, facts.formats.get(d, [])) for d in DATASETS}
     api = str(request.base_url).rstrip("/") + "/api/v1/downloads/readings"
-    return {d: {"parquet": f"{api}.parquet", "csv": f"{api}.csv"} for d in DATASETS}
+    out: dict[str, Any] = {d: {"parquet": f"{api}.parquet", "csv": f"{api}.csv"} for d in DATASETS}
+    # the annotations have no download of their own: the JSON list, and the downloads'
+    # metadata (which lists them per query)
+    out["annotations"] = {"json": str(request.base_url).rstrip("/") + "/api/v1/annotations"}
+    return out
 
 
 @router.get(
     "",
     summary="DCAT-AP catalogue of the open data (JSON-LD)",
-    description="A dcat:Catalog with a dcat:Dataset per published dataset (hourly, raw): "
+    description="A dcat:Catalog with a dcat:Dataset per published dataset (hourly, raw, "
+    "annotations): "
     "titles and descriptions in bokmål and English, publisher, contact point, licence "
     "(publish.licence: NLOD 2.0 or CC BY 4.0), temporal and spatial coverage, update "
     "frequency, keywords, themes, distributions, and the data dictionary (csvw columns with "
@@ -80,7 +85,8 @@ async def catalogue(request: Request, conn: Conn, settings: SettingsDep) -> JSON
 @router.get(
     "/{dataset}",
     summary="DCAT-AP record of one dataset (JSON-LD)",
-    description="The dcat:Dataset record of `hourly` or `raw` as its own JSON-LD document.",
+    description="The dcat:Dataset record of `hourly`, `raw` or `annotations` as its own "
+    "JSON-LD document.",
     response_class=JSONResponse,
     responses={200: {"content": {JSONLD: {}}}, 404: {"description": "unknown dataset"}},
 )
@@ -88,7 +94,7 @@ async def dataset(
     request: Request,
     conn: Conn,
     settings: SettingsDep,
-    dataset: Annotated[str, Path(description="hourly or raw", max_length=40)],
+    dataset: Annotated[str, Path(description="hourly, raw or annotations", max_length=40)],
 ) -> JSONResponse:
     if dataset not in DATASETS:
         raise HTTPException(404, f"no dataset {dataset!r}; use one of: {', '.join(DATASETS)}")

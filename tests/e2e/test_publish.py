@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import httpx
@@ -234,6 +235,33 @@ def test_hourly_archive_equals_rollups(db: str, archive: Path) -> None:
     assert [p[0] for p in pols] == ["no2", "pm10", "pm25"]  # pm1 has no values
 
 
+def test_annotations_archive_says_why_readings_are_invalid(db: str, archive: Path) -> None:
+    """The annotations dataset: each staff annotation overlapping a month, in that month's
+    partition, with its times in UTC and local time, and without who made it."""
+    files = read_manifest_local(archive).dataset("annotations").files()
+    parquet = [f for f in files if f.endswith(".parquet")]
+    assert parquet == [f for f in parquet if "dataset=annotations/year=2026/month=3/" in f]
+    got = _cols(
+        duckdb.connect().sql(
+            f"SELECT * FROM read_parquet('{archive}/dataset=annotations/**/*.parquet', "
+            "hive_partitioning = true) ORDER BY annotation_id"
+        )
+    )
+    assert "created_by" not in got and "revoked_by" not in got  # personal data
+    with psycopg.connect(db) as conn:
+        want = conn.execute(
+            "SELECT annotation_id, device_id, starts_at, ends_at, kind, invalidates, reason "
+            "FROM annotations WHERE starts_at < %s AND ends_at > %s ORDER BY annotation_id",
+            (T0 + timedelta(days=3), T0),
+        ).fetchall()
+    assert len(want) == 1
+    keys = ("annotation_id", "device_id", "starts_at", "ends_at", "kind", "invalidates", "reason")
+    assert list(zip(*(got[k] for k in keys), strict=True)) == want
+    oslo = ZoneInfo("Europe/Oslo")
+    assert got["starts_at_local"] == [want[0][2].astimezone(oslo).replace(tzinfo=None)]
+    assert got["active"] == [True] and got["revoked_at"] == [None]
+
+
 def test_duckdb_prunes_partitions(archive: Path) -> None:
     con = duckdb.connect()
     plan = con.sql(
@@ -447,6 +475,8 @@ def test_archive_from_before_the_digest_is_read_once_and_kept(db: str, tmp_path:
     _publish(db, root)
     m = json.loads((root / "manifest.json").read_text())
     for name, ds in m["datasets"].items():
+        if name == "annotations":  # a dataset younger than the digest
+            continue
         for chunk in ds["chunks"].values():
             wm = chunk["watermark"]
             del wm["digest"]
@@ -641,11 +671,11 @@ def test_catalogue_in_the_archive_has_every_required_property(archive: Path) -> 
     assert g.value(cat, DCT.publisher) is not None
     datasets = set(g.objects(cat, DCAT.dataset))
     assert datasets == set(g.subjects(RDF.type, DCAT.Dataset))
-    assert len(datasets) == 2
+    assert len(datasets) == 3
     for ds in datasets:
         name = str(ds).rsplit("/", 1)[1]
         _check_dataset(g, ds, name, n_versions=1)
-    for name in ("hourly", "raw"):
+    for name in ("hourly", "raw", "annotations"):
         one = _graph((archive / "catalogue" / f"{name}.jsonld").read_text())
         (ds,) = list(one.subjects(RDF.type, DCAT.Dataset))
         _check_dataset(one, ds, name, n_versions=1)
@@ -657,7 +687,7 @@ def test_catalogue_endpoint(api_url: str) -> None:
     assert r.headers["content-type"].startswith("application/ld+json")
     g = _graph(r.text)
     datasets = set(g.subjects(RDF.type, DCAT.Dataset))
-    assert len(datasets) == 2
+    assert len(datasets) == 3
     for ds in datasets:
         for prop in (DCT.title, DCT.description):
             assert {lit.language for lit in g.objects(ds, prop)} == {"nb", "en"}
@@ -665,6 +695,9 @@ def test_catalogue_endpoint(api_url: str) -> None:
             assert g.value(ds, prop) is not None, prop
         for d in g.objects(ds, DCAT.distribution):
             url = str(g.value(d, DCAT.accessURL))
+            if str(ds).endswith("/annotations"):  # no download of their own: the JSON list
+                assert url == f"{api_url}/api/v1/annotations"
+                continue
             assert url.startswith(f"{api_url}/api/v1/downloads/readings.")
             assert g.value(d, DCT.license) is not None and g.value(d, DCT["format"]) is not None
     r = httpx.get(f"{api_url}/api/v1/catalogue/raw", timeout=60)
@@ -928,3 +961,40 @@ def test_hourly_coverage_is_the_pollutants_on_a_box_with_two_sensors(
     assert hourly["n_expected"] == [60, 60]
     assert_allclose(_nan(hourly["coverage_pct"]), [50.0, 100 * 50 / 60])
     assert hourly["valid"] == [False, True]
+
+
+def test_a_revoked_annotation_makes_a_new_annotations_version(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """Staff revoke an annotation after it was published: the next run writes the month's
+    annotations file again (active false, the revoke's reason), a new dataset version, and
+    the earlier file stays readable under _history."""
+    from luftnett.collector import annotations
+
+    with psycopg.connect(fresh_db_url) as conn:
+        apply_migrations(conn)
+        conn.execute("INSERT INTO devices (device_id, sensor_model) VALUES ('ann-a', 'sds011')")
+        conn.execute(
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, flags, schema_version) SELECT 'ann-a', i, %s + i * interval '10 min', "
+            "600, 60, 'sds011', 5, 0, 1 FROM generate_series(0, 143) i",
+            (T0,),
+        )
+        conn.commit()
+        a = annotations.add(conn, "ann-a", T0 + timedelta(hours=2), T0 + timedelta(hours=3),
+                            "roadworks", "asphalt", by="kari", invalidates=True)  # fmt: skip
+    root = tmp_path / "ann"
+    publish(fresh_db_url, str(root), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
+    first = read_manifest_local(root).dataset("annotations")
+    assert first.rows() == 1
+    with psycopg.connect(fresh_db_url) as conn:
+        annotations.revoke(conn, a.annotation_id, by="ola", reason="wrong box")
+    res = publish(fresh_db_url, str(root), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
+    assert res.datasets["annotations"].replaced == 1
+    after = read_manifest_local(root).dataset("annotations")
+    assert after.version == first.version + 1
+    (path,) = [f for f in after.files() if f.endswith(".parquet")]
+    got = _cols(duckdb.connect().sql(f"SELECT active, revoke_reason FROM '{root / path}'"))
+    assert got == {"active": [False], "revoke_reason": ["wrong box"]}
+    (old,) = [f for f in first.files() if f.endswith(".parquet")]
+    assert (root / "_history" / old).exists()

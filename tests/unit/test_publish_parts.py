@@ -109,7 +109,9 @@ def test_raw_schema_is_the_downloads_dictionary() -> None:
 )
 def test_licence_is_configurable(licence: str, uri: str) -> None:
     s = PublishSettings(licence=licence, publisher_id="123456789")  # type: ignore[arg-type]
-    doc = build_catalogue(Facts(), s, {"hourly": {"parquet": "https://x/a"}, "raw": {}})
+    doc = build_catalogue(
+        Facts(), s, {"hourly": {"parquet": "https://x/a"}, "raw": {}}, ("hourly", "raw")
+    )
     (hourly, raw) = doc["dcat:dataset"]
     assert [d["dct:license"]["@id"] for d in hourly["dcat:distribution"]] == [uri]
     assert raw["dcat:distribution"] == []

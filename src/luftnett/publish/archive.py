@@ -305,6 +305,20 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
     written = rows_written = 0
     # read before the rows: a value added meanwhile is in the files but not in the marker,
     # so the next run reads the chunk again (never the other way round)
+    if task.dataset == "annotations":  # no calibration in it: its watermark is the state
+        from luftnett.publish.schema import arrow_schema
+
+        t = src.annotations(task.start, task.end)
+        files, rows_written, written = writer.write(
+            [t],
+            arrow_schema("annotations", src.timezone),
+            _partition_dir("annotations", task.start, None),
+            stem,
+            base,
+            old,
+        )
+        entry = ChunkEntry(task.start, task.end, {"state": state}, files)
+        return _Done(task, entry, t.num_rows, rows_written, written)
     cal = source.cal_marker(source.cal_days(src.conn, task.start, task.end), task.start, task.end)
     if task.dataset == "raw":
         wms: list[dict[str, Any]] = []

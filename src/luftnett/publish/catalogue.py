@@ -1,13 +1,14 @@
 """DCAT-AP catalogue records (JSON-LD) of the published datasets, DCAT-AP-NO where it differs.
 
-One ``dcat:Catalog`` with a ``dcat:Dataset`` per dataset (``hourly``, ``raw``), each with its
-distributions (Parquet, and gzipped CSV where published). What DCAT-AP and DCAT-AP-NO ask
-for: title and description in bokmål and English, publisher (``foaf:Agent``; DCAT-AP-NO
-identifies it by organisation number), contact point (``vcard:Organization`` with e-mail),
-keywords, themes (EU data themes), access rights (public), accrual periodicity (daily),
-temporal coverage (``dct:PeriodOfTime``), spatial coverage (``dcat:bbox`` of the sites, WKT),
-and on each distribution ``dcat:accessURL``, ``dct:format``, ``dcat:mediaType`` and
-``dct:license`` (NLOD 2.0 or CC BY 4.0 from the EU licence authority list).
+One ``dcat:Catalog`` with a ``dcat:Dataset`` per dataset (``hourly``, ``raw``,
+``annotations``), each with its distributions (Parquet, and gzipped CSV where published). What
+DCAT-AP and DCAT-AP-NO ask for: title and description in bokmål and English, publisher
+(``foaf:Agent``; DCAT-AP-NO identifies it by organisation number), contact point
+(``vcard:Organization`` with e-mail), keywords, themes (EU data themes), access rights
+(public), accrual periodicity (daily), temporal coverage (``dct:PeriodOfTime``), spatial
+coverage (``dcat:bbox`` of the sites, WKT), and on each distribution ``dcat:accessURL``,
+``dct:format``, ``dcat:mediaType`` and ``dct:license`` (NLOD 2.0 or CC BY 4.0 from the EU
+licence authority list).
 
 The data dictionary rides along: ``csvw:tableSchema`` lists every column with its datatype,
 unit (``schema:unitText``) and meaning; the flag registry is a ``skos:ConceptScheme``; the
@@ -97,6 +98,23 @@ _TEXT: dict[str, dict[str, dict[str, str]]] = {
             "calibrated means, uncertainty, calibration version, coverage and validity. "
             "Indicative measurements, not evidence of compliance with limit values. "
             "Partitioned as dataset=hourly/pollutant=<code>/year=<year>/month=<month>.",
+        },
+    },
+    "annotations": {
+        "title": {
+            "nb": "Luftkvalitet, merknader til måleperioder",
+            "en": "Air quality, staff annotations of measuring periods",
+        },
+        "description": {
+            "nb": "Perioder der kommunens ansatte har merket en sensor (vedlikehold, "
+            "veiarbeid, fyrverkeri, tåke, annet), med begrunnelse og om målingene er tatt ut "
+            "av statistikken (annotated_invalid i rådataene); også tilbaketrukne merknader. "
+            "Partisjonert som dataset=annotations/year=<år>/month=<måned> etter månedene "
+            "perioden berører.",
+            "en": "Periods staff marked on a sensor (maintenance, roadworks, fireworks, fog, "
+            "other), with the reason and whether the readings leave the statistics "
+            "(annotated_invalid in the raw readings); revoked ones included. Partitioned as "
+            "dataset=annotations/year=<year>/month=<month> by the months the period touches.",
         },
     },
     "raw": {
@@ -306,7 +324,7 @@ def _table_schema(dataset: str, timezone: str) -> dict[str, Any]:
             "csvw:name": key,
             "csvw:datatype": {"@id": "xsd:integer"},
             "dct:description": f"partition key: UTC {key} of the "
-            + ("hour" if dataset == "hourly" else "reading"),
+            + {"hourly": "hour", "raw": "reading"}.get(dataset, "month the period touches"),
         }
         for key in ("year", "month")
     ]
@@ -331,6 +349,11 @@ _FORMATS = {
         f"{EU}/file-type/CSV",
         "https://www.iana.org/assignments/media-types/text/csv",
         {"nb": "CSV-nedlasting fra API-et", "en": "CSV download from the API"},
+    ),
+    "json": (
+        f"{EU}/file-type/JSON",
+        "https://www.iana.org/assignments/media-types/application/json",
+        {"nb": "JSON fra API-et", "en": "JSON from the API"},
     ),
 }
 
@@ -358,7 +381,7 @@ def build_dataset(
                 "en": f"The files under {url}/dataset={name}/; manifest.json lists the "
                 "current and earlier versions.",
             }
-            if fmt != "csv" and not url.endswith(".parquet")
+            if fmt not in ("csv", "json") and not url.endswith(".parquet")
             else {
                 "nb": f"Strømmet nedlasting: {url} (parametre i API-dokumentasjonen).",
                 "en": f"Streamed download: {url} (parameters in the API documentation).",

@@ -63,9 +63,10 @@ def _datasets(value: str) -> tuple[Any, ...]:
 )
 @click.option(
     "--datasets",
-    default="hourly,raw",
+    default="hourly,raw,annotations",
     show_default=True,
-    help="Comma-separated: hourly (means per pollutant), raw (every reading).",
+    help="Comma-separated: hourly (means per pollutant), raw (every reading), annotations "
+    "(staff annotations: why readings are annotated_invalid).",
 )
 @click.option("--csv", is_flag=True, help="Also write gzipped CSV files (under csv/).")
 @click.option(
@@ -186,7 +187,7 @@ def run_nightly(
     url: str,
     target: str,
     s: PublishSettings,
-    names: tuple[Any, ...] = ("hourly", "raw"),
+    names: tuple[Any, ...] = ("hourly", "raw", "annotations"),
     csv: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,

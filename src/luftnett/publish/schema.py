@@ -4,7 +4,9 @@
 (:func:`luftnett.api.export.columns`, the single source of names, units and meanings) plus
 ``ts_local``; values as stored (PostgreSQL ``real`` -> float32). ``hourly``: one row per
 device, UTC hour and pollutant with at least one valid value, from ``rollup_hourly`` and the
-calibrated values in force (``calibrated_current``).
+calibrated values in force (``calibrated_current``). ``annotations``: the staff annotations
+(maintenance, roadworks, fireworks, fog) whose period overlaps the chunk's days, revoked ones
+included, without who made them: why readings of ``raw`` carry ``annotated_invalid``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ __all__ = [
     "fields",
 ]
 
-Dataset = Literal["hourly", "raw"]
-DATASETS: tuple[Dataset, ...] = ("hourly", "raw")
+Dataset = Literal["hourly", "raw", "annotations"]
+DATASETS: tuple[Dataset, ...] = ("hourly", "raw", "annotations")
 
 #: reading column -> pollutant code (the ``pollutant=`` partition key of ``hourly``); the
 #: openair names of the downloads
@@ -120,8 +122,40 @@ def _hourly_fields(timezone: str) -> list[Field]:
     ]
 
 
+def _annotation_fields(timezone: str) -> list[Field]:
+    out = [
+        Field("annotation_id", "int64", None, "annotation id (one annotation may span months)"),
+        Field("device_id", "string", None, "the annotated device"),
+    ]
+    for name, what in (
+        ("starts_at", "start of the annotated period"),
+        ("ends_at", "end of the annotated period (exclusive)"),
+    ):
+        out += [
+            Field(name, "timestamp", None, f"{what}, UTC"),
+            Field(f"{name}_local", "local", None, f"{what} as wall-clock time in {timezone}"),
+        ]
+    return [
+        *out,
+        Field("kind", "string", None, "maintenance, roadworks, fireworks, fog or other"),
+        Field(
+            "invalidates",
+            "bool",
+            None,
+            "the period's readings carry annotated_invalid and are not valid while active",
+        ),
+        Field("reason", "string", None, "why, in the staff's words"),
+        Field("created_at", "timestamp", None, "when the annotation was made, UTC"),
+        Field("revoked_at", "timestamp", None, "when it was revoked, UTC; empty if active"),
+        Field("revoke_reason", "string", None, "why it was revoked"),
+        Field("active", "bool", None, "not revoked"),
+    ]
+
+
 def fields(dataset: Dataset, timezone: str = "Europe/Oslo") -> list[Field]:
     """The columns of a dataset's files, in order, with unit and meaning."""
+    if dataset == "annotations":
+        return _annotation_fields(timezone)
     return _raw_fields(timezone) if dataset == "raw" else _hourly_fields(timezone)
 
 

@@ -198,6 +198,8 @@ def day_watermarks(
 ) -> dict[date, dict[str, Any]]:
     """Per UTC day in ``[start, end)``: the numbers a chunk's watermark sums (days without
     rows are absent)."""
+    if dataset == "annotations":  # few rows: the global state's digest of them decides
+        return {}
     if dataset == "raw":
         q = _DAY_RAW_INDEXED if end - start <= INDEXED_SPAN else _DAY_RAW
     else:
@@ -222,6 +224,8 @@ def chunk_watermark(
 ) -> dict[str, Any]:
     """The watermark of chunk ``[start, end)`` from :func:`day_watermarks` and
     :func:`cal_days`."""
+    if dataset == "annotations":
+        return {"state": state}
     mine = [v for d, v in days.items() if start <= d < end]
     if dataset == "raw":
         newest = max((v["newest"] for v in mine), default=None)
@@ -296,6 +300,17 @@ GROUP BY 1, 2, 3
 _ANY_CAL = "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE ts >= %(start)s AND ts < %(end)s)"
 
 
+_ANNOTATION_COLS = (
+    "annotation_id", "device_id", "starts_at", "ends_at", "kind", "invalidates", "reason",
+    "created_at", "revoked_at", "revoke_reason",
+)  # fmt: skip
+#: the staff annotations overlapping [start, end): who made them is left out (personal data)
+_ANNOTATIONS = sql.SQL(
+    "SELECT {} FROM annotations WHERE starts_at < %(end)s AND ends_at > %(start)s "
+    "ORDER BY device_id, starts_at, annotation_id"
+).format(sql.SQL(", ").join(map(sql.Identifier, _ANNOTATION_COLS)))
+
+
 class Source:
     """One worker's connections: psycopg for small queries, ADBC for the bulk rows."""
 
@@ -341,6 +356,32 @@ class Source:
             cur.execute(query)
             return cur.fetch_arrow_table()
 
+    # -- annotations -------------------------------------------------------------------
+
+    def annotations(self, start: date, end: date) -> Any:
+        """The staff annotations overlapping the span's days, in the annotations schema
+        (no personal names), ordered by device and start."""
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+        from luftnett.publish.schema import arrow_schema
+
+        schema = arrow_schema("annotations", self.timezone)
+        rows = self.conn.execute(
+            _ANNOTATIONS, {"start": utc_midnight(start), "end": utc_midnight(end)}
+        ).fetchall()
+        cols = {name: [r[i] for r in rows] for i, name in enumerate(_ANNOTATION_COLS)}
+        out = {}
+        for f in schema:
+            if f.name.endswith("_local"):
+                utc = pa.array(cols[f.name.removesuffix("_local")], pa.timestamp("us", tz="UTC"))
+                out[f.name] = pc.local_timestamp(utc.cast(pa.timestamp("us", tz=self.timezone)))
+            elif f.name == "active":
+                out[f.name] = pa.array([r is None for r in cols["revoked_at"]], pa.bool_())
+            else:
+                out[f.name] = pa.array(cols[f.name], f.type)
+        return pa.table(out, schema=schema)
+
     # -- raw ---------------------------------------------------------------------------
 
     def raw(self, start: date, end: date) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -359,8 +400,8 @@ class Source:
     def _raw_table(
         self, device: str, segs: list[export.Segment], t: Any
     ) -> tuple[Any, dict[str, Any]]:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.compute as pc  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         schema = arrow_schema("raw", self.timezone)
         n = t.num_rows
