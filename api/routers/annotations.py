@@ -21,7 +21,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from luftnett.api.deps import ApiKey, Conn, HasKey, ReadAccess
 from luftnett.api.params import DEVICE_PATH
 from luftnett.api.routers.devices import device_exists
-from luftnett.db.schema import ANNOTATION_COLUMNS, ANNOTATION_KINDS, ANNOTATION_TIMES
+from luftnett.db.schema import (
+    ANNOTATION_COLUMNS,
+    ANNOTATION_KINDS,
+    ANNOTATION_PERSONAL,
+    ANNOTATION_TIMES,
+)
 from luftnett.errors import ConfigError, StorageError
 from luftnett.timefmt import iso_utc_local
 
@@ -30,8 +35,6 @@ __all__ = ["annotations_of", "public_annotation", "router"]
 router = APIRouter(prefix="/api/v1", tags=["annotations"])
 
 _MIN, _MAX = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-#: personal data: shown only with an API key
-_NAMES = ("created_by", "revoked_by")
 _COLS = sql.SQL(", ").join(map(sql.Identifier, ANNOTATION_COLUMNS))
 _LIST = sql.SQL(
     """
@@ -54,7 +57,7 @@ def public_annotation(row: dict[str, Any], names: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c in ANNOTATION_COLUMNS:
         v = row[c]
-        if c in _NAMES and not names:
+        if c in ANNOTATION_PERSONAL and not names:
             continue
         if c in ANNOTATION_TIMES:
             out[c], out[f"{c}_local"] = iso_utc_local(v)

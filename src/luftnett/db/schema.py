@@ -7,6 +7,7 @@ from luftnett.contracts.units import COLUMN_QUANTITIES
 __all__ = [
     "ANNOTATION_COLUMNS",
     "ANNOTATION_KINDS",
+    "ANNOTATION_PERSONAL",
     "ANNOTATION_TIMES",
     "DEVICE_MODELS",
     "NOT_ANNOTATED_INVALID",
@@ -121,3 +122,6 @@ ANNOTATION_COLUMNS: tuple[str, ...] = (
 )
 #: the annotation columns that hold times (outputs give each in UTC and local time)
 ANNOTATION_TIMES: tuple[str, ...] = ("starts_at", "ends_at", "created_at", "revoked_at")
+#: who made or revoked an annotation: personal data, shown only to API key holders and never
+#: published in the open-data archive
+ANNOTATION_PERSONAL: tuple[str, ...] = ("created_by", "revoked_by")

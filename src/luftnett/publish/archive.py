@@ -303,9 +303,8 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
     base = {"year": str(task.start.year), "month": str(task.start.month)}
     files: list[FileEntry] = []
     written = rows_written = 0
-    # read before the rows: a value added meanwhile is in the files but not in the marker,
-    # so the next run reads the chunk again (never the other way round)
     if task.dataset == "annotations":  # no calibration in it: its watermark is the state
+        # (taken before the rows are read, as the others' markers below)
         from luftnett.publish.schema import arrow_schema
 
         t = src.annotations(task.start, task.end)
@@ -319,6 +318,8 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
         )
         entry = ChunkEntry(task.start, task.end, {"state": state}, files)
         return _Done(task, entry, t.num_rows, rows_written, written)
+    # read before the rows: a value added meanwhile is in the files but not in the marker,
+    # so the next run reads the chunk again (never the other way round)
     cal = source.cal_marker(source.cal_days(src.conn, task.start, task.end), task.start, task.end)
     if task.dataset == "raw":
         wms: list[dict[str, Any]] = []

@@ -37,7 +37,12 @@ from psycopg.rows import dict_row
 from luftnett.api import calibration, export
 from luftnett.api.quality import INVALID_MASK
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
-from luftnett.db.schema import VALUE_COLUMNS, rollup_value_columns
+from luftnett.db.schema import (
+    ANNOTATION_COLUMNS,
+    ANNOTATION_PERSONAL,
+    VALUE_COLUMNS,
+    rollup_value_columns,
+)
 from luftnett.publish.schema import HOURLY_VALID_PCT, POLLUTANTS, arrow_schema
 
 __all__ = [
@@ -300,10 +305,7 @@ GROUP BY 1, 2, 3
 _ANY_CAL = "SELECT EXISTS (SELECT 1 FROM calibrated_values WHERE ts >= %(start)s AND ts < %(end)s)"
 
 
-_ANNOTATION_COLS = (
-    "annotation_id", "device_id", "starts_at", "ends_at", "kind", "invalidates", "reason",
-    "created_at", "revoked_at", "revoke_reason",
-)  # fmt: skip
+_ANNOTATION_COLS = tuple(c for c in ANNOTATION_COLUMNS if c not in ANNOTATION_PERSONAL)
 #: the staff annotations overlapping [start, end): who made them is left out (personal data)
 _ANNOTATIONS = sql.SQL(
     "SELECT {} FROM annotations WHERE starts_at < %(end)s AND ends_at > %(start)s "
