@@ -102,8 +102,13 @@ def annotate_add(
         added = annotations.add_many(
             conn, devices, start, end, kind, reason, by or getpass.getuser(), invalidate
         )
-    for a in added:
-        what = "invalidates its readings" if a.invalidates else "informational"
+        held = annotations.readings_in(conn, added)
+    for a, n in zip(added, held, strict=True):
+        what = (
+            f"invalidates its readings: {n} leave the statistics"
+            if a.invalidates
+            else f"informational, {n} readings in the period"
+        )
         click.echo(f"annotation {a.annotation_id} added for {a.device_id} ({a.kind}, {what})")
 
 

@@ -13,6 +13,7 @@ Each change recomputes, in its transaction, the rollups of the device-hours it c
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,17 @@ from luftnett.collector.rollups import lock_devices, refresh_hours
 from luftnett.db.schema import ANNOTATION_COLUMNS, ANNOTATION_KINDS
 from luftnett.errors import ConfigError, StorageError
 
-__all__ = ["Annotation", "add", "add_many", "audit", "list_annotations", "revoke"]
+__all__ = [
+    "READINGS_IN",
+    "Annotation",
+    "add",
+    "add_many",
+    "audit",
+    "list_annotations",
+    "readings_in",
+    "readings_in_params",
+    "revoke",
+]
 
 _COLS = sql.SQL(", ").join(sql.Identifier(c) for c in ANNOTATION_COLUMNS)
 _ACTOR = "SELECT set_config('luftnett.actor', %s, true)"
@@ -134,6 +145,35 @@ def add_many(
                 _refresh(conn, a)
             out.append(a)
     return out
+
+
+def readings_in(conn: psycopg.Connection[Any], items: list[Annotation]) -> list[int]:
+    """Each annotation's stored readings of its device in its period (what an invalidating
+    one takes out of the statistics while active)."""
+    if not items:
+        return []
+    rows = conn.execute(READINGS_IN, readings_in_params(items)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+#: each period's stored readings of its device, in the order of :func:`readings_in_params`
+READINGS_IN = (
+    "SELECT (SELECT count(*) FROM readings r WHERE r.device_id = a.d AND r.ts >= a.s "
+    "AND r.ts < a.e) FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) "
+    "WITH ORDINALITY AS a(d, s, e, i) ORDER BY a.i"
+)
+
+
+def readings_in_params(
+    items: list[Annotation] | list[dict[str, Any]],
+) -> tuple[list[str], list[datetime], list[datetime]]:
+    """The parameters of :data:`READINGS_IN` for annotations (or their rows as dicts)."""
+    rows = [a if isinstance(a, dict) else dataclasses.asdict(a) for a in items]
+    return (
+        [r["device_id"] for r in rows],
+        [r["starts_at"] for r in rows],
+        [r["ends_at"] for r in rows],
+    )
 
 
 def revoke(conn: psycopg.Connection[Any], annotation_id: int, by: str, reason: str) -> Annotation:

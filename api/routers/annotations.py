@@ -184,12 +184,11 @@ async def _one(conn: Conn, annotation_id: int) -> dict[str, Any]:
 async def _with_readings(conn: Conn, out: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """``out`` with ``readings``: the device's stored readings in the period (what an
     invalidating annotation takes out of the statistics while it is active)."""
-    cur = await conn.execute(
-        "SELECT count(*) AS n FROM readings WHERE device_id = %s AND ts >= %s AND ts < %s",
-        (row["device_id"], row["starts_at"], row["ends_at"]),
-    )
+    from luftnett.collector.annotations import READINGS_IN, readings_in_params
+
+    cur = await conn.execute(READINGS_IN, readings_in_params([row]))
     got = await cur.fetchone()
-    out["readings"] = int(got["n"]) if got else 0
+    out["readings"] = int(got["count"]) if got else 0
     return out
 
 

@@ -162,7 +162,7 @@ def test_annotate_cli(pg_url: str, device_id: str) -> None:
         env=env,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "invalidates its readings" in res.output
+    assert "invalidates its readings: 30 leave the statistics" in res.output  # 22:30-22:59
     ann_id = int(res.output.split()[1])
     with psycopg.connect(pg_url) as conn:
         assert hour(conn, device_id) == (59, 29, 29)  # 22:30-22:59 UTC are out
