@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from luftnett.errors import ConfigError
-from luftnett.timefmt import iso_utc_local, utc_local
+from luftnett.timefmt import utc_local, utc_local_fields
 
 if TYPE_CHECKING:
     import psycopg
@@ -385,13 +385,10 @@ def versions(device_id: str | None, as_json: bool) -> None:
                 "version_id": v.version_id, "device_id": v.device_id,
                 "sensor_model": v.sensor_model, "pollutant": v.pollutant, "kind": v.kind,
                 "model_id": v.model.model_id, "reference_station": v.reference_station_id,
-                "trained_from": iso_utc_local(v.trained_from)[0],
-                "trained_from_local": iso_utc_local(v.trained_from)[1],
-                "trained_to": iso_utc_local(v.trained_to)[0],
-                "trained_to_local": iso_utc_local(v.trained_to)[1],
+                **utc_local_fields("trained_from", v.trained_from),
+                **utc_local_fields("trained_to", v.trained_to),
                 "rmse": v.metrics.get("rmse"), "reu_pct": v.metrics.get("reu_pct"),
-                "created_at": iso_utc_local(v.created_at)[0],
-                "created_at_local": iso_utc_local(v.created_at)[1], "created_by": v.created_by,
+                **utc_local_fields("created_at", v.created_at), "created_by": v.created_by,
                 "status": v.status, "status_reason": v.status_reason,
             }, ensure_ascii=False))  # fmt: skip
             continue

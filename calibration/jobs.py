@@ -44,7 +44,7 @@ from luftnett.calibration.apply_db import CalibrationCache
 from luftnett.calibration.jobs_part import write_part
 from luftnett.calibration.model import CalibrationModel
 from luftnett.errors import CalibrationError
-from luftnett.timefmt import iso_utc_local
+from luftnett.timefmt import utc_local_fields
 
 __all__ = [
     "DEFAULT_PART_ROWS",
@@ -101,10 +101,8 @@ class JobStatus:
             "scope": self.scope, "state": self.state, "readings_total": self.readings_total,
             "readings_done": self.readings_done, "parts_total": self.parts_total,
             "parts_done": self.parts_done, "percent": round(self.percent, 1),
-            "created_at": iso_utc_local(self.created_at)[0],
-            "created_at_local": iso_utc_local(self.created_at)[1],
-            "finished_at": iso_utc_local(self.finished_at)[0],
-            "finished_at_local": iso_utc_local(self.finished_at)[1],
+            **utc_local_fields("created_at", self.created_at),
+            **utc_local_fields("finished_at", self.finished_at),
             "error": self.error,
         }  # fmt: skip
 

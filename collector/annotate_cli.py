@@ -130,7 +130,7 @@ def annotate_list(
     from luftnett.collector import annotations
     from luftnett.connect import database_url
     from luftnett.db.schema import ANNOTATION_TIMES
-    from luftnett.timefmt import iso_utc_local, utc_local
+    from luftnett.timefmt import utc_local, utc_local_fields
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         items = annotations.list_annotations(conn, device_id, active)
@@ -140,7 +140,7 @@ def annotate_list(
                 doc: dict[str, Any] = {}
                 for k, v in dataclasses.asdict(a).items():
                     if k in ANNOTATION_TIMES:
-                        doc[k], doc[f"{k}_local"] = iso_utc_local(v)
+                        doc.update(utc_local_fields(k, v))
                     else:
                         doc[k] = v
                 if with_audit:
@@ -148,8 +148,7 @@ def annotate_list(
                         {
                             "action": t["action"],
                             "changed_by": t["changed_by"],
-                            "changed_at": iso_utc_local(t["changed_at"])[0],
-                            "changed_at_local": iso_utc_local(t["changed_at"])[1],
+                            **utc_local_fields("changed_at", t["changed_at"]),
                         }
                         for t in trail
                     ]

@@ -13,7 +13,6 @@ Each change recomputes, in its transaction, the rollups of the device-hours it c
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,7 +151,8 @@ def readings_in(conn: psycopg.Connection[Any], items: list[Annotation]) -> list[
     one takes out of the statistics while active)."""
     if not items:
         return []
-    rows = conn.execute(READINGS_IN, readings_in_params(items)).fetchall()
+    periods = [(a.device_id, a.starts_at, a.ends_at) for a in items]
+    rows = conn.execute(READINGS_IN, readings_in_params(periods)).fetchall()
     return [int(r[0]) for r in rows]
 
 
@@ -164,16 +164,9 @@ READINGS_IN = (
 )
 
 
-def readings_in_params(
-    items: list[Annotation] | list[dict[str, Any]],
-) -> tuple[list[str], list[datetime], list[datetime]]:
-    """The parameters of :data:`READINGS_IN` for annotations (or their rows as dicts)."""
-    rows = [a if isinstance(a, dict) else dataclasses.asdict(a) for a in items]
-    return (
-        [r["device_id"] for r in rows],
-        [r["starts_at"] for r in rows],
-        [r["ends_at"] for r in rows],
-    )
+def readings_in_params(periods: list[tuple[str, datetime, datetime]]) -> list[list[Any]]:
+    """The parameters of :data:`READINGS_IN`: (device, start, end) of each period, as columns."""
+    return [list(col) for col in zip(*periods, strict=True)]
 
 
 def revoke(conn: psycopg.Connection[Any], annotation_id: int, by: str, reason: str) -> Annotation:

@@ -252,7 +252,7 @@ def quarantine_list(
 
     from luftnett.collector.quarantine import list_records
     from luftnett.connect import database_url
-    from luftnett.timefmt import iso_utc_local, utc_local
+    from luftnett.timefmt import utc_local, utc_local_fields
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         records = list_records(conn, reason=reason, pending_only=not show_all, limit=limit)
@@ -262,15 +262,13 @@ def quarantine_list(
                 json.dumps(
                     {
                         "id": r.quarantine_id,
-                        "received_at": iso_utc_local(r.received_at)[0],
-                        "received_at_local": iso_utc_local(r.received_at)[1],
+                        **utc_local_fields("received_at", r.received_at),
                         "source": r.source,
                         "topic": r.topic,
                         "reason": r.reason,
                         "detail": r.detail,
                         "bytes": r.size,
-                        "replayed_at": iso_utc_local(r.replayed_at)[0],
-                        "replayed_at_local": iso_utc_local(r.replayed_at)[1],
+                        **utc_local_fields("replayed_at", r.replayed_at),
                         "payload": r.payload.decode("utf-8", "backslashreplace")[:2000],
                     }
                 )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from luftnett.api.deps import ApiKey, Conn
-from luftnett.timefmt import iso_utc_local
+from luftnett.timefmt import utc_local_fields
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ ORDER BY quarantine_id DESC LIMIT %(limit)s
 def _with_times(r: dict[str, Any]) -> dict[str, Any]:
     out = dict(r)
     for k in ("received_at", "replayed_at"):
-        out[k], out[f"{k}_local"] = iso_utc_local(r[k])
+        out.update(utc_local_fields(k, r[k]))
     return out
 
 

@@ -28,7 +28,7 @@ from luftnett.db.schema import (
     ANNOTATION_TIMES,
 )
 from luftnett.errors import ConfigError, StorageError
-from luftnett.timefmt import iso_utc_local
+from luftnett.timefmt import utc_local_fields
 
 __all__ = ["annotations_of", "public_annotation", "router"]
 
@@ -60,7 +60,7 @@ def public_annotation(row: dict[str, Any], names: bool) -> dict[str, Any]:
         if c in ANNOTATION_PERSONAL and not names:
             continue
         if c in ANNOTATION_TIMES:
-            out[c], out[f"{c}_local"] = iso_utc_local(v)
+            out.update(utc_local_fields(c, v))
         else:
             out[c] = v
     out["active"] = row["revoked_at"] is None
@@ -186,7 +186,8 @@ async def _with_readings(conn: Conn, out: dict[str, Any], row: dict[str, Any]) -
     invalidating annotation takes out of the statistics while it is active)."""
     from luftnett.collector.annotations import READINGS_IN, readings_in_params
 
-    cur = await conn.execute(READINGS_IN, readings_in_params([row]))
+    period = (row["device_id"], row["starts_at"], row["ends_at"])
+    cur = await conn.execute(READINGS_IN, readings_in_params([period]))
     got = await cur.fetchone()
     out["readings"] = int(got["count"]) if got else 0
     return out
@@ -248,8 +249,7 @@ async def get_annotation(
             {
                 "action": t["action"],
                 "changed_by": t["changed_by"],
-                "changed_at": iso_utc_local(t["changed_at"])[0],
-                "changed_at_local": iso_utc_local(t["changed_at"])[1],
+                **utc_local_fields("changed_at", t["changed_at"]),
             }
             for t in await cur.fetchall()
         ]

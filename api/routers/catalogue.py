@@ -56,12 +56,14 @@ def _access(request: Request, settings: Any, facts: cat.Facts, archived: bool) -
     if archived:
         base = settings.publish.base_url or settings.publish.target
         return {d: cat.archive_access(base, facts.formats.get(d, [])) for d in DATASETS}
-    api = str(request.base_url).rstrip("/") + "/api/v1/downloads/readings"
-    out: dict[str, Any] = {d: {"parquet": f"{api}.parquet", "csv": f"{api}.csv"} for d in DATASETS}
-    # the annotations have no download of their own: the JSON list, and the downloads'
-    # metadata (which lists them per query)
-    out["annotations"] = {"json": str(request.base_url).rstrip("/") + "/api/v1/annotations"}
-    return out
+    api = str(request.base_url).rstrip("/") + "/api/v1"
+    readings = {
+        "parquet": f"{api}/downloads/readings.parquet",
+        "csv": f"{api}/downloads/readings.csv",
+    }
+    # the annotations have no download of their own: their JSON list (and each download's
+    # metadata lists those of its query)
+    return {d: {"json": f"{api}/annotations"} if d == "annotations" else readings for d in DATASETS}
 
 
 @router.get(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["LOCAL_TZ", "iso_utc_local", "utc_local"]
+__all__ = ["LOCAL_TZ", "utc_local", "utc_local_fields"]
 
 #: the local time of every output (the Norwegian users'; day conventions: collector/rollups.py)
 LOCAL_TZ = ZoneInfo("Europe/Oslo")
@@ -23,8 +23,12 @@ def utc_local(t: datetime) -> str:
     return f"{u:%Y-%m-%d %H:%M:%S}Z ({local} Oslo)"
 
 
-def iso_utc_local(t: datetime | None) -> tuple[str | None, str | None]:
-    """``t`` in ISO 8601 in UTC and in local time (None, None for None)."""
+def utc_local_fields(name: str, t: datetime | None) -> dict[str, str | None]:
+    """``{name: t in ISO 8601 UTC, name_local: t in local time}`` for a JSON output (both
+    None for None)."""
     if t is None:
-        return None, None
-    return t.astimezone(UTC).isoformat(), t.astimezone(LOCAL_TZ).isoformat()
+        return {name: None, f"{name}_local": None}
+    return {
+        name: t.astimezone(UTC).isoformat(),
+        f"{name}_local": t.astimezone(LOCAL_TZ).isoformat(),
+    }

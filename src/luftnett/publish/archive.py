@@ -35,7 +35,7 @@ import psycopg
 from luftnett.errors import ConfigError, PublishError, StorageError
 from luftnett.publish import source
 from luftnett.publish.manifest import HISTORY, MANIFEST, ChunkEntry, FileEntry, Manifest
-from luftnett.publish.schema import DATASETS, Dataset
+from luftnett.publish.schema import DATASETS, Dataset, arrow_schema
 from luftnett.settings import PublishSettings
 
 __all__ = ["Progress", "PublishResult", "open_target", "publish", "read_manifest"]
@@ -305,8 +305,6 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
     written = rows_written = 0
     if task.dataset == "annotations":  # no calibration in it: its watermark is the state
         # (taken before the rows are read, as the others' markers below)
-        from luftnett.publish.schema import arrow_schema
-
         t = src.annotations(task.start, task.end)
         files, rows_written, written = writer.write(
             [t],
@@ -328,8 +326,6 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
             for t, wm in src.raw(task.start, task.end):
                 wms.append(wm)
                 yield t
-
-        from luftnett.publish.schema import arrow_schema
 
         files, rows_written, written = writer.write(
             tables(),

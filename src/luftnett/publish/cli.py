@@ -32,9 +32,11 @@ def next_run(now: datetime, at: str) -> datetime:
     return nxt if nxt > now else nxt + timedelta(days=1)
 
 
-def _datasets(value: str) -> tuple[Any, ...]:
+def _datasets(value: str | None) -> tuple[Any, ...]:
     from luftnett.publish.schema import DATASETS
 
+    if value is None:
+        return DATASETS
     names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     bad = [n for n in names if n not in DATASETS]
     if bad or not names:
@@ -63,10 +65,9 @@ def _datasets(value: str) -> tuple[Any, ...]:
 )
 @click.option(
     "--datasets",
-    default="hourly,raw,annotations",
-    show_default=True,
+    default=None,
     help="Comma-separated: hourly (means per pollutant), raw (every reading), annotations "
-    "(staff annotations: why readings are annotated_invalid).",
+    "(staff annotations: why readings are annotated_invalid).  [default: all three]",
 )
 @click.option("--csv", is_flag=True, help="Also write gzipped CSV files (under csv/).")
 @click.option(
@@ -96,7 +97,7 @@ def publish_cmd(
     target: str | None,
     start: datetime | None,
     end: datetime | None,
-    datasets: str,
+    datasets: str | None,
     csv: bool,
     force: bool,
     schedule: str | None,
@@ -187,7 +188,7 @@ def run_nightly(
     url: str,
     target: str,
     s: PublishSettings,
-    names: tuple[Any, ...] = ("hourly", "raw", "annotations"),
+    names: tuple[Any, ...] | None = None,
     csv: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
@@ -196,8 +197,12 @@ def run_nightly(
     """The nightly loop: sleep until ``s.nightly_at`` UTC, publish yesterday and the
     ``s.lookback_days`` before it, repeat; ``ticks`` runs (None: forever). ``clock`` and
     ``sleep`` are the wall clock and time.sleep unless a caller (a test) brings its own.
-    A failed run is logged and the loop goes on; the results of the runs are returned."""
+    ``names``: the datasets (None: all). A failed run is logged and the loop goes on; the
+    results of the runs are returned."""
     from luftnett.publish.archive import PublishResult, publish
+    from luftnett.publish.schema import DATASETS
+
+    names = names or DATASETS
 
     results: list[PublishResult] = []
     while ticks is None or len(results) < ticks:
