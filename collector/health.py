@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from luftnett.contracts.units import ReadingFlag
-from luftnett.timefmt import LOCAL_TZ as OSLO
+from luftnett.timefmt import utc_local_fields
 
 __all__ = [
     "DEFAULT_SILENT_AFTER",
@@ -88,12 +88,10 @@ class SilentSensor:
     last_reading: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        t = self.last_reading
         return {
             "model": self.model,
             "serial": self.serial,
-            "last_reading_ts": t.astimezone(UTC).isoformat(),
-            "last_reading_ts_local": t.astimezone(OSLO).isoformat(),
+            **utc_local_fields("last_reading_ts", self.last_reading),
         }
 
 
@@ -112,23 +110,14 @@ class DeviceHealth:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        def both(t: datetime | None) -> tuple[str | None, str | None]:
-            if t is None:
-                return None, None
-            return t.astimezone(UTC).isoformat(), t.astimezone(OSLO).isoformat()
-
-        seen, seen_local = both(self.last_seen)
-        last, last_local = both(self.last_reading)
         return {
             "device_id": self.device_id,
             "sensor_model": self.sensor_model,
             "ok": self.ok,
             "problems": list(self.problems),
-            "last_seen": seen,
-            "last_seen_local": seen_local,
+            **utc_local_fields("last_seen", self.last_seen),
             "silent_for_s": round(self.silent_for.total_seconds()),
-            "last_reading_ts": last,
-            "last_reading_ts_local": last_local,
+            **utc_local_fields("last_reading_ts", self.last_reading),
             "silent_sensors": [s.as_dict() for s in self.silent_sensors],
         }
 
