@@ -25,8 +25,11 @@ class Sds011Emulator:
         source: Source,
         device_id: bytes = b"\xa1\x60",
         firmware: tuple[int, int, int] = (15, 7, 10),
+        max_frames: int | None = None,
     ) -> None:
         self.source = source
+        #: go quiet after this many data frames (a finite recording); None talks forever
+        self.max_frames = max_frames
         self.device_id = device_id
         self.firmware = firmware
         self.active = True
@@ -49,11 +52,16 @@ class Sds011Emulator:
         if self.asleep or not self.active:
             self._next = max(self._next, now)
             return out
-        while now >= self._next:
+        while now >= self._next and self._may_send():
             out += self.frame_at(self._next)
             self.frames_sent += 1
             self._next += self.interval_s * (1 if self.period_min == 0 else self.period_min * 60)
         return out
+
+    def _may_send(self) -> bool:
+        # checked per frame: a host thread that stalls catches up in one burst, and the burst
+        # must stop at the limit too
+        return self.max_frames is None or self.frames_sent < self.max_frames
 
     def receive(self, data: bytes, now: float) -> bytes:
         self._rx += data
@@ -80,6 +88,8 @@ class Sds011Emulator:
         if self.asleep and code != proto.CMD_SLEEP_WORK:
             return b""
         if code == proto.CMD_QUERY:
+            if not self._may_send():
+                return b""
             self.frames_sent += 1
             return self.frame_at(now)
         if code == proto.CMD_REPORTING_MODE:

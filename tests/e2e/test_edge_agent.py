@@ -53,7 +53,7 @@ class Emulator(Sds011Emulator):
         self.limit = limit
         self.sleeps = 0
         self.heard = False
-        super().__init__(self._value, device_id=b"\xa1\x60")
+        super().__init__(self._value, device_id=b"\xa1\x60", max_frames=limit)
         self.interval_s = interval_s
 
     def receive(self, data: bytes, now: float) -> bytes:
@@ -65,9 +65,7 @@ class Emulator(Sds011Emulator):
         return round(5.0 + 0.1 * k, 1), round(7.0 + 0.1 * k, 1)
 
     def poll(self, now: float) -> bytes:
-        if self.frames_sent >= self.limit or not self.heard:
-            return b""
-        return super().poll(now)
+        return super().poll(now) if self.heard else b""
 
     def _execute(self, cmd: bytes, now: float) -> bytes:
         was_asleep = self.asleep

@@ -57,7 +57,7 @@ class LimitedEmulator(Sds011Emulator):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.sent_pm25: list[float] = []
-        super().__init__(self._value, device_id=b"\xa1\x60")
+        super().__init__(self._value, device_id=b"\xa1\x60", max_frames=limit)
         self.interval_s = 0.1  # faster than the real 1 s: the framing is what is tested
 
     def _value(self, _t: float) -> tuple[float, float]:
@@ -65,11 +65,6 @@ class LimitedEmulator(Sds011Emulator):
         pm25 = round(5.0 + 0.7 * k, 1)
         self.sent_pm25.append(pm25)
         return pm25, round(pm25 * 1.5, 1)
-
-    def poll(self, now: float) -> bytes:
-        if self.frames_sent >= self.limit:
-            return b""
-        return super().poll(now)
 
 
 def test_frames_from_pty_arrive_as_stored_readings_with_right_values(
