@@ -20,30 +20,33 @@ Library functions return :class:`LedgerDay`; the CLI and the API print it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from luftnett.collector.arrays import int_array, text_array, time_array
 from luftnett.collector.rollups import DayConvention, day_bounds
 
 __all__ = [
     "DEFAULT_LATE_AFTER",
-    "DUPLICATES_SQL",
     "INGEST",
-    "KEYS_SQL",
-    "LEDGER_DEVICES_SQL",
+    "LEDGER_SQL",
+    "MAX_DAYS",
     "LedgerDay",
     "ingest_params",
     "ledger",
     "ledger_day",
-    "summarise",
+    "ledger_entries",
+    "ledger_params",
 ]
 
 DEFAULT_LATE_AFTER = timedelta(hours=1)
+#: the longest span of days one ledger request covers (a quarter)
+MAX_DAYS = 92
 
 #: adds a batch's counts to the completeness ledger: parameters from :func:`ingest_params`
 INGEST = """
@@ -55,24 +58,56 @@ ON CONFLICT (device_id, hour_start) DO UPDATE SET
     duplicates = c.duplicates + EXCLUDED.duplicates
 """
 
-#: stored readings of a device in [start, end), each with the previous stored seq: the top of
-#: the device's received seq ranges cut below the reading's seq (0020: ``seq_ledger``)
-KEYS_SQL = """
-SELECT r.seq, r.ts, r.received_at,
-       upper(l.received * int8multirange(int8range(NULL, r.seq))) - 1 AS prev_seq
-FROM readings r LEFT JOIN seq_ledger l ON l.device_id = r.device_id
-WHERE r.device_id = %(device)s AND r.ts >= %(start)s AND r.ts < %(end)s
-ORDER BY r.seq
+#: the ledger of a span of days in one query: per (device, day) with stored or dropped readings,
+#: the day's counts and its missing seq ranges. Each stored reading's previous stored seq is
+#: seq - 1 when the span holds that reading; otherwise (a device's first reading in the span, a
+#: gap, a neighbour whose ts lies outside the span) the top of the device's received seq ranges
+#: cut below the reading's seq (0020: ``seq_ledger``), which costs in proportion to the device's
+#: ranges and so is looked up only there. A gap counts on the day of the reading after it.
+#: Duplicates are counted by the writer per UTC hour of ts (``ingest_counts``); days of either
+#: convention are whole hours.
+#: Parameters: devices (text[], NULL for all), start and end (UTC bounds of the first and last
+#: day), tz (the convention's zone for the day of a time), late_after (interval).
+LEDGER_SQL = """
+WITH r AS (
+    SELECT r.device_id, r.seq, r.ts, r.received_at,  -- readings' device_id: bytewise ("C")
+           lag(r.seq) OVER (PARTITION BY r.device_id ORDER BY r.seq) AS before
+    FROM devices dv
+    CROSS JOIN LATERAL (  -- by the (device_id, ts) index, device by device
+        SELECT r.device_id, r.seq, r.ts, r.received_at FROM readings r
+        WHERE r.device_id = dv.device_id AND r.ts >= %(start)s AND r.ts < %(end)s
+    ) r
+    WHERE %(devices)s::text[] IS NULL OR dv.device_id = ANY (%(devices)s::text[])
+), k AS (
+    SELECT r.device_id, (r.ts AT TIME ZONE %(tz)s)::date AS day, r.seq,
+           r.received_at - r.ts > %(late_after)s AS late,
+           CASE WHEN r.before = r.seq - 1 THEN r.before  -- the common case, and cheap
+           ELSE upper(l.received * int8multirange(int8range(NULL, r.seq))) - 1
+           END AS prev_seq
+    FROM r LEFT JOIN seq_ledger l ON l.device_id = r.device_id
+), s AS (
+    SELECT device_id, day, count(*) AS stored, sum(coalesce(seq - prev_seq, 1)) AS sent,
+           count(*) FILTER (WHERE late) AS late, min(seq) AS first_seq, max(seq) AS last_seq,
+           array_agg(ARRAY[prev_seq + 1, seq - 1] ORDER BY seq)
+               FILTER (WHERE seq - prev_seq > 1) AS gaps
+    FROM k GROUP BY device_id, day
+), d AS (
+    SELECT device_id, (hour_start AT TIME ZONE %(tz)s)::date AS day, sum(duplicates) AS duplicates
+    FROM ingest_counts
+    WHERE hour_start >= %(start)s AND hour_start < %(end)s
+      AND (%(devices)s::text[] IS NULL OR device_id = ANY (%(devices)s::text[]))
+    GROUP BY 1, 2 HAVING sum(duplicates) > 0
+)
+SELECT device_id, day, coalesce(s.stored, 0) AS stored, coalesce(s.sent, 0) AS sent,
+       coalesce(s.late, 0) AS late, s.first_seq, s.last_seq, s.gaps,
+       coalesce(d.duplicates, 0) AS duplicates
+FROM s FULL JOIN d USING (device_id, day)
+ORDER BY device_id, day
 """
 
-#: copies received but not stored, by hour of ts
-DUPLICATES_SQL = """
-SELECT coalesce(sum(duplicates), 0) AS duplicates FROM ingest_counts
-WHERE device_id = %(device)s AND hour_start >= %(start)s AND hour_start < %(end)s
-"""
-
-#: devices known to the collector
-LEDGER_DEVICES_SQL = "SELECT device_id FROM devices ORDER BY device_id"
+#: the zone whose calendar gives a time's day, as PostgreSQL names it ('Etc/GMT-1' is UTC+01:00:
+#: POSIX names count west of Greenwich)
+_SQL_TZ = {"utc+01": "Etc/GMT-1", "Europe/Oslo": "Europe/Oslo"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,43 +159,91 @@ class LedgerDay:
         }
 
 
-def summarise(
-    device_id: str,
-    day: date,
+def ledger_params(
+    first_day: date,
+    last_day: date,
+    devices: Sequence[str] | None,
     conv: DayConvention,
-    keys: Sequence[tuple[int, datetime, datetime, int | None]],
-    duplicates: int,
-    late_after: timedelta = DEFAULT_LATE_AFTER,
-) -> LedgerDay:
-    """Build the ledger of a day from its stored keys ``(seq, ts, received_at, prev_seq)``."""
+    late_after: timedelta,
+) -> dict[str, Any]:
+    """The parameters of :data:`LEDGER_SQL` for the days ``first_day`` to ``last_day``."""
+    return {
+        "devices": None if devices is None else list(devices),
+        "start": day_bounds(first_day, conv)[0],
+        "end": day_bounds(last_day, conv)[1],
+        "tz": _SQL_TZ[conv.value],
+        "late_after": late_after,
+    }
+
+
+def ledger_entries(
+    rows: Iterable[Mapping[str, Any]],
+    first_day: date,
+    last_day: date,
+    devices: Sequence[str] | None,
+    conv: DayConvention,
+    late_after: timedelta,
+) -> list[LedgerDay]:
+    """:class:`LedgerDay` entries from the rows of :data:`LEDGER_SQL`, ordered by device and day.
+
+    Named ``devices`` get an entry for every day, empty ones included (a day without a
+    reading is part of their record); without, only the (device, day) pairs that stored or
+    dropped readings are listed."""
+    found: dict[tuple[str, date], LedgerDay] = {}
+    for r in rows:
+        day: date = r["day"]
+        start, end = day_bounds(day, conv)
+        found[(r["device_id"], day)] = LedgerDay(
+            device_id=r["device_id"],
+            day=day,
+            convention=conv,
+            start=start,
+            end=end,
+            late_after=late_after,
+            first_seq=r["first_seq"],
+            last_seq=r["last_seq"],
+            sent=int(r["sent"]),
+            stored=int(r["stored"]),
+            late=int(r["late"]),
+            duplicates=int(r["duplicates"]),
+            missing_ranges=tuple((int(a), int(b)) for a, b in r["gaps"] or ()),
+        )
+    if devices is None:
+        return list(found.values())
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    return [
+        found.get((dev, day)) or _empty(dev, day, conv, late_after)
+        for dev in sorted(set(devices))
+        for day in days
+    ]
+
+
+def _empty(device_id: str, day: date, conv: DayConvention, late_after: timedelta) -> LedgerDay:
     start, end = day_bounds(day, conv)
-    sent = late = 0
-    gaps: list[tuple[int, int]] = []
-    for seq, ts, received_at, prev in sorted(keys):
-        if prev is None:
-            sent += 1
-        else:
-            sent += seq - prev
-            if seq - prev > 1:
-                gaps.append((prev + 1, seq - 1))
-        if received_at - ts > late_after:
-            late += 1
-    seqs = [k[0] for k in keys]
-    return LedgerDay(
-        device_id=device_id,
-        day=day,
-        convention=conv,
-        start=start,
-        end=end,
-        late_after=late_after,
-        first_seq=min(seqs) if seqs else None,
-        last_seq=max(seqs) if seqs else None,
-        sent=sent,
-        stored=len(keys),
-        late=late,
-        duplicates=duplicates,
-        missing_ranges=tuple(gaps),
-    )
+    return LedgerDay(device_id, day, conv, start, end, late_after, None, None, 0, 0, 0, 0, ())
+
+
+def ledger(
+    conn: psycopg.Connection[Any],
+    day: date,
+    device_id: str | None = None,
+    conv: DayConvention = DayConvention.DISPLAY,
+    late_after: timedelta = DEFAULT_LATE_AFTER,
+    days: int = 1,
+) -> list[LedgerDay]:
+    """The ledger of the ``days`` days ending with ``day``: of one device (every day), or of
+    every device and day that stored or dropped readings. One query, whatever the fleet."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    first = day - timedelta(days=days - 1)
+    devices = None if device_id is None else [device_id]
+    params = ledger_params(first, day, devices, conv, late_after)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        # a fleet's day is costed high enough for JIT, which then compiles for ~1 s of 4
+        # (docs/benchmarks.md, "Completeness ledger"); the API's connections have it off
+        cur.execute("SET LOCAL jit = off")
+        rows = cur.execute(LEDGER_SQL, params).fetchall()
+    return ledger_entries(rows, first, day, devices, conv, late_after)
 
 
 def ledger_day(
@@ -170,29 +253,8 @@ def ledger_day(
     conv: DayConvention = DayConvention.DISPLAY,
     late_after: timedelta = DEFAULT_LATE_AFTER,
 ) -> LedgerDay:
-    start, end = day_bounds(day, conv)
-    p = {"device": device_id, "start": start, "end": end}
-    keys = [(int(r[0]), r[1], r[2], r[3]) for r in conn.execute(KEYS_SQL, p).fetchall()]
-    row = conn.execute(DUPLICATES_SQL, p).fetchone()
-    return summarise(device_id, day, conv, keys, int(row[0]) if row else 0, late_after)
-
-
-def ledger(
-    conn: psycopg.Connection[Any],
-    day: date,
-    device_id: str | None = None,
-    conv: DayConvention = DayConvention.DISPLAY,
-    late_after: timedelta = DEFAULT_LATE_AFTER,
-) -> list[LedgerDay]:
-    """The ledger of one device, or of every device that stored or dropped readings that day."""
-    if device_id is not None:
-        return [ledger_day(conn, device_id, day, conv, late_after)]
-    out = []
-    for (dev,) in conn.execute(LEDGER_DEVICES_SQL).fetchall():
-        entry = ledger_day(conn, str(dev), day, conv, late_after)
-        if entry.stored or entry.duplicates:
-            out.append(entry)
-    return out
+    (entry,) = ledger(conn, day, device_id, conv, late_after)
+    return entry
 
 
 def ingest_params(

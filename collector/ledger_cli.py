@@ -21,6 +21,13 @@ _CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
     help="YYYY-MM-DD (default: today in the day convention).",
 )
 @click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=1,
+    show_default=True,
+    help="How many days, ending with --day (one query, whatever the fleet).",
+)
+@click.option(
     "--day-convention",
     "convention",
     type=_CONVENTIONS,
@@ -41,6 +48,7 @@ def ledger(
     ctx: click.Context,
     device_id: str | None,
     day: datetime | None,
+    days: int,
     convention: str,
     late_after: int,
     as_json: bool,
@@ -48,7 +56,12 @@ def ledger(
     """Completeness per device and day: sent (from seq numbers), stored, late, duplicates,
     missing seq ranges. "We lost nothing" is missing = 0.
 
-    Example:  luftnett ledger --device demo-001 --day 2026-11-22 --day-convention utc+01
+    With --device, a line for every day, empty days included; without, every device and day
+    that stored or dropped readings.
+
+    Examples:
+      luftnett ledger --device demo-001 --day 2026-11-22 --day-convention utc+01
+      luftnett ledger --days 7          (the fleet, the last seven days)
     """
     import psycopg
 
@@ -57,28 +70,45 @@ def ledger(
     from luftnett.connect import database_url
 
     conv = DayConvention.parse(convention)
-    the_day: date = day.date() if day else datetime.now(UTC).astimezone(conv.tz).date()
+    last: date = day.date() if day else datetime.now(UTC).astimezone(conv.tz).date()
+    first = last - timedelta(days=days - 1)
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
-        entries = build(conn, the_day, device_id, conv, timedelta(seconds=late_after))
+        if (
+            device_id is not None
+            and not conn.execute(
+                "SELECT 1 FROM devices WHERE device_id = %s", (device_id,)
+            ).fetchone()
+        ):
+            raise click.ClickException(
+                f"no device {device_id!r}; `luftnett devices health --all` lists them"
+            )
+        entries = build(conn, last, device_id, conv, timedelta(seconds=late_after), days)
     if as_json:
         for e in entries:
             click.echo(json.dumps(e.as_dict()))
         return
-    click.echo(f"day {the_day} ({conv.describe})")
+    span = str(last) if days == 1 else f"{first} to {last}"
+    click.echo(f"{'day' if days == 1 else 'days'} {span} ({conv.describe})")
     if not entries:
-        click.echo("no readings stored or dropped that day")
+        click.echo("no readings stored or dropped " + ("that day" if days == 1 else "those days"))
         return
     click.echo(
-        f"{'device':<24} {'sent':>7} {'stored':>7} {'missing':>7} {'dupes':>6} {'late':>6}"
-        "  missing seq ranges"
+        f"{'device':<24} {'day':<10} {'sent':>7} {'stored':>7} {'missing':>7} {'dupes':>6} "
+        f"{'late':>6}  missing seq ranges"
     )
     for e in entries:
         ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in e.missing_ranges[:10])
         if len(e.missing_ranges) > 10:
             ranges += f", ... ({len(e.missing_ranges)} ranges)"
         click.echo(
-            f"{e.device_id:<24} {e.sent:>7} {e.stored:>7} {e.missing:>7} {e.duplicates:>6} "
-            f"{e.late:>6}  {ranges or '-'}"
+            f"{e.device_id:<24} {e.day!s:<10} {e.sent:>7} {e.stored:>7} {e.missing:>7} "
+            f"{e.duplicates:>6} {e.late:>6}  {ranges or '-'}"
+        )
+    if len(entries) > 1:
+        sent, stored = sum(e.sent for e in entries), sum(e.stored for e in entries)
+        click.echo(
+            f"{'total':<35} {sent:>7} {stored:>7} {sent - stored:>7} "
+            f"{sum(e.duplicates for e in entries):>6} {sum(e.late for e in entries):>6}"
         )
 
 

@@ -11,43 +11,35 @@ from luftnett.api.deps import Conn
 from luftnett.collector.health import DEFAULT_SILENT_AFTER, HEALTH_SQL, assess
 from luftnett.collector.ledger import (
     DEFAULT_LATE_AFTER,
-    DUPLICATES_SQL,
-    KEYS_SQL,
-    LEDGER_DEVICES_SQL,
-    LedgerDay,
-    summarise,
+    LEDGER_SQL,
+    MAX_DAYS,
+    ledger_entries,
+    ledger_params,
 )
-from luftnett.collector.rollups import DayConvention, day_bounds
+from luftnett.collector.rollups import DayConvention
 from luftnett.contracts.mqtt import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
-
-
-async def _ledger_day(
-    conn: Conn, device: str, day: date, conv: DayConvention, late_after: timedelta
-) -> LedgerDay:
-    start, end = day_bounds(day, conv)
-    p = {"device": device, "start": start, "end": end}
-    cur = await conn.execute(KEYS_SQL, p)
-    keys = [(r["seq"], r["ts"], r["received_at"], r["prev_seq"]) for r in await cur.fetchall()]
-    cur = await conn.execute(DUPLICATES_SQL, p)
-    row = await cur.fetchone()
-    return summarise(device, day, conv, keys, int(row["duplicates"]) if row else 0, late_after)
 
 
 @router.get(
     "/ledger",
     summary="Completeness ledger per device and day",
     description="Readings sent (from the device's sequence numbers), received, stored, "
-    "duplicates dropped, late, and the missing seq ranges, per device for one day. "
+    "duplicates dropped, late, and the missing seq ranges, per device and day: `day` (default "
+    "today) or, with `days`, the `days` days ending with `day` (oldest first). "
     "`day_convention` is `utc+01` (compliance days) or `Europe/Oslo` (display days, 23 or "
     "25 hours at the DST changes); every entry states it and gives its bounds in UTC and "
-    "local time. Without `device`, every device that stored or dropped readings that day.",
+    "local time. With `device`, an entry for every day, empty days included; without, every "
+    "device and day that stored or dropped readings.",
 )
 async def get_ledger(
     conn: Conn,
     device: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
     day: Annotated[date | None, Query(description="YYYY-MM-DD; default today")] = None,
+    days: Annotated[
+        int, Query(ge=1, le=MAX_DAYS, description="how many days, ending with `day`")
+    ] = 1,
     day_convention: Annotated[
         str, Query(pattern="^(utc\\+01|Europe/Oslo)$", description="utc+01 or Europe/Oslo")
     ] = "Europe/Oslo",
@@ -56,22 +48,20 @@ async def get_ledger(
     ),
 ) -> dict[str, Any]:
     conv = DayConvention.parse(day_convention)
-    the_day = day or datetime.now(UTC).astimezone(conv.tz).date()
+    last = day or datetime.now(UTC).astimezone(conv.tz).date()
+    first = last - timedelta(days=days - 1)
     late_after = timedelta(seconds=late_after_s)
+    devices = None if device is None else [device]
     if device is not None:
         cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device,))
         if await cur.fetchone() is None:
             raise HTTPException(404, f"no device {device!r}; GET /api/v1/devices lists them")
-        entries = [await _ledger_day(conn, device, the_day, conv, late_after)]
-    else:
-        cur = await conn.execute(LEDGER_DEVICES_SQL)
-        entries = []
-        for r in await cur.fetchall():
-            e = await _ledger_day(conn, r["device_id"], the_day, conv, late_after)
-            if e.stored or e.duplicates:
-                entries.append(e)
+    cur = await conn.execute(LEDGER_SQL, ledger_params(first, last, devices, conv, late_after))
+    entries = ledger_entries(await cur.fetchall(), first, last, devices, conv, late_after)
     return {
-        "day": the_day.isoformat(),
+        "day": last.isoformat(),
+        "first_day": first.isoformat(),
+        "days": days,
         "day_convention": conv.value,
         "day_convention_note": conv.describe,
         "devices": [e.as_dict() for e in entries],

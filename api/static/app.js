@@ -211,16 +211,13 @@ async function drawCompleteness(deviceId) {
   }));
 }
 
-// --- completeness ledger: "we lost nothing" per day (GET /ledger, Oslo days) ---------------
+// --- completeness ledger: "we lost nothing" per day (GET /ledger?days=7, Oslo days) --------
 async function loadLedger(deviceId) {
   const body = document.querySelector("#ledger tbody");
-  const today = new Intl.DateTimeFormat("en-CA", { timeZone: OSLO }).format(new Date());
-  const days = [...Array(7).keys()].map((i) => new Date(Date.parse(`${today}T12:00:00Z`) - i * 86400000).toISOString().slice(0, 10));
-  const rows = await Promise.all(days.map((day) => getJSON(`${API}/ledger?device=${encodeURIComponent(deviceId)}&day=${day}`)));
-  body.replaceChildren(...rows.map((r) => {
-    const e = r.devices[0];
-    const tr = el("tr", { "data-day": r.day });
-    tr.append(el("td", {}, r.day));
+  const r = await getJSON(`${API}/ledger?device=${encodeURIComponent(deviceId)}&days=7`);
+  body.replaceChildren(...r.devices.slice().reverse().map((e) => {  // newest day first
+    const tr = el("tr", { "data-day": e.day });
+    tr.append(el("td", {}, e.day));
     for (const k of ["sent", "stored", "missing", "duplicates", "late"]) {
       const td = el("td", { class: k === "missing" && e.missing > 0 ? "num lost" : "num" }, e[k]);
       if (k === "missing" && e.missing_ranges.length) td.title = `seq ${e.missing_ranges.map((x) => x.join("–")).join(", ")}`;

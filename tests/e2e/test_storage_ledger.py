@@ -162,6 +162,71 @@ def test_ledger_cli_and_api_agree(pg_url: str, story: str, api_url: str) -> None
         assert bad.status_code == 422
 
 
+def test_a_span_of_days_in_one_call_matches_day_by_day(pg_url: str, story: str) -> None:
+    other = f"{story}-b"
+    start, _ = day_bounds(DAY, DayConvention.DISPLAY)
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([message(other, [(s, start + s * MINUTE, value(s)) for s in (0, 1, 5)])])
+        conn.commit()
+        week = ledger(conn, DAY + timedelta(days=3), story, days=7)
+        by_day = [ledger_day(conn, story, e.day) for e in week]
+        fleet = ledger(conn, DAY + timedelta(days=1), days=2)
+    assert [e.day for e in week] == [DAY - timedelta(days=3 - i) for i in range(7)]
+    assert week == by_day  # the span's entries are the single days', empty days included
+    assert [e.stored for e in week] == [0, 0, 0, 93, 5, 0, 0]
+    assert sum(e.sent for e in week) == 105 and sum(e.missing for e in week) == 7
+    mine = [
+        (e.device_id, e.day, e.stored, e.missing_ranges)
+        for e in fleet
+        if e.device_id in {story, other}
+    ]
+    assert mine == [
+        (story, DAY, 93, ((10, 14), (50, 50))),
+        (story, DAY + timedelta(days=1), 5, ((99, 99),)),
+        (other, DAY, 3, ((2, 4),)),  # no entry for the day it was silent: not a named device
+    ]
+
+
+def test_a_neighbour_stamped_on_another_day_is_no_gap(pg_url: str, device_id: str) -> None:
+    """Seq 5's clock jumped back a day: on DAY, seq 6 follows a stored seq all the same."""
+    start, _ = day_bounds(DAY, DayConvention.DISPLAY)
+    rows = [(s, start + (s + 1) * MINUTE, value(s)) for s in range(10)]
+    rows[5] = (5, start - timedelta(hours=3), value(5))
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([message(device_id, rows)])
+        conn.commit()
+        (before,) = ledger(conn, DAY - timedelta(days=1), device_id)
+        (day,) = ledger(conn, DAY, device_id)  # seq 5 is outside this span
+        both = ledger(conn, DAY, device_id, days=2)
+    assert both == [before, day]
+    assert (before.stored, before.sent, before.missing_ranges) == (1, 1, ())
+    assert (day.stored, day.sent, day.missing_ranges) == (9, 9, ())
+
+
+def test_ledger_span_from_the_cli_and_the_api(pg_url: str, story: str, api_url: str) -> None:
+    env = {"LUFTNETT_DATABASE_URL": pg_url}
+    args = ["ledger", "--device", story, "--day", "2026-06-11", "--days", "3"]
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("days 2026-06-09 to 2026-06-11 (Europe/Oslo")
+    assert [ln.split()[1] for ln in lines[2:5]] == ["2026-06-09", "2026-06-10", "2026-06-11"]
+    assert lines[5].split()[1:] == ["105", "98", "7", "12", "5"]  # sent stored missing dupes late
+    as_json = CliRunner().invoke(main, [*args, "--json"], env=env)
+    with httpx.Client(base_url=api_url) as client:
+        body = client.get(
+            "/api/v1/ledger", params={"device": story, "day": "2026-06-11", "days": 3}
+        ).json()
+        assert (body["first_day"], body["day"], body["days"]) == ("2026-06-09", "2026-06-11", 3)
+        assert body["devices"] == [json.loads(x) for x in as_json.output.splitlines()]
+        for bad in (0, 93, "x"):
+            r = client.get("/api/v1/ledger", params={"device": story, "days": bad})
+            assert r.status_code == 422, bad
+    unknown = CliRunner().invoke(main, ["ledger", "--device", "no-such-dev"], env=env)
+    assert unknown.exit_code == 1
+    assert "no device 'no-such-dev'" in unknown.output
+
+
 def _stuck_and_silent(pg_url: str, device_id: str) -> tuple[str, str]:
     stuck, silent = f"{device_id}-s", f"{device_id}-q"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any
 
 import psycopg
 
-from luftnett.collector.ledger import ledger_day
+from luftnett.collector.ledger import ledger
 from luftnett.collector.rollups import DayConvention
 from luftnett.contracts.units import ReadingFlag
 
@@ -119,12 +117,6 @@ LEFT JOIN (SELECT device_id, count(*) AS rows, count(DISTINCT seq) AS distinct_s
 _BEYOND = "SELECT count(*) FROM reading_keys WHERE device_id = %s AND seq >= %s"
 
 
-def _days(first: Any, last: Any, conv: DayConvention) -> list[date]:
-    d0 = first.astimezone(conv.tz).date()
-    d1 = last.astimezone(conv.tz).date()
-    return [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
-
-
 def count(db_url: str, records: list[DeviceRecord]) -> SoakFigures:
     """Join the devices' own counts with the database's, device by device, and the ledger."""
     conv = DayConvention.COMPLIANCE
@@ -144,8 +136,9 @@ def count(db_url: str, records: list[DeviceRecord]) -> SoakFigures:
                 f.clock_suspect, f.stuck, f.warming_up = int(row[4]), int(row[5]), int(row[6])
                 (beyond,) = conn.execute(_BEYOND, (rec.device_id, rec.produced)).fetchone() or (0,)
                 f.beyond = int(beyond)
-                for day in _days(row[7], row[8], conv):
-                    entry = ledger_day(conn, rec.device_id, day, conv)
+                first, last = (t.astimezone(conv.tz).date() for t in (row[7], row[8]))
+                days = (last - first).days + 1
+                for entry in ledger(conn, last, rec.device_id, conv, days=days):
                     f.ledger_sent += entry.sent
                     f.ledger_stored += entry.stored
                     f.ledger_missing += entry.missing
