@@ -469,30 +469,28 @@ def test_flags_moved_between_readings_rewrite_their_chunk(db: str, tmp_path: Pat
 
 def test_archive_from_before_the_digest_is_read_once_and_kept(db: str, tmp_path: Path) -> None:
     """An archive whose manifest holds the earlier watermarks (a sum of the flags, of
-    n_stored and n_valid) is read again once: no file is replaced, no version added, the
+    n_stored and n_valid; the annotations' state without their digest) is read again once: no file is replaced, no version added, the
     manifest takes the new watermarks, and the run after skips every chunk."""
     root = tmp_path / "upgrade"
     _publish(db, root)
     m = json.loads((root / "manifest.json").read_text())
     for name, ds in m["datasets"].items():
-        if name == "annotations":  # a dataset younger than the digest
-            continue
         for chunk in ds["chunks"].values():
             wm = chunk["watermark"]
-            del wm["digest"]
-            wm.update({"flags": 1234} if name == "raw" else {"stored": 10, "valid": 9})
+            del wm["digest"]  # annotations: the state alone, as in their first form
+            if name != "annotations":
+                wm.update({"flags": 1234} if name == "raw" else {"stored": 10, "valid": 9})
     (root / "manifest.json").write_text(json.dumps(m))
     before = _data_files(root)
     res = _publish(db, root)
     assert res.changed  # type: ignore[attr-defined]
-    for name in ("raw", "hourly"):
+    for name in ("raw", "hourly", "annotations"):
         assert res.datasets[name].unchanged == 2  # type: ignore[attr-defined]
         assert res.datasets[name].replaced == 0  # type: ignore[attr-defined]
     assert _data_files(root) == before
     after = read_manifest_local(root)
-    assert [after.dataset(n).version for n in ("raw", "hourly")] == [
-        m["datasets"][n]["version"] for n in ("raw", "hourly")
-    ]
+    names = ("raw", "hourly", "annotations")
+    assert [after.dataset(n).version for n in names] == [m["datasets"][n]["version"] for n in names]
     res = _publish(db, root)
     assert not res.changed  # type: ignore[attr-defined]
     assert all(r.skipped == 2 for r in res.datasets.values())  # type: ignore[attr-defined]
@@ -968,7 +966,8 @@ def test_a_revoked_annotation_makes_a_new_annotations_version(
 ) -> None:
     """Staff revoke an annotation after it was published: the next run writes the month's
     annotations file again (active false, the revoke's reason), a new dataset version, and
-    the earlier file stays readable under _history."""
+    the earlier file stays readable under _history. A reason edited with psql, which leaves
+    the readings' state alone, replaces the annotations file and nothing else."""
     from luftnett.collector import annotations
 
     with psycopg.connect(fresh_db_url) as conn:
@@ -998,3 +997,14 @@ def test_a_revoked_annotation_makes_a_new_annotations_version(
     assert got == {"active": [False], "revoke_reason": ["wrong box"]}
     (old,) = [f for f in first.files() if f.endswith(".parquet")]
     assert (root / "_history" / old).exists()
+    # an edit outside luftnett (psql) of what only the annotations file shows reaches it too
+    with psycopg.connect(fresh_db_url) as conn:
+        conn.execute("UPDATE annotations SET reason = 'asphalt, lane 2'")
+    res = publish(fresh_db_url, str(root), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
+    assert res.datasets["annotations"].replaced == 1
+    assert (res.datasets["raw"].replaced, res.datasets["hourly"].replaced) == (0, 0)
+    (path,) = [f for f in read_manifest_local(root).dataset("annotations").files() if "parq" in f]
+    got = _cols(duckdb.connect().sql(f"SELECT reason FROM '{root / path}'"))
+    assert got == {"reason": ["asphalt, lane 2"]}
+    again = publish(fresh_db_url, str(root), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
+    assert again.datasets["annotations"].replaced == 0

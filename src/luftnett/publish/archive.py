@@ -303,8 +303,10 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
     base = {"year": str(task.start.year), "month": str(task.start.month)}
     files: list[FileEntry] = []
     written = rows_written = 0
-    if task.dataset == "annotations":  # no calibration in it: its watermark is the state
+    if task.dataset == "annotations":  # no calibration in it: the state and its rows' digest
         # (taken before the rows are read, as the others' markers below)
+        days = source.day_watermarks(src.conn, "annotations", task.start, task.end)
+        marker = source.chunk_watermark("annotations", days, task.start, task.end, state, {})
         t = src.annotations(task.start, task.end)
         files, rows_written, written = writer.write(
             [t],
@@ -314,7 +316,7 @@ def _run_task(task: _Task, src: source.Source, writer: _Writer, state: str) -> _
             base,
             old,
         )
-        entry = ChunkEntry(task.start, task.end, {"state": state}, files)
+        entry = ChunkEntry(task.start, task.end, marker, files)
         return _Done(task, entry, t.num_rows, rows_written, written)
     # read before the rows: a value added meanwhile is in the files but not in the marker,
     # so the next run reads the chunk again (never the other way round)

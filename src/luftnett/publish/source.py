@@ -203,8 +203,8 @@ def day_watermarks(
 ) -> dict[date, dict[str, Any]]:
     """Per UTC day in ``[start, end)``: the numbers a chunk's watermark sums (days without
     rows are absent)."""
-    if dataset == "annotations":  # few rows: the global state's digest of them decides
-        return {}
+    if dataset == "annotations":
+        return _annotation_days(conn, start, end)
     if dataset == "raw":
         q = _DAY_RAW_INDEXED if end - start <= INDEXED_SPAN else _DAY_RAW
     else:
@@ -229,9 +229,9 @@ def chunk_watermark(
 ) -> dict[str, Any]:
     """The watermark of chunk ``[start, end)`` from :func:`day_watermarks` and
     :func:`cal_days`."""
-    if dataset == "annotations":
-        return {"state": state}
     mine = [v for d, v in days.items() if start <= d < end]
+    if dataset == "annotations":
+        return {"state": state, "digest": digest(sum(v["digest"] for v in mine))}
     if dataset == "raw":
         newest = max((v["newest"] for v in mine), default=None)
         return {
@@ -311,6 +311,34 @@ _ANNOTATIONS = sql.SQL(
     "SELECT {} FROM annotations WHERE starts_at < %(end)s AND ends_at > %(start)s "
     "ORDER BY device_id, starts_at, annotation_id"
 ).format(sql.SQL(", ").join(map(sql.Identifier, _ANNOTATION_COLS)))
+
+
+#: per UTC day in [start, end) that staff annotations overlap: how many, and the sum of a
+#: 64-bit hash of each one's published columns (an edit of any, kind and reason too, shows;
+#: the global state covers only what decides the readings' annotated_invalid)
+_DAY_ANNOTATIONS = sql.SQL(
+    """
+SELECT d::date AS day, count(*) AS rows,
+       sum(hashtextextended(concat_ws('|', {}), 0)) AS digest
+FROM annotations a
+CROSS JOIN LATERAL generate_series(
+    date_trunc('day', greatest(a.starts_at, %(start)s) AT TIME ZONE 'UTC'),
+    (least(a.ends_at, %(end)s) - interval '1 microsecond') AT TIME ZONE 'UTC',
+    interval '1 day') d
+WHERE a.starts_at < %(end)s AND a.ends_at > %(start)s
+GROUP BY 1
+"""
+).format(sql.SQL(", ").join(sql.Identifier("a", c) for c in _ANNOTATION_COLS))
+
+
+def _annotation_days(
+    conn: psycopg.Connection[Any], start: date, end: date
+) -> dict[date, dict[str, Any]]:
+    params = {"start": utc_midnight(start), "end": utc_midnight(end)}
+    return {
+        r[0]: {"rows": int(r[1]), "digest": int(r[2])}
+        for r in conn.execute(_DAY_ANNOTATIONS, params).fetchall()
+    }
 
 
 class Source:
