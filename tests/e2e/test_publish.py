@@ -469,8 +469,9 @@ def test_flags_moved_between_readings_rewrite_their_chunk(db: str, tmp_path: Pat
 
 def test_archive_from_before_the_digest_is_read_once_and_kept(db: str, tmp_path: Path) -> None:
     """An archive whose manifest holds the earlier watermarks (a sum of the flags, of
-    n_stored and n_valid; the annotations' state without their digest) is read again once: no file is replaced, no version added, the
-    manifest takes the new watermarks, and the run after skips every chunk."""
+    n_stored and n_valid; the annotations' state without their digest) is read again once:
+    no file is replaced, no version added, the manifest takes the new watermarks, and the run
+    after skips every chunk."""
     root = tmp_path / "upgrade"
     _publish(db, root)
     m = json.loads((root / "manifest.json").read_text())
