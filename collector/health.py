@@ -1,9 +1,9 @@
 """Device health: which devices are silent, stuck or reporting sensor faults.
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
-when the newest reading of one of its sensors (within the hour before its newest reading)
-carries ``stuck`` (the sensor repeats one PM or NO2 value), ``sensor_error`` (the sensor reports
-a fault) or ``clock_suspect``, or when readings of it went to quarantine as ``seq_reused`` within
+when the newest reading of one of its sensors (within the hour before its newest reading, or
+two of its longest window) carries ``stuck`` (the sensor repeats one PM or NO2 value),
+``sensor_error`` (the sensor reports a fault) or ``clock_suspect``, or when readings of it went to quarantine as ``seq_reused`` within
 the last day and wait there (its numbering started again: readings at new times under seqs
 already stored, kept there rather than dropped as copies; the edge agent numbers on past them at
 its first confirmation, so the problem shows for a day after the last such reading, and the
@@ -39,8 +39,10 @@ DEFAULT_SILENT_AFTER = timedelta(minutes=15)
 
 #: every device with its last contact, its newest reading's time, the flags of the newest
 #: reading of each of its sensors (a device with a PM sensor and a temperature/RH companion
-#: sends a reading of each per window) heard from within the hour before that, and its sensors
-#: heard from within the 30 days before it (``device_sensors``)
+#: sends a reading of each per window) heard from within the hour before that, or two of its
+#: longest window if longer (a sensor that averages over hours, beside one that reports every
+#: minute: not silent, so its flags count), and its sensors heard from within the 30 days
+#: before it (``device_sensors``)
 HEALTH_SQL = """
 SELECT d.device_id, d.sensor_model, d.last_seen, lr.ts AS last_ts, lf.flags AS last_flags,
        coalesce(q.n, 0) AS seq_reused, ds.sensors
@@ -51,7 +53,10 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT bit_or(s.flags) AS flags FROM (
         SELECT DISTINCT ON (sensor_model, sensor_serial) flags FROM readings r
-        WHERE r.device_id = d.device_id AND r.ts > lr.ts - interval '1 hour' AND r.ts <= lr.ts
+        WHERE r.device_id = d.device_id AND r.ts <= lr.ts
+          AND r.ts > lr.ts - greatest(interval '1 hour', (
+                  SELECT 2 * max(s.window_s) * interval '1 second' FROM device_sensors s
+                  WHERE s.device_id = d.device_id))
         ORDER BY sensor_model, sensor_serial, ts DESC, seq DESC
     ) s
 ) lf ON true

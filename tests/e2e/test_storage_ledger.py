@@ -447,6 +447,45 @@ def test_a_stuck_sensor_beside_a_companion_is_flagged_and_listed(
         assert flags(conn) == {"sds011": [stuck] * 35, "sht31": [0] * 35}
 
 
+def test_a_stuck_sensor_with_a_long_window_is_listed(pg_url: str, device_id: str) -> None:
+    """A box whose NO2 module averages over two hours beside an SDS011 that reports every
+    minute: the module repeats one value (stuck) and its newest reading is 90 minutes older
+    than the box's newest, beyond the hour health looked back before. Listed all the same."""
+    box = f"{device_id}-n"
+    no2 = contract.SensorInfo(model="dgs-no2", serial="N1")
+    pm = contract.SensorInfo(model="sds011", serial="S1")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=70)
+    slow = [
+        contract.Reading(seq=i, ts=t0 + (i + 1) * timedelta(hours=2), window_s=7200,
+                         n_samples=120, sensor=no2, values={"no2_ppb": 17.0})
+        for i in range(34)
+    ]  # fmt: skip
+    last_no2 = slow[-1].ts
+    fast = [
+        contract.Reading(seq=100 + i, ts=last_no2 + (i + 1) * MINUTE, window_s=60,
+                         n_samples=60, sensor=pm, values={"pm25_ugm3": value(i)})
+        for i in range(90)
+    ]  # fmt: skip
+    payload = contract.encode(
+        contract.ReadingsPayload(
+            device_id=box, agent_version="test", sensor=pm, readings=[*slow, *fast]
+        )
+    )
+    item = validate_message("t", contract.readings_topic("t", box), payload)
+    assert isinstance(item, Accepted), item
+    with psycopg.connect(pg_url) as conn:
+        Writer(conn).write([item])
+        conn.commit()
+        (stuck,) = conn.execute(
+            "SELECT count(*) FILTER (WHERE flags & %s > 0) FROM readings WHERE device_id = %s",
+            (int(ReadingFlag.STUCK), box),
+        ).fetchone() or (0,)
+        health = {h.device_id: h for h in device_health(conn)}
+    assert stuck == 34  # every NO2 reading, no PM one
+    assert health[box].problems == ("stuck",)
+    assert health[box].silent_sensors == ()  # two windows have not passed: not silent
+
+
 def test_a_companion_never_becomes_the_devices_sensor(pg_url: str, device_id: str) -> None:
     """The edge agent names a message's first reading's sensor as the payload's: a box with an
     SDS011 and an SHT31 sends messages of either. The companion's messages leave the device's
