@@ -1,13 +1,13 @@
 """Device health: which devices are silent, stuck or reporting sensor faults.
 
 A device is listed when its last contact (``devices.last_seen``) is older than ``silent_after``,
-when the newest reading of one of its sensors (within the hour before its newest reading, or
-two of its longest window) carries ``stuck`` (the sensor repeats one PM or NO2 value),
+when the newest reading of one of its sensors (within the hour before its newest reading, or two
+of its longest window) carries ``stuck`` (the sensor repeats one PM or NO2 value),
 ``sensor_error`` (the sensor reports a fault) or ``clock_suspect``, or when readings of it went
-to quarantine as ``seq_reused`` within the last day and wait there (its numbering started again: readings at new times under seqs
-already stored, kept there rather than dropped as copies; the edge agent numbers on past them at
-its first confirmation, so the problem shows for a day after the last such reading, and the
-records stay for ``luftnett quarantine list``). The CLI
+to quarantine as ``seq_reused`` within the last day and wait there (its numbering started again:
+readings at new times under seqs already stored, kept there rather than dropped as copies; the
+edge agent numbers on past them at its first confirmation, so the problem shows for a day after
+the last such reading, and the records stay for ``luftnett quarantine list``). The CLI
 (``luftnett devices health``) and the API (``GET /api/v1/devices/health``) run
 :data:`HEALTH_SQL` and :func:`assess`.
 """
