@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from psycopg import errors as pg_errors
 
 from luftnett.api.deps import Conn
 from luftnett.collector.health import DEFAULT_SILENT_AFTER, HEALTH_SQL, assess
@@ -21,13 +22,20 @@ from luftnett.contracts.mqtt import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
 
+#: without a device, a request covers at most this many days (a fleet of 1,000 one-minute
+#: devices' day takes ~4 s; docs/benchmarks.md, "Completeness ledger")
+FLEET_MAX_DAYS = 7
+#: the database's limit on one ledger query
+STATEMENT_TIMEOUT_MS = 60_000
+
 
 @router.get(
     "/ledger",
     summary="Completeness ledger per device and day",
     description="Readings sent (from the device's sequence numbers), received, stored, "
     "duplicates dropped, late, and the missing seq ranges, per device and day: `day` (default "
-    "today) or, with `days`, the `days` days ending with `day` (oldest first). "
+    "today) or, with `days`, the `days` days ending with `day` (oldest first; up to 92 days "
+    "for one device, 7 for the whole fleet). "
     "`day_convention` is `utc+01` (compliance days) or `Europe/Oslo` (display days, 23 or "
     "25 hours at the DST changes); every entry states it and gives its bounds in UTC and "
     "local time. With `device`, an entry for every day, empty days included; without, every "
@@ -56,8 +64,23 @@ async def get_ledger(
         cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device,))
         if await cur.fetchone() is None:
             raise HTTPException(404, f"no device {device!r}; GET /api/v1/devices lists them")
-    cur = await conn.execute(LEDGER_SQL, ledger_params(first, last, devices, conv, late_after))
-    entries = ledger_entries(await cur.fetchall(), first, last, devices, conv, late_after)
+    elif days > FLEET_MAX_DAYS:
+        raise HTTPException(
+            422,
+            f"the whole fleet's ledger covers at most {FLEET_MAX_DAYS} days per request; "
+            f"name a device for up to {MAX_DAYS}, or ask for the days in turn",
+        )
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS:d}")
+            params = ledger_params(first, last, devices, conv, late_after)
+            cur = await conn.execute(LEDGER_SQL, params)
+            rows = await cur.fetchall()
+    except pg_errors.QueryCanceled:
+        raise HTTPException(
+            503, "the ledger took too long and was cancelled; ask for fewer days or one device"
+        ) from None
+    entries = ledger_entries(rows, first, last, devices, conv, late_after)
     return {
         "day": last.isoformat(),
         "first_day": first.isoformat(),

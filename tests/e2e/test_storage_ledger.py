@@ -222,6 +222,11 @@ def test_ledger_span_from_the_cli_and_the_api(pg_url: str, story: str, api_url: 
         for bad in (0, 93, "x"):
             r = client.get("/api/v1/ledger", params={"device": story, "days": bad})
             assert r.status_code == 422, bad
+        fleet = client.get("/api/v1/ledger", params={"day": "2026-06-11", "days": 7})
+        assert story in {e["device_id"] for e in fleet.json()["devices"]}
+        too_long = client.get("/api/v1/ledger", params={"days": 8})
+        assert too_long.status_code == 422
+        assert "at most 7 days" in too_long.json()["detail"]
     unknown = CliRunner().invoke(main, ["ledger", "--device", "no-such-dev"], env=env)
     assert unknown.exit_code == 1
     assert "no device 'no-such-dev'" in unknown.output
