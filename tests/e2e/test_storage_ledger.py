@@ -232,6 +232,25 @@ def test_ledger_span_from_the_cli_and_the_api(pg_url: str, story: str, api_url: 
     assert "no device 'no-such-dev'" in unknown.output
 
 
+def test_a_ledger_query_held_up_past_its_limit_is_a_clear_503(
+    pg_url: str, story: str, api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API in this process: its limit lowered to 0.3 s, and `readings` locked meanwhile."""
+    from luftnett.api.routers import ledger as router
+
+    monkeypatch.setattr(router, "STATEMENT_TIMEOUT_MS", 300)
+    params = {"device": story, "day": "2026-06-10"}
+    with psycopg.connect(pg_url) as lock, httpx.Client(base_url=api_url) as client:
+        lock.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        held = client.get("/api/v1/ledger", params=params)
+        lock.rollback()
+        after = client.get("/api/v1/ledger", params=params)
+    assert held.status_code == 503
+    assert "took too long" in held.json()["detail"]
+    assert after.status_code == 200
+    assert after.json()["devices"][0]["stored"] == 93
+
+
 def _stuck_and_silent(pg_url: str, device_id: str) -> tuple[str, str]:
     stuck, silent = f"{device_id}-s", f"{device_id}-q"
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
