@@ -33,7 +33,7 @@ for (const b of document.querySelectorAll("nav button")) {
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== `tab-${b.dataset.tab}`;
     if (b.dataset.tab === "exposed") loadExposed();
     if (b.dataset.tab === "downloads") loadDownloads();
-    if (b.dataset.tab === "health") loadHealth();
+    if (b.dataset.tab === "health") { loadHealth(); loadFleetLedger(); }
   });
 }
 
@@ -418,6 +418,40 @@ async function loadHealth() {
     li.append(el("div", { class: "meta" }, `sist hørt fra / last heard from: ${seen} (${ago(d.silent_for_s)})`));
     return li;
   }));
+}
+
+// --- the whole network's ledger, yesterday and today (GET /ledger?days=2, Oslo days) -------
+async function loadFleetLedger() {
+  const body = document.querySelector("#fleet-ledger tbody");
+  const list = document.getElementById("fleet-missing"), note = document.getElementById("fleet-note");
+  let r;
+  try { r = await getJSON(`${API}/ledger?days=2`); } catch (e) {
+    note.textContent = `Kunne ikke hente regnskapet / could not load the ledger: ${e.message}`;
+    return;
+  }
+  const n = (x) => Number(x).toLocaleString("nb-NO");
+  const days = [r.day, r.first_day];  // today first
+  body.replaceChildren(...days.map((day) => {
+    const es = r.devices.filter((e) => e.day === day);
+    const sum = (k) => es.reduce((a, e) => a + e[k], 0);
+    const tr = el("tr", { "data-day": day });
+    tr.append(el("td", {}, day === r.day ? `${day} (i dag / today)` : day));
+    tr.append(el("td", { class: "num" }, n(es.length)));
+    for (const k of ["sent", "stored", "missing", "duplicates"]) {
+      tr.append(el("td", { class: k === "missing" && sum(k) > 0 ? "num lost" : "num", "data-key": k }, n(sum(k))));
+    }
+    return tr;
+  }));
+  const lossy = r.devices.filter((e) => e.missing > 0).sort((a, b) => b.missing - a.missing);
+  list.replaceChildren(...lossy.slice(0, 20).map((e) => {
+    const ranges = e.missing_ranges.slice(0, 5).map((x) => (x[0] === x[1] ? `${x[0]}` : `${x[0]}–${x[1]}`)).join(", ");
+    const li = el("li", { "data-device": e.device_id, "data-day": e.day });
+    li.append(el("strong", {}, e.device_id), ` ${e.day}: ${n(e.missing)} mangler / missing (seq ${ranges}${e.missing_ranges.length > 5 ? ", …" : ""})`);
+    return li;
+  }));
+  note.textContent = lossy.length
+    ? `Manglende målinger kan ennå komme (en enhet sender det den har lagret når forbindelsen er tilbake). / Missing readings may still arrive (a device sends what it stored once its link is back).${lossy.length > 20 ? ` ${lossy.length - 20} flere / more: luftnett ledger --days 2` : ""}`
+    : "Ingen måling mangler / no reading is missing";
 }
 
 // --- downloads --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the map layer (toggle, legend, attribution) as a municipality would.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -227,6 +228,7 @@ def test_dashboard_map_and_site_chart(
             assert "en sensor er stille mens boksen sender / a sensor is silent while" in row
             assert "sds011 S1: siste måling / last reading" in row
             assert page.locator(f'#health li[data-device="{demo_sites[1]}"]').count() == 0
+            _fleet_ledger(page, api_url, demo_sites[0])
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
@@ -302,6 +304,24 @@ def _valid_in_hours(api_url: str, device: str, start: datetime, end: datetime) -
     by_hour = {datetime.fromisoformat(x["period"]): x["readings_valid"] for x in r.json()["rows"]}
     hours = range(int((end - start) / timedelta(hours=1)))
     return [by_hour[start.astimezone(UTC) + timedelta(hours=h)] for h in hours]
+
+
+def _fleet_ledger(page: Any, api_url: str, lossy: str) -> None:
+    """The status tab's ledger of the whole network, yesterday and today: each day's sums as
+    the API counts them, and the device that lost seqs 5-7 (``_ledger_in_the_panel``) named
+    with its missing range."""
+    page.wait_for_selector(f'#fleet-missing li[data-device="{lossy}"]', timeout=20_000)
+    body = httpx.get(f"{api_url}/api/v1/ledger", params={"days": 2}).json()
+    assert page.locator("#fleet-ledger tbody tr").count() == 2
+    for day in (body["day"], body["first_day"]):
+        mine = [e for e in body["devices"] if e["day"] == day]
+        cells = page.locator(f'#fleet-ledger tbody tr[data-day="{day}"] td').all_text_contents()
+        want = [len(mine), *(sum(e[k] for e in mine) for k in ("sent", "stored", "missing"))]
+        got = [int(re.sub(r"\D", "", c)) for c in cells[1:5]]
+        assert got == want, (day, cells, want)
+    row = page.text_content(f'#fleet-missing li[data-device="{lossy}"]') or ""
+    assert "3 mangler / missing (seq 5–7)" in row
+    assert page.locator("#fleet-ledger td.lost").count() >= 1
 
 
 def _ledger_in_the_panel(page: Any, api_url: str, pg_url: str, device: str) -> None:
