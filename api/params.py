@@ -21,6 +21,7 @@ __all__ = [
     "ReadingsQuery",
     "TimeRange",
     "check_quantities",
+    "date_in_range",
 ]
 
 DEVICE_PATH = r"^[a-z0-9-]{3,40}$"
@@ -34,6 +35,13 @@ MAX_PERIODS = 20_000
 def _in_range(name: str, v: datetime | None) -> datetime | None:
     if v is not None and not _MIN <= v < _MAX:
         raise ValueError(f"{name} must lie between 1970 and 2100 (got {v.isoformat()})")
+    return v
+
+
+def date_in_range(name: str, v: date) -> date:
+    """``v`` if it lies in 1970-01-01..2099-12-31 (what the API's series and ledger take)."""
+    if not _MIN_DATE <= v <= _MAX_DATE:
+        raise ValueError(f"{name} must lie between 1970-01-01 and 2099-12-31 (got {v})")
     return v
 
 
@@ -125,9 +133,7 @@ class AggregateQuery(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _dates(cls, v: date | None) -> date | None:
-        if v is not None and not _MIN_DATE <= v <= _MAX_DATE:
-            raise ValueError(f"dates must lie between 1970-01-01 and 2099-12-31 (got {v})")
-        return v
+        return None if v is None else date_in_range("dates", v)
 
     @model_validator(mode="after")
     def _order(self) -> AggregateQuery:

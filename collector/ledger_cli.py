@@ -71,6 +71,8 @@ def ledger(
 
     conv = DayConvention.parse(convention)
     last: date = day.date() if day else datetime.now(UTC).astimezone(conv.tz).date()
+    if not date(1970, 1, 1) <= last <= date(2099, 12, 31):
+        raise click.BadParameter("must lie between 1970-01-01 and 2099-12-31", param_hint="--day")
     first = last - timedelta(days=days - 1)
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         if (

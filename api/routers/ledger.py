@@ -9,6 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 from psycopg import errors as pg_errors
 
 from luftnett.api.deps import Conn
+from luftnett.api.params import date_in_range
+from luftnett.api.routers.devices import device_exists
 from luftnett.collector.health import DEFAULT_SILENT_AFTER, HEALTH_SQL, assess
 from luftnett.collector.ledger import (
     DEFAULT_LATE_AFTER,
@@ -56,14 +58,17 @@ async def get_ledger(
     ),
 ) -> dict[str, Any]:
     conv = DayConvention.parse(day_convention)
+    if day is not None:
+        try:
+            date_in_range("day", day)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
     last = day or datetime.now(UTC).astimezone(conv.tz).date()
     first = last - timedelta(days=days - 1)
     late_after = timedelta(seconds=late_after_s)
     devices = None if device is None else [device]
     if device is not None:
-        cur = await conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device,))
-        if await cur.fetchone() is None:
-            raise HTTPException(404, f"no device {device!r}; GET /api/v1/devices lists them")
+        await device_exists(conn, device)
     elif days > FLEET_MAX_DAYS:
         raise HTTPException(
             422,

@@ -224,9 +224,16 @@ def test_ledger_span_from_the_cli_and_the_api(pg_url: str, story: str, api_url: 
             assert r.status_code == 422, bad
         fleet = client.get("/api/v1/ledger", params={"day": "2026-06-11", "days": 7})
         assert story in {e["device_id"] for e in fleet.json()["devices"]}
+        for day in ("9999-12-31", "0001-01-01"):  # the days' bounds would overflow
+            r = client.get("/api/v1/ledger", params={"day": day})
+            assert r.status_code == 422, day
+            assert "between 1970-01-01 and 2099-12-31" in r.json()["detail"]
         too_long = client.get("/api/v1/ledger", params={"days": 8})
         assert too_long.status_code == 422
         assert "at most 7 days" in too_long.json()["detail"]
+    far = CliRunner().invoke(main, ["ledger", "--day", "9999-12-31"], env=env)
+    assert far.exit_code == 2
+    assert "between 1970-01-01 and 2099-12-31" in far.output
     unknown = CliRunner().invoke(main, ["ledger", "--device", "no-such-dev"], env=env)
     assert unknown.exit_code == 1
     assert "no device 'no-such-dev'" in unknown.output
