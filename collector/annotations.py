@@ -32,8 +32,8 @@ __all__ = [
     "add_many",
     "audit",
     "list_annotations",
+    "period_params",
     "readings_in",
-    "readings_in_params",
     "revoke",
 ]
 
@@ -52,9 +52,12 @@ _LIST = sql.SQL(
     "SELECT {} FROM annotations WHERE (%(device)s::text IS NULL OR device_id = %(device)s) "
     "AND (NOT %(active)s OR revoked_at IS NULL) ORDER BY starts_at, annotation_id"
 ).format(_COLS)
+#: the (device, UTC hour) of stored readings in each period: parameters from
+#: :func:`period_params`
 _HOURS = """
-SELECT DISTINCT date_trunc('hour', ts, 'UTC') FROM readings
-WHERE device_id = %s AND ts >= %s AND ts < %s
+SELECT DISTINCT r.device_id, date_trunc('hour', r.ts, 'UTC')
+FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS a(d, s, e)
+JOIN readings r ON r.device_id = a.d AND r.ts >= a.s AND r.ts < a.e
 """
 _AUDIT = """
 SELECT audit_id, annotation_id, action, changed_by, changed_at, old_row, new_row
@@ -82,9 +85,12 @@ class Annotation:
         return self.revoked_at is None
 
 
-def _refresh(conn: psycopg.Connection[Any], a: Annotation) -> None:
-    rows = conn.execute(_HOURS, (a.device_id, a.starts_at, a.ends_at)).fetchall()
-    refresh_hours(conn, [(a.device_id, r[0]) for r in rows])
+def _refresh(conn: psycopg.Connection[Any], items: list[Annotation]) -> None:
+    """Recompute the rollups of the hours holding readings of these annotations' periods:
+    one query for the hours and one refresh, however many devices."""
+    if items:
+        periods = [(a.device_id, a.starts_at, a.ends_at) for a in items]
+        refresh_hours(conn, conn.execute(_HOURS, period_params(periods)).fetchall())
 
 
 def add(
@@ -139,10 +145,9 @@ def add_many(
                     f"no device {device_id!r}; `luftnett ledger` or GET /api/v1/devices lists them"
                 ) from exc
             assert row is not None
-            a = Annotation(*row)
-            if a.invalidates:
-                _refresh(conn, a)
-            out.append(a)
+            out.append(Annotation(*row))
+        if invalidates:
+            _refresh(conn, out)
     return out
 
 
@@ -152,11 +157,11 @@ def readings_in(conn: psycopg.Connection[Any], items: list[Annotation]) -> list[
     if not items:
         return []
     periods = [(a.device_id, a.starts_at, a.ends_at) for a in items]
-    rows = conn.execute(READINGS_IN, readings_in_params(periods)).fetchall()
+    rows = conn.execute(READINGS_IN, period_params(periods)).fetchall()
     return [int(r[0]) for r in rows]
 
 
-#: each period's stored readings of its device, in the order of :func:`readings_in_params`
+#: each period's stored readings of its device, in the order of :func:`period_params`
 READINGS_IN = (
     "SELECT (SELECT count(*) FROM readings r WHERE r.device_id = a.d AND r.ts >= a.s "
     "AND r.ts < a.e) FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) "
@@ -164,8 +169,9 @@ READINGS_IN = (
 )
 
 
-def readings_in_params(periods: list[tuple[str, datetime, datetime]]) -> list[list[Any]]:
-    """The parameters of :data:`READINGS_IN`: (device, start, end) of each period, as columns."""
+def period_params(periods: list[tuple[str, datetime, datetime]]) -> list[list[Any]]:
+    """The parameters of :data:`READINGS_IN` and ``_HOURS``: (device, start, end) of each
+    period, as columns."""
     return [list(col) for col in zip(*periods, strict=True)]
 
 
@@ -184,7 +190,7 @@ def revoke(conn: psycopg.Connection[Any], annotation_id: int, by: str, reason: s
             raise StorageError(f"annotation {annotation_id} is already revoked")
         a = Annotation(*row)
         if a.invalidates:
-            _refresh(conn, a)
+            _refresh(conn, [a])
     return a
 
 

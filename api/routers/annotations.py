@@ -11,8 +11,9 @@ an API key: staff names are personal data, and read endpoints are open by defaul
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from psycopg import sql
@@ -29,6 +30,11 @@ from luftnett.db.schema import (
 )
 from luftnett.errors import ConfigError, StorageError
 from luftnett.timefmt import utc_local_fields
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from luftnett.collector.annotations import Annotation
 
 __all__ = ["annotations_of", "public_annotation", "router"]
 
@@ -138,7 +144,19 @@ class RevokeIn(BaseModel):
     _by = field_validator("by")(lambda v: _text("by", v))
 
 
-def _add(url: str, a: AnnotationIn) -> list[int]:
+def _answers(conn: psycopg.Connection[Any], items: list[Annotation]) -> list[dict[str, Any]]:
+    """The answers of a write: each stored annotation (names included) with ``readings``,
+    its device's stored readings in its period, counted for all of them in one query."""
+    from luftnett.collector import annotations
+
+    held = annotations.readings_in(conn, items)
+    return [
+        {**public_annotation(dataclasses.asdict(x), names=True), "readings": n}
+        for x, n in zip(items, held, strict=True)
+    ]
+
+
+def _add(url: str, a: AnnotationIn) -> list[dict[str, Any]]:
     import psycopg
 
     from luftnett.collector import annotations
@@ -147,16 +165,16 @@ def _add(url: str, a: AnnotationIn) -> list[int]:
         added = annotations.add_many(
             conn, a.devices(), a.starts_at, a.ends_at, a.kind, a.reason, a.by, a.invalidates
         )
-    return [x.annotation_id for x in added]
+        return _answers(conn, added)
 
 
-def _revoke(url: str, annotation_id: int, r: RevokeIn) -> None:
+def _revoke(url: str, annotation_id: int, r: RevokeIn) -> dict[str, Any]:
     import psycopg
 
     from luftnett.collector import annotations
 
     with psycopg.connect(url) as conn:
-        annotations.revoke(conn, annotation_id, r.by, r.reason)
+        return _answers(conn, [annotations.revoke(conn, annotation_id, r.by, r.reason)])[0]
 
 
 async def annotations_of(
@@ -184,10 +202,10 @@ async def _one(conn: Conn, annotation_id: int) -> dict[str, Any]:
 async def _with_readings(conn: Conn, out: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     """``out`` with ``readings``: the device's stored readings in the period (what an
     invalidating annotation takes out of the statistics while it is active)."""
-    from luftnett.collector.annotations import READINGS_IN, readings_in_params
+    from luftnett.collector.annotations import READINGS_IN, period_params
 
     period = (row["device_id"], row["starts_at"], row["ends_at"])
-    cur = await conn.execute(READINGS_IN, readings_in_params([period]))
+    cur = await conn.execute(READINGS_IN, period_params([period]))
     got = await cur.fetchone()
     out["readings"] = int(got["count"]) if got else 0
     return out
@@ -281,13 +299,9 @@ async def create_annotation(conn: Conn, request: Request, a: AnnotationIn) -> di
             f"no device {', '.join(map(repr, row['array_agg']))}; GET /api/v1/devices lists them",
         )
     try:
-        new_ids = await asyncio.to_thread(_add, request.app.state.database_url, a)
+        out = await asyncio.to_thread(_add, request.app.state.database_url, a)
     except ConfigError as exc:  # the same checks as the model's: kept for the message
         raise HTTPException(422, str(exc)) from None
-    out = []
-    for i in new_ids:
-        row = await _one(conn, i)
-        out.append(await _with_readings(conn, public_annotation(row, names=True), row))
     return out[0] if a.device_id is not None else {"count": len(out), "annotations": out}
 
 
@@ -306,8 +320,6 @@ async def revoke_annotation(
     if row["revoked_at"] is not None:
         raise HTTPException(409, f"annotation {annotation_id} is already revoked")
     try:
-        await asyncio.to_thread(_revoke, request.app.state.database_url, annotation_id, r)
+        return await asyncio.to_thread(_revoke, request.app.state.database_url, annotation_id, r)
     except StorageError as exc:  # revoked by someone else meanwhile
         raise HTTPException(409, str(exc)) from None
-    row = await _one(conn, annotation_id)
-    return await _with_readings(conn, public_annotation(row, names=True), row)
