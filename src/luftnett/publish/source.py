@@ -313,13 +313,12 @@ _ANNOTATIONS = sql.SQL(
 ).format(sql.SQL(", ").join(map(sql.Identifier, _ANNOTATION_COLS)))
 
 
-#: per UTC day in [start, end) that staff annotations overlap: how many, and the sum of a
-#: 64-bit hash of each one's published columns (an edit of any, kind and reason too, shows;
-#: the global state covers only what decides the readings' annotated_invalid)
+#: per UTC day in [start, end) that staff annotations overlap: the sum of a 64-bit hash of
+#: each one's published columns (an edit of any, kind and reason too, shows; the global state
+#: covers only what decides the readings' annotated_invalid)
 _DAY_ANNOTATIONS = sql.SQL(
     """
-SELECT d::date AS day, count(*) AS rows,
-       sum(hashtextextended(concat_ws('|', {}), 0)) AS digest
+SELECT d::date AS day, sum(hashtextextended(concat_ws('|', {}), 0)) AS digest
 FROM annotations a
 CROSS JOIN LATERAL generate_series(
     date_trunc('day', greatest(a.starts_at, %(start)s) AT TIME ZONE 'UTC'),
@@ -335,10 +334,7 @@ def _annotation_days(
     conn: psycopg.Connection[Any], start: date, end: date
 ) -> dict[date, dict[str, Any]]:
     params = {"start": utc_midnight(start), "end": utc_midnight(end)}
-    return {
-        r[0]: {"rows": int(r[1]), "digest": int(r[2])}
-        for r in conn.execute(_DAY_ANNOTATIONS, params).fetchall()
-    }
+    return {r[0]: {"digest": int(r[1])} for r in conn.execute(_DAY_ANNOTATIONS, params)}
 
 
 class Source:
@@ -393,8 +389,6 @@ class Source:
         (no personal names), ordered by device and start."""
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.compute as pc  # type: ignore[import-untyped]
-
-        from luftnett.publish.schema import arrow_schema
 
         schema = arrow_schema("annotations", self.timezone)
         rows = self.conn.execute(
