@@ -212,6 +212,10 @@ async function drawCompleteness(deviceId) {
 }
 
 // --- completeness ledger: "we lost nothing" per day (GET /ledger?days=7, Oslo days) --------
+// missing seq ranges as text: "5–7, 50" (a single seq once), the first `most` of them
+const seqRanges = (ranges, most = ranges.length) =>
+  ranges.slice(0, most).map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}–${hi}`)).join(", ");
+
 async function loadLedger(deviceId) {
   const body = document.querySelector("#ledger tbody");
   const r = await getJSON(`${API}/ledger?device=${encodeURIComponent(deviceId)}&days=7`);
@@ -220,7 +224,7 @@ async function loadLedger(deviceId) {
     tr.append(el("td", {}, e.day));
     for (const k of ["sent", "stored", "missing", "duplicates", "late"]) {
       const td = el("td", { class: k === "missing" && e.missing > 0 ? "num lost" : "num" }, e[k]);
-      if (k === "missing" && e.missing_ranges.length) td.title = `seq ${e.missing_ranges.map((x) => x.join("–")).join(", ")}`;
+      if (k === "missing" && e.missing_ranges.length) td.title = `seq ${seqRanges(e.missing_ranges)}`;
       tr.append(td);
     }
     return tr;
@@ -444,7 +448,7 @@ async function loadFleetLedger() {
   }));
   const lossy = r.devices.filter((e) => e.missing > 0).sort((a, b) => b.missing - a.missing);
   list.replaceChildren(...lossy.slice(0, 20).map((e) => {
-    const ranges = e.missing_ranges.slice(0, 5).map((x) => (x[0] === x[1] ? `${x[0]}` : `${x[0]}–${x[1]}`)).join(", ");
+    const ranges = seqRanges(e.missing_ranges, 5);
     const li = el("li", { "data-device": e.device_id, "data-day": e.day });
     li.append(el("strong", {}, e.device_id), ` ${e.day}: ${n(e.missing)} mangler / missing (seq ${ranges}${e.missing_ranges.length > 5 ? ", …" : ""})`);
     return li;

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -205,7 +206,7 @@ def test_dashboard_map_and_site_chart(
             shot = Path(__file__).parents[2] / "build" / "dashboard.png"
             shot.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
-            _ledger_in_the_panel(page, api_url, pg_url, demo_sites[0])
+            lost = _ledger_in_the_panel(page, api_url, pg_url, demo_sites[0])
             _annotate_and_revoke(page, api_url, demo_sites[0])
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
@@ -228,7 +229,7 @@ def test_dashboard_map_and_site_chart(
             assert "en sensor er stille mens boksen sender / a sensor is silent while" in row
             assert "sds011 S1: siste måling / last reading" in row
             assert page.locator(f'#health li[data-device="{demo_sites[1]}"]').count() == 0
-            _fleet_ledger(page, api_url, demo_sites[0])
+            _fleet_ledger(page, api_url, demo_sites[0], lost)
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
@@ -306,10 +307,10 @@ def _valid_in_hours(api_url: str, device: str, start: datetime, end: datetime) -
     return [by_hour[start.astimezone(UTC) + timedelta(hours=h)] for h in hours]
 
 
-def _fleet_ledger(page: Any, api_url: str, lossy: str) -> None:
+def _fleet_ledger(page: Any, api_url: str, lossy: str, lost: str) -> None:
     """The status tab's ledger of the whole network, yesterday and today: each day's sums as
-    the API counts them, and the device that lost seqs 5-7 (``_ledger_in_the_panel``) named
-    with its missing range."""
+    the API counts them, and the device that lost seqs (``_ledger_in_the_panel``) named with
+    its missing ranges (``lost``)."""
     page.wait_for_selector(f'#fleet-missing li[data-device="{lossy}"]', timeout=20_000)
     body = httpx.get(f"{api_url}/api/v1/ledger", params={"days": 2}).json()
     assert page.locator("#fleet-ledger tbody tr").count() == 2
@@ -320,32 +321,46 @@ def _fleet_ledger(page: Any, api_url: str, lossy: str) -> None:
         got = [int(re.sub(r"\D", "", c)) for c in cells[1:5]]
         assert got == want, (day, cells, want)
     row = page.text_content(f'#fleet-missing li[data-device="{lossy}"]') or ""
-    assert "3 mangler / missing (seq 5–7)" in row
+    assert f"4 mangler / missing (seq {lost})" in row
     assert page.locator("#fleet-ledger td.lost").count() >= 1
 
 
-def _ledger_in_the_panel(page: Any, api_url: str, pg_url: str, device: str) -> None:
+def _ledger_in_the_panel(page: Any, api_url: str, pg_url: str, device: str) -> str:
     """The site panel's completeness ledger: the last 7 Oslo days, each as the API counts it;
-    three readings lost from the middle of the numbering show as missing, marked."""
-    with psycopg.connect(pg_url) as conn:  # seqs 5-7 (25-35 minutes ago) never arrived
-        conn.execute("DELETE FROM readings WHERE device_id = %s AND seq BETWEEN 5 AND 7", (device,))
+    four readings lost from yesterday's midday (seqs k..k+2 and k+5: a range and a single seq,
+    never split by midnight) show as missing, marked, their seqs in the cell's title, which
+    this returns."""
+    oslo = ZoneInfo("Europe/Oslo")
+    yesterday = datetime.now(oslo).date() - timedelta(days=1)
+    noon = datetime.combine(yesterday, dt_time(12), oslo)
+    with psycopg.connect(pg_url) as conn:  # seq i is i * 5 minutes before the newest
+        row = conn.execute(
+            "SELECT min(seq) FROM readings WHERE device_id = %s AND ts <= %s", (device, noon)
+        ).fetchone()
+        assert row is not None and row[0] is not None
+        k = int(row[0])
         conn.execute(
-            "INSERT INTO seq_ledger (device_id, received) VALUES (%s, '{[0,5),[8,576)}') "
+            "DELETE FROM readings WHERE device_id = %s AND (seq BETWEEN %s AND %s OR seq = %s)",
+            (device, k, k + 2, k + 5),
+        )
+        conn.execute(
+            "INSERT INTO seq_ledger (device_id, received) VALUES (%s, %s::int8multirange) "
             "ON CONFLICT (device_id) DO UPDATE SET received = EXCLUDED.received",
-            (device,),
+            (device, f"{{[0,{k}),[{k + 3},{k + 5}),[{k + 6},576)}}"),
         )
     page.dispatch_event(f'#map circle.site[data-device="{device}"]', "click")  # reload
-    lost = f"{(datetime.now(UTC) - timedelta(minutes=25)).astimezone(ZoneInfo('Europe/Oslo')):%F}"
-    page.wait_for_selector(f'#ledger tbody tr[data-day="{lost}"] td.lost', timeout=20_000)
+    page.wait_for_selector(f'#ledger tbody tr[data-day="{yesterday}"] td.lost', timeout=20_000)
     assert page.locator("#ledger tbody tr").count() == 7
     assert page.locator("#ledger td.lost").count() == 1
-    today = datetime.now(ZoneInfo("Europe/Oslo")).date()
-    for day in (today, today - timedelta(days=1)):
+    today = datetime.now(oslo).date()
+    for day in (today, yesterday):
         api = httpx.get(f"{api_url}/api/v1/ledger", params={"device": device, "day": str(day)})
         want = api.json()["devices"][0]
         cells = page.locator(f'#ledger tbody tr[data-day="{day}"] td').all_text_contents()
         keys = ("sent", "stored", "missing", "duplicates", "late")
         assert cells == [str(day), *(str(want[k]) for k in keys)], (cells, want)
-    row = page.locator(f'#ledger tbody tr[data-day="{lost}"] td').all_text_contents()
-    assert row[3] == "3"
-    assert page.get_attribute("#ledger td.lost", "title") == "seq 5–7"
+    cells = page.locator(f'#ledger tbody tr[data-day="{yesterday}"] td').all_text_contents()
+    assert cells[3] == "4"
+    lost = f"{k}–{k + 2}, {k + 5}"  # a single lost seq once, not as "n–n"
+    assert page.get_attribute("#ledger td.lost", "title") == f"seq {lost}"
+    return lost
