@@ -98,6 +98,9 @@ class ReadingsQuery(TimeRange):
     order: Literal["asc", "desc"] = Field(default="asc", description="by time")
 
 
+_ADJECTIVE = {"hour": "hourly", "day": "daily"}
+
+
 class AggregateQuery(BaseModel):
     """Which series: quantities, periods from/to (inclusive), day convention, data source."""
 
@@ -110,8 +113,9 @@ class AggregateQuery(BaseModel):
     start: date | None = Field(
         default=None,
         description="first period (a date, YYYY-MM-DD, in the day convention's calendar; "
-        "for hourly series the UTC hour at 00:00 of that date); default: 30 days ago "
-        "(hourly, daily), this year (monthly), 5 years ago (annual)",
+        "for hourly series the UTC hour at 00:00 of that date); default: 6 days before end "
+        "(hourly: 7 days), 29 days before end (daily: 30 days), 1 January of end's year "
+        "(monthly), 1 January 4 years before it (annual: 5 years)",
     )
     end: date | None = Field(
         default=None, description="last period included (YYYY-MM-DD); default today"
@@ -143,6 +147,10 @@ class AggregateQuery(BaseModel):
 
     def span(self, period: str, today: date) -> tuple[date, date]:
         end = self.end or today
+        if self.start is not None and self.start > end:  # end left out: today
+            raise ValueError(
+                f"start ({self.start}) must not be after end ({end}, today when not given)"
+            )
         default = {
             "hour": end - timedelta(days=6),
             "day": end - timedelta(days=29),
@@ -154,8 +162,8 @@ class AggregateQuery(BaseModel):
         n_periods = n * 24 * len(self.quantity) if period == "hour" else n * len(self.quantity)
         if period in ("hour", "day") and n_periods > MAX_PERIODS:
             raise ValueError(
-                f"{n_periods} {period}ly values asked for; at most {MAX_PERIODS} per request: "
-                "shorten start..end, ask for fewer quantities, or use /api/v1/downloads"
+                f"{n_periods} {_ADJECTIVE[period]} values asked for; at most {MAX_PERIODS} per "
+                "request: shorten start..end, ask for fewer quantities, or use /api/v1/downloads"
             )
         return start, end
 

@@ -74,6 +74,10 @@ def ledger(
     if not date(1970, 1, 1) <= last <= date(2099, 12, 31):
         raise click.BadParameter("must lie between 1970-01-01 and 2099-12-31", param_hint="--day")
     first = last - timedelta(days=days - 1)
+    if first < date(1970, 1, 1):
+        raise click.BadParameter(
+            f"the first day ({first}) is before 1970-01-01: ask for fewer days", param_hint="--days"
+        )
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         if (
             device_id is not None

@@ -58,13 +58,13 @@ async def get_ledger(
     ),
 ) -> dict[str, Any]:
     conv = DayConvention.parse(day_convention)
-    if day is not None:
-        try:
-            date_in_range("day", day)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
     last = day or datetime.now(UTC).astimezone(conv.tz).date()
     first = last - timedelta(days=days - 1)
+    try:
+        date_in_range("day", last)
+        date_in_range("the first day (day - days + 1)", first)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     late_after = timedelta(seconds=late_after_s)
     devices = None if device is None else [device]
     if device is not None:

@@ -229,6 +229,27 @@ def test_index_and_exposure(api_url: str, year_device: str) -> None:
             "at most",
             id="too-long",
         ),
+        pytest.param(
+            "/api/v1/devices/{dev}/aggregates/daily",
+            {"start": "1970-01-01", "end": "2099-12-31"},
+            422,
+            "94964 daily values asked for",
+            id="too-long-daily",
+        ),
+        pytest.param(
+            "/api/v1/devices/{dev}/aggregates/hourly",
+            {"start": "2098-01-01"},  # end left out: today, before it
+            422,
+            "today when not given",
+            id="future-start",
+        ),
+        pytest.param(
+            "/api/v1/devices/{dev}/aggregates/daily",
+            {"start": "2098-01-01"},
+            422,
+            "must not be after end",
+            id="future-start-daily",
+        ),
         pytest.param("/api/v1/profiles/eu-1999", {}, 404, "unknown profile", id="bad-profile"),
         pytest.param(
             "/api/v1/sites/s-x/exceedances",

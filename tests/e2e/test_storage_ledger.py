@@ -228,12 +228,18 @@ def test_ledger_span_from_the_cli_and_the_api(pg_url: str, story: str, api_url: 
             r = client.get("/api/v1/ledger", params={"day": day})
             assert r.status_code == 422, day
             assert "between 1970-01-01 and 2099-12-31" in r.json()["detail"]
+        r = client.get("/api/v1/ledger", params={"device": story, "day": "1970-01-01", "days": 2})
+        assert r.status_code == 422  # the span would begin on 1969-12-31
+        assert "first day" in r.json()["detail"] and "(got 1969-12-31)" in r.json()["detail"]
         too_long = client.get("/api/v1/ledger", params={"days": 8})
         assert too_long.status_code == 422
         assert "at most 7 days" in too_long.json()["detail"]
     far = CliRunner().invoke(main, ["ledger", "--day", "9999-12-31"], env=env)
     assert far.exit_code == 2
     assert "between 1970-01-01 and 2099-12-31" in far.output
+    early = CliRunner().invoke(main, ["ledger", "--day", "1970-01-02", "--days", "3"], env=env)
+    assert early.exit_code == 2
+    assert "the first day (1969-12-31) is before 1970-01-01" in early.output
     unknown = CliRunner().invoke(main, ["ledger", "--device", "no-such-dev"], env=env)
     assert unknown.exit_code == 1
     assert "no device 'no-such-dev'" in unknown.output
