@@ -100,6 +100,15 @@ def _ts(openair: bool) -> tuple[sql.Composable, sql.Composable]:
     return csv, _s("(extract(epoch FROM r.ts) * 1000000)::bigint")
 
 
+def _times(value: sql.Composable, factor: float) -> sql.Composable:
+    """``value`` (a ``real``) times ``factor``, in decimal: a real times a float would widen
+    to double precision and print 17.8 as 17.799999237060547; its numeric is its shortest
+    decimal (17.8), and numeric times the factor is exact."""
+    if factor == 1.0:
+        return value
+    return sql.SQL("({}::numeric * {})").format(value, sql.Literal(factor))
+
+
 def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
     """Output columns of a shape, with the unit and meaning of each (the metadata file)."""
     cal = dict(calibration.cal_columns(cal_on))
@@ -169,7 +178,7 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
         ]
         for q, name in OPENAIR_NAMES.items():
             f = no2_factor if q == "no2_ppb" else 1.0
-            expr = sql.SQL("r.{} * {}").format(sql.Identifier(q), sql.Literal(f))
+            expr = _times(sql.SQL("r.{}").format(sql.Identifier(q)), f)
             unit = "µg/m³"
             out.append(Column(name, expr, "float64", unit, f"{QUANTITIES[q].description} (µg/m³)"))
         for q, name in WIND.items():
@@ -181,18 +190,17 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
         for q in calibration.CALIBRATED:
             name = OPENAIR_NAMES[q]
             f = no2_factor if q == "no2_ppb" else 1.0
-            lit = sql.Literal(f)
             out += [
                 Column(
                     f"{name}_cal",
-                    sql.SQL("{} * {}").format(cal[f"{q}_cal"], lit),
+                    _times(cal[f"{q}_cal"], f),
                     "float64",
                     "µg/m³",
                     f"calibrated {name}",
                 ),
                 Column(
                     f"{name}_u",
-                    sql.SQL("{} * {}").format(cal[f"{q}_u"], lit),
+                    _times(cal[f"{q}_u"], f),
                     "float64",
                     "µg/m³",
                     f"standard uncertainty of {name}_cal",

@@ -254,3 +254,36 @@ def test_calibrated_export_equals_calibrated_current(api_url: str, pg_url: str) 
     assert df.loc[pd.to_datetime(df["ts"]) < pd.Timestamp(t_d2), "pm10_ugm3_cal"].isna().all()
     assert df.loc[pd.to_datetime(df["ts"]) >= pd.Timestamp(t_d2), "pm10_ugm3_cal"].notna().all()
     assert df["no2_ppb_cal"].isna().all()
+
+
+def test_values_come_out_as_stored_in_every_shape(api_url: str, dl_device: str) -> None:
+    """A value is stored as ``real``: every shape gives its shortest decimal (0.33333334 as
+    PostgreSQL writes it), not the double it widens to (0.3333333432674408): in CSV text, and
+    in Parquet as the double nearest that decimal."""
+
+    def csv(**kw: str) -> pd.DataFrame:
+        r = httpx.get(
+            f"{api_url}/api/v1/downloads/readings.csv", params=_params(dl_device, **kw), timeout=120
+        )
+        assert r.status_code == 200, r.text
+        return pd.read_csv(io.BytesIO(r.content), dtype=str, keep_default_na=False)
+
+    wide, oa = csv(), csv(shape="openair")
+    assert len(wide) == len(oa) == 4320
+    assert wide["pm25_ugm3"].iloc[1] == "0.33333334"  # (1 % 97) / 3 as a real
+    assert list(oa["pm25"]) == list(wide["pm25_ugm3"])
+    assert list(oa["pm10"]) == list(wide["pm10_ugm3"])
+    assert max(len(x) for x in oa["pm25"]) <= 10  # no widened digits anywhere
+    r = httpx.get(
+        f"{api_url}/api/v1/downloads/readings.parquet", params=_params(dl_device), timeout=120
+    )
+    pq_df = pd.read_parquet(io.BytesIO(r.content))
+    want = [float(x) if x else float("nan") for x in wide["pm25_ugm3"]]
+    assert_allclose(pq_df["pm25_ugm3"].to_numpy(float), want, rtol=0, atol=0, equal_nan=True)
+    r = httpx.get(
+        f"{api_url}/api/v1/downloads/readings.parquet",
+        params=_params(dl_device, shape="openair"),
+        timeout=120,
+    )
+    pq_oa = pd.read_parquet(io.BytesIO(r.content))
+    assert_allclose(pq_oa["pm25"].to_numpy(float), want, rtol=0, atol=0, equal_nan=True)
