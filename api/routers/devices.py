@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -156,7 +156,9 @@ async def get_device(
     "and Europe/Oslo, flags as a bit mask and by name, and `valid` (no invalidating flag). "
     "`flags` include annotated_invalid (bit 10) while an active invalidating staff annotation "
     "covers the reading; `stored_flags` are the bits stored with it. "
-    "Default range: the last 24 hours. For more rows use /api/v1/downloads.",
+    "Default range: the last 24 hours. At most `limit` readings: when the range holds more, "
+    "`truncated` is true and `next_start`/`next_end` give the rest's range. For more rows use "
+    "/api/v1/downloads.",
 )
 async def device_readings(
     conn: Conn,
@@ -176,11 +178,13 @@ async def device_readings(
         joins=calibration.cal_joins(cal_on),
         order=sql.SQL("DESC" if q.order == "desc" else "ASC"),
     )
-    cur = await conn.execute(
-        query, {"device": device_id, "start": start, "end": end, "limit": q.limit}
+    cur = await conn.execute(  # one row more than asked: is there more?
+        query, {"device": device_id, "start": start, "end": end, "limit": q.limit + 1}
     )
+    rows = await cur.fetchall()
+    truncated = len(rows) > q.limit
     out = []
-    for r in await cur.fetchall():
+    for r in rows[: q.limit]:
         ts: datetime = r["ts"]
         values = {c: r[c] for c in VALUE_COLUMNS}
         values.update(r["extra"] or {})
@@ -211,5 +215,24 @@ async def device_readings(
         "units": {k: QUANTITIES[k].unit for k in VALUE_COLUMNS},
         "calibration_available": cal_on,
         "count": len(out),
+        "truncated": truncated,
+        **(_next_page(q.order, rows[q.limit - 1]["ts"], start, end) if truncated else {}),
         "readings": out,
+    }
+
+
+def _next_page(order: str, last: datetime, start: datetime, end: datetime) -> dict[str, str]:
+    """Where the rest of a truncated answer lies: the range from the last reading returned
+    on, which includes it (and every reading stamped at its time: deduplicate on seq)."""
+    if order == "desc":  # end is exclusive: just after the last (oldest) time returned
+        a, b = start, last + timedelta(microseconds=1)
+    else:
+        a, b = last, end
+    a_z, b_z = (t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in (a, b))
+    return {
+        "next_start": a_z,
+        "next_end": b_z,
+        "note": f"more readings than limit in this range: ask again with start={a_z} and "
+        f"end={b_z} (its first readings repeat the last ones here: deduplicate on seq), raise "
+        "limit (at most 100,000), or use /api/v1/downloads",
     }

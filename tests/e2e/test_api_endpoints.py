@@ -9,7 +9,6 @@ import httpx
 import psycopg
 import pytest
 
-from luftnett.contracts.units import ReadingFlag
 from luftnett.settings import DEMO_API_KEY
 
 YEAR = 2025
@@ -113,7 +112,29 @@ def test_readings_have_raw_calibrated_flags_and_both_times(api_url: str, year_de
     assert first["values"]["pm10_ugm3"] == 10.0
     assert set(first["calibrated"]) == {"pm25_ugm3", "pm10_ugm3", "no2_ppb"}
     assert first["flags"] == 0 and first["flag_names"] == [] and first["valid"] is True
-    assert ReadingFlag(0).name is None or True
+    assert body["truncated"] is False and "next_start" not in body
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_a_truncated_answer_says_so_and_where_the_rest_lies(
+    api_url: str, year_device: str, order: str
+) -> None:
+    """Six readings in the hour, four at a time: the answer says it is cut and gives the
+    range of the rest; following it gets every reading, the boundary one twice."""
+    hour = {"start": f"{YEAR}-07-01T00:00:00Z", "end": f"{YEAR}-07-01T01:00:00Z"}
+    url = f"{api_url}/api/v1/devices/{year_device}/readings"
+    first = _http.get(url, params={**hour, "limit": 4, "order": order}).json()
+    assert (first["count"], first["truncated"]) == (4, True)
+    assert "deduplicate on seq" in first["note"]
+    rest = _http.get(
+        url,
+        params={"start": first["next_start"], "end": first["next_end"], "order": order},
+    ).json()
+    assert rest["truncated"] is False
+    seqs = [r["seq"] for r in first["readings"]] + [r["seq"] for r in rest["readings"]]
+    assert len(seqs) == 7 and len(set(seqs)) == 6  # the fourth comes again
+    whole = _http.get(url, params={**hour, "order": order}).json()
+    assert list(dict.fromkeys(seqs)) == [r["seq"] for r in whole["readings"]]
 
 
 def test_profiles_carry_sources(api_url: str) -> None:
