@@ -232,8 +232,10 @@ async def readings_parquet(
     request: Request, conn: Conn, profiles: Profiles, q: Annotated[DownloadQuery, Query()]
 ) -> StreamingResponse:
     query, segs, cols = await _prepare(conn, profiles, q, parquet=True)
+    today = datetime.now(UTC).date().isoformat()
     meta = {
         "licence": LICENCE,
+        "citation": CITATION.format(date=today, url=str(request.base_url).rstrip("/")),
         "indicative": profiles.indicative_note,
         "source": f"luftnett {__version__}",
     }

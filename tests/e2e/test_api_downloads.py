@@ -101,6 +101,9 @@ def test_parquet_equals_database(api_url: str, pg_url: str, dl_device: str) -> N
         for i in range(meta.num_columns)
     }
     assert any("DICTIONARY" in e for e in encodings["device_id"])
+    kv = {k.decode(): v.decode() for k, v in (meta.metadata or {}).items()}
+    assert {"licence", "citation", "indicative", "source"} <= set(kv), sorted(kv)
+    assert api_url in kv["citation"]
     assert not any("DICTIONARY" in e for e in encodings["pm25_ugm3"])
 
 
