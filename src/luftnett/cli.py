@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -58,6 +59,30 @@ class LazyGroup(click.Group):
         except LuftnettError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except Exception as exc:
+            message = database_error(exc)
+            if message is None:
+                raise
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logging.getLogger("luftnett").exception("database error")
+            click.echo(f"error: {message}", err=True)
+            sys.exit(1)
+
+
+def database_error(exc: BaseException) -> str | None:
+    """One line for an error psycopg raised that no command turned into its own message: the
+    database cannot be reached (what to check), or it refused a statement (its own words);
+    None for any other exception. The traceback is logged at --log-level DEBUG."""
+    psycopg = sys.modules.get("psycopg")  # imported by whichever command talked to it
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return (
+            f"cannot reach the database ({first}); check LUFTNETT_DATABASE_URL, or with "
+            "nothing configured start the embedded servers with `luftnett demo`"
+        )
+    return f"the database refused the command: {first}"
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -73,7 +98,12 @@ def settings_of(ctx: click.Context) -> Settings:
     envvar="LUFTNETT_CONFIG",
     help="TOML config file (also LUFTNETT_CONFIG).",
 )
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO).")
+@click.option(
+    "--log-level",
+    default=None,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="DEBUG, INFO, WARNING, ERROR (default INFO; DEBUG also prints tracebacks).",
+)
 @click.version_option(__version__, prog_name="luftnett")
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None, log_level: str | None) -> None:

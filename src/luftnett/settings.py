@@ -353,7 +353,15 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="mqtt://[user:pass@]host:port ; unset: the embedded broker"
     )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)

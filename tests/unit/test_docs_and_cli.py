@@ -70,3 +70,41 @@ def test_wait_forever_ticks_until_interrupted() -> None:
     wait_forever("test", every_s=0.05, tick=tick)  # returns: the caller's clean-up runs
     assert len(calls) == 3
     assert calls[0] - t0 >= 0.05 and calls[2] - calls[0] >= 0.1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["db", "status"], ["annotate", "list"], ["ledger"], ["quarantine", "list"], ["qc", "restate"]],
+)
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(args: list[str]) -> None:
+    """Port 1 on loopback: nothing listens there. Each command says so in one line, exit 1."""
+    env = {"LUFTNETT_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/luftnett"}
+    res = CliRunner().invoke(main, args, env=env)
+    assert res.exit_code == 1, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert "error: cannot reach the database (connection failed" in res.output
+    assert "LUFTNETT_DATABASE_URL" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_statement_the_database_refused_is_its_own_words() -> None:
+    import psycopg
+    from psycopg import errors
+
+    from luftnett.cli import database_error
+
+    refused = errors.CheckViolation('new row violates check constraint "lat_check"')
+    assert database_error(refused) == (
+        'the database refused the command: new row violates check constraint "lat_check"'
+    )
+    assert "cannot reach" in (database_error(psycopg.OperationalError("connection failed")) or "")
+    assert database_error(ValueError("not ours")) is None
+
+
+def test_log_level_is_checked() -> None:
+    res = CliRunner().invoke(main, ["--log-level", "LOUD", "db", "status"])
+    assert res.exit_code == 2
+    assert "'LOUD' is not one of" in res.output
+    res = CliRunner().invoke(main, ["db", "status"], env={"LUFTNETT_LOG_LEVEL": "loud"})
+    assert res.exit_code == 1
+    assert "log_level" in res.output and "'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in res.output
