@@ -25,7 +25,7 @@ from luftnett.signals import sigterm_as_interrupt
 if TYPE_CHECKING:
     from luftnett.mapping.synthetic import CitySource
 
-__all__ = ["DemoBox", "city_fleet", "run_demo"]
+__all__ = ["DemoBox", "city_fleet", "progress_wait", "run_demo"]
 
 Echo = Callable[[str], None]
 
@@ -96,6 +96,19 @@ def _sources(source: CitySource) -> tuple[PmSource, No2Source]:
         return source.no2()
 
     return pm, no2
+
+
+
+PROGRESS_EVERY_S = 5.0
+
+
+def progress_wait(elapsed: float, duration_s: float | None) -> float:
+    """Seconds until the demo's next progress line: every ``PROGRESS_EVERY_S``, and the last
+    one at the end of ``duration_s`` (at least 0.1 s)."""
+    wait = PROGRESS_EVERY_S
+    if duration_s is not None:
+        wait = min(wait, duration_s - elapsed)
+    return max(0.1, wait)
 
 
 def run_demo(
@@ -252,7 +265,7 @@ def run_demo(
         stored = 0
         try:
             while duration_s is None or time.monotonic() - start < duration_s:
-                time.sleep(min(5.0, max(0.1, (duration_s or 5.0) - (time.monotonic() - start))))
+                time.sleep(progress_wait(time.monotonic() - start, duration_s))
                 frames = sum(a.counts["frames"] for a in agents)
                 stored = collector.counts["stored"]
                 echo(
