@@ -98,7 +98,6 @@ def _sources(source: CitySource) -> tuple[PmSource, No2Source]:
     return pm, no2
 
 
-
 PROGRESS_EVERY_S = 5.0
 
 
