@@ -114,13 +114,24 @@ def add_device(
     """Create ``device_id``'s credentials; return ``(password, hashed_by, acl_added)``."""
     if not re.match(DEVICE_ID_PATTERN, device_id):
         raise ConfigError(f"device id must match {DEVICE_ID_PATTERN} (got {device_id!r})")
-    if device_id in _users(passwd_file) and not replace:
+    try:
+        if device_id in _users(passwd_file) and not replace:
+            raise ConfigError(
+                f"{device_id} already has credentials in {passwd_file}; --replace issues new ones"
+            )
+        password = secrets.token_urlsafe(24)
+        hashed_by = _write_entry(passwd_file, device_id, password, use_tool)
+        return password, hashed_by, ensure_acl(acl_file, topic_root)
+    except UnicodeDecodeError:
         raise ConfigError(
-            f"{device_id} already has credentials in {passwd_file}; --replace issues new ones"
-        )
-    password = secrets.token_urlsafe(24)
-    hashed_by = _write_entry(passwd_file, device_id, password, use_tool)
-    return password, hashed_by, ensure_acl(acl_file, topic_root)
+            f"{passwd_file} or {acl_file} is not a Mosquitto file (not UTF-8 text); "
+            "give the broker's password_file and acl_file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {exc.filename or passwd_file}: {exc.strerror or exc}; "
+            "check the path and its permissions"
+        ) from None
 
 
 @click.group()

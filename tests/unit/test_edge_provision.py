@@ -49,3 +49,15 @@ def test_add_device_writes_a_hash_and_the_acl_pattern_once(tmp_path: Path, use_t
 def test_bad_device_id_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="device id must match"):
         add_device("Dev A", tmp_path / "p", tmp_path / "a")
+
+
+def test_a_file_that_cannot_be_used_is_a_clear_error(tmp_path: Path) -> None:
+    """A password file under /proc (cannot be created) and one in UTF-16: each a ConfigError
+    that names the file, not a traceback."""
+    acl = tmp_path / "acl"
+    with pytest.raises(ConfigError, match=r"cannot use /proc/luftnett-none.*: .*check the path"):
+        add_device("dev-a", Path("/proc/luftnett-none/x.passwd"), acl, use_tool=False)
+    utf16 = tmp_path / "passwd"
+    utf16.write_text("dev-z:$7$101$abc\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match="not a Mosquitto file"):
+        add_device("dev-a", utf16, acl, use_tool=False)
