@@ -38,6 +38,7 @@ from luftnett.api import calibration
 from luftnett.api.quality import INVALID_MASK
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
 from luftnett.db.schema import VALUE_COLUMNS
+from luftnett.timefmt import LOCAL_TZ
 
 __all__ = [
     "Column",
@@ -62,7 +63,7 @@ WIND = {"ws_ms": "ws", "wd_deg": "wd"}
 class Column:
     name: str
     expr: sql.Composable  # CSV expression
-    arrow: str  # "string", "int64", "float64", "bool", "timestamp"
+    arrow: str  # "string", "int64", "float64", "bool", "timestamp" (UTC), "local" (wall clock)
     unit: str | None
     description: str
     pexpr: sql.Composable | None = None  # Parquet expression, when it differs
@@ -98,6 +99,21 @@ def _ts(openair: bool) -> tuple[sql.Composable, sql.Composable]:
     for openair ``2026-05-01 00:05:00`` (whole seconds); cheaper than to_char per row."""
     csv = _s("date_trunc('second', r.ts AT TIME ZONE 'UTC')") if openair else _s("r.ts")
     return csv, _s("(extract(epoch FROM r.ts) * 1000000)::bigint")
+
+
+def _ts_local() -> Column:
+    """The window end as wall-clock time in LOCAL_TZ (PostgreSQL's ISO text without offset;
+    in Parquet a timestamp without time zone, as the archive's ``ts_local``)."""
+    local = sql.SQL("(r.ts AT TIME ZONE {})").format(sql.Literal(LOCAL_TZ.key))
+    return Column(
+        "ts_local",
+        local,
+        "local",
+        None,
+        f"window end as wall-clock time in {LOCAL_TZ.key}, without offset (the hour after "
+        "02:00 comes twice on the last Sunday of October; use ts to order)",
+        sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint").format(local),
+    )
 
 
 def _times(value: sql.Composable, factor: float) -> sql.Composable:
@@ -147,6 +163,7 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
                 "window end, UTC (ISO 8601, e.g. 2026-05-01 00:05:00+00)",
                 ts_pq,
             ),
+            _ts_local(),
             Column("quantity", _s("v.quantity"), "string", None, "quantity name"),
             Column("unit", _s("v.unit"), "string", None, "unit of value"),
             Column("value", _s("v.value"), "float64", None, "raw value as measured"),
@@ -226,6 +243,7 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
             "window end, UTC (ISO 8601, e.g. 2026-05-01 00:05:00+00)",
             ts_pq,
         ),
+        _ts_local(),
         Column("window_s", _s("r.window_s"), "float64", "s", "averaging window"),
         Column("n_samples", _s("r.n_samples"), "int64", None, "frames averaged"),
         Column("sensor_model", _s("r.sensor_model"), "string", None, "driver name"),
@@ -710,6 +728,7 @@ def _arrow_schema(cols: list[Column]) -> Any:
         "float64": pa.float64(),
         "bool": pa.bool_(),
         "timestamp": pa.timestamp("us", tz="UTC"),
+        "local": pa.timestamp("us"),
     }
     fields = []
     for c in cols:
@@ -733,7 +752,8 @@ async def stream_parquet(
 
     schema = _arrow_schema(cols).with_metadata(metadata)
     read_types = {
-        c.name: (pa.int64() if c.arrow == "timestamp" else schema.field(c.name).type) for c in cols
+        c.name: (pa.int64() if c.arrow in ("timestamp", "local") else schema.field(c.name).type)
+        for c in cols
     }
     names = [c.name for c in cols]
     sink = _Sink()
@@ -758,8 +778,8 @@ async def stream_parquet(
             ),
         )
         arrays = [
-            table.column(c.name).cast(pa.timestamp("us", tz="UTC"))
-            if c.arrow == "timestamp"
+            table.column(c.name).cast(schema.field(c.name).type)
+            if c.arrow in ("timestamp", "local")
             else table.column(c.name)
             for c in cols
         ]

@@ -290,3 +290,30 @@ def test_values_come_out_as_stored_in_every_shape(api_url: str, dl_device: str) 
     )
     pq_oa = pd.read_parquet(io.BytesIO(r.content))
     assert_allclose(pq_oa["pm25"].to_numpy(float), want, rtol=0, atol=0, equal_nan=True)
+
+
+def test_local_time_column_and_the_catalogue_schema(api_url: str, dl_device: str) -> None:
+    """``ts_local`` (Europe/Oslo wall clock, no offset) beside ``ts`` in CSV and Parquet, and
+    the wide download's columns are those the catalogue's ``raw`` record describes."""
+    from luftnett.publish.schema import fields
+
+    r = httpx.get(
+        f"{api_url}/api/v1/downloads/readings.csv", params=_params(dl_device), timeout=120
+    )
+    df = pd.read_csv(io.BytesIO(r.content))
+    assert list(df.columns) == [f.name for f in fields("raw", "Europe/Oslo")]
+    want = pd.to_datetime(df["ts"]).dt.tz_convert("Europe/Oslo").dt.tz_localize(None)
+    assert (pd.to_datetime(df["ts_local"]) == want).all()
+    assert df["ts_local"].iloc[0] == "2026-05-01 02:00:00"  # CEST: UTC+2
+    r = httpx.get(
+        f"{api_url}/api/v1/downloads/readings.parquet", params=_params(dl_device), timeout=120
+    )
+    pq_df = pd.read_parquet(io.BytesIO(r.content))
+    assert pq_df["ts_local"].dt.tz is None
+    assert (pq_df["ts_local"].to_numpy() == want.to_numpy()).all()
+    r = httpx.get(
+        f"{api_url}/api/v1/downloads/readings.csv",
+        params=_params(dl_device, shape="long"),
+        timeout=120,
+    )
+    assert "ts_local" in pd.read_csv(io.BytesIO(r.content), nrows=1).columns

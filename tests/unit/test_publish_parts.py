@@ -88,11 +88,14 @@ def test_next_nightly_run(now: datetime, at: str, expected: datetime) -> None:
 
 
 def test_raw_schema_is_the_downloads_dictionary() -> None:
-    """One source: the raw dataset's columns are the wide download's, plus ts_local."""
+    """One source: the raw dataset's columns are the wide download's (ts_local in the
+    archive's own time zone)."""
     wide = [c.name for c in export.columns("wide", True, 1.0)]
     raw = [f.name for f in fields("raw")]
-    assert [n for n in raw if n != "ts_local"] == wide
+    assert raw == wide
     assert raw.index("ts_local") == raw.index("ts") + 1
+    utc1 = {f.name: f.description for f in fields("raw", "Etc/GMT-1")}
+    assert "Etc/GMT-1" in utc1["ts_local"]
     schema = arrow_schema("raw")
     assert schema.field("pm25_ugm3").metadata[b"unit"] == "µg/m³".encode()
     assert str(schema.field("ts").type) == "timestamp[us, tz=UTC]"

@@ -48,6 +48,8 @@ class Field:
 def _raw_fields(timezone: str) -> list[Field]:
     out: list[Field] = []
     for c in export.columns("wide", True, 1.0):
+        if c.name == "ts_local":  # the download's is in Europe/Oslo; the archive's in its own
+            continue
         arrow = "float32" if c.arrow == "float64" else c.arrow
         out.append(Field(c.name, arrow, c.unit, c.description))
         if c.name == "ts":
