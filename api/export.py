@@ -45,6 +45,7 @@ __all__ = [
     "Queries",
     "Segment",
     "Shape",
+    "Sink",
     "columns",
     "segments",
     "stream_csv",
@@ -694,7 +695,7 @@ async def stream_csv(
         yield chunk
 
 
-class _Sink(io.RawIOBase):
+class Sink(io.RawIOBase):
     """A write-only file for pyarrow that keeps what was written until drained."""
 
     def __init__(self) -> None:
@@ -756,7 +757,7 @@ async def stream_parquet(
         for c in cols
     }
     names = [c.name for c in cols]
-    sink = _Sink()
+    sink = Sink()
     # dictionaries only for the text columns: measured values are nearly all distinct, so a
     # dictionary would be built, found too large and dropped for each column chunk (a larger
     # file and more memory)

@@ -57,13 +57,15 @@ def _access(request: Request, settings: Any, facts: cat.Facts, archived: bool) -
         base = settings.publish.base_url or settings.publish.target
         return {d: cat.archive_access(base, facts.formats.get(d, [])) for d in DATASETS}
     api = str(request.base_url).rstrip("/") + "/api/v1"
-    readings = {
-        "parquet": f"{api}/downloads/readings.parquet",
-        "csv": f"{api}/downloads/readings.csv",
-    }
-    # the annotations have no download of their own: their JSON list (and each download's
+    # the datasets' own downloads: readings (raw) and hours, in the archive's columns; the
+    # annotations have no download of their own: their JSON list (and each download's
     # metadata lists those of its query)
-    return {d: {"json": f"{api}/annotations"} if d == "annotations" else readings for d in DATASETS}
+    access = {
+        d: {"parquet-api": f"{api}/downloads/{f}.parquet", "csv": f"{api}/downloads/{f}.csv"}
+        for d, f in (("raw", "readings"), ("hourly", "hourly"))
+    }
+    access["annotations"] = {"json": f"{api}/annotations"}
+    return {d: access[d] for d in DATASETS}
 
 
 @router.get(

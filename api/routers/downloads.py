@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from luftnett import __version__
-from luftnett.api import calibration, export
-from luftnett.api.deps import Conn, Profiles, ReadAccess
-from luftnett.api.params import DEVICE_PATH, SITE_PATH, TimeRange
+from luftnett.api import calibration, export, hourly_export
+from luftnett.api.deps import Conn, Profiles, ReadAccess, SettingsDep
+from luftnett.api.params import DEVICE_PATH, SITE_PATH, TimeRange, date_in_range
 from luftnett.api.profiles import ProfileSet
 from luftnett.api.quality import FLAG_BITS, INVALID_MASK, flag_names
 from luftnett.api.routers.annotations import annotations_of, public_annotation
 from luftnett.contracts.units import FLAGS_VERSION
+from luftnett.publish.schema import POLLUTANTS
 
-__all__ = ["DownloadQuery", "router"]
+__all__ = ["DownloadQuery", "HourlyQuery", "router"]
 
 router = APIRouter(prefix="/api/v1/downloads", tags=["downloads"], dependencies=[ReadAccess])
 
@@ -43,28 +45,25 @@ class DownloadQuery(TimeRange):
         default=False, description="leave out readings with invalidating flags"
     )
 
-    @field_validator("device")
-    @classmethod
-    def _devices(cls, v: list[str]) -> list[str]:
-        import re
-
-        for d in v:
-            if not re.match(DEVICE_PATH, d):
-                raise ValueError(f"device id {d[:40]!r} is not valid: use a-z, 0-9 and '-'")
-        return v
-
-    @field_validator("site")
-    @classmethod
-    def _sites(cls, v: list[str]) -> list[str]:
-        import re
-
-        for s in v:
-            if not re.match(SITE_PATH, s):
-                raise ValueError(f"site id {s[:60]!r} is not valid: use a-z, 0-9 and '-'")
-        return v
+    _d = field_validator("device")(lambda v: _check_devices(v))
+    _s = field_validator("site")(lambda v: _check_sites(v))
 
 
-async def _devices(conn: Conn, q: DownloadQuery) -> list[str]:
+def _check_devices(v: list[str]) -> list[str]:
+    for d in v:
+        if not re.match(DEVICE_PATH, d):
+            raise ValueError(f"device id {d[:40]!r} is not valid: use a-z, 0-9 and '-'")
+    return v
+
+
+def _check_sites(v: list[str]) -> list[str]:
+    for s in v:
+        if not re.match(SITE_PATH, s):
+            raise ValueError(f"site id {s[:60]!r} is not valid: use a-z, 0-9 and '-'")
+    return v
+
+
+async def _devices(conn: Conn, q: DownloadQuery | HourlyQuery) -> list[str]:
     if not q.device and not q.site:
         cur = await conn.execute("SELECT device_id FROM devices ORDER BY device_id")
         return [r["device_id"] for r in await cur.fetchall()]
@@ -92,6 +91,51 @@ async def _devices(conn: Conn, q: DownloadQuery) -> list[str]:
         for r in rows:
             out |= set(r["devices"])
     return sorted(out)
+
+
+#: at most this many days per hourly download (a year and a leap day)
+HOURLY_MAX_DAYS = 366
+
+
+class HourlyQuery(BaseModel):
+    """Which hours: devices or sites, UTC days, pollutants."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: list[str] = Field(default_factory=list, description="repeatable; default all devices")
+    site: list[str] = Field(
+        default_factory=list, description="repeatable: the devices ever deployed at these sites"
+    )
+    start: date | None = Field(
+        default=None, description="first UTC day (YYYY-MM-DD); default 6 days before end"
+    )
+    end: date | None = Field(
+        default=None, description="last UTC day included (YYYY-MM-DD); default today (UTC)"
+    )
+    pollutant: list[Literal["pm1", "pm25", "pm10", "no2"]] = Field(
+        default_factory=list, description="repeatable: pm1, pm25, pm10, no2; default all"
+    )
+
+    _d = field_validator("device")(lambda v: _check_devices(v))
+    _s = field_validator("site")(lambda v: _check_sites(v))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _dates(cls, v: date | None) -> date | None:
+        return None if v is None else date_in_range("dates", v)
+
+    def days(self) -> tuple[date, date]:
+        """[first, last] UTC days, checked: in order, at most HOURLY_MAX_DAYS."""
+        last = self.end or datetime.now(UTC).date()
+        first = self.start or last - timedelta(days=6)
+        if first > last:
+            raise ValueError(f"start ({first}) must not be after end ({last})")
+        if (n := (last - first).days + 1) > HOURLY_MAX_DAYS:
+            raise ValueError(
+                f"{n} days asked for; at most {HOURLY_MAX_DAYS} per request: ask a year at a "
+                "time, or read the open-data archive (luftnett publish; GET /api/v1/catalogue)"
+            )
+        return first, last
 
 
 def _no2_factor(profiles: ProfileSet) -> float:
@@ -244,3 +288,75 @@ async def readings_parquet(
         media_type="application/vnd.apache.parquet",
         headers={"Content-Disposition": f'attachment; filename="{_filename(q, "parquet")}"'},
     )
+
+
+async def _hourly(
+    request: Request, conn: Conn, settings: Any, q: HourlyQuery, fmt: str
+) -> StreamingResponse:
+    try:
+        first, last = q.days()
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    devices = await _devices(conn, q)
+    codes: list[str] = list(dict.fromkeys(q.pollutant)) or list(POLLUTANTS.values())
+    meta = {
+        "licence": LICENCE,
+        "citation": CITATION.format(
+            date=datetime.now(UTC).date().isoformat(), url=str(request.base_url).rstrip("/")
+        ),
+        "source": f"luftnett {__version__}",
+        "time": "hour_start: start of the UTC hour; hour_start_local: the same instant as "
+        f"wall-clock time in {settings.publish.timezone}",
+    }
+    body = hourly_export.stream_hourly(
+        request.app.state.database_url,
+        settings.publish.timezone,
+        first,
+        hourly_export.end_exclusive(last),
+        devices,
+        codes,
+        fmt,
+        meta,
+    )
+    name = f"luftnett-hourly-{first:%Y%m%d}-{last:%Y%m%d}.{fmt}"
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/vnd.apache.parquet"
+    return StreamingResponse(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+_HOURLY_TEXT = (
+    "Hourly means per device and pollutant from the collector's rollups: the open-data "
+    "archive's `hourly` dataset (the same code writes both; its columns are in the catalogue "
+    "record GET /api/v1/catalogue/hourly), with `pollutant` as a column: count, mean, min, "
+    "max, coverage and `valid` (>= 75 % of the expected readings), calibrated mean and its "
+    "uncertainty, site at the hour. Hours are UTC clock hours; `start`/`end` are UTC days, at "
+    f"most {HOURLY_MAX_DAYS} per request. Streamed a month at a time."
+)
+
+
+@router.get(
+    "/hourly.csv",
+    summary="Hourly means as CSV (the archive's hourly dataset)",
+    description=_HOURLY_TEXT + " UTF-8 CSV, comma-separated, empty fields for missing values.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def hourly_csv(
+    request: Request, conn: Conn, settings: SettingsDep, q: Annotated[HourlyQuery, Query()]
+) -> StreamingResponse:
+    return await _hourly(request, conn, settings, q, "csv")
+
+
+@router.get(
+    "/hourly.parquet",
+    summary="Hourly means as Parquet (the archive's hourly dataset)",
+    description=_HOURLY_TEXT + " Apache Parquet (zstd), a row group per month; units and "
+    "descriptions in each field's metadata, licence and citation in the file's.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+)
+async def hourly_parquet(
+    request: Request, conn: Conn, settings: SettingsDep, q: Annotated[HourlyQuery, Query()]
+) -> StreamingResponse:
+    return await _hourly(request, conn, settings, q, "parquet")

@@ -5,6 +5,7 @@ and keeps the previous version readable, and bad input gives clear errors."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import uuid
@@ -31,7 +32,7 @@ from luftnett.db.migrate import apply_migrations
 from luftnett.errors import ConfigError, PublishError, StorageError
 from luftnett.publish.archive import publish, read_manifest
 from luftnett.publish.manifest import Manifest
-from luftnett.publish.schema import fields
+from luftnett.publish.schema import arrow_schema, fields
 from luftnett.settings import PublishSettings
 
 #: 2026-03-30 .. 2026-04-01: two days in March, one in April (two month partitions)
@@ -697,8 +698,13 @@ def test_catalogue_endpoint(api_url: str) -> None:
             if str(ds).endswith("/annotations"):  # no download of their own: the JSON list
                 assert url == f"{api_url}/api/v1/annotations"
                 continue
-            assert url.startswith(f"{api_url}/api/v1/downloads/readings.")
+            # each dataset's own download, in its columns: readings (raw) or hours
+            name = "hourly" if str(ds).endswith("/hourly") else "readings"
+            assert url in {f"{api_url}/api/v1/downloads/{name}.{x}" for x in ("csv", "parquet")}
+            assert httpx.head(url, timeout=60).status_code in (200, 405)
             assert g.value(d, DCT.license) is not None and g.value(d, DCT["format"]) is not None
+            titles = {str(t) for t in g.objects(d, DCT.title)}
+            assert not any("Hive" in t for t in titles), titles  # not the archive's files
     r = httpx.get(f"{api_url}/api/v1/catalogue/raw", timeout=60)
     assert r.status_code == 200
     one = _graph(r.text)
@@ -1009,3 +1015,63 @@ def test_a_revoked_annotation_makes_a_new_annotations_version(
     assert got == {"reason": ["asphalt, lane 2"]}
     again = publish(fresh_db_url, str(root), SETTINGS, start=DAY0, end=DAY0, today=TODAY)
     assert again.datasets["annotations"].replaced == 0
+
+
+async def test_hourly_download_is_the_archives_hourly_dataset(db: str, tmp_path: Path) -> None:
+    """GET /api/v1/downloads/hourly.parquet and .csv give the rows and columns of the
+    archive's hourly dataset (its Hive partition key pollutant as a column), across a month's
+    end (streamed a month at a time); devices and pollutants filter; a span of more than 366
+    days is a 422 that points at the archive."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from luftnett.api.app import create_app
+    from luftnett.settings import Settings
+
+    archive = tmp_path / "now"  # of the database as it is now (other tests change it)
+    _publish(db, archive)
+    con = duckdb.connect()
+    cols = [f.name for f in fields("hourly")]
+    want = con.sql(
+        f"SELECT {', '.join(cols)}, pollutant FROM read_parquet("
+        f"'{archive}/dataset=hourly/**/*.parquet', hive_partitioning = true) "
+        "ORDER BY device_id, hour_start, pollutant"
+    ).to_arrow_table()
+    assert want.num_rows > 100
+    app = create_app(Settings(database_url=db), db)
+    days = {"start": str(DAY0), "end": str(DAY_LAST)}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            pq_r = await client.get("/api/v1/downloads/hourly.parquet", params=days)
+            csv_r = await client.get("/api/v1/downloads/hourly.csv", params=days)
+            one = await client.get(
+                "/api/v1/downloads/hourly.csv",
+                params={**days, "device": "pub-b", "pollutant": ["pm25", "no2"]},
+            )
+            long = await client.get(
+                "/api/v1/downloads/hourly.csv", params={"start": "2024-01-01", "end": "2025-12-31"}
+            )
+            bad = await client.get("/api/v1/downloads/hourly.csv", params={"pollutant": "o3"})
+    assert pq_r.status_code == 200, pq_r.text
+    got = pq.read_table(io.BytesIO(pq_r.content))
+    assert got.column_names == [*cols, "pollutant"]
+    assert got.select(cols).schema.equals(arrow_schema("hourly"), check_metadata=False)
+    assert got.num_rows == want.num_rows
+    keys = [("device_id", "ascending"), ("hour_start", "ascending"), ("pollutant", "ascending")]
+    got = got.sort_by(keys)  # each month is in this order
+    for c in [*cols, "pollutant"]:
+        assert got.column(c).to_pylist() == want.column(c).to_pylist(), c
+    kv = {k.decode(): v.decode() for k, v in (got.schema.metadata or {}).items()}
+    assert "citation" in kv and "licence" in kv
+    assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
+    text = pacsv.read_csv(io.BytesIO(csv_r.content)).sort_by(keys)
+    assert text.column_names == got.column_names and text.num_rows == got.num_rows
+    assert_allclose(_nan(text.column("mean").to_pylist()), _nan(got.column("mean").to_pylist()))
+    first = csv_r.text.splitlines()[1].split(",")
+    assert first[2] == "2026-03-30 00:00:00+00" and first[3] == "2026-03-30 02:00:00"
+    rows = pacsv.read_csv(io.BytesIO(one.content))
+    assert set(rows.column("device_id").to_pylist()) == {"pub-b"}
+    assert set(rows.column("pollutant").to_pylist()) == {"pm25", "no2"}
+    assert long.status_code == 422 and "at most 366" in long.json()["detail"]
+    assert bad.status_code == 422

@@ -345,6 +345,11 @@ _FORMATS = {
         "https://www.iana.org/assignments/media-types/text/csv",
         {"nb": "CSV-filer (gzip), samme partisjoner", "en": "CSV files (gzip), same partitions"},
     ),
+    "parquet-api": (
+        f"{EU}/file-type/PARQUET",
+        "https://www.iana.org/assignments/media-types/application/vnd.apache.parquet",
+        {"nb": "Parquet-nedlasting fra API-et", "en": "Parquet download from the API"},
+    ),
     "csv": (
         f"{EU}/file-type/CSV",
         "https://www.iana.org/assignments/media-types/text/csv",
@@ -381,7 +386,7 @@ def build_dataset(
                 "en": f"The files under {url}/dataset={name}/; manifest.json lists the "
                 "current and earlier versions.",
             }
-            if fmt not in ("csv", "json") and not url.endswith(".parquet")
+            if fmt in ("parquet", "csv.gz")
             else {
                 "nb": f"Strømmet nedlasting: {url} (parametre i API-dokumentasjonen).",
                 "en": f"Streamed download: {url} (parameters in the API documentation).",

@@ -263,7 +263,9 @@ def _raw_select(calibrated: bool) -> sql.Composed:
     ).format(sql.SQL(", ").join(cols), calibration.cal_joins(calibrated))
 
 
-def _hourly_select() -> sql.Composed:
+def _hourly_select(by_device: bool = False) -> sql.Composed:
+    """The rollup hours of [start, end) with their site and watermark digest; ``by_device``:
+    only those of ``%(devices)s`` (the API's hourly download)."""
     cols: list[sql.Composable] = []
     for q in POLLUTANTS:
         n, s = sql.Identifier(f"{q}_n"), sql.Identifier(f"{q}_sum")
@@ -281,9 +283,14 @@ def _hourly_select() -> sql.Composed:
         "LEFT JOIN LATERAL (SELECT site_id FROM deployments d WHERE d.device_id = h.device_id "
         "AND d.valid_from <= h.hour_start AND (d.valid_to IS NULL OR d.valid_to > h.hour_start) "
         "ORDER BY d.valid_from DESC LIMIT 1) d ON true "
-        "WHERE h.hour_start >= %(start)s AND h.hour_start < %(end)s "
+        "WHERE h.hour_start >= %(start)s AND h.hour_start < %(end)s{} "
         "ORDER BY h.device_id, h.hour_start"
-    ).format(sql.SQL(", ").join(cols), _hourly_digest())
+    ).format(
+        sql.SQL(", ").join(cols), _hourly_digest(), _BY_DEVICE["h"] if by_device else sql.SQL("")
+    )
+
+
+_BY_DEVICE = {a: sql.SQL(f" AND {a}.device_id = ANY(%(devices)s)") for a in ("h", "c")}
 
 
 _HOURLY_CAL = sql.SQL(
@@ -293,7 +300,7 @@ SELECT c.device_id, date_trunc('hour', c.ts, 'UTC') AS hour_start, c.pollutant,
        max(c.version_id)::int8 AS calibration_id, count(*)::int8 AS n_calibrated
 FROM calibrated_current c
 JOIN readings r ON r.device_id = c.device_id AND r.ts = c.ts AND r.seq = c.seq
-WHERE c.ts >= %(start)s AND c.ts < %(end)s
+WHERE c.ts >= %(start)s AND c.ts < %(end)s{by_device}
   AND ((r.flags | CASE WHEN EXISTS (
         SELECT 1 FROM annotations a WHERE a.device_id = r.device_id AND a.invalidates
           AND a.revoked_at IS NULL AND r.ts >= a.starts_at AND r.ts < a.ends_at)
@@ -468,19 +475,26 @@ class Source:
 
     # -- hourly ------------------------------------------------------------------------
 
-    def hourly(self, start: date, end: date) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(pollutant code -> table in the hourly schema, partial watermark) of the span."""
+    def hourly(
+        self, start: date, end: date, devices: list[str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(pollutant code -> table in the hourly schema, partial watermark) of the span's
+        UTC days; ``devices``: only theirs."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        params = {"start": utc_midnight(start), "end": utc_midnight(end)}
-        t = self._arrow(self._mogrify(_hourly_select(), params))
+        params: dict[str, Any] = {"start": utc_midnight(start), "end": utc_midnight(end)}
+        if devices is not None:
+            params["devices"] = devices
+        by_device = devices is not None
+        t = self._arrow(self._mogrify(_hourly_select(by_device), params))
         wm = {"rows": t.num_rows, "digest": _sum64(t.column("wm_digest"))}
         cal = None
         if self.cal_on and t.num_rows and self.conn.execute(_ANY_CAL, params).fetchone() == (True,):
             cal_q = _HOURLY_CAL.format(
                 ann=sql.Literal(int(ReadingFlag.ANNOTATED_INVALID)),
                 mask=sql.Literal(INVALID_MASK),
+                by_device=_BY_DEVICE["c"] if by_device else sql.SQL(""),
             )
             cal = self._arrow(self._mogrify(cal_q, params))
         out: dict[str, Any] = {}
