@@ -5,17 +5,20 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-from datetime import datetime
+import re
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from luftnett.cli import settings_of
+from luftnett.timefmt import utc_local, utc_local_fields
 
 if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older click is not generic
     _DateTimeParam = click.ParamType[datetime]
+    _DateParam = click.ParamType[date]
 else:
-    _DateTimeParam = click.ParamType
+    _DateTimeParam = _DateParam = click.ParamType
 
 
 class AwareDateTime(_DateTimeParam):
@@ -38,6 +41,47 @@ class AwareDateTime(_DateTimeParam):
 
 
 AWARE = AwareDateTime()
+
+
+class CalendarDay(_DateParam):
+    """A day, YYYY-MM-DD; tells a day that does not exist (2026-02-30) from another format."""
+
+    name = "date"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[%Y-%m-%d]"  # as click.DateTime's, which this replaced (docs/cli.md)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            self.fail(f"{text!r} is not a day in the form YYYY-MM-DD (e.g. 2026-11-22)", param, ctx)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is no day of the calendar; check the month and day", param, ctx)
+
+
+DAY = CalendarDay()
+
+
+def _when(t: datetime) -> str:
+    """A time in UTC and local time; in UTC alone where local time is out of Python's range
+    (a period stored before periods were checked, or by psql, e.g. ending 9999-12-31)."""
+    try:
+        return utc_local(t)
+    except OverflowError:
+        return f"{t.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def _when_fields(name: str, t: datetime | None) -> dict[str, str | None]:
+    """``utc_local_fields``, with ``{name}_local`` null where local time is out of range."""
+    try:
+        return utc_local_fields(name, t)
+    except OverflowError:
+        assert t is not None
+        return {name: t.astimezone(UTC).isoformat(), f"{name}_local": None}
 
 
 @click.group()
@@ -91,7 +135,12 @@ def annotate_add(
     from luftnett.collector import annotations
     from luftnett.connect import database_url
 
-    if bool(device_ids) == all_devices:
+    if device_ids and all_devices:
+        raise click.UsageError(
+            "--device and --all-devices exclude each other: give --device ID (repeatable) "
+            "or --all-devices, not both"
+        )
+    if not device_ids and not all_devices:
         raise click.UsageError("name the devices: --device ID (repeatable) or --all-devices")
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         devices = list(device_ids)
@@ -130,9 +179,11 @@ def annotate_list(
     from luftnett.collector import annotations
     from luftnett.connect import database_url
     from luftnett.db.schema import ANNOTATION_TIMES
-    from luftnett.timefmt import utc_local, utc_local_fields
 
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        # times read in UTC, whatever the server's zone: a period stored out of range (ending
+        # 9999-12-31 UTC) is then still readable, where local time would pass year 9999
+        conn.execute("SET TIME ZONE 'UTC'")
         items = annotations.list_annotations(conn, device_id, active)
         for a in items:
             trail = annotations.audit(conn, a.annotation_id) if with_audit else []
@@ -140,7 +191,7 @@ def annotate_list(
                 doc: dict[str, Any] = {}
                 for k, v in dataclasses.asdict(a).items():
                     if k in ANNOTATION_TIMES:
-                        doc.update(utc_local_fields(k, v))
+                        doc.update(_when_fields(k, v))
                     else:
                         doc[k] = v
                 if with_audit:
@@ -148,7 +199,7 @@ def annotate_list(
                         {
                             "action": t["action"],
                             "changed_by": t["changed_by"],
-                            **utc_local_fields("changed_at", t["changed_at"]),
+                            **_when_fields("changed_at", t["changed_at"]),
                         }
                         for t in trail
                     ]
@@ -157,17 +208,15 @@ def annotate_list(
             state = (
                 "active"
                 if a.revoked_at is None
-                else f"revoked {utc_local(a.revoked_at)} by {a.revoked_by}"
+                else f"revoked {_when(a.revoked_at)} by {a.revoked_by}"
             )
             inval = "invalidates" if a.invalidates else "note"
             click.echo(
-                f"{a.annotation_id:>6} {a.device_id} {utc_local(a.starts_at)} -> "
-                f"{utc_local(a.ends_at)} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
+                f"{a.annotation_id:>6} {a.device_id} {_when(a.starts_at)} -> "
+                f"{_when(a.ends_at)} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
             )
             for t in trail:
-                click.echo(
-                    f"       {utc_local(t['changed_at'])} {t['action']} by {t['changed_by']}"
-                )
+                click.echo(f"       {_when(t['changed_at'])} {t['action']} by {t['changed_by']}")
         if not items and not as_json:
             click.echo("no annotations")
 

@@ -14,7 +14,7 @@ Each change recomputes, in its transaction, the rollups of the device-hours it c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -26,6 +26,8 @@ from luftnett.db.schema import ANNOTATION_COLUMNS, ANNOTATION_KINDS
 from luftnett.errors import ConfigError, StorageError
 
 __all__ = [
+    "PERIOD_MAX",
+    "PERIOD_MIN",
     "READINGS_IN",
     "Annotation",
     "add",
@@ -36,6 +38,11 @@ __all__ = [
     "readings_in",
     "revoke",
 ]
+
+#: an annotation's period lies in [PERIOD_MIN, PERIOD_MAX): the API's bounds
+#: (``luftnett.api.params``), within which every time converts to local time and back
+PERIOD_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+PERIOD_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 
 _COLS = sql.SQL(", ").join(sql.Identifier(c) for c in ANNOTATION_COLUMNS)
 _ACTOR = "SELECT set_config('luftnett.actor', %s, true)"
@@ -124,10 +131,17 @@ def add_many(
     for name, t in (("start", starts_at), ("end", ends_at)):
         if t.tzinfo is None:
             raise ConfigError(f"{name} {t.isoformat()} has no time zone; add Z or +01:00")
+        if not PERIOD_MIN <= t < PERIOD_MAX:
+            raise ConfigError(
+                f"{name} {t.isoformat()} is out of range: an annotation's period must lie "
+                "between 1970-01-01 and 2100-01-01 (UTC)"
+            )
     if ends_at <= starts_at:
         raise ConfigError(f"end {ends_at.isoformat()} is not after start {starts_at.isoformat()}")
-    if not reason.strip() or not by.strip():
-        raise ConfigError("an annotation needs a reason and who made it (--by)")
+    if not reason.strip():
+        raise ConfigError(f"an annotation needs a reason, in words (got {reason!r})")
+    if not by.strip():
+        raise ConfigError(f"an annotation needs who made it (--by; got {by!r})")
     devices = sorted(set(device_ids))
     if not devices:
         raise ConfigError("name at least one device to annotate")

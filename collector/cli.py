@@ -11,6 +11,8 @@ import click
 from luftnett.cli import settings_of, wait_forever
 
 if TYPE_CHECKING:
+    import psycopg
+
     from luftnett.collector.service import Collector, CollectorConfig
     from luftnett.settings import Settings
 
@@ -283,6 +285,37 @@ def quarantine_list(
         click.echo(f"{r.quarantine_id:>6}  {when:36}  {r.reason:16}  {r.size:>7}  {r.detail[:70]}")
 
 
+def _check_chosen(conn: psycopg.Connection[Any], ids: tuple[int, ...], reason: str | None) -> None:
+    """Refuse ids that no quarantined payload has, and a reason that none has (naming the
+    reasons there are); ids and reasons of records already replayed are fine (nothing to do)."""
+    if ids:
+        known = {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT quarantine_id FROM quarantine WHERE quarantine_id = ANY(%s)", (list(ids),)
+            )
+        }
+        missing = sorted(set(ids) - known)
+        if missing:
+            raise click.ClickException(
+                f"no quarantined payload has id {', '.join(map(str, missing))}; "
+                "`luftnett quarantine list --all` lists them"
+            )
+    if reason is not None:
+        counts = dict(
+            conn.execute(
+                "SELECT reason, count(*) FILTER (WHERE replayed_at IS NULL) FROM quarantine "
+                "GROUP BY reason ORDER BY reason"
+            ).fetchall()
+        )
+        if reason not in counts:
+            listed = ", ".join(f"{r} ({n} pending)" for r, n in counts.items()) or "none"
+            raise click.ClickException(
+                f"no quarantined payload has reason {reason!r}; the reasons there are: {listed}"
+            )
+    conn.commit()
+
+
 @quarantine.command("replay")
 @click.option("--id", "ids", multiple=True, type=int, help="Record id (repeatable).")
 @click.option("--reason", help="Every pending record with this reason.")
@@ -309,8 +342,15 @@ def quarantine_replay(
 
     if not (ids or reason or replay_all):
         raise click.UsageError("choose what to replay: --id N, --reason R or --all")
+    if replay_all and (ids or reason):
+        given = "--id" if ids else "--reason"
+        raise click.UsageError(
+            f"--all and {given} exclude each other: --all replays every pending record; "
+            f"drop --all to replay only the chosen ones"
+        )
     s = settings_of(ctx)
     with database_url(s) as url, psycopg.connect(url) as conn:
+        _check_chosen(conn, ids, reason)
         res = replay(conn, s.mqtt.topic_root, reason=reason, ids=ids or None, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     click.echo(

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import click
 
 from luftnett.cli import settings_of
+from luftnett.collector.annotate_cli import DAY
 
 _CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
 
@@ -16,7 +17,7 @@ _CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
 @click.option("--device", "device_id", default=None, help="One device (default: every device).")
 @click.option(
     "--day",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DAY,
     default=None,
     help="YYYY-MM-DD (default: today in the day convention).",
 )
@@ -47,7 +48,7 @@ _CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
 def ledger(
     ctx: click.Context,
     device_id: str | None,
-    day: datetime | None,
+    day: date | None,
     days: int,
     convention: str,
     late_after: int,
@@ -70,7 +71,7 @@ def ledger(
     from luftnett.connect import database_url
 
     conv = DayConvention.parse(convention)
-    last: date = day.date() if day else datetime.now(UTC).astimezone(conv.tz).date()
+    last: date = day if day else datetime.now(UTC).astimezone(conv.tz).date()
     if not date(1970, 1, 1) <= last <= date(2099, 12, 31):
         raise click.BadParameter("must lie between 1970-01-01 and 2099-12-31", param_hint="--day")
     first = last - timedelta(days=days - 1)

@@ -39,6 +39,10 @@ def qc_restate(
     from luftnett.collector.restate import restate_device
     from luftnett.connect import database_url
 
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
     total = changed = 0
     # autocommit: each page of restate_device is a transaction of its own
     with database_url(settings_of(ctx)) as url, psycopg.connect(url, autocommit=True) as conn:
@@ -51,7 +55,9 @@ def qc_restate(
             )
         ]
         if device_id and not devices:
-            raise click.ClickException(f"no device {device_id!r} (see `luftnett devices`)")
+            raise click.ClickException(
+                f"no device {device_id!r}; `luftnett devices health --all` lists them"
+            )
         for d in devices:
 
             def progress(checked: int, restated: int, d: str = d) -> None:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from luftnett.cli import settings_of
-from luftnett.collector.annotate_cli import AWARE
+from luftnett.collector.annotate_cli import AWARE, DAY
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+_NO_DEVICE = "no device {!r}; `luftnett devices health --all` lists them"
+
+
+def _device_exists(conn: psycopg.Connection[Any], device_id: str) -> None:
+    """Refuse a device that is not registered (a typo would otherwise report zero rows)."""
+    if not conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone():
+        raise click.ClickException(_NO_DEVICE.format(device_id))
 
 
 @click.group()
@@ -38,7 +50,13 @@ def rollup_refresh(
     from luftnett.collector.rollups import refresh
     from luftnett.connect import database_url
 
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
+        if device_id is not None:
+            _device_exists(conn, device_id)
         res = refresh(conn, device_id, since, until)
         conn.commit()
     click.echo(f"refreshed {res.devices} devices: {res.hours} hours, {res.days} days")
@@ -96,16 +114,16 @@ def _plain(v: Any) -> Any:
     show_default=True,
     help="utc+01 (compliance days) or Europe/Oslo (display days).",
 )
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day.")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day.")
+@click.option("--since", type=DAY, default=None, help="First day.")
+@click.option("--until", type=DAY, default=None, help="Last day.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per day.")
 @click.pass_context
 def rollup_show(
     ctx: click.Context,
     device_id: str,
     convention: str,
-    since: datetime | None,
-    until: datetime | None,
+    since: date | None,
+    until: date | None,
     as_json: bool,
 ) -> None:
     """Daily means with coverage for one device, in the chosen day convention.
@@ -125,18 +143,23 @@ def rollup_show(
     from luftnett.connect import database_url
     from luftnett.db.schema import VALUE_COLUMNS
 
+    if since is not None and until is not None and since > until:
+        raise click.UsageError(
+            f"--since ({since}) is after --until ({until}): give the first day first"
+        )
     conv = DayConvention.parse(convention)
     p = {
         "device": device_id,
         "conv": conv.value,
-        "since": since.date() if since else None,
-        "until": until.date() if until else None,
+        "since": since,
+        "until": until,
     }
     with (
         database_url(settings_of(ctx)) as url,
         psycopg.connect(url) as conn,
         conn.cursor(row_factory=dict_row) as cur,
     ):
+        _device_exists(conn, device_id)
         rows = cur.execute(_SHOW, p).fetchall()
     if not as_json:
         click.echo(f"{device_id}: {conv.describe}")

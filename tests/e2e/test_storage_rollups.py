@@ -380,4 +380,7 @@ def test_rollup_show_judges_each_quantity_by_its_own_readings(pg_url: str) -> No
     }
     assert doc["hours_valid"] == 24  # the box's readings: every hour
     res = runner.invoke(main, ["rollup", "show", "--device", "nope-none"], env=env)
+    assert res.exit_code == 1 and "no device 'nope-none'" in res.output  # as `ledger` says
+    res = runner.invoke(main, ["rollup", "show", "--device", device, "--since", "2026-07-02"],
+                        env=env)  # fmt: skip
     assert res.exit_code == 0 and "no rollup days in this range" in res.output
