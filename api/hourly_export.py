@@ -73,9 +73,11 @@ def _csv_bytes(table: Any, header: bool) -> bytes:
             col = pc.strftime(col, format=fmt)
         cols.append(col)
     out = io.BytesIO()
+    if header:  # written here: pyarrow quotes the names
+        out.write((",".join(table.column_names) + "\n").encode())
     # no quotes: the text columns are ids, units and codes (a-z, 0-9, "-", "µg/m³"), which
     # hold no comma, quote or line break (pyarrow would refuse to write one)
-    options = pacsv.WriteOptions(include_header=header, quoting_style="none")
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     pacsv.write_csv(pa.Table.from_arrays(cols, names=table.column_names), out, options)
     return out.getvalue()
 

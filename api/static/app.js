@@ -470,17 +470,26 @@ async function loadDownloads() {
   }
   updateLinks();
 }
+// the day after a YYYY-MM-DD date, as YYYY-MM-DD (UTC calendar arithmetic)
+const nextDay = (d) => new Date(Date.parse(`${d}T00:00:00Z`) + 86400000).toISOString().slice(0, 10);
+
 function updateLinks() {
-  const p = new URLSearchParams();
-  for (const o of document.getElementById("dl-device").selectedOptions) p.append("device", o.value);
+  const p = new URLSearchParams(), h = new URLSearchParams();
+  for (const o of document.getElementById("dl-device").selectedOptions) {
+    p.append("device", o.value);
+    h.append("device", o.value);
+  }
+  // UTC days, the "to" day included: readings up to 00:00 UTC of the day after it
   const s = document.getElementById("dl-start").value, e = document.getElementById("dl-end").value;
-  if (s) p.set("start", `${s}T00:00:00Z`);
-  if (e) p.set("end", `${e}T00:00:00Z`);
+  if (s) { p.set("start", `${s}T00:00:00Z`); h.set("start", s); }
+  if (e) { p.set("end", `${nextDay(e)}T00:00:00Z`); h.set("end", e); }
   p.set("shape", document.getElementById("dl-shape").value);
   if (document.getElementById("dl-valid").checked) p.set("valid_only", "true");
   document.getElementById("dl-csv").href = `${API}/downloads/readings.csv?${p}`;
   document.getElementById("dl-parquet").href = `${API}/downloads/readings.parquet?${p}`;
   document.getElementById("dl-meta").href = `${API}/downloads/metadata?${p}`;
+  document.getElementById("dl-hourly-csv").href = `${API}/downloads/hourly.csv?${h}`;
+  document.getElementById("dl-hourly-parquet").href = `${API}/downloads/hourly.parquet?${h}`;
 }
 document.getElementById("dl-form").addEventListener("change", updateLinks);
 

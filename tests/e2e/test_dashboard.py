@@ -218,6 +218,7 @@ def test_dashboard_map_and_site_chart(
             page.click('nav button[data-tab="downloads"]')
             page.wait_for_selector("#dl-device option", timeout=20_000)
             assert "/api/v1/downloads/readings.csv" in (page.get_attribute("#dl-csv", "href") or "")
+            _download_links(page, api_url, pg_url, demo_sites[1])
             # sensors that need attention, in bokmål and English; healthy ones not listed
             page.click('nav button[data-tab="health"]')
             page.wait_for_selector(f'#health li[data-device="{quiet}"]', timeout=20_000)
@@ -364,3 +365,30 @@ def _ledger_in_the_panel(page: Any, api_url: str, pg_url: str, device: str) -> s
     lost = f"{k}–{k + 2}, {k + 5}"  # a single lost seq once, not as "n–n"
     assert page.get_attribute("#ledger td.lost", "title") == f"seq {lost}"
     return lost
+
+
+def _download_links(page: Any, api_url: str, pg_url: str, device: str) -> None:
+    """The downloads tab: a device and two days chosen, the readings links cover both days
+    (to 00:00 UTC after the second), and the hourly CSV link gives that device's hours (from
+    the rollups, which the collector keeps; these readings were inserted directly)."""
+    from luftnett.collector.rollups import refresh
+
+    with psycopg.connect(pg_url) as conn:
+        refresh(conn, device)
+    today = datetime.now(UTC).date()
+    first, last = today - timedelta(days=1), today
+    page.select_option("#dl-device", device)
+    page.fill("#dl-start", str(first))
+    page.fill("#dl-end", str(last))
+    page.dispatch_event("#dl-form", "change")
+    href = page.get_attribute("#dl-csv", "href") or ""
+    assert f"start={first}T00%3A00%3A00Z" in href
+    assert f"end={today + timedelta(days=1)}T00%3A00%3A00Z" in href, href
+    hourly = page.get_attribute("#dl-hourly-csv", "href") or ""
+    assert "/api/v1/downloads/hourly.csv?" in hourly and f"end={last}" in hourly
+    url = hourly if hourly.startswith("http") else api_url + hourly
+    r = httpx.get(url, timeout=60)
+    assert r.status_code == 200, r.text
+    lines = r.text.splitlines()
+    assert lines[0].startswith("device_id,site_id,hour_start,hour_start_local,")
+    assert len(lines) > 24 and {x.split(",")[0] for x in lines[1:]} == {device}
