@@ -82,6 +82,26 @@ def _evaluate(model: CalibrationModel, pairs: Pairs, test: BoolArray, pollutant:
     )
 
 
+def _require_known(conn: psycopg.Connection[Any], device_id: str, station_id: str) -> None:
+    """Say which of the two does not exist, rather than that they share no hours."""
+    if conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone() is None:
+        raise CalibrationError(
+            f"no device {device_id!r} in the database; check the id (`luftnett devices health` "
+            "lists them)"
+        )
+    if (
+        conn.execute(
+            "SELECT 1 FROM reference_stations WHERE station_id = %s", (station_id,)
+        ).fetchone()
+        is None
+    ):
+        raise CalibrationError(
+            f"no reference station {station_id!r} in the database; import it with `luftnett "
+            "reference import --name` or `luftnett reference fetch`, or check the id "
+            "(`luftnett calibrate colocations` lists stations near devices)"
+        )
+
+
 def fit_campaign(
     conn: psycopg.Connection[Any],
     device_id: str,
@@ -104,6 +124,7 @@ def fit_campaign(
     pairs = hourly_pairs(conn, device_id, station_id, pollutant, start, end)
     pairs = _subset(pairs, _usable(pairs, name))
     if len(pairs) < MIN_PAIRS:
+        _require_known(conn, device_id, station_id)
         raise CalibrationError(
             f"{device_id} and {station_id} share {len(pairs)} complete hours of {pollutant} "
             f"between {start:%Y-%m-%d} and {end:%Y-%m-%d}; need at least {MIN_PAIRS} "

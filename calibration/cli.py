@@ -6,10 +6,12 @@ line and exits 1. numpy and scipy are imported inside the commands so ``--help``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -95,6 +97,39 @@ def _data_options(f: F, database: bool = False) -> F:
     return f
 
 
+#: which models use each option (the others ignore it)
+_USED_BY: dict[str, tuple[str, ...]] = {
+    "--covariates": ("multilinear", "mlr", "robust"),
+    "--rh": ("multilinear", "mlr", "robust", "epa-pa", "kohler"),
+    "--temp": ("multilinear", "mlr", "robust"),
+    "--abs-humidity": ("multilinear", "mlr", "robust"),
+}
+
+
+def _warn_ignored(
+    model_name: str,
+    covariates: str,
+    rh_col: str | None,
+    temp_col: str | None,
+    abs_humidity: bool,
+) -> None:
+    """A warning on stderr for each given option that ``model_name`` does not use."""
+    given = {
+        "--covariates": covariates.strip() or None,
+        "--rh": rh_col,
+        "--temp": temp_col,
+        "--abs-humidity": "" if abs_humidity else None,
+    }
+    for opt, value in given.items():
+        if value is not None and model_name not in _USED_BY[opt]:
+            shown = f"{opt} {value}" if value else opt
+            click.echo(
+                f"warning: {shown} is ignored by --model {model_name}; "
+                f"{', '.join(_USED_BY[opt])} use it",
+                err=True,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class _Data:
     table: Table
@@ -122,11 +157,9 @@ def _load(
     decimal: str,
     na_tokens: tuple[str, ...],
 ) -> _Data:
-    from luftnett.calibration.table import read_table
+    from luftnett.calibration.table import open_csv, read_table
 
     path = Path(csv_path)
-    if not path.is_file():
-        raise ConfigError(f"no such file: {csv_path}")
     cov = [c.strip() for c in covariates.split(",") if c.strip()]
     if model_name in ("epa-pa", "kohler"):
         if rh_col is None:
@@ -139,22 +172,17 @@ def _load(
     delim = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
     if len(delim) != 1 or len(decimal) != 1:
         raise ConfigError("--delimiter and --decimal must be single characters")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            table = read_table(
-                fh,
-                list(dict.fromkeys([reference, sensor, *cov])),
-                delimiter=delim,
-                decimal=decimal,
-                na=na_tokens,
-                time_column=time_col,
-                time_format=time_format,
-                source=path.name,
-            )
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path.name} is not UTF-8 text ({exc.reason})") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {csv_path}: {exc.strerror}") from exc
+    with open_csv(csv_path) as fh:
+        table = read_table(
+            fh,
+            list(dict.fromkeys([reference, sensor, *cov])),
+            delimiter=delim,
+            decimal=decimal,
+            na=na_tokens,
+            time_column=time_col,
+            time_format=time_format,
+            source=path.name,
+        )
     if len(table) < 3:
         missing = ", ".join(f"{c} {n}" for c, n in table.missing.items())
         raise CalibrationError(
@@ -213,8 +241,17 @@ def _fit(
     show_default=True,
     help="Share of the rows (in time order) used for fitting.",
 )
-@click.option("--split-at", help="With --time: train before this ISO time, test from it on.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a random split.")
+@click.option(
+    "--split-at",
+    help="With --time: train before this time (ISO 8601 or --time-format), test from it on.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of a random split.",
+)
 @click.option("--limit", type=float, help="Limit value for the REU, in the file's units.")
 @click.option(
     "--u-ref",
@@ -275,11 +312,12 @@ def evaluate(
     from luftnett.calibration.evaluate import evaluate_model
     from luftnett.calibration.report import text_report
     from luftnett.calibration.split import train_test_split
-    from luftnett.calibration.table import parse_time
     from luftnett.calibration.targets import default_limit
 
     saved = _read_model(model_file) if model_file is not None else None
-    if saved is not None:
+    if saved is None:
+        _warn_ignored(model_name, covariates, rh_col, temp_col, abs_humidity)
+    else:
         covariates, rh_col, temp_col, model_name = ",".join(saved.inputs), None, None, "multilinear"
     data = _load(csv_path, reference, sensor, covariates, rh_col, temp_col, model_name,
                  time_col, time_format, delimiter, decimal, na_tokens)  # fmt: skip
@@ -291,7 +329,7 @@ def evaluate(
     elif split_at is not None:
         if data.table.times is None:
             raise ConfigError("--split-at needs --time COLUMN")
-        cut = parse_time(split_at)
+        cut = _split_time(split_at, time_format)
         train = np.array([t < cut for t in data.table.times], dtype=np.bool_)
         if train.all() or not train.any():
             raise CalibrationError(f"--split-at {split_at} leaves an empty train or test part")
@@ -302,6 +340,7 @@ def evaluate(
             train = train_test_split(n, train_fraction, split, seed)  # type: ignore[arg-type]
         notes += [str(w.message) for w in caught]
         split_desc = f"{'first' if split == 'chronological' else 'random'} {train_fraction:.0%}"
+    _require_parts(data, train, split_desc)
     if limit is None and pollutant is not None:
         limit = default_limit(pollutant, "ppb" if unit.lower() == "ppb" else "ugm3")  # type: ignore[arg-type]
     model = saved or _fit(data, train, model_name, rh_col, temp_col, abs_humidity, unit)
@@ -332,6 +371,38 @@ def evaluate(
         text_report(data.table, data.source, data.sensor, data.reference, ev,
                     int(train.sum()), split_desc, unit)
     )  # fmt: skip
+
+
+def _split_time(text: str, time_format: str | None) -> datetime:
+    """--split-at in --time-format when given (as the time column), else ISO 8601."""
+    from luftnett.calibration.table import parse_time
+
+    if time_format:
+        with contextlib.suppress(CalibrationError):
+            return parse_time(text, time_format)
+    try:
+        return parse_time(text)
+    except CalibrationError:
+        fmt = f"in --time-format {time_format!r} or " if time_format else ""
+        raise ConfigError(
+            f"--split-at: cannot read {text!r}; give it {fmt}as ISO 8601, e.g. 2024-01-05T00:00"
+        ) from None
+
+
+def _require_parts(data: _Data, train: npt.NDArray[np.bool_], split_desc: str) -> None:
+    """Both parts of the split need MIN_PAIRS complete pairs; say which part falls short."""
+    from luftnett.calibration.regression import MIN_PAIRS
+
+    n = len(data.table)
+    n_train = int(train.sum())
+    for part, k in (("training", n_train), ("test", n - n_train)):
+        if 0 < k < MIN_PAIRS or (part == "test" and k == 0):
+            raise CalibrationError(
+                f"the {part} part has only {k} complete pair{'s' * (k != 1)} (train: "
+                f"{split_desc}); {data.source} has {n} complete rows of {data.table.rows_read}; "
+                f"need at least {MIN_PAIRS} in each part: use more data or change "
+                "--train-fraction/--split-at"
+            )
 
 
 def _read_model(path: Path) -> CalibrationModel:
@@ -418,6 +489,22 @@ def fit(
     if device_id is not None:
         if csv_path is not None:
             raise ConfigError("give either --csv or --device, not both")
+        given = [
+            o
+            for o, v in (
+                ("--covariates", covariates.strip()),
+                ("--rh", rh_col),
+                ("--temp", temp_col),
+                ("--abs-humidity", abs_humidity),
+            )
+            if v
+        ]
+        if given:
+            click.echo(
+                f"warning: {', '.join(given)} ignored with --device: models with covariates "
+                "take the device's own RH and temperature (rh_pct, temperature_c)",
+                err=True,
+            )
         from luftnett.calibration.db_cli import fit_from_database
 
         fit_from_database(device_id, reference, start, end, model_name, pollutant,
@@ -425,6 +512,7 @@ def fit(
         return
     if csv_path is None or sensor is None:
         raise ConfigError("give --csv FILE and --sensor COLUMN (or --device D for the database)")
+    _warn_ignored(model_name, covariates, rh_col, temp_col, abs_humidity)
     data = _load(csv_path, reference, sensor, covariates, rh_col, temp_col, model_name,
                  time_col, time_format, delimiter, decimal, na_tokens)  # fmt: skip
     model = _fit(data, None, model_name, rh_col, temp_col, abs_humidity, unit, reference_station)

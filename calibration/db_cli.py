@@ -92,10 +92,16 @@ def reference() -> None:
 @click.option("--csv", "csv_path", required=True, help="CSV: time,pollutant,value,unit[,status].")
 @click.option("--station", required=True, help="Station id (e.g. the EoI code NO0057A).")
 @click.option("--name", help="Station name; creates or updates the station.")
-@click.option("--lat", type=float, help="Station latitude, degrees.")
-@click.option("--lon", type=float, help="Station longitude, degrees.")
+@click.option(
+    "--lat", type=click.FloatRange(-90, 90), help="Station latitude, degrees (with --lon)."
+)
+@click.option(
+    "--lon", type=click.FloatRange(-180, 180), help="Station longitude, degrees (with --lat)."
+)
 @click.option("--provider", default="csv", show_default=True, help="Who measured it.")
 @click.option("--attribution", help="Credit line to keep with the data.")
+@click.option("--delimiter", default=",", show_default=True, help="Field separator; 'tab'.")
+@click.option("--decimal", default=".", show_default=True, help="Decimal mark, e.g. ','.")
 def reference_import(
     csv_path: str,
     station: str,
@@ -104,26 +110,47 @@ def reference_import(
     lon: float | None,
     provider: str,
     attribution: str | None,
+    delimiter: str,
+    decimal: str,
 ) -> None:
     """Import hourly reference values from a CSV (see docs/calibration.md for the columns).
 
     Columns: time (start of the hour, ISO 8601 with offset), pollutant (pm25, pm10, no2,
     o3), value, unit (µg/m³ or ppb), status (provisional or validated; empty = provisional).
     Validated values replace provisional ones, never the other way round; calibrations fitted
-    on replaced hours are marked for refit.
+    on replaced hours are marked for refit. Nothing is imported from a file with a malformed
+    line, a value outside the plausible range of its pollutant (the QC ranges) or one hour
+    given twice with different values; empty and NaN values and repeated hours are skipped
+    and reported on stderr.
 
     Example:  luftnett reference import --csv kirkeveien.csv --station NO0083A --name Kirkeveien
     --lat 59.9323 --lon 10.7245
     """
-    from luftnett.calibration.reference import ReferenceStation, read_reference_csv
+    from luftnett.calibration.reference import ParseStats, ReferenceStation, read_reference_csv
     from luftnett.calibration.store import import_observations, upsert_station
+    from luftnett.calibration.table import open_csv
 
+    if (lat is None) != (lon is None):
+        raise click.UsageError("give --lat and --lon together (the station's position)")
+    if lat is not None and name is None:
+        raise click.UsageError(
+            "--lat and --lon are stored with the station: give --name too (it creates or "
+            "updates the station)"
+        )
+    delim = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
+    if len(delim) != 1 or len(decimal) != 1 or delim == decimal:
+        raise click.UsageError(
+            f"--delimiter and --decimal must be two different single characters "
+            f"(got {delimiter!r} and {decimal!r})"
+        )
     path = Path(csv_path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            obs = read_reference_csv(fh, source=path.name)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {csv_path}: {exc.strerror}") from exc
+    stats = ParseStats()
+    with open_csv(csv_path) as fh:
+        obs = read_reference_csv(
+            fh, path.name, delimiter=delim, decimal=decimal, stats=stats, station=station
+        )
+    for line in stats.describe():
+        click.echo(line, err=True)
     with _connect() as conn:
         if name is not None:
             pols = tuple(sorted({o.pollutant for o in obs}))
@@ -135,12 +162,25 @@ def reference_import(
 
 
 def _print_import(station: str, res: Any) -> None:
+    dupes = f" ({res.duplicates} repeated hours kept once)" if res.duplicates else ""
     click.echo(
-        f"{station}: {res.received} values read, {res.inserted} new, {res.updated} updated, "
+        f"{station}: {res.received} values read{dupes}, {res.inserted} new, {res.updated} updated, "
         f"{res.unchanged} unchanged; {res.newly_validated} provisional hours now validated"
     )
     for v in res.versions_marked:
         click.echo(f"calibration version {v} marked refit-needed (its reference data changed)")
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{value!r} is not an http:// or https:// URL with a host; give e.g. "
+            "https://api.nilu.no"
+        )
+    return value.strip()
 
 
 @reference.command("fetch")
@@ -157,7 +197,8 @@ def _print_import(station: str, res: Any) -> None:
     "--base-url",
     default="https://api.nilu.no",
     show_default=True,
-    help="The NILU API (or a recording of it).",
+    callback=lambda _ctx, _param, value: _http_url(value),
+    help="The NILU API (or a recording of it): an http:// or https:// URL.",
 )
 def reference_fetch(station: str, start: str, end: str, components: str, base_url: str) -> None:
     """Fetch hourly values of a NILU station (api.nilu.no) and store them with their status.
@@ -499,9 +540,10 @@ def drift(
 
     Rolling 7-day ratio of medians (its change since the first window) and the trend of the
     residuals (per 30 days, relative to the typical level); either beyond --threshold flags
-    the device and suggests a new co-location fit. A device's calibrated values (as the
-    version in force made them) are compared where it has any in the period, else its raw
-    values; each line says which.
+    the device (DRIFT) and suggests a new co-location fit. "ok" needs at least one indicator;
+    "no data" means no station or neighbour values to compare with, "unknown" too few hours
+    for either indicator. A device's calibrated values (as the version in force made them)
+    are compared where it has any in the period, else its raw values; each line says which.
 
     Example:  luftnett calibrate drift --pollutant no2 --days 60
     """
@@ -523,7 +565,7 @@ def drift(
                 parts.append(f"{label}: ratio {pct(a.ratio_change_pct)}, trend "
                              f"{pct(a.trend_pct_per_30d)}/30 d ({a.n_pairs} h)")  # fmt: skip
         ref = f"{d.station_id} at {d.station_distance_m:.0f} m" if d.station_id else "no station"
-        verdict = "DRIFT" if d.flagged else "ok"
+        verdict = d.verdict
         click.echo(f"{d.device_id}: {verdict} [{d.basis} values, {ref}, {d.neighbours} "
                    "neighbours] " + ("; ".join(parts) or "no comparison data"))  # fmt: skip
         if d.flagged:

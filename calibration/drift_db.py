@@ -73,6 +73,17 @@ class DeviceDrift:
     def flagged(self) -> bool:
         return any(a is not None and a.flagged for a in (self.vs_reference, self.vs_neighbours))
 
+    @property
+    def verdict(self) -> str:
+        """``DRIFT``; ``ok`` when an indicator was computed and none is beyond the threshold;
+        ``unknown`` when there were pairs but too few hours for an indicator; ``no data``."""
+        found = [a for a in (self.vs_reference, self.vs_neighbours) if a is not None]
+        if self.flagged:
+            return "DRIFT"
+        if any(a.ratio_change_pct is not None or a.trend_pct_per_30d is not None for a in found):
+            return "ok"
+        return "unknown" if any(a.n_pairs for a in found) else "no data"
+
 
 def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = np.radians(lat1), np.radians(lat2)

@@ -109,6 +109,9 @@ class ImportResult:
     unchanged: int
     newly_validated: int
     versions_marked: tuple[int, ...]
+    #: values of an hour already among ``observations`` (one of them is kept, validated
+    #: first); ``received - duplicates = inserted + updated + unchanged``
+    duplicates: int = 0
 
 
 def upsert_station(conn: psycopg.Connection[Any], station: ReferenceStation) -> None:
@@ -168,11 +171,13 @@ def import_observations(
             (sorted({o.pollutant for o in observations}), station_id),
         )
     inserted = sum(1 for f in flags if f)
+    distinct = len({(o.pollutant, o.hour_start) for o in observations})
     res = ImportResult(
         received=len(observations),
+        duplicates=len(observations) - distinct,
         inserted=inserted,
         updated=len(flags) - inserted,
-        unchanged=len({(o.pollutant, o.hour_start) for o in observations}) - len(flags),
+        unchanged=distinct - len(flags),
         newly_validated=sum(int(r[3]) for r in validated),
         versions_marked=tuple(sorted(set(marked))),
     )

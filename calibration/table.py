@@ -8,17 +8,20 @@ to sort by. A value that is neither a number nor a missing marker is an error na
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
 
 from luftnett.errors import CalibrationError, ConfigError
 
-__all__ = ["DEFAULT_NA", "Table", "parse_time", "read_table"]
+__all__ = ["DEFAULT_NA", "Table", "open_csv", "parse_time", "read_table"]
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_NA = frozenset({"", "na", "nan", "n/a", "null", "none", "-"})
@@ -36,6 +39,33 @@ class Table:
 
     def __len__(self) -> int:
         return self.rows_read - self.rows_dropped
+
+
+@contextlib.contextmanager
+def open_csv(csv_path: str) -> Iterator[TextIO]:
+    """``csv_path`` opened as UTF-8 text for :mod:`csv` (a BOM is skipped).
+
+    A missing file, a directory, an unreadable file and text in another encoding (UTF-16,
+    Latin-1: also while the caller reads on) become a one-line :class:`ConfigError`.
+    """
+    path = Path(csv_path)
+    if path.is_dir():
+        raise ConfigError(f"{csv_path} is a directory, not a file; give the CSV file in it")
+    if not path.exists():
+        raise ConfigError(f"no such file: {csv_path}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            yield fh
+    except UnicodeDecodeError as exc:
+        utf16 = exc.start == 0 and bytes(exc.object[:2]) in (b"\xff\xfe", b"\xfe\xff")
+        encoding = "UTF-16" if utf16 else "LATIN1"
+        raise ConfigError(
+            f"{path.name} is not UTF-8 text ({exc.reason}{'; it looks like UTF-16' * utf16}); "
+            f"save it as UTF-8 (in Excel: CSV UTF-8) or convert it, e.g. iconv -f {encoding} "
+            "-t UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {csv_path}: {exc.strerror}") from exc
 
 
 def parse_time(text: str, fmt: str | None = None) -> datetime:

@@ -437,13 +437,14 @@ def test_cli_story(pg_url: str, conn: psycopg.Connection[Any], tmp_path: Path) -
         pytest.param(["calibrate", "activate", "999999999", "--from", "2024-01-01"],
                      "no calibration version", id="activate-unknown"),
         pytest.param(["calibrate", "fit", "--device", "nobody", "--reference", "NONE", "--from",
-                      "2024-01-01", "--to", "2024-01-02"], "complete hours", id="no-pairs"),
+                      "2024-01-01", "--to", "2024-01-02"], "no device 'nobody' in the database",
+                     id="no-device"),
         pytest.param(["calibrate", "fit", "--device", "d", "--reference", "S", "--from",
                       "2024-01-01"], "--from and --to", id="fit-no-to"),
         pytest.param(["calibrate", "reprocess", "--device", "nobody"], "has no readings",
                      id="reprocess-no-readings"),
         pytest.param(["reference", "import", "--csv", "/nonexistent.csv", "--station", "S"],
-                     "cannot read", id="csv-missing"),
+                     "no such file: /nonexistent.csv", id="csv-missing"),
     ],
 )  # fmt: skip
 def test_cli_errors_are_one_line(pg_url: str, args: list[str], message: str) -> None:
@@ -452,6 +453,33 @@ def test_cli_errors_are_one_line(pg_url: str, args: list[str], message: str) -> 
     assert res.stderr.startswith("error: ")
     assert message in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+def test_fit_names_an_unknown_station_and_too_few_hours(
+    pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    dev, ref = make_device(conn, 6)
+    res = cli(pg_url, "calibrate", "fit", "--device", dev, "--reference", "NO-SUCH-STATION",
+              "--from", "2024-01-01", "--to", "2024-01-02")  # fmt: skip
+    assert res.exit_code == 1
+    assert "no reference station 'NO-SUCH-STATION' in the database" in res.stderr
+    st = make_station(conn, ref)
+    res = cli(pg_url, "calibrate", "fit", "--device", dev, "--reference", st,
+              "--from", "2024-01-01", "--to", "2024-01-02")  # fmt: skip
+    assert res.exit_code == 1
+    assert f"{dev} and {st} share 6 complete hours" in res.stderr
+
+
+def test_drift_without_comparison_data_is_not_ok(
+    pg_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    dev, _ = make_device(conn, 24 * 5, lat=-45.0, lon=-120.0)  # no neighbours or station near
+    res = cli(pg_url, "calibrate", "drift", "--device", dev, "--to", "2024-01-06", "--days",
+              "5", "--window", "2")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    # other tests' stations may share a few hours, too few for either indicator
+    assert res.stdout.startswith((f"{dev}: no data [", f"{dev}: unknown [")), res.stdout
+    assert ": ok" not in res.stdout
 
 
 def test_bad_reference_csv_names_the_line(pg_url: str, tmp_path: Path) -> None:

@@ -136,3 +136,106 @@ def test_tampered_model_file_is_refused(colo_csv: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 1
     assert "does not match the content" in err
+
+
+def test_seed_must_not_be_negative(colo_csv: Path) -> None:
+    code, out, err = _run(
+        "evaluate", "--csv", str(colo_csv), "--reference", "ref", "--sensor", "sen",
+        "--split", "random", "--seed", "-1",
+    )  # fmt: skip
+    assert code == 2
+    assert "Invalid value for '--seed': -1 is not in the range x>=0" in err
+    assert "Traceback" not in out + err
+
+
+def test_split_at_is_read_with_the_time_format(tmp_path: Path) -> None:
+    lines = ["when,ref,sen"] + [f"{d:02d}.01.2024 {h:02d}:00,{d + h},{2 * (d + h) + 1}"
+                                for d in (4, 5, 6) for h in (0, 12)]  # fmt: skip
+    path = tmp_path / "nor.csv"
+    path.write_text("\n".join(lines) + "\n")
+    base = ["evaluate", "--csv", str(path), "--reference", "ref", "--sensor", "sen",
+            "--time", "when", "--time-format", "%d.%m.%Y %H:%M", "--json"]  # fmt: skip
+    code, out, err = _run(*base, "--split-at", "05.01.2024 12:00")
+    assert code == 0, err
+    assert json.loads(out)["n_train"] == 3
+    code, out, err = _run(*base, "--split-at", "2024-01-05T12:00")  # ISO still works
+    assert code == 0, err
+    assert json.loads(out)["n_train"] == 3
+    code, _, err = _run(*base, "--split-at", "5/1/2024")
+    assert code == 1
+    assert (
+        "--split-at: cannot read '5/1/2024'; give it in --time-format '%d.%m.%Y %H:%M' or "
+        "as ISO 8601" in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "warned"),
+    [
+        pytest.param("linear", ["--covariates", "rh"], "--covariates rh is ignored by --model "
+                     "linear; multilinear, mlr, robust use it", id="covariates-linear"),
+        pytest.param("linear", ["--abs-humidity"], "--abs-humidity is ignored by --model linear",
+                     id="abs-humidity-linear"),
+        pytest.param("linear", ["--rh", "rh"], "--rh rh is ignored by --model linear",
+                     id="rh-linear"),
+        pytest.param("epa-pa", ["--rh", "rh", "--covariates", "ts"],
+                     "--covariates ts is ignored by --model epa-pa", id="covariates-epa"),
+    ],
+)  # fmt: skip
+def test_options_the_model_ignores_are_named(
+    colo_csv: Path, model: str, args: list[str], warned: str
+) -> None:
+    for cmd in ("evaluate", "fit"):
+        code, _, err = _run(cmd, "--csv", str(colo_csv), "--reference", "ref", "--sensor", "sen",
+                            "--model", model, *args)  # fmt: skip
+        assert code == 0, err
+        assert f"warning: {warned}" in err, cmd
+
+
+def test_options_a_model_uses_are_not_warned_about(colo_csv: Path) -> None:
+    code, _, err = _run("evaluate", "--csv", str(colo_csv), "--reference", "ref", "--sensor",
+                        "sen", "--model", "multilinear", "--covariates", "rh")  # fmt: skip
+    assert code == 0, err
+    assert "warning" not in err
+
+
+def test_too_small_a_training_part_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "four.csv"
+    path.write_text("ref,sen\n1,2\n2,4.1\n3,6\n4,8.2\n")
+    code, _, err = _run("evaluate", "--csv", str(path), "--reference", "ref", "--sensor", "sen")
+    assert code == 1
+    assert (
+        "the training part has only 2 complete pairs (train: first 50%); four.csv has 4 "
+        "complete rows of 4" in err
+    )
+    code, _, err = _run("evaluate", "--csv", str(path), "--reference", "ref", "--sensor", "sen",
+                        "--train-fraction", "0.75")  # fmt: skip
+    assert code == 1
+    assert "the test part has only 1 complete pair (train: first 75%)" in err
+
+
+def test_a_directory_is_not_a_missing_file(tmp_path: Path) -> None:
+    code, out, err = _run("evaluate", "--csv", str(tmp_path), "--reference", "a", "--sensor", "b")
+    assert code == 1
+    assert f"error: {tmp_path} is a directory, not a file" in err
+    assert "Traceback" not in out + err
+
+
+def test_a_utf16_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes("ref,sen\n1,2\n".encode("utf-16"))
+    code, _, err = _run("evaluate", "--csv", str(path), "--reference", "ref", "--sensor", "sen")
+    assert code == 1
+    assert "u16.csv is not UTF-8 text" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_fit_device_says_it_ignores_csv_covariates() -> None:
+    """Printed before the database is asked for (none here)."""
+    res = CliRunner().invoke(
+        main,
+        ["calibrate", "fit", "--device", "d", "--reference", "S", "--from", "2024-01-01",
+         "--to", "2024-01-02", "--covariates", "O3", "--abs-humidity"],
+        env={"LUFTNETT_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"},
+    )  # fmt: skip
+    assert "warning: --covariates, --abs-humidity ignored with --device" in res.stderr

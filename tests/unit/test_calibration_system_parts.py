@@ -141,3 +141,28 @@ def test_rolling_ratio_needs_enough_hours() -> None:
     x = np.ones(n)
     assert rolling_ratio(_hours(n), x, x, window_days=7) == []
     assert assess_drift([], np.array([]), np.array([])).flagged is False
+
+
+def test_drift_verdict_is_ok_only_with_an_indicator() -> None:
+    """ "ok" means compared and within the threshold; no pairs is "no data", too few hours for
+    either indicator is "unknown" (QA saw "ok ... no comparison data")."""
+    from luftnett.calibration.drift_db import DeviceDrift
+
+    n = 24 * 21
+    ref = 10 + 5 * np.sin(np.arange(n) * 2 * np.pi / 24)
+    compared = assess_drift(_hours(n), 1.5 * ref, ref)
+    few = assess_drift(_hours(24), np.ones(24), np.ones(24))
+    empty = assess_drift(_hours(24), np.ones(24), np.full(24, np.nan))
+    assert few.n_pairs == 24
+    assert few.ratio_change_pct is None
+    assert few.trend_pct_per_30d is None
+
+    def verdict(ref_a: object, nb_a: object) -> str:
+        return DeviceDrift("d", None, None, 0, ref_a, nb_a).verdict  # type: ignore[arg-type]
+
+    assert verdict(None, None) == "no data"
+    assert verdict(empty, None) == "no data"
+    assert verdict(few, empty) == "unknown"
+    assert verdict(compared, few) == "ok"
+    drifting = assess_drift(_hours(n), np.linspace(1.5, 1.0, n) * ref, ref)
+    assert verdict(few, drifting) == "DRIFT"
