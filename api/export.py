@@ -181,27 +181,41 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
         ]
         return out
     if shape == "openair":
+        # one row per site and time (openair's data frame): the readings a box's sensors
+        # stamp with the same window end (a PM sensor's and the NO2 module's) are merged
+        # (GROUP BY r.ts in select()): values averaged (one reading has each, as a rule),
+        # versions the newest, flags OR-ed, valid when all of them are
+        def mean(expr: sql.Composable) -> sql.Composable:
+            return sql.SQL("avg({})::real").format(expr)
+
+        ts_csv_1 = sql.SQL("min({})").format(ts_csv)
+        ts_pq_1 = sql.SQL("min({})").format(ts_pq)
         out += [
             Column(
-                "date", ts_csv, "timestamp", None, "window end, UTC (YYYY-MM-DD HH:MM:SS)", ts_pq
+                "date",
+                ts_csv_1,
+                "timestamp",
+                None,
+                "window end, UTC (YYYY-MM-DD HH:MM:SS); one row per site and time",
+                ts_pq_1,
             ),
             Column(
                 "site",
-                sql.SQL("coalesce(%(site)s::text, r.device_id)"),
+                sql.SQL("min(coalesce(%(site)s::text, r.device_id))"),
                 "string",
                 None,
                 "site id (device id outside deployments)",
             ),
-            Column("device_id", _s("r.device_id"), "string", None, "device id"),
+            Column("device_id", _s("min(r.device_id)"), "string", None, "device id"),
         ]
         for q, name in OPENAIR_NAMES.items():
             f = no2_factor if q == "no2_ppb" else 1.0
-            expr = _times(sql.SQL("r.{}").format(sql.Identifier(q)), f)
+            expr = _times(mean(sql.SQL("r.{}").format(sql.Identifier(q))), f)
             unit = "µg/m³"
             out.append(Column(name, expr, "float64", unit, f"{QUANTITIES[q].description} (µg/m³)"))
         for q, name in WIND.items():
             if q in QUANTITIES:
-                expr = sql.SQL("(r.extra->>{})::float8").format(sql.Literal(q))
+                expr = sql.SQL("avg((r.extra->>{})::float8)").format(sql.Literal(q))
                 out.append(
                     Column(name, expr, "float64", QUANTITIES[q].unit, QUANTITIES[q].description)
                 )
@@ -211,27 +225,49 @@ def columns(shape: Shape, cal_on: bool, no2_factor: float) -> list[Column]:
             out += [
                 Column(
                     f"{name}_cal",
-                    _times(cal[f"{q}_cal"], f),
+                    _times(mean(cal[f"{q}_cal"]), f),
                     "float64",
                     "µg/m³",
                     f"calibrated {name}",
                 ),
                 Column(
                     f"{name}_u",
-                    _times(cal[f"{q}_u"], f),
+                    _times(mean(cal[f"{q}_u"]), f),
                     "float64",
                     "µg/m³",
                     f"standard uncertainty of {name}_cal",
                 ),
                 Column(
                     f"{name}_calibration_id",
-                    cal[f"{q}_calibration_id"],
+                    sql.SQL("max({})").format(cal[f"{q}_calibration_id"]),
                     "int64",
                     None,
                     f"calibration version of {name}_cal",
                 ),
             ]
-        return out + flags
+        merged_flags = sql.SQL("bit_or(r.flags | %(ann)s::bigint)")
+        valid_all = sql.SQL("bool_and({})").format(valid)
+        out += [
+            Column(
+                "flags",
+                merged_flags,
+                "int64",
+                None,
+                "flag bit mask of the row's readings, OR-ed (see flags in metadata); "
+                "annotated_invalid (bit 10) is set while an active invalidating staff "
+                "annotation covers them",
+            ),
+            Column(
+                "valid",
+                sql.SQL("CASE WHEN {} THEN 'true' ELSE 'false' END").format(valid_all),
+                "bool",
+                None,
+                "true when none of the row's readings has an invalidating flag "
+                "(valid_only=true leaves the invalid readings out before they are merged)",
+                valid_all,
+            ),
+        ]
+        return out
     out += [
         Column("device_id", _s("r.device_id"), "string", None, "device id"),
         Column("site_id", site, "string", None, "site of the deployment, empty if none"),
@@ -308,11 +344,15 @@ def select(
         )
     if shape == "long":
         where.append(_s("v.value IS NOT NULL"))
-    return sql.SQL("SELECT {cols} FROM readings r{cal}{long} WHERE {where} ORDER BY r.ts").format(
+    return sql.SQL(
+        "SELECT {cols} FROM readings r{cal}{long} WHERE {where}{group} ORDER BY r.ts"
+    ).format(
         cols=sql.SQL(", ").join(exprs),
         cal=calibration.cal_joins_by_version() if cal_on else sql.SQL(""),
         long=_long_values(cal_on) if shape == "long" else sql.SQL(""),
         where=sql.SQL(" AND ").join(where),
+        # openair: a row per time (the columns are aggregates; docs in columns())
+        group=sql.SQL(" GROUP BY r.ts") if shape == "openair" else sql.SQL(""),
     )
 
 

@@ -317,3 +317,53 @@ def test_local_time_column_and_the_catalogue_schema(api_url: str, dl_device: str
         timeout=120,
     )
     assert "ts_local" in pd.read_csv(io.BytesIO(r.content), nrows=1).columns
+
+
+def test_openair_has_one_row_per_site_and_time(api_url: str, pg_url: str) -> None:
+    """A box with a PM sensor and an NO2 module stores two readings per window end; openair
+    wants one row per site and date: they are merged (values, flags OR-ed, valid when both
+    are). valid_only leaves the invalid reading out before the merge, not the whole row."""
+    device = f"oa-{uuid.uuid4().hex[:8]}"
+    stuck = int(ReadingFlag.STUCK)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (device,)
+        )
+        conn.execute(  # even seqs: the SDS011; odd: the NO2 module, same ts; NO2 of ts 3 stuck
+            "INSERT INTO readings (device_id, seq, ts, window_s, n_samples, sensor_model, "
+            "pm25_ugm3, pm10_ugm3, no2_ppb, flags, schema_version) "
+            "SELECT %s, 2 * i + k, %s::timestamptz + i * interval '1 minute', 60, 60, "
+            "CASE k WHEN 0 THEN 'sds011' ELSE 'dgs-no2' END, "
+            "CASE k WHEN 0 THEN 10 + i / 10.0 END, CASE k WHEN 0 THEN 20 + i END, "
+            "CASE k WHEN 1 THEN 5 + i END, CASE WHEN k = 1 AND i = 3 THEN %s ELSE 0 END, 1 "
+            "FROM generate_series(0, 5) i, generate_series(0, 1) k",
+            (device, START, stuck),
+        )
+
+    def get(fmt: str, **kw: str) -> pd.DataFrame:
+        r = httpx.get(
+            f"{api_url}/api/v1/downloads/readings.{fmt}",
+            params=_params(device, shape="openair", **kw),
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+        reader = pd.read_csv if fmt == "csv" else pd.read_parquet
+        return reader(io.BytesIO(r.content))  # type: ignore[operator]
+
+    oa = get("csv")
+    assert len(oa) == 6 and oa["date"].is_unique
+    assert list(oa["pm25"]) == [10.0, 10.1, 10.2, 10.3, 10.4, 10.5]
+    assert list(oa["pm10"]) == [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]
+    factor = httpx.get(
+        f"{api_url}/api/v1/downloads/metadata", params=_params(device), timeout=60
+    ).json()["no2_ppb_to_ugm3"]
+    assert_allclose(oa["no2"], [(5 + i) * factor for i in range(6)], rtol=1e-9)
+    assert list(oa["flags"]) == [0, 0, 0, stuck, 0, 0]
+    assert list(oa["valid"]) == [True, True, True, False, True, True]
+    only = get("csv", valid_only="true")
+    assert len(only) == 6 and only["no2"].isna().tolist() == [False] * 3 + [True] + [False] * 2
+    assert only["pm25"].iloc[3] == 10.3 and only["valid"].all()
+    pq_oa = get("parquet")
+    assert len(pq_oa) == 6 and pq_oa["date"].is_unique
+    assert list(pq_oa["valid"]) == list(oa["valid"])
+    assert_allclose(pq_oa["pm25"], oa["pm25"], rtol=0)
