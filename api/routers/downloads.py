@@ -150,14 +150,21 @@ async def _metadata(
     cols = export.columns(q.shape, cal_on, _no2_factor(profiles))
     versions: list[dict[str, Any]] = []
     if cal_on:
+        # each version with what it is: the fitted model (family, coefficients, features:
+        # a fleet default may be the identity), its metrics and where it was trained
         cur = await conn.execute(
-            "SELECT DISTINCT v.version_id, v.device_id, v.sensor_model, v.pollutant, v.kind, "
-            "v.model_id, v.status, v.created_at FROM calibrated_values c "
-            "JOIN calibration_versions v USING (version_id) WHERE c.device_id = ANY(%s) "
-            "AND c.ts >= %s AND c.ts < %s ORDER BY v.version_id",
+            "SELECT v.version_id, v.device_id, v.sensor_model, v.pollutant, v.kind, "
+            "v.model_id, v.status, v.created_at, v.model, v.metrics, v.reference_station_id, "
+            "v.trained_from, v.trained_to FROM calibration_versions v WHERE v.version_id IN ("
+            "SELECT DISTINCT c.version_id FROM calibrated_values c WHERE c.device_id = ANY(%s) "
+            "AND c.ts >= %s AND c.ts < %s) ORDER BY v.version_id",
             (devices, start, end),
         )
-        versions = [{**r, "created_at": r["created_at"].isoformat()} for r in await cur.fetchall()]
+        times = ("created_at", "trained_from", "trained_to")
+        versions = [
+            {k: (v.isoformat() if k in times and v is not None else v) for k, v in r.items()}
+            for r in await cur.fetchall()
+        ]
     found = await annotations_of(conn, devices, start, end)
     found.sort(key=lambda r: (r["device_id"], r["starts_at"], r["annotation_id"]))
     notes = [public_annotation(r, names=False) for r in found]

@@ -207,9 +207,15 @@ def test_calibrated_export_equals_calibrated_current(api_url: str, pg_url: str) 
         ):
             (vid,) = conn.execute(
                 "INSERT INTO calibration_versions (device_id, sensor_model, pollutant, kind, "
-                "model_id, model, created_by) VALUES (%s, %s, %s, 'imported', %s, '{}'::json, "
+                "model_id, model, created_by) VALUES (%s, %s, %s, 'imported', %s, %s::json, "
                 "'test') RETURNING version_id",
-                (owner, None if owner else model, pollutant, f"{name}-{device}"),
+                (
+                    owner,
+                    None if owner else model,
+                    pollutant,
+                    f"{name}-{device}",
+                    f'{{"family": "linear", "coef": [1, {factor}]}}',
+                ),
             ).fetchone() or (0,)
             conn.execute(
                 "INSERT INTO calibration_activations (device_id, sensor_model, pollutant, "
@@ -257,6 +263,14 @@ def test_calibrated_export_equals_calibrated_current(api_url: str, pg_url: str) 
     assert df.loc[pd.to_datetime(df["ts"]) < pd.Timestamp(t_d2), "pm10_ugm3_cal"].isna().all()
     assert df.loc[pd.to_datetime(df["ts"]) >= pd.Timestamp(t_d2), "pm10_ugm3_cal"].notna().all()
     assert df["no2_ppb_cal"].isna().all()
+    # the metadata says what each version is: its model (coefficients), not only its id
+    meta = httpx.get(
+        f"{api_url}/api/v1/downloads/metadata", params=_params(device), timeout=120
+    ).json()
+    by_id = {v["version_id"]: v for v in meta["calibration_versions"]}
+    assert set(by_id) == set(versions.values())
+    assert by_id[versions["own10"]]["model"] == {"family": "linear", "coef": [1, 4]}
+    assert by_id[versions["fleet"]]["device_id"] is None and by_id[versions["fleet"]]["kind"]
 
 
 def test_values_come_out_as_stored_in_every_shape(api_url: str, dl_device: str) -> None:
