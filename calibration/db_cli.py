@@ -420,6 +420,11 @@ def versions(device_id: str | None, as_json: bool) -> None:
 
     with _connect() as conn:
         rows = list_versions(conn, device_id)
+    if rows and not as_json:
+        click.echo(
+            f"{'id':>5} {'device (model)':<20} {'pol.':<5} {'kind':<13} {'model id':<26} "
+            f"{'hold-out':<11} status"
+        )
     for v in rows:
         if as_json:
             click.echo(json.dumps({

@@ -51,6 +51,11 @@ def parse_hex(args: tuple[str, ...]) -> bytes:
         )
     if len(text) % 2:
         raise click.BadParameter(f"odd number of hex digits ({len(text)})", param_hint="HEX")
+    if not text:
+        raise click.BadParameter(
+            'no bytes given: pass hex digits (e.g. "AA C0 D4 04 ...") or - for raw bytes on stdin',
+            param_hint="HEX",
+        )
     return bytes.fromhex(text)
 
 

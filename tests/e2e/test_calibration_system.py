@@ -409,6 +409,10 @@ def test_cli_story(pg_url: str, conn: psycopg.Connection[Any], tmp_path: Path) -
     res = cli(pg_url, "calibrate", "versions", "--device", dev, "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.splitlines()[0])["version_id"] == vid
+    res = cli(pg_url, "calibrate", "versions", "--device", dev)  # a table with its header
+    head, row = res.stdout.splitlines()[:2]
+    assert head.split()[:3] == ["id", "device", "(model)"] and "status" in head
+    assert row.split()[0] == str(vid)
 
     res = cli(pg_url, "calibrate", "activate", str(vid), "--from", "2024-01-01", "--wait")
     assert res.exit_code == 0, res.output

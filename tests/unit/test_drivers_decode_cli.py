@@ -146,3 +146,10 @@ def test_invalid_hex_is_a_usage_error(args: list[str], message: str) -> None:
 def test_unknown_sensor_and_missing_hex_are_usage_errors() -> None:
     assert decode("--sensor", "pms9000", "AA").exit_code == 2
     assert decode("--sensor", "sds011").exit_code == 2
+
+
+@pytest.mark.parametrize("arg", ["", "   "])
+def test_no_bytes_is_a_usage_error(arg: str) -> None:
+    res = CliRunner().invoke(main, ["decode", "--sensor", "sds011", arg])
+    assert res.exit_code == 2
+    assert "no bytes given" in res.output

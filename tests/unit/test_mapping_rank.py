@@ -223,3 +223,8 @@ def test_summary_names_what_exceeds_in_both_languages(grid: RegularGrid) -> None
     assert "hot (over, P = 100 %)" in text and "hot (above, P = 100 %)" in text
     assert "indikative" in text and "indicative" in text
     assert "(RMSE) 1,20" in text and "(RMSE) 1.20" in text
+    # a receptor's kind in each language (the Norwegian section printed "(nursing-home)")
+    home = {**ranking["areas"][0], "name": "Solhaug", "kind": "nursing-home"}
+    text = summary_markdown({**ranking, "receptors": [home]}, meta)
+    no, en = text.split("## English")
+    assert "**Solhaug** (sykehjem)" in no and "**Solhaug** (nursing home)" in en

@@ -37,11 +37,32 @@ def _f(v: Any, digits: int = 1, lang: str = "en") -> str:
     return text.replace(".", ",") if lang == "no" else text
 
 
+#: the ``kind`` of an area or receptor (mapping/features.py) in bokmål; another kind is shown
+#: as given
+KINDS_NO = {
+    "district": "bydel",
+    "school": "skole",
+    "school-catchment": "skolekrets",
+    "kindergarten": "barnehage",
+    "nursing-home": "sykehjem",
+    "hospital": "sykehus",
+    "area": "område",
+    "receptor": "sted",
+}
+
+
+def kind_text(kind: str, lang: str) -> str:
+    """``kind`` for a reader: in bokmål where known, else with its hyphens as spaces."""
+    if lang == "no" and kind in KINDS_NO:
+        return KINDS_NO[kind]
+    return kind.replace("-", " ")
+
+
 def _item(r: dict[str, Any], unit: str, lang: str) -> str:
     lo, hi = r["ci95"]
     word = "95 % intervall" if lang == "no" else "95 % interval"
     v, lo_, hi_ = (_f(x, 1, lang) for x in (r["value"], lo, hi))
-    return f"**{r['name']}** ({r['kind']}): {v} {unit} ({word} {lo_}–{hi_})"
+    return f"**{r['name']}** ({kind_text(r['kind'], lang)}): {v} {unit} ({word} {lo_}–{hi_})"
 
 
 def _pct(p: float | None) -> str:
