@@ -6,7 +6,7 @@ import dataclasses
 import getpass
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -64,24 +64,6 @@ class CalendarDay(_DateParam):
 
 
 DAY = CalendarDay()
-
-
-def _when(t: datetime) -> str:
-    """A time in UTC and local time; in UTC alone where local time is out of Python's range
-    (a period stored before periods were checked, or by psql, e.g. ending 9999-12-31)."""
-    try:
-        return utc_local(t)
-    except OverflowError:
-        return f"{t.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
-
-
-def _when_fields(name: str, t: datetime | None) -> dict[str, str | None]:
-    """``utc_local_fields``, with ``{name}_local`` null where local time is out of range."""
-    try:
-        return utc_local_fields(name, t)
-    except OverflowError:
-        assert t is not None
-        return {name: t.astimezone(UTC).isoformat(), f"{name}_local": None}
 
 
 @click.group()
@@ -191,7 +173,7 @@ def annotate_list(
                 doc: dict[str, Any] = {}
                 for k, v in dataclasses.asdict(a).items():
                     if k in ANNOTATION_TIMES:
-                        doc.update(_when_fields(k, v))
+                        doc.update(utc_local_fields(k, v))
                     else:
                         doc[k] = v
                 if with_audit:
@@ -199,7 +181,7 @@ def annotate_list(
                         {
                             "action": t["action"],
                             "changed_by": t["changed_by"],
-                            **_when_fields("changed_at", t["changed_at"]),
+                            **utc_local_fields("changed_at", t["changed_at"]),
                         }
                         for t in trail
                     ]
@@ -208,15 +190,17 @@ def annotate_list(
             state = (
                 "active"
                 if a.revoked_at is None
-                else f"revoked {_when(a.revoked_at)} by {a.revoked_by}"
+                else f"revoked {utc_local(a.revoked_at)} by {a.revoked_by}"
             )
             inval = "invalidates" if a.invalidates else "note"
             click.echo(
-                f"{a.annotation_id:>6} {a.device_id} {_when(a.starts_at)} -> "
-                f"{_when(a.ends_at)} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
+                f"{a.annotation_id:>6} {a.device_id} {utc_local(a.starts_at)} -> "
+                f"{utc_local(a.ends_at)} {a.kind} {inval} by {a.created_by}: {a.reason} [{state}]"
             )
             for t in trail:
-                click.echo(f"       {_when(t['changed_at'])} {t['action']} by {t['changed_by']}")
+                click.echo(
+                    f"       {utc_local(t['changed_at'])} {t['action']} by {t['changed_by']}"
+                )
         if not items and not as_json:
             click.echo("no annotations")
 

@@ -146,3 +146,23 @@ def test_download_metadata_says_why_readings_were_invalidated(
     later = {**params, "start": (START + timedelta(hours=9)).isoformat()}  # ends at 09:00
     meta = httpx.get(f"{api_url}/api/v1/downloads/metadata", params=later, timeout=60).json()
     assert len(meta["annotations"]) == 2
+
+
+def test_a_period_stored_out_of_range_does_not_break_the_list(api_url: str, pg_url: str) -> None:
+    """A period written by psql (or before periods were checked) that ends in year 9999: its
+    local time would pass Python's range. The list still answers; that time is in UTC alone."""
+    device = f"far-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, sensor_model) VALUES (%s, 'sds011')", (device,)
+        )
+        conn.execute(
+            "INSERT INTO annotations (device_id, starts_at, ends_at, kind, invalidates, reason, "
+            "created_by) VALUES (%s, '2026-01-01Z', '9999-12-31 23:00Z', 'fog', false, 'x', 't')",
+            (device,),
+        )
+    r = httpx.get(f"{api_url}/api/v1/annotations", params={"device": device}, timeout=60)
+    assert r.status_code == 200, r.text
+    (a,) = r.json()["annotations"]
+    assert a["ends_at"].startswith("9999-12-31T23:00:00") and a["ends_at_local"] is None
+    assert a["starts_at_local"] == "2026-01-01T01:00:00+01:00"
