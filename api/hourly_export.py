@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from luftnett.api.export import Sink
 from luftnett.publish.schema import POLLUTANTS, arrow_schema
 
-__all__ = ["columns", "end_exclusive", "months", "stream_hourly"]
+__all__ = ["Only", "columns", "end_exclusive", "months", "stream_hourly"]
 
 
 def columns(timezone: str) -> list[str]:
@@ -37,16 +38,36 @@ def months(start: date, end: date) -> Iterator[tuple[date, date]]:
         a = b
 
 
-def _month_table(src: Any, a: date, b: date, devices: list[str], codes: list[str]) -> Any:
+@dataclass(frozen=True)
+class Only:
+    """Keep the hours of these devices, or at these sites (the site of the hour)."""
+
+    devices: set[str]
+    sites: set[str]
+
+    def mask(self, t: Any) -> Any:
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+        dev = pc.is_in(t.column("device_id"), value_set=pa.array(sorted(self.devices), pa.string()))
+        site = pc.is_in(t.column("site_id"), value_set=pa.array(sorted(self.sites), pa.string()))
+        return pc.or_(dev, pc.fill_null(site, False))
+
+
+def _month_table(
+    src: Any, a: date, b: date, devices: list[str], codes: list[str], only: Only | None = None
+) -> Any:
     """The span's hourly rows of ``devices`` and pollutants ``codes`` (``src``: a publish
-    Source), ordered by device, hour and pollutant, with the archive's types and field
-    metadata; None when there are none."""
-    import pyarrow as pa  # type: ignore[import-untyped]
+    Source; ``only``: of those, the rows it keeps), ordered by device, hour and pollutant,
+    with the archive's types and field metadata; None when there are none."""
+    import pyarrow as pa
 
     tables, _ = src.hourly(a, b, devices)
     parts = []
     for code in codes:
         t = tables.get(code)
+        if t is not None and only is not None:
+            t = t.filter(only.mask(t))
         if t is None or not t.num_rows:
             continue
         parts.append(t.append_column("pollutant", pa.array([code] * t.num_rows, pa.string())))
@@ -62,7 +83,7 @@ def _csv_bytes(table: Any, header: bool) -> bytes:
     """CSV text as the readings download writes it: times as PostgreSQL's ISO text
     (``2026-05-01 00:00:00+00``; local times without offset), empty fields for nulls."""
     import pyarrow as pa
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
     cols = []
@@ -91,6 +112,7 @@ async def stream_hourly(
     codes: list[str],
     fmt: str,
     metadata: dict[str, str],
+    only: Only | None = None,
 ) -> AsyncIterator[bytes]:
     """CSV text or Parquet bytes of the hourly rows of the days [start, end), a UTC month
     per step, each ordered by device, hour and pollutant (``fmt``: "csv" or "parquet";
@@ -99,7 +121,7 @@ async def stream_hourly(
 
     src = await asyncio.to_thread(Source, url, timezone)
     try:
-        async for chunk in _stream(src, timezone, start, end, devices, codes, fmt, metadata):
+        async for chunk in _stream(src, start, end, devices, codes, fmt, metadata, only):
             yield chunk
     finally:
         await asyncio.to_thread(src.close)
@@ -107,25 +129,25 @@ async def stream_hourly(
 
 async def _stream(
     src: Any,
-    timezone: str,
     start: date,
     end: date,
     devices: list[str],
     codes: list[str],
     fmt: str,
     metadata: dict[str, str],
+    only: Only | None,
 ) -> AsyncIterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-    schema = arrow_schema("hourly", timezone)
+    schema = arrow_schema("hourly", src.timezone)
     schema = schema.append(pa.field("pollutant", pa.string(), metadata={
         "description": "pollutant code: " + ", ".join(POLLUTANTS.values())
     }))  # fmt: skip
     if fmt == "csv":
         yield _csv_bytes(schema.empty_table(), header=True)
         for a, b in months(start, end):
-            t = await asyncio.to_thread(_month_table, src, a, b, devices, codes)
+            t = await asyncio.to_thread(_month_table, src, a, b, devices, codes, only)
             if t is not None:
                 yield _csv_bytes(t.cast(schema), header=False)
         return
@@ -137,7 +159,7 @@ async def _stream(
         use_dictionary=["device_id", "site_id", "unit", "pollutant"],
     )
     for a, b in months(start, end):
-        t = await asyncio.to_thread(_month_table, src, a, b, devices, codes)
+        t = await asyncio.to_thread(_month_table, src, a, b, devices, codes, only)
         if t is not None:
             writer.write_table(t.cast(schema))
             yield sink.drain()

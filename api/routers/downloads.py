@@ -34,7 +34,9 @@ class DownloadQuery(TimeRange):
 
     device: list[str] = Field(default_factory=list, description="repeatable; default all devices")
     site: list[str] = Field(
-        default_factory=list, description="repeatable: the devices ever deployed at these sites"
+        default_factory=list,
+        description="repeatable: the readings taken while a device was deployed at these sites "
+        "(with device: those devices' readings too)",
     )
     start: AwareDatetime | None = Field(default=None, description="ISO 8601; default end - 7 days")
     end: AwareDatetime | None = Field(default=None, description="ISO 8601, exclusive; default now")
@@ -104,7 +106,9 @@ class HourlyQuery(BaseModel):
 
     device: list[str] = Field(default_factory=list, description="repeatable; default all devices")
     site: list[str] = Field(
-        default_factory=list, description="repeatable: the devices ever deployed at these sites"
+        default_factory=list,
+        description="repeatable: the hours a device was deployed at these sites (with device: "
+        "those devices' hours too)",
     )
     start: date | None = Field(
         default=None, description="first UTC day (YYYY-MM-DD); default 6 days before end"
@@ -242,6 +246,9 @@ async def _prepare(
             queries.plain, export.select(q.shape, with_cal, True, q.valid_only, parquet)
         )
     segs = await export.segments(conn, devices, start, end, cal_on)
+    if q.site:  # a site's readings are those taken while a device stood there
+        named, sites = set(q.device), set(q.site)
+        segs = [g for g in segs if g.device_id in named or g.site_id in sites]
     return queries, segs, cols
 
 
@@ -324,6 +331,7 @@ async def _hourly(
         codes,
         fmt,
         meta,
+        hourly_export.Only(set(q.device), set(q.site)) if q.site else None,
     )
     name = f"luftnett-hourly-{first:%Y%m%d}-{last:%Y%m%d}.{fmt}"
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/vnd.apache.parquet"

@@ -381,3 +381,23 @@ def test_openair_has_one_row_per_site_and_time(api_url: str, pg_url: str) -> Non
     assert len(pq_oa) == 6 and pq_oa["date"].is_unique
     assert list(pq_oa["valid"]) == list(oa["valid"])
     assert_allclose(pq_oa["pm25"], oa["pm25"], rtol=0)
+
+
+def test_a_site_download_is_what_was_measured_there(api_url: str, dl_device: str) -> None:
+    """dl_device stands at its site from day 2 on: a download by site gives days 2 and 3
+    (as the site's aggregates count them), one by device all three days."""
+    site = f"s-{dl_device}"
+
+    def rows(**kw: str) -> pd.DataFrame:
+        r = httpx.get(
+            f"{api_url}/api/v1/downloads/readings.csv",
+            params={"start": "2026-04-30T00:00:00Z", "end": "2026-06-01T00:00:00Z", **kw},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+        return pd.read_csv(io.BytesIO(r.content))
+
+    at_site = rows(site=site)
+    assert len(at_site) == 2880 and (at_site["site_id"] == site).all()
+    assert pd.to_datetime(at_site["ts"]).min() == pd.Timestamp("2026-05-02", tz="UTC")
+    assert len(rows(site=site, device=dl_device)) == 4320  # the device named: all of it

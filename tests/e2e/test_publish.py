@@ -1049,6 +1049,7 @@ async def test_hourly_download_is_the_archives_hourly_dataset(db: str, tmp_path:
                 "/api/v1/downloads/hourly.csv",
                 params={**days, "device": "pub-b", "pollutant": ["pm25", "no2"]},
             )
+            at_a = await client.get("/api/v1/downloads/hourly.csv", params={**days, "site": "s-a"})
             long = await client.get(
                 "/api/v1/downloads/hourly.csv", params={"start": "2024-01-01", "end": "2025-12-31"}
             )
@@ -1073,5 +1074,11 @@ async def test_hourly_download_is_the_archives_hourly_dataset(db: str, tmp_path:
     rows = pacsv.read_csv(io.BytesIO(one.content))
     assert set(rows.column("device_id").to_pylist()) == {"pub-b"}
     assert set(rows.column("pollutant").to_pylist()) == {"pm25", "no2"}
+    # pub-a stands at s-a from day 2 on: the site's hours are those
+    site_rows = pacsv.read_csv(io.BytesIO(at_a.content))
+    assert set(site_rows.column("site_id").to_pylist()) == {"s-a"}
+    assert set(site_rows.column("device_id").to_pylist()) == {"pub-a"}
+    first_hour = min(site_rows.column("hour_start").to_pylist())
+    assert first_hour == T0 + timedelta(days=1)
     assert long.status_code == 422 and "at most 366" in long.json()["detail"]
     assert bad.status_code == 422
