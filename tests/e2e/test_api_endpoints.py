@@ -271,6 +271,26 @@ def test_index_and_exposure(api_url: str, year_device: str) -> None:
             "must not be after end",
             id="future-start-daily",
         ),
+        pytest.param(
+            "/api/v1/downloads/hourly.csv",
+            {"start": "2026-02-01", "end": "2026-01-01"},
+            422,
+            "must not be after end",
+            id="hourly-reversed",
+        ),
+        pytest.param(
+            "/api/v1/downloads/hourly.parquet",
+            {"start": "2024-01-01", "end": "2026-01-01"},
+            422,
+            "read the open-data archive",
+            id="hourly-too-long",
+        ),
+        pytest.param(
+            "/api/v1/downloads/hourly.csv", {"device": "nope-1"}, 404, "no device", id="hourly-dev"
+        ),
+        pytest.param(
+            "/api/v1/downloads/hourly.csv", {"site": "nope-s"}, 404, "no site", id="hourly-site"
+        ),
         pytest.param("/api/v1/profiles/eu-1999", {}, 404, "unknown profile", id="bad-profile"),
         pytest.param(
             "/api/v1/sites/s-x/exceedances",
