@@ -117,54 +117,41 @@ async def stream_hourly(
     """CSV text or Parquet bytes of the hourly rows of the days [start, end), a UTC month
     per step, each ordered by device, hour and pollutant (``fmt``: "csv" or "parquet";
     Parquet: a row group per month, ``metadata`` in the file's key-value metadata)."""
-    from luftnett.publish.source import Source
-
-    src = await asyncio.to_thread(Source, url, timezone)
-    try:
-        async for chunk in _stream(src, start, end, devices, codes, fmt, metadata, only):
-            yield chunk
-    finally:
-        await asyncio.to_thread(src.close)
-
-
-async def _stream(
-    src: Any,
-    start: date,
-    end: date,
-    devices: list[str],
-    codes: list[str],
-    fmt: str,
-    metadata: dict[str, str],
-    only: Only | None,
-) -> AsyncIterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-    schema = arrow_schema("hourly", src.timezone)
+    from luftnett.publish.source import Source
+
+    schema = arrow_schema("hourly", timezone)
     schema = schema.append(pa.field("pollutant", pa.string(), metadata={
         "description": "pollutant code: " + ", ".join(POLLUTANTS.values())
     }))  # fmt: skip
-    if fmt == "csv":
-        yield _csv_bytes(schema.empty_table(), header=True)
+    src = await asyncio.to_thread(Source, url, timezone)
+    try:
+        if fmt == "csv":
+            yield _csv_bytes(schema.empty_table(), header=True)
+        else:
+            sink = Sink()
+            writer = pq.ParquetWriter(
+                sink,
+                schema.with_metadata(metadata),
+                compression="zstd",
+                use_dictionary=["device_id", "site_id", "unit", "pollutant"],
+            )
         for a, b in months(start, end):
             t = await asyncio.to_thread(_month_table, src, a, b, devices, codes, only)
-            if t is not None:
+            if t is None:
+                continue
+            if fmt == "csv":
                 yield _csv_bytes(t.cast(schema), header=False)
-        return
-    sink = Sink()
-    writer = pq.ParquetWriter(
-        sink,
-        schema.with_metadata(metadata),
-        compression="zstd",
-        use_dictionary=["device_id", "site_id", "unit", "pollutant"],
-    )
-    for a, b in months(start, end):
-        t = await asyncio.to_thread(_month_table, src, a, b, devices, codes, only)
-        if t is not None:
-            writer.write_table(t.cast(schema))
+            else:
+                writer.write_table(t.cast(schema))
+                yield sink.drain()
+        if fmt != "csv":
+            writer.close()
             yield sink.drain()
-    writer.close()
-    yield sink.drain()
+    finally:
+        await asyncio.to_thread(src.close)
 
 
 def end_exclusive(last: date) -> date:

@@ -22,7 +22,7 @@ from luftnett.calibration.evaluate import Evaluation, evaluate_model
 from luftnett.calibration.fit import fit_model
 from luftnett.calibration.model import CalibrationModel, ModelMeta
 from luftnett.calibration.split import train_test_split
-from luftnett.calibration.store import Version, insert_version
+from luftnett.calibration.store import Version, insert_version, station_exists
 from luftnett.calibration.targets import default_limit
 from luftnett.errors import CalibrationError
 
@@ -89,12 +89,7 @@ def _require_known(conn: psycopg.Connection[Any], device_id: str, station_id: st
             f"no device {device_id!r} in the database; check the id (`luftnett devices health` "
             "lists them)"
         )
-    if (
-        conn.execute(
-            "SELECT 1 FROM reference_stations WHERE station_id = %s", (station_id,)
-        ).fetchone()
-        is None
-    ):
+    if not station_exists(conn, station_id):
         raise CalibrationError(
             f"no reference station {station_id!r} in the database; import it with `luftnett "
             "reference import --name` or `luftnett reference fetch`, or check the id "

@@ -37,6 +37,7 @@ __all__ = [
     "import_observations",
     "insert_version",
     "list_versions",
+    "station_exists",
     "upsert_station",
 ]
 
@@ -129,6 +130,12 @@ def upsert_station(conn: psycopg.Connection[Any], station: ReferenceStation) -> 
     )
 
 
+def station_exists(conn: psycopg.Connection[Any], station_id: str) -> bool:
+    """Is ``station_id`` a stored reference station?"""
+    found = conn.execute("SELECT 1 FROM reference_stations WHERE station_id = %s", (station_id,))
+    return found.fetchone() is not None
+
+
 def import_observations(
     conn: psycopg.Connection[Any],
     station_id: str,
@@ -137,12 +144,7 @@ def import_observations(
 ) -> ImportResult:
     """Upsert ``observations`` of a known station in one transaction; mark versions to refit."""
     with conn.transaction():
-        if (
-            conn.execute(
-                "SELECT 1 FROM reference_stations WHERE station_id = %s", (station_id,)
-            ).fetchone()
-            is None
-        ):
+        if not station_exists(conn, station_id):
             raise CalibrationError(
                 f"unknown reference station {station_id!r}; import it with --name (and --lat, "
                 "--lon) first, or fetch it from NILU"
