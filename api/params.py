@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from fastapi import HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -52,6 +52,20 @@ def check_quantities(qs: list[str]) -> list[str]:
     return list(dict.fromkeys(qs))
 
 
+#: an ISO time whose "+hh:mm" offset arrived as " hh:mm": a "+" in a query string is a space
+_SPACE_OFFSET = re.compile(r"T\d\d:\d\d(:\d\d(\.\d+)?)? \d\d(:?\d\d)?$")
+
+
+def _unencoded_plus(v: Any) -> Any:
+    if isinstance(v, str) and _SPACE_OFFSET.search(v):
+        fixed = v.replace(" ", "%2B")
+        raise ValueError(
+            f"{v!r} looks like a time whose '+' offset was sent unencoded (a '+' in a URL "
+            f"means a space): write {fixed}, or give the time in UTC with Z"
+        )
+    return v
+
+
 class TimeRange(BaseModel):
     """[start, end) with both optional: end defaults to now, start to end - ``default_span``."""
 
@@ -62,6 +76,7 @@ class TimeRange(BaseModel):
 
     _start = field_validator("start")(lambda v: _in_range("start", v))
     _end = field_validator("end")(lambda v: _in_range("end", v))
+    _plus = field_validator("start", "end", mode="before")(lambda v: _unencoded_plus(v))
 
     @model_validator(mode="after")
     def _order(self) -> Self:

@@ -291,6 +291,20 @@ def test_index_and_exposure(api_url: str, year_device: str) -> None:
         pytest.param(
             "/api/v1/downloads/hourly.csv", {"site": "nope-s"}, 404, "no site", id="hourly-site"
         ),
+        pytest.param(
+            "/api/v1/devices/x-1/readings",
+            {"start": "2026-01-01T20:00:00 01:00"},  # what "+01:00" unencoded arrives as
+            422,
+            "write 2026-01-01T20:00:00%2B01:00",
+            id="unencoded-plus",
+        ),
+        pytest.param(
+            "/api/v1/downloads/readings.csv",
+            {"end": "2026-01-01T20:00 0100"},
+            422,
+            "sent unencoded",
+            id="unencoded-plus-download",
+        ),
         pytest.param("/api/v1/profiles/eu-1999", {}, 404, "unknown profile", id="bad-profile"),
         pytest.param(
             "/api/v1/sites/s-x/exceedances",
