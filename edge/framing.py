@@ -21,6 +21,7 @@ __all__ = [
     "Rejected",
     "Reply",
     "junk_before",
+    "skip_rejected",
 ]
 
 ERROR_CATEGORIES = (
@@ -95,3 +96,12 @@ def junk_before(buf: bytearray, start: int) -> int | None:
     if at < 0:
         return None if len(buf) < JUNK_CAP else JUNK_CAP
     return at
+
+
+def skip_rejected(buf: bytearray, n: int, start: int) -> int:
+    """How many bytes to drop after rejecting the ``n``-byte candidate at the start of
+    ``buf``: up to the next ``start`` byte inside it, where a real frame may begin (a start
+    byte in the data makes a false candidate), else all ``n``: its bytes were reported once,
+    with the candidate, and are not reported again as ``no_frame``."""
+    at = buf.find(start, 1, n)
+    return n if at < 0 else at

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from luftnett.contracts.units import MODEL_QUANTITIES
-from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before
+from luftnett.edge.framing import Item, Measurement, Rejected, Reply, junk_before, skip_rejected
 
 __all__ = [
     "BAUD",
@@ -151,7 +151,7 @@ class Framer:
             frame = bytes(buf[: 4 + length])
             if _sum16(frame[:-2]) != frame[-2:]:
                 out.append(self._reject("bad_checksum", frame))
-                del buf[:1]
+                del buf[: skip_rejected(buf, len(frame), HEAD[0])]
                 continue
             del buf[: len(frame)]
             item = _decode(frame)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from luftnett.edge.framing import Item, Measurement, Rejected, Reply
+from luftnett.edge.framing import Item, Measurement, Rejected, Reply, skip_rejected
 
 __all__ = [
     "BAUD",
@@ -137,10 +137,10 @@ class Framer:
             frame = bytes(buf[:FRAME_LEN])
             if frame[9] != TAIL:
                 out.append(self._reject("bad_tail", frame))
-                del buf[:1]
+                del buf[: skip_rejected(buf, FRAME_LEN, HEAD)]
             elif sum(frame[2:8]) & 0xFF != frame[8]:
                 out.append(self._reject("bad_checksum", frame))
-                del buf[:1]
+                del buf[: skip_rejected(buf, FRAME_LEN, HEAD)]
             else:
                 del buf[:FRAME_LEN]
                 item = _decode(frame)

@@ -8,7 +8,7 @@ import math
 from types import ModuleType
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from luftnett.contracts.units import QUANTITIES, ReadingFlag
@@ -171,3 +171,27 @@ def test_chunking_does_not_change_the_result(name: str, data: st.DataObject) -> 
         assert split == whole
     else:  # the SDS011 framer reports junk up to each chunk end; frames are the same
         assert accepted(split) == accepted(whole)
+
+
+#: fixed-length binary framers and their start byte
+START = {"sds011": sds011.HEAD, "pms": pms.HEAD[0]}
+
+
+@pytest.mark.parametrize("name", sorted(START))
+@PROPS
+@given(data=st.data())
+def test_a_corrupted_frame_is_reported_once(name: str, data: st.DataObject) -> None:
+    """Good frames around one whose checksum byte is wrong: the bad one is one rejection with
+    exactly its bytes (they were also reported again as no_frame until 2026-11-24), and every
+    good frame is kept."""
+    frames = data.draw(st.lists(FRAMES[name], min_size=1, max_size=4), label="frames")
+    k = data.draw(st.integers(0, len(frames) - 1), label="which")
+    bad = bytearray(frames[k])
+    bad[-2 if name == "sds011" else -1] ^= data.draw(st.integers(1, 0xFF), label="xor")
+    assume(START[name] not in bad[1:])  # a start byte inside: resync there (other tests)
+    stream = [*frames[:k], bytes(bad), *frames[k + 1 :]]
+    items, framer = run(MODULES[name], [b"".join(stream)])
+    check_items(items, framer)
+    rejected = [i for i in items if isinstance(i, Rejected)]
+    assert [(r.category, r.raw) for r in rejected] == [("bad_checksum", bytes(bad))]
+    assert accepted(items) == [f for i, f in enumerate(frames) if i != k]
