@@ -34,6 +34,7 @@ __all__ = [
     "SERIES_BITS",
     "SERIES_QUANTITIES",
     "STUCK_QUANTITIES",
+    "ZERO_TOGETHER",
     "Assessment",
     "Point",
     "QcConfig",
@@ -75,6 +76,13 @@ SERIES_QUANTITIES: Mapping[str, float] = {
 #: at saturation through fog. A run of them would invalidate the reading's PM and NO2 values
 #: (``stuck`` invalidates the reading), often in just the inversions when pollution peaks.
 STUCK_QUANTITIES: frozenset[str] = POLLUTANTS
+
+#: particulate quantities whose zero is part of a stuck run only when the reading's other
+#: particulate values are zero too. An optical counter reporting whole µg/m³ (a PMS) reads
+#: PM1 0 for hours in clean air while its PM10 moves: such a run is the air, not the sensor,
+#: and flagging it stuck invalidated the reading's PM2.5 and PM10 as well. Every channel at
+#: zero is a dead laser or fan (the drivers flag such a frame warming_up, too).
+ZERO_TOGETHER: frozenset[str] = frozenset({"pm1_ugm3", "pm25_ugm3", "pm10_ugm3"})
 
 # plain ints on the hot path: IntFlag arithmetic costs microseconds per operation
 _EDGE = int(EDGE_FLAGS)
@@ -181,9 +189,15 @@ def point_checks(
 
 
 def _stuck(columns: Mapping[str, list[float | None]], n: int, cfg: QcConfig) -> list[bool]:
-    """Per point: is it in a run of >= stuck_n identical values of some quantity."""
+    """Per point: is it in a run of >= stuck_n identical values of some quantity (a zero of
+    a ZERO_TOGETHER quantity counts only where the point's others of them are zero too)."""
     fired = [False] * n
-    for vals in columns.values():
+    pm = [v for q, v in columns.items() if q in ZERO_TOGETHER]
+    all_zero = [all(c[i] in (None, 0.0) for c in pm) for i in range(n)]
+    for q, col in columns.items():
+        vals = col
+        if q in ZERO_TOGETHER:  # a lone zero is no value a run can hold
+            vals = [None if v == 0.0 and not all_zero[i] else v for i, v in enumerate(col)]
         i = 0
         while i < n:
             v = vals[i]
@@ -432,9 +446,15 @@ def assess(
     same_dev = np.empty(n, dtype=bool)
     same_dev[:1] = False
     same_dev[1:] = d_s[1:] == d_s[:-1]
+    pm_at = [k for k, j in enumerate(at_q) if q_names[j] in ZERO_TOGETHER]
+    if pm_at:
+        pm = v_s[:, pm_at]
+        all_zero = ((pm == 0) | np.isnan(pm)).all(axis=1)
     for j, v in zip(at_q, v_s.T, strict=True):
         if q_names[j] not in cfg.stuck_quantities:
             continue
+        if q_names[j] in ZERO_TOGETHER:  # a lone zero is no value a run can hold (_stuck)
+            v = np.where((v == 0) & ~all_zero, np.nan, v)
         cont = np.zeros(n, dtype=bool)
         cont[1:] = same_dev[1:] & (v[1:] == v[:-1])
         run = np.cumsum(~cont) - 1

@@ -164,6 +164,47 @@ def test_temperature_and_rh_holding_still_do_not_make_the_reading_stuck() -> Non
     assert all(_stuck_bits(_module(moving, [4.0] * 45, [100.0] * 45), cfg))
 
 
+def _pms(pm1: list[float], pm25: list[float], pm10: list[float]) -> list[qc.Point]:
+    """A PMS5003's readings, one a minute."""
+    return [
+        qc.Point(
+            seq=i,
+            ts=NOW + timedelta(minutes=i),
+            values={"pm1_ugm3": a, "pm25_ugm3": b, "pm10_ugm3": c},
+        )
+        for i, (a, b, c) in enumerate(zip(pm1, pm25, pm10, strict=True))
+    ]
+
+
+def _pm_stuck_bits(points: list[qc.Point]) -> list[bool]:
+    """Per point, stuck by the reference and by the vectorised checks (they agree)."""
+    ref = [bool(r.flags & F.STUCK) for r in qc.series_flags([], points)]
+    q = ("pm1_ugm3", "pm25_ugm3", "pm10_ugm3")
+    rows = [("d", p.seq, p.ts, 0, *(p.values[k] for k in q)) for p in points]
+    _checks, flags = qc.batch_quality([], rows, q, NOW, qc.DEFAULT_QC)
+    assert [bool(f & F.STUCK) for f in flags.tolist()] == ref
+    return ref
+
+
+def test_pm_at_zero_in_clean_air_is_not_stuck_but_every_channel_at_zero_is() -> None:
+    """A PMS in clean air: PM1 (and PM2.5) at 0 for 45 minutes while PM10 moves is the air;
+    every channel at 0 for 30 is a dead laser; a non-zero value repeated is stuck as ever."""
+    moving = [1.0 + (i * 7) % 5 for i in range(45)]
+    assert not any(_pm_stuck_bits(_pms([0.0] * 45, [0.0] * 45, moving)))
+    dead = moving[:10] + [0.0] * 30 + moving[:5]
+    assert _pm_stuck_bits(_pms(dead, dead, dead)) == [False] * 10 + [True] * 30 + [False] * 5
+    frozen = moving[:10] + [3.0] * 30 + moving[:5]  # one channel frozen at a non-zero value
+    assert _pm_stuck_bits(_pms(moving, frozen, moving)) == (
+        [False] * 10 + [True] * 30 + [False] * 5
+    )
+    # zeros that are all-channel for only part of a run: 20 lone zeros, then 30 all-zero
+    pm1 = [0.0] * 50
+    pm10 = [2.0 + i % 3 for i in range(20)] + [0.0] * 30
+    assert _pm_stuck_bits(_pms(pm1, pm1, pm10)) == [False] * 20 + [True] * 30
+    # NO2 at zero: its own sensor, a run as any other
+    assert all(_stuck_bits(_module([0.0] * 30, [4.0] * 30, [50.0 + i for i in range(30)])))
+
+
 def test_stuck_looks_at_every_pollutant_and_nothing_else() -> None:
     watched = qc.STUCK_QUANTITIES
     assert watched == {"pm1_ugm3", "pm25_ugm3", "pm10_ugm3", "no2_ppb"}
@@ -193,7 +234,7 @@ def test_the_registry_never_reuses_a_bit() -> None:
     bits = [f.value for f in ReadingFlag]
     assert len(bits) == len(set(bits))
     assert all(b & (b - 1) == 0 for b in bits)  # one bit each
-    assert FLAGS_VERSION == 3
+    assert FLAGS_VERSION == 4
     assert {f.name: f.value for f in ReadingFlag}["CLOCK_SUSPECT"] == 16  # v1 bits unchanged
     assert not QUERY_TIME_FLAGS & (EDGE_FLAGS | COLLECTOR_FLAGS)
     assert INVALIDATING_FLAGS & F.ANNOTATED_INVALID

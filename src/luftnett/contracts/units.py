@@ -128,8 +128,10 @@ MAIN_SENSOR_RANKS: dict[int, tuple[str, ...]] = {
 }
 
 # 1: bits 0-4; 2: adds bits 5-10 (collector quality control, annotations); 3: the same bits,
-# ``stuck`` looks at the pollutants only (PM and NO2: not temperature or RH)
-FLAGS_VERSION = 3
+# ``stuck`` looks at the pollutants only (PM and NO2: not temperature or RH); 4: the same
+# bits, a PM value of zero is part of a ``stuck`` run only when the reading's other PM
+# values are zero too (collector/qc.py ZERO_TOGETHER)
+FLAGS_VERSION = 4
 
 
 class ReadingFlag(IntFlag):
