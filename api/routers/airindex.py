@@ -70,6 +70,24 @@ ORDER BY 6 DESC NULLS LAST, s.site_id
 """
 
 
+#: below this share of the period's hours with data a site's mean is said not to stand for it
+_COVERED_PCT = 75.0
+#: site types in bokmål for the texts (others as stored)
+_SITE_TYPES_NO = {
+    "traffic": "trafikk",
+    "background": "bakgrunn",
+    "urban": "by",
+    "suburban": "forstad",
+    "rural": "landlig",
+    "industrial": "industri",
+    "residential": "boligområde",
+    "school": "skole",
+    "kindergarten": "barnehage",
+    "hospital": "sykehus",
+    "nursing-home": "sykehjem",
+}
+
+
 def _class_out(c: IndexClass | None) -> dict[str, Any] | None:
     if c is None:
         return None
@@ -220,15 +238,26 @@ async def exposure(
             text_en = f"{r['name']}: no valid {name_en} measurements in the last {days} days."
         else:
             g = guide.value_ugm3 if guide else None
+            hours = int(r["hours_with_data"])
+            pct = 100.0 * hours / (24 * days)
+            kind_no = _SITE_TYPES_NO.get(r["site_type"] or "", r["site_type"])
+            # the mean is of the hours with data: say how many, and when they are too few to
+            # stand for the period (a new site, a long outage)
+            thin_no = thin_en = ""
+            if pct < _COVERED_PCT:
+                thin_no = " For lite data til å stå for hele perioden."
+                thin_en = " Too little data to stand for the whole period."
             text_no = (
-                f"{r['name']} ({r['site_type']}): gjennomsnitt {_fmt_no(mean)} µg/m³ {name_no} "
-                f"de siste {days} dagene; {r['days_above']} av {r['days_valid']} hele dager over "
-                f"WHOs døgnanbefaling ({_fmt_no(g) if g else '–'} µg/m³)."
+                f"{r['name']} ({kind_no}): gjennomsnitt {_fmt_no(mean)} µg/m³ {name_no} fra "
+                f"{hours} timer med målinger ({_fmt_no(pct)} % av de siste {days} dagene); "
+                f"{r['days_above']} av {r['days_valid']} hele dager over WHOs døgnanbefaling "
+                f"({_fmt_no(g) if g else '–'} µg/m³).{thin_no}"
             )
             text_en = (
-                f"{r['name']} ({r['site_type']}): mean {mean:.1f} µg/m³ of {name_en} over the "
-                f"last {days} days; {r['days_above']} of {r['days_valid']} complete days above "
-                f"the WHO 24-hour guideline ({g if g else '–'} µg/m³)."
+                f"{r['name']} ({r['site_type']}): mean {mean:.1f} µg/m³ of {name_en} from "
+                f"{hours} hours with data ({pct:.1f} % of the last {days} days); "
+                f"{r['days_above']} of {r['days_valid']} complete days above the WHO 24-hour "
+                f"guideline ({g if g else '–'} µg/m³).{thin_en}"
             )
         ranked.append(
             {
@@ -240,6 +269,7 @@ async def exposure(
                 "lon": r["lon"],
                 "mean_ugm3": None if mean is None else round(mean, 2),
                 "hours_with_data": r["hours_with_data"],
+                "coverage_pct": round(100.0 * int(r["hours_with_data"]) / (24 * days), 1),
                 "days_valid": r["days_valid"],
                 "days_above_who_24h": r["days_above"],
                 "text_no": text_no,

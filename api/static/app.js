@@ -132,8 +132,32 @@ async function openSite(deviceId) {
     box.style.borderLeftColor = "#aaa";
     box.append(el("span", {}, "Ingen data siste time / no data in the latest hour"));
   }
-  await Promise.all([drawChart(deviceId), loadExceedances(), drawCompleteness(deviceId), loadLedger(deviceId), loadAnnotations(deviceId)]);
+  // each section shows "…" until its own answer arrives, drops an answer for a site no longer
+  // open (clicks faster than the server), and says so where its request failed
+  await Promise.all([
+    section("chart", deviceId, () => drawChart(deviceId)),
+    section("exceed-note", deviceId, () => loadExceedances()),
+    section("completeness-note", deviceId, () => drawCompleteness(deviceId)),
+    section("ledger-note", deviceId, () => loadLedger(deviceId)),
+    section("ann-list-note", deviceId, () => loadAnnotations(deviceId)),
+  ]);
 }
+
+// a section of the site panel: its loader, and a bilingual message in `noteId` if it fails
+// while its site is still the open one
+async function section(noteId, deviceId, load) {
+  const note = document.getElementById(noteId);
+  if (note && note.classList.contains("load-error")) { note.classList.remove("load-error"); note.textContent = ""; }
+  try {
+    await load();
+  } catch (e) {
+    if (state.device !== deviceId || !note) return;
+    note.classList.add("load-error");
+    note.textContent = `Kunne ikke hente data – prøv igjen om litt / could not load the data – try again shortly (${e.message})`;
+  }
+}
+// an answer for a site that is no longer open is dropped
+const stale = (deviceId) => state.device !== deviceId;
 
 async function drawChart(deviceId) {
   const box = document.getElementById("chart");
@@ -143,7 +167,8 @@ async function drawChart(deviceId) {
   let cal = null;
   try { cal = await getJSON(`${API}/devices/${encodeURIComponent(deviceId)}/aggregates/hourly?${q}&source=calibrated`); } catch (e) { cal = null; }
   const profile = await getJSON(`${API}/profiles/${document.getElementById("profile").value || "eu-2008-50"}`);
-  const W = 640, H = 260, L = 44, R = 10, T = 10, B = 28;
+  if (stale(deviceId)) return;
+  const W = 640, H = 260, L = 44, R = 10, T = 16, B = 28;
   const series = [];
   const colours = { pm25_ugm3: "#1f77b4", pm10_ugm3: "#d62728" };
   for (const [src, body] of [["rå/raw", raw], ["kalibrert/calibrated", cal]]) {
@@ -164,18 +189,26 @@ async function drawChart(deviceId) {
     const v = ymax * i / 4;
     g.appendChild(svg("text", { x: 4, y: Y(v) + 4, "font-size": 10 }, fmt(v, 0)));
   }
+  g.appendChild(svg("text", { x: 4, y: 10, "font-size": 10, class: "unit" }, "µg/m³ (timemiddel / hourly mean)"));
   for (let t = Math.ceil(t0 / 86400000) * 86400000; t < t1; t += 86400000) {
     g.appendChild(svg("text", { x: X(t) - 12, y: H - 10, "font-size": 10 }, new Date(t).toISOString().slice(5, 10)));
   }
   for (const l of limits) {
     g.appendChild(svg("line", { x1: L, x2: W - R, y1: Y(l.value_ugm3), y2: Y(l.value_ugm3), stroke: l.pollutant === "PM10" ? "#d62728" : "#1f77b4", "stroke-dasharray": "2 4", class: "limit" }));
-    g.appendChild(svg("text", { x: W - R - 150, y: Y(l.value_ugm3) - 3, "font-size": 10 }, `${l.pollutant} 24 t ${profile.id}: ${l.value_ugm3}`));
+    g.appendChild(svg("text", { x: W - R - 210, y: Y(l.value_ugm3) - 3, "font-size": 10 }, `${l.pollutant.replace(".", ",")} ${l.level === "AQG" ? "døgnanbefaling / 24-h guideline" : "døgngrense / 24-h limit"} ${fmt(l.value_ugm3, 0)} µg/m³`));
   }
+  const HOUR = 3600000;
   for (const s of series) {
-    const d = s.pts.map((p, i) => `${i ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
+    // a line joins consecutive hours only: a gap (an hour without a valid mean) breaks it,
+    // and an hour with no neighbour is drawn as a dot (a one-point line draws nothing)
+    const d = s.pts.map((p, i) => `${i && p[0] - s.pts[i - 1][0] <= HOUR ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
     const attrs = { d, fill: "none", stroke: s.colour, "stroke-width": 1.5, class: "series" };
     if (s.dash) attrs["stroke-dasharray"] = s.dash;
     g.appendChild(svg("path", attrs));
+    s.pts.forEach((p, i) => {
+      const before = i && p[0] - s.pts[i - 1][0] <= HOUR, after = i + 1 < s.pts.length && s.pts[i + 1][0] - p[0] <= HOUR;
+      if (!before && !after) g.appendChild(svg("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 2.5, fill: s.dash ? "#fff" : s.colour, stroke: s.colour, class: "point" }));
+    });
   }
   const legend = el("div", { class: "legend" });
   for (const s of series) { const span = el("span"); const i = el("i"); i.style.background = s.colour; span.append(i, document.createTextNode(s.name)); legend.appendChild(span); }
@@ -188,7 +221,9 @@ async function loadExceedances() {
   const p = document.getElementById("profile").value, y = document.getElementById("year").value;
   const body = document.querySelector("#exceed tbody");
   body.replaceChildren(el("tr", {}, "…"));
-  const data = await getJSON(`${API}/devices/${encodeURIComponent(state.device)}/exceedances?profile=${p}&year=${y}`);
+  const asked = state.device;
+  const data = await getJSON(`${API}/devices/${encodeURIComponent(asked)}/exceedances?profile=${p}&year=${y}`);
+  if (stale(asked)) return;
   const label = { exceeded: "overskredet / exceeded", not_exceeded: "ikke overskredet / not exceeded", insufficient_data: "for lite data / insufficient data" };
   body.replaceChildren(...data.entries.map((e) => {
     const tr = el("tr");
@@ -202,7 +237,9 @@ async function loadExceedances() {
 
 async function drawCompleteness(deviceId) {
   const box = document.getElementById("completeness");
+  box.replaceChildren();
   const data = await getJSON(`${API}/devices/${encodeURIComponent(deviceId)}/aggregates/daily?quantity=pm10_ugm3`);
+  if (stale(deviceId)) return;
   box.replaceChildren(...data.rows.map((r) => {
     const pct = r.coverage.pct_complete || 0;
     const d = el("div", { class: r.valid ? "" : "invalid", title: `${r.period}: ${fmt(pct)} %` });
@@ -218,7 +255,9 @@ const seqRanges = (ranges, most = ranges.length) =>
 
 async function loadLedger(deviceId) {
   const body = document.querySelector("#ledger tbody");
+  body.replaceChildren();
   const r = await getJSON(`${API}/ledger?device=${encodeURIComponent(deviceId)}&days=7`);
+  if (stale(deviceId)) return;
   body.replaceChildren(...r.devices.slice().reverse().map((e) => {  // newest day first
     const tr = el("tr", { "data-day": e.day });
     tr.append(el("td", {}, e.day));
@@ -266,7 +305,9 @@ async function sendJSON(url, doc) {
 }
 async function loadAnnotations(deviceId) {
   const list = document.getElementById("annotations");
+  list.replaceChildren();
   const data = await getJSON(`${API}/annotations?device=${encodeURIComponent(deviceId)}`);
+  if (stale(deviceId)) return;
   if (!data.annotations.length) {
     list.replaceChildren(el("li", { class: "none" }, "Ingen merknader / no annotations"));
     return;
@@ -274,7 +315,8 @@ async function loadAnnotations(deviceId) {
   list.replaceChildren(...data.annotations.map((a) => {
     const li = el("li", { "data-annotation": a.annotation_id, class: a.active ? "active" : "revoked" });
     li.append(el("strong", {}, KINDS[a.kind] || a.kind), ` ${osloText(a.starts_at)} – ${osloText(a.ends_at)} `);
-    if (a.invalidates) li.append(el("span", { class: "invalidates" }, "ugyldiggjør målinger / invalidates readings"));
+    if (a.invalidates && a.active) li.append(el("span", { class: "invalidates" }, "ugyldiggjør målinger / invalidates readings"));
+    else if (a.invalidates) li.append(el("span", {}, "(ugyldiggjorde målinger til den ble trukket tilbake / invalidated readings until revoked)"));
     li.append(el("div", {}, a.reason));
     if (!a.active) {
       li.append(el("div", { class: "meta" }, `trukket tilbake / revoked ${osloText(a.revoked_at)}: ${a.revoke_reason || ""}`));
@@ -356,7 +398,9 @@ const VERDICT = {
 async function loadAreas() {
   const box = document.getElementById("areas-box");
   if (!state.maps.length) await loadLayers();
-  const m = state.maps[0];
+  // the newest map of the pollutant chosen above (pm25_ugm3 -> pm25, no2_ppb -> no2)
+  const code = document.getElementById("exp-q").value.replace(/_(ugm3|ppb)$/, "");
+  const m = state.maps.find((x) => x.pollutant === code);
   if (!m || !m.files.ranking_json) { box.hidden = true; return; }
   let ranking;
   try { ranking = await getJSON(m.files.ranking_json); } catch (e) { box.hidden = true; return; }

@@ -213,6 +213,27 @@ def test_index_and_exposure(api_url: str, year_device: str) -> None:
     assert all("text_no" in s and "text_en" in s for s in r.json()["sites"])
 
 
+def test_exposure_says_how_much_data_its_mean_stands_on(api_url: str, pg_url: str) -> None:
+    """A site measuring for the last 30 hours: over 1 day its mean covers the day; over 7
+    days it stands on 30 of 168 hours, and the texts say so (they read as a week's mean)."""
+    device = f"ex-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    _load(pg_url, device, f"s-{device}", now - timedelta(hours=29), now + timedelta(hours=1), 20)
+
+    def mine(days: int) -> dict[str, object]:
+        r = _http.get(f"{api_url}/api/v1/exposure", params={"days": days})
+        assert r.status_code == 200, r.text
+        return next(x for x in r.json()["sites"] if x["site_id"] == f"s-{device}")
+
+    day, week = mine(1), mine(7)
+    assert day["coverage_pct"] >= 95 and "For lite data" not in day["text_no"]
+    assert week["hours_with_data"] == 30 and week["coverage_pct"] == 17.9
+    assert "fra 30 timer med målinger (17,9 % av de siste 7 dagene)" in week["text_no"]
+    assert "(skole)" in week["text_no"] and "(school)" in week["text_en"]
+    assert "For lite data til å stå for hele perioden." in week["text_no"]
+    assert "Too little data to stand for the whole period." in week["text_en"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "words"),
     [

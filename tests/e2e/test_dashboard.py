@@ -207,6 +207,7 @@ def test_dashboard_map_and_site_chart(
             shot.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
             lost = _ledger_in_the_panel(page, api_url, pg_url, demo_sites[0])
+            _panel_sections(page, demo_sites[0], demo_sites[1])
             _annotate_and_revoke(page, api_url, demo_sites[0])
             page.click('nav button[data-tab="exposed"]')
             page.wait_for_selector("#exposed li", timeout=20_000)
@@ -392,3 +393,44 @@ def _download_links(page: Any, api_url: str, pg_url: str, device: str) -> None:
     lines = r.text.splitlines()
     assert lines[0].startswith("device_id,site_id,hour_start,hour_start_local,")
     assert len(lines) > 24 and {x.split(",")[0] for x in lines[1:]} == {device}
+
+
+def _panel_sections(page: Any, a: str, b: str) -> None:
+    """The site panel: the chart has its unit, an hour without neighbours is a dot (a
+    one-point line drew nothing), and a section whose request fails says so and shows no
+    other site's rows (it kept the previous site's under the new name)."""
+    assert "µg/m³" in (page.text_content("#chart svg text.unit") or "")
+
+    def one_hour(route: Any) -> None:  # the chart's series, cut to one hour each
+        response = route.fetch()
+        body = response.json()
+        seen: set[str] = set()
+        rows = []
+        for r in body["rows"]:
+            if r["mean"] is not None and r["quantity"] not in seen:
+                seen.add(r["quantity"])
+                rows.append(r)
+        route.fulfill(response=response, json={**body, "rows": rows})
+
+    page.route("**/aggregates/hourly?*", one_hour)
+    page.dispatch_event(f'#map circle.site[data-device="{b}"]', "click")
+    page.wait_for_selector("#chart svg circle.point", timeout=20_000)
+    assert page.locator("#chart svg circle.point").count() >= 2  # PM2.5 and PM10
+    page.unroute("**/aggregates/hourly?*")
+    page.wait_for_selector("#ledger tbody tr", timeout=20_000)  # b's ledger
+    page.route(f"**/ledger?device={a}*", lambda route: route.abort())
+    page.dispatch_event(f'#map circle.site[data-device="{a}"]', "click")
+    page.wait_for_selector("#ledger-note.load-error", timeout=20_000)
+    assert "Kunne ikke hente data" in (page.text_content("#ledger-note") or "")
+    assert page.locator("#ledger tbody tr").count() == 0  # not b's rows under a's name
+    page.unroute(f"**/ledger?device={a}*")
+    page.dispatch_event(f'#map circle.site[data-device="{a}"]', "click")
+    page.wait_for_selector("#ledger tbody tr", timeout=20_000)
+    assert page.locator("#ledger-note.load-error").count() == 0
+    # a phone: the open panel fits the width (its tables scroll inside it)
+    wide = page.viewport_size
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.wait_for_function("document.documentElement.scrollWidth <= 391", timeout=5_000)
+    finally:
+        page.set_viewport_size(wide)
