@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
@@ -104,6 +105,10 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         "need an `X-API-Key`. See docs/api.md. A read-only OGC SensorThings API 1.1 "
         "serves the same data at [/sta/v1.1](/sta/v1.1) (docs/sensorthings.md).",
         lifespan=lifespan,
+        # /docs and /redoc from the files of the fastapi-offline package, not FastAPI's CDN
+        # links: they work offline (a laptop in the field)
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database_url = database_url  # for the annotations' sync writes
@@ -177,5 +182,38 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         if name not in assets:
             return JSONResponse({"detail": f"no static file {name!r}"}, status_code=404)
         return Response(assets[name], media_type=_STATIC[name])
+
+    offline = resources.files("fastapi_offline") / "static"
+    swagger = {
+        name: (offline / name).read_bytes()
+        for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+    }
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} – docs",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} – ReDoc",
+            redoc_js_url="/docs-static/redoc.standalone.js",
+            redoc_favicon_url="data:,",
+            with_google_fonts=False,
+        )
+
+    @app.get("/docs-static/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name not in swagger:
+            return JSONResponse({"detail": f"no docs file {name!r}"}, status_code=404)
+        media = "text/javascript" if name.endswith(".js") else "text/css"
+        return Response(swagger[name], media_type=media, headers={"Cache-Control": "max-age=86400"})
 
     return app

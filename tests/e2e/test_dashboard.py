@@ -434,3 +434,39 @@ def _panel_sections(page: Any, a: str, b: str) -> None:
         page.wait_for_function("document.documentElement.scrollWidth <= 391", timeout=5_000)
     finally:
         page.set_viewport_size(wide)
+
+
+def test_api_docs_work_offline(api_url: str) -> None:
+    """/docs (Swagger UI) and /redoc with every request off this server refused, as on a
+    laptop without internet: the API's own copies render its operations (FastAPI's default
+    pages load them from a CDN and stayed blank)."""
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if route.request.url.startswith(api_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_here)
+            page.goto(f"{api_url}/docs")
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "luftnett API" in (page.text_content(".swagger-ui .info .title") or "")
+            assert page.locator(".swagger-ui .opblock").count() > 20
+            page.goto(f"{api_url}/redoc")
+            page.wait_for_selector("text=luftnett API", timeout=30_000)
+            assert page.locator("[data-section-id]").count() > 20
+        finally:
+            browser.close()
+    # Swagger UI asks for nothing else; ReDoc only for its footer's "powered by" logo
+    assert outside == ["https://cdn.redoc.ly/redoc/logo-mini.svg"], outside
