@@ -122,7 +122,7 @@ async function openSite(deviceId) {
   const panel = document.getElementById("panel");
   panel.hidden = false;
   document.getElementById("site-name").textContent = d.site ? d.site.name : deviceId;
-  document.getElementById("site-meta").textContent = `${d.site ? d.site.site_type : ""} · enhet/device ${deviceId} · siste time/latest hour ${d.hour_start ? d.hour_start.slice(0, 16).replace("T", " ") + " UTC" : "–"}`;
+  document.getElementById("site-meta").textContent = `${d.site ? d.site.site_type : ""} · enhet/device ${deviceId} · siste time/latest hour ${d.hour_start ? `${osloText(d.hour_start)} (norsk tid / Oslo time)` : "–"}`;
   const box = document.getElementById("site-index");
   box.replaceChildren();
   if (d.overall) {
@@ -190,8 +190,12 @@ async function drawChart(deviceId) {
     g.appendChild(svg("text", { x: 4, y: Y(v) + 4, "font-size": 10 }, fmt(v, 0)));
   }
   g.appendChild(svg("text", { x: 4, y: 10, "font-size": 10, class: "unit" }, "µg/m³ (timemiddel / hourly mean)"));
-  for (let t = Math.ceil(t0 / 86400000) * 86400000; t < t1; t += 86400000) {
-    g.appendChild(svg("text", { x: X(t) - 12, y: H - 10, "font-size": 10 }, new Date(t).toISOString().slice(5, 10)));
+  // a tick at each Oslo midnight (the staff's days), labelled with the Oslo date
+  for (let t = Math.ceil(t0 / 3600000) * 3600000; t < t1; t += 3600000) {
+    const local = t + osloOffsetMs(t);
+    if (local % 86400000 !== 0) continue;
+    g.appendChild(svg("line", { x1: X(t), x2: X(t), y1: H - B, y2: H - B + 4, stroke: "#333", class: "day-tick" }));
+    g.appendChild(svg("text", { x: X(t) - 12, y: H - 10, "font-size": 10 }, new Date(local).toISOString().slice(5, 10).split("-").reverse().join(".")));
   }
   for (const l of limits) {
     g.appendChild(svg("line", { x1: L, x2: W - R, y1: Y(l.value_ugm3), y2: Y(l.value_ugm3), stroke: l.pollutant === "PM10" ? "#d62728" : "#1f77b4", "stroke-dasharray": "2 4", class: "limit" }));
@@ -216,6 +220,14 @@ async function drawChart(deviceId) {
   box.replaceChildren(g, legend);
 }
 
+const PERIODS = { "1h": "time / hour", "8h": "8 timer / 8 h", "24h": "døgn / day", "1y": "år / year", "winter": "vinter / winter" };
+// levels and kinds of limits.json's entries (WHO interim targets IT-1..4 as they are)
+const LEVELS = {
+  "limit value": "grenseverdi / limit value", "target": "målverdi / target value",
+  "alert threshold": "varslingsterskel / alert threshold", "guideline": "anbefaling / guideline",
+  "AQG": "WHO-anbefaling / WHO guideline", "interim target": "delmål / interim target",
+  "assessment criterion": "vurderingsterskel / assessment criterion", "index class": "indeksklasse / index class",
+};
 async function loadExceedances() {
   if (!state.device) return;
   const p = document.getElementById("profile").value, y = document.getElementById("year").value;
@@ -227,7 +239,7 @@ async function loadExceedances() {
   const label = { exceeded: "overskredet / exceeded", not_exceeded: "ikke overskredet / not exceeded", insufficient_data: "for lite data / insufficient data" };
   body.replaceChildren(...data.entries.map((e) => {
     const tr = el("tr");
-    const cells = [e.pollutant, e.averaging_period, e.level || e.kind, e.value_ugm3, e.averaging_period === "1y" ? fmt(e.annual_mean_ugm3) : e.count, e.allowed_exceedances_per_year ?? "–", fmt(e.coverage_pct)];
+    const cells = [e.pollutant.replace(".", ","), PERIODS[e.averaging_period] || e.averaging_period, LEVELS[e.level || e.kind] || e.level || e.kind, fmt(e.value_ugm3, e.value_ugm3 % 1 ? 1 : 0), e.averaging_period === "1y" ? `${fmt(e.annual_mean_ugm3)} (middel / mean)` : e.count, e.allowed_exceedances_per_year ?? "–", fmt(e.coverage_pct)];
     cells.forEach((c, i) => tr.appendChild(el("td", i >= 3 ? { class: "num" } : {}, c)));
     tr.appendChild(el("td", { class: `status-${e.status}` }, label[e.status] || e.status));
     return tr;

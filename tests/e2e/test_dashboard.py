@@ -400,6 +400,11 @@ def _panel_sections(page: Any, a: str, b: str) -> None:
     one-point line drew nothing), and a section whose request fails says so and shows no
     other site's rows (it kept the previous site's under the new name)."""
     assert "µg/m³" in (page.text_content("#chart svg text.unit") or "")
+    assert "(norsk tid / Oslo time)" in (page.text_content("#site-meta") or "")
+    assert page.locator("#chart svg line.day-tick").count() >= 6  # Oslo midnights in 7 days
+    page.wait_for_selector("#exceed tbody td.num", timeout=30_000)
+    periods = set(page.locator("#exceed tbody tr td:nth-child(2)").all_text_contents())
+    assert periods and periods <= {"time / hour", "døgn / day", "år / year"}, periods
 
     def one_hour(route: Any) -> None:  # the chart's series, cut to one hour each
         response = route.fetch()
