@@ -337,6 +337,11 @@ async function loadAnnotations(deviceId) {
     const why = el("input", { type: "text", placeholder: "begrunnelse / reason", "aria-label": "begrunnelse / reason", maxlength: "1000" });
     const button = el("button", { type: "button", class: "revoke" }, "Trekk tilbake / revoke");
     button.addEventListener("click", async () => {
+      if (!why.value.trim()) {
+        annStatus("Ikke trukket tilbake: skriv hvorfor / not revoked: say why (the reason)", true);
+        why.focus();
+        return;
+      }
       try {
         await sendJSON(`${API}/annotations/${a.annotation_id}/revoke`, { reason: why.value, by: document.getElementById("ann-by").value });
         annStatus(`Merknad ${a.annotation_id} trukket tilbake / annotation ${a.annotation_id} revoked`);
@@ -357,6 +362,16 @@ document.getElementById("ann-form").addEventListener("submit", async (ev) => {
   const deviceId = state.device;
   if (!deviceId) return;
   const every = document.getElementById("ann-all").checked;
+  // the mistakes staff make most, said in their words before anything is sent
+  const from = document.getElementById("ann-start").value, to = document.getElementById("ann-end").value;
+  if (from && to && to <= from) {
+    annStatus("Ikke lagret: slutten må være etter starten / not saved: the end must be after the start", true);
+    return;
+  }
+  if (!document.getElementById("ann-reason").value.trim()) {
+    annStatus("Ikke lagret: skriv hvorfor / not saved: say why (the reason)", true);
+    return;
+  }
   const doc = {
     ...(every ? { device_ids: [...document.querySelectorAll("#map circle.site")].map((c) => c.dataset.device) } : { device_id: deviceId }),
     starts_at: osloToUtc(document.getElementById("ann-start").value),

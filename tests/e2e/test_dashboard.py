@@ -256,8 +256,16 @@ def _annotate_and_revoke(page: Any, api_url: str, device: str) -> None:
     page.check("#ann-invalidate")
     page.fill("#ann-by", "kari")
     page.fill("#ann-key", "not-the-key")
+    # the end before the start: said in plain words, nothing sent
+    page.fill("#ann-end", (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     page.click("#ann-form button[type=submit]")
     page.wait_for_selector("#ann-status.error")
+    assert "the end must be after the start" in (page.text_content("#ann-status") or "")
+    page.fill("#ann-end", end.strftime("%Y-%m-%dT%H:%M"))
+    page.click("#ann-form button[type=submit]")
+    page.wait_for_function(
+        "document.getElementById('ann-status').textContent.includes('API')", timeout=20_000
+    )
     assert "not saved" in (page.text_content("#ann-status") or "")
     page.fill("#ann-key", DEMO_API_KEY)
     page.click("#ann-form button[type=submit]")
@@ -277,6 +285,11 @@ def _annotate_and_revoke(page: Any, api_url: str, device: str) -> None:
         "<b>rockets</b> at the school",
     )
     assert _valid_in_hours(api_url, device, start, end) == [0, 0]
+    page.click("#annotations li.active button.revoke")  # no reason yet: asked for one
+    page.wait_for_function(
+        "document.getElementById('ann-status').textContent.includes('not revoked')"
+    )
+    assert page.locator("#annotations li.active").count() == 1
     page.fill("#annotations li.active input", "it was the neighbour's garden")
     page.click("#annotations li.active button.revoke")
     page.wait_for_selector("#annotations li.revoked", timeout=20_000)
