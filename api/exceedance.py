@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from luftnett.api.profiles import LimitEntry, Profile, ProfileSet
+from luftnett.api.profiles import INDICATIVE_NOTE_NO, LimitEntry, Profile, ProfileSet
 from luftnett.api.queries import Aggregate, Period, Scope, aggregate
 
 __all__ = ["exceedances"]
@@ -139,6 +139,7 @@ async def exceedances(
         "indicative": True,
         "label": profiles.indicative_label,
         "note": profiles.indicative_note,
+        "note_no": INDICATIVE_NOTE_NO,
         "computed_at": datetime.now(UTC).isoformat(),
         "entries": results,
     }

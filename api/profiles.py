@@ -16,6 +16,7 @@ from typing import Any
 from luftnett.errors import ConfigError
 
 __all__ = [
+    "INDICATIVE_NOTE_NO",
     "IndexClass",
     "LimitEntry",
     "Profile",
@@ -105,6 +106,13 @@ class IndexClass:
     advice_no: str
     advice_en: str
     verified: bool
+
+
+#: the indicative-measurements note in bokmål (limits.json has the English one)
+INDICATIVE_NOTE_NO = (
+    "Målingene er indikative (mikrosensorer), ikke grunnlag for å vurdere om grenseverdiene "
+    "er overholdt."
+)
 
 
 @dataclass(frozen=True, slots=True)

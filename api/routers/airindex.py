@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from luftnett.api.deps import Conn, Profiles, ReadAccess
-from luftnett.api.profiles import IndexClass, ProfileSet
+from luftnett.api.profiles import INDICATIVE_NOTE_NO, IndexClass, ProfileSet
 from luftnett.api.quality import INVALID_MASK
 
 __all__ = ["router"]
@@ -283,8 +283,7 @@ async def exposure(
         "end": end.isoformat(),
         "who_24h_guideline_ugm3": guide.value_ugm3 if guide else None,
         "who_source_url": guide.source_url if guide else None,
-        "indicative_note_no": "Målingene er indikative (mikrosensorer), ikke grunnlag for å "
-        "vurdere om grenseverdiene er overholdt.",
+        "indicative_note_no": INDICATIVE_NOTE_NO,
         "indicative_note_en": profiles.indicative_note,
         "sites": ranked,
     }

@@ -244,7 +244,9 @@ async function loadExceedances() {
     tr.appendChild(el("td", { class: `status-${e.status}` }, label[e.status] || e.status));
     return tr;
   }));
-  document.getElementById("exceed-note").textContent = `${data.label}. ${data.note} Kilde/source: ${data.profile.source_url}`;
+  const note = document.getElementById("exceed-note");
+  const source = el("a", { href: data.profile.source_url, target: "_blank", rel: "noopener" }, "kilde / source");
+  note.replaceChildren(`${data.note_no} `, el("span", { lang: "en" }, `${data.label}. ${data.note} `), source);
 }
 
 async function drawCompleteness(deviceId) {

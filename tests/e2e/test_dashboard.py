@@ -416,6 +416,9 @@ def _panel_sections(page: Any, a: str, b: str) -> None:
     assert "(norsk tid / Oslo time)" in (page.text_content("#site-meta") or "")
     assert page.locator("#chart svg line.day-tick").count() >= 6  # Oslo midnights in 7 days
     page.wait_for_selector("#exceed tbody td.num", timeout=30_000)
+    page.wait_for_selector("#exceed-note a", timeout=20_000)
+    assert "Målingene er indikative" in (page.text_content("#exceed-note") or "")
+    assert (page.get_attribute("#exceed-note a", "href") or "").startswith("https://")
     periods = set(page.locator("#exceed tbody tr td:nth-child(2)").all_text_contents())
     assert periods and periods <= {"time / hour", "døgn / day", "år / year"}, periods
 
