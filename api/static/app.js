@@ -98,10 +98,10 @@ async function loadMap() {
   for (const d of sites) {
     const [x, y] = project(d.site.lat, d.site.lon);
     const colour = d.overall ? d.overall.color : "#9aa5ab";
-    const c = svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 11, fill: colour, class: "site", "data-device": d.device_id, "data-site": d.site.site_id, tabindex: 0 });
+    const c = svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 11, fill: colour, class: "site", "data-device": d.device_id, "data-site": d.site.site_id, tabindex: 0, role: "button", "aria-label": d.site.name });
     c.appendChild(svg("title", {}, `${d.site.name} (${d.site.site_type}) – ${d.overall ? d.overall.label_no : "ingen data"}`));
     c.addEventListener("click", () => openSite(d.device_id));
-    c.addEventListener("keydown", (e) => { if (e.key === "Enter") openSite(d.device_id); });
+    c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSite(d.device_id); } });
     map.appendChild(c);
     map.appendChild(svg("text", { x: (x + 14).toFixed(1), y: (y + 4).toFixed(1) }, d.site.name));
   }

@@ -414,6 +414,15 @@ def _panel_sections(page: Any, a: str, b: str) -> None:
     other site's rows (it kept the previous site's under the new name)."""
     assert "µg/m³" in (page.text_content("#chart svg text.unit") or "")
     assert "(norsk tid / Oslo time)" in (page.text_content("#site-meta") or "")
+    # keyboard: a site is a button that Space opens too
+    page.focus(f'#map circle.site[data-device="{b}"]')
+    page.keyboard.press(" ")
+    page.wait_for_function(
+        f"document.querySelector('#map circle.site.selected').dataset.device === '{b}'"
+    )
+    page.focus(f'#map circle.site[data-device="{a}"]')
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#chart svg text.unit", timeout=20_000)
     assert page.locator("#chart svg line.day-tick").count() >= 6  # Oslo midnights in 7 days
     page.wait_for_selector("#exceed tbody td.num", timeout=30_000)
     page.wait_for_selector("#exceed-note a", timeout=20_000)
