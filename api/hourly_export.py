@@ -14,18 +14,13 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from luftnett.api.export import Sink
 from luftnett.publish.schema import POLLUTANTS, arrow_schema
 
-__all__ = ["Only", "columns", "end_exclusive", "months", "stream_hourly"]
-
-
-def columns(timezone: str) -> list[str]:
-    """The download's columns: the archive's hourly ones, then ``pollutant``."""
-    return [*arrow_schema("hourly", timezone).names, "pollutant"]
+__all__ = ["Only", "months", "stream_hourly"]
 
 
 def months(start: date, end: date) -> Iterator[tuple[date, date]]:
@@ -152,8 +147,3 @@ async def stream_hourly(
             yield sink.drain()
     finally:
         await asyncio.to_thread(src.close)
-
-
-def end_exclusive(last: date) -> date:
-    """The day after ``last`` (the download's ``end`` is the last day included)."""
-    return last + timedelta(days=1)

@@ -15,6 +15,8 @@ from luftnett.cli import settings_of
 from luftnett.timefmt import utc_local, utc_local_fields
 
 if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older click is not generic
+    import psycopg
+
     _DateTimeParam = click.ParamType[datetime]
     _DateParam = click.ParamType[date]
 else:
@@ -64,6 +66,14 @@ class CalendarDay(_DateParam):
 
 
 DAY = CalendarDay()
+
+
+def require_device(conn: psycopg.Connection[Any], device_id: str) -> None:
+    """Refuse a device that is not registered (a typo would otherwise report nothing)."""
+    if not conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone():
+        raise click.ClickException(
+            f"no device {device_id!r}; `luftnett devices health --all` lists them"
+        )
 
 
 @click.group()

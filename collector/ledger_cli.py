@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import click
 
 from luftnett.cli import settings_of
-from luftnett.collector.annotate_cli import DAY
+from luftnett.collector.annotate_cli import DAY, require_device
 
 _CONVENTIONS = click.Choice(["utc+01", "Europe/Oslo"], case_sensitive=False)
 
@@ -80,15 +80,8 @@ def ledger(
             f"the first day ({first}) is before 1970-01-01: ask for fewer days", param_hint="--days"
         )
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
-        if (
-            device_id is not None
-            and not conn.execute(
-                "SELECT 1 FROM devices WHERE device_id = %s", (device_id,)
-            ).fetchone()
-        ):
-            raise click.ClickException(
-                f"no device {device_id!r}; `luftnett devices health --all` lists them"
-            )
+        if device_id is not None:
+            require_device(conn, device_id)
         entries = build(conn, last, device_id, conv, timedelta(seconds=late_after), days)
     if as_json:
         for e in entries:

@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from luftnett.cli import settings_of
-from luftnett.collector.annotate_cli import AWARE, DAY
-
-if TYPE_CHECKING:
-    import psycopg
-
-
-_NO_DEVICE = "no device {!r}; `luftnett devices health --all` lists them"
-
-
-def _device_exists(conn: psycopg.Connection[Any], device_id: str) -> None:
-    """Refuse a device that is not registered (a typo would otherwise report zero rows)."""
-    if not conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,)).fetchone():
-        raise click.ClickException(_NO_DEVICE.format(device_id))
+from luftnett.collector.annotate_cli import AWARE, DAY, require_device
 
 
 @click.group()
@@ -56,7 +44,7 @@ def rollup_refresh(
         )
     with database_url(settings_of(ctx)) as url, psycopg.connect(url) as conn:
         if device_id is not None:
-            _device_exists(conn, device_id)
+            require_device(conn, device_id)
         res = refresh(conn, device_id, since, until)
         conn.commit()
     click.echo(f"refreshed {res.devices} devices: {res.hours} hours, {res.days} days")
@@ -159,7 +147,7 @@ def rollup_show(
         psycopg.connect(url) as conn,
         conn.cursor(row_factory=dict_row) as cur,
     ):
-        _device_exists(conn, device_id)
+        require_device(conn, device_id)
         rows = cur.execute(_SHOW, p).fetchall()
     if not as_json:
         click.echo(f"{device_id}: {conv.describe}")

@@ -233,13 +233,13 @@ async def exposure(
     ranked = []
     for rank, r in enumerate(await cur.fetchall(), start=1):
         mean = None if r["mean"] is None else float(r["mean"]) * factor
+        hours = int(r["hours_with_data"])
+        pct = 100.0 * hours / (24 * days)  # the mean stands on this share of the period
         if mean is None:
             text_no = f"{r['name']}: ingen gyldige målinger av {name_no} de siste {days} dagene."
             text_en = f"{r['name']}: no valid {name_en} measurements in the last {days} days."
         else:
             g = guide.value_ugm3 if guide else None
-            hours = int(r["hours_with_data"])
-            pct = 100.0 * hours / (24 * days)
             kind_no = _SITE_TYPES_NO.get(r["site_type"] or "", r["site_type"])
             # the mean is of the hours with data: say how many, and when they are too few to
             # stand for the period (a new site, a long outage)
@@ -269,7 +269,7 @@ async def exposure(
                 "lon": r["lon"],
                 "mean_ugm3": None if mean is None else round(mean, 2),
                 "hours_with_data": r["hours_with_data"],
-                "coverage_pct": round(100.0 * int(r["hours_with_data"]) / (24 * days), 1),
+                "coverage_pct": round(pct, 1),
                 "days_valid": r["days_valid"],
                 "days_above_who_24h": r["days_above"],
                 "text_no": text_no,

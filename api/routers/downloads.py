@@ -142,6 +142,12 @@ class HourlyQuery(BaseModel):
         return first, last
 
 
+def _citation(request: Request) -> str:
+    """How to cite what this request downloads (today's date, this server)."""
+    today = datetime.now(UTC).date().isoformat()
+    return CITATION.format(date=today, url=str(request.base_url).rstrip("/"))
+
+
 def _no2_factor(profiles: ProfileSet) -> float:
     return profiles.factor_to_ugm3.get("no2_ppb", 1.0)
 
@@ -172,13 +178,12 @@ async def _metadata(
     found = await annotations_of(conn, devices, start, end)
     found.sort(key=lambda r: (r["device_id"], r["starts_at"], r["annotation_id"]))
     notes = [public_annotation(r, names=False) for r in found]
-    today = datetime.now(UTC).date().isoformat()
     return {
         "title": "luftnett microsensor readings",
         "generated_at": datetime.now(UTC).isoformat(),
         "software": f"luftnett {__version__}",
         "licence": LICENCE,
-        "citation": CITATION.format(date=today, url=str(request.base_url).rstrip("/")),
+        "citation": _citation(request),
         "query": {
             "devices": devices,
             "start": start.isoformat(),
@@ -290,10 +295,9 @@ async def readings_parquet(
     request: Request, conn: Conn, profiles: Profiles, q: Annotated[DownloadQuery, Query()]
 ) -> StreamingResponse:
     query, segs, cols = await _prepare(conn, profiles, q, parquet=True)
-    today = datetime.now(UTC).date().isoformat()
     meta = {
         "licence": LICENCE,
-        "citation": CITATION.format(date=today, url=str(request.base_url).rstrip("/")),
+        "citation": _citation(request),
         "indicative": profiles.indicative_note,
         "source": f"luftnett {__version__}",
     }
@@ -315,9 +319,7 @@ async def _hourly(
     codes: list[str] = list(dict.fromkeys(q.pollutant)) or list(POLLUTANTS.values())
     meta = {
         "licence": LICENCE,
-        "citation": CITATION.format(
-            date=datetime.now(UTC).date().isoformat(), url=str(request.base_url).rstrip("/")
-        ),
+        "citation": _citation(request),
         "source": f"luftnett {__version__}",
         "time": "hour_start: start of the UTC hour; hour_start_local: the same instant as "
         f"wall-clock time in {settings.publish.timezone}",
@@ -326,7 +328,7 @@ async def _hourly(
         request.app.state.database_url,
         settings.publish.timezone,
         first,
-        hourly_export.end_exclusive(last),
+        last + timedelta(days=1),  # the days [first, last]
         devices,
         codes,
         fmt,

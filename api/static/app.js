@@ -132,7 +132,7 @@ async function openSite(deviceId) {
     box.style.borderLeftColor = "#aaa";
     box.append(el("span", {}, "Ingen data siste time / no data in the latest hour"));
   }
-  // each section shows "…" until its own answer arrives, drops an answer for a site no longer
+  // each section clears until its own answer arrives, drops an answer for a site no longer
   // open (clicks faster than the server), and says so where its request failed
   await Promise.all([
     section("chart", deviceId, () => drawChart(deviceId)),
@@ -205,13 +205,13 @@ async function drawChart(deviceId) {
   for (const s of series) {
     // a line joins consecutive hours only: a gap (an hour without a valid mean) breaks it,
     // and an hour with no neighbour is drawn as a dot (a one-point line draws nothing)
-    const d = s.pts.map((p, i) => `${i && p[0] - s.pts[i - 1][0] <= HOUR ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
+    const joined = s.pts.map((p, i) => i > 0 && p[0] - s.pts[i - 1][0] <= HOUR);  // to the one before
+    const d = s.pts.map((p, i) => `${joined[i] ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
     const attrs = { d, fill: "none", stroke: s.colour, "stroke-width": 1.5, class: "series" };
     if (s.dash) attrs["stroke-dasharray"] = s.dash;
     g.appendChild(svg("path", attrs));
     s.pts.forEach((p, i) => {
-      const before = i && p[0] - s.pts[i - 1][0] <= HOUR, after = i + 1 < s.pts.length && s.pts[i + 1][0] - p[0] <= HOUR;
-      if (!before && !after) g.appendChild(svg("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 2.5, fill: s.dash ? "#fff" : s.colour, stroke: s.colour, class: "point" }));
+      if (!joined[i] && !joined[i + 1]) g.appendChild(svg("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 2.5, fill: s.dash ? "#fff" : s.colour, stroke: s.colour, class: "point" }));
     });
   }
   const legend = el("div", { class: "legend" });
